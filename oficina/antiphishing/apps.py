@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AntiphishingConfig(AppConfig):
+    name = "oficina.antiphishing"
+    verbose_name = "Imagen y frase de seguridad"

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Member(models.Model):
+    """An asociado, as imported from the cooperative's core system, plus their sign-in credentials."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Activo"
+        DISABLED = "disabled", "Deshabilitado"
+
+    document = models.CharField("cédula", max_length=10, unique=True, help_text="Solo dígitos, normalizada.")
+    name = models.CharField("nombre", max_length=150)
+    mobile = models.CharField("celular", max_length=16, blank=True, help_text="E.164, p. ej. +573111234567")
+    email = models.EmailField("correo", max_length=254, blank=True)
+    status = models.CharField("estado", max_length=10, choices=Status.choices, default=Status.ACTIVE)
+
+    pin_hash = models.CharField("clave (hash)", max_length=256, blank=True)
+    pin_changed_at = models.DateTimeField(null=True, blank=True)
+    security_image = models.CharField("imagen de seguridad", max_length=40, blank=True)
+    security_phrase = models.CharField("frase de seguridad", max_length=60, blank=True)
+
+    failed_pin_attempts = models.PositiveIntegerField(default=0)
+    locked_at = models.DateTimeField("bloqueado desde", null=True, blank=True)
+    last_login_at = models.DateTimeField("último ingreso", null=True, blank=True)
+    previous_login_at = models.DateTimeField("ingreso anterior", null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "asociado"
+        verbose_name_plural = "asociados"
+        constraints = [
+            models.CheckConstraint(
+                condition=~(models.Q(mobile="") & models.Q(email="")), name="member_has_a_channel"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.document[:-4]}****)" if len(self.document) > 4 else self.name
+
+    @property
+    def has_pin(self) -> bool:
+        return bool(self.pin_hash)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class PinHistory(models.Model):
+    """Hashes of a member's recent PINs, so a new PIN cannot repeat one of the last three."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="pin_history")
+    pin_hash = models.CharField(max_length=256)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

@@ -1,0 +1,237 @@
+"""Oficina Virtual settings: one file, driven by environment variables (see README, "Configuración")."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from oficina.lib.env import envbool, envchoice, envint, envlist, envstr
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = envbool("DEBUG", False)
+# pytest runs with relaxed, local-only defaults (no TLS cookies, demo key); production never imports pytest.
+TESTING = envbool("OFICINA_TESTING", False) or "pytest" in sys.modules
+
+SECRET_KEY = envstr("SECRET_KEY")
+if not SECRET_KEY:
+    if DEBUG or TESTING:
+        SECRET_KEY = "demo-only-insecure-key-never-use-in-production-0123456789abcdef"  # noqa: S105
+    else:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY (or SECRET_KEY_FILE) to a long random value; "
+            "a demo key is only used when DEBUG=1."
+        )
+SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS")
+
+# Key for the deterministic decoys shown for unknown cédulas. Rotating it changes every decoy at once.
+DECOY_KEY = envstr("DECOY_KEY") or SECRET_KEY
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG or TESTING else "")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+# The public address used in links inside messages; never taken from the request's Host header.
+SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "oficina.members",
+    "oficina.antiphishing",
+    "oficina.consent",
+    "oficina.audit",
+    "oficina.notify",
+    "oficina.signin",
+    "oficina.office",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "oficina.middleware.SecurityHeadersMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "oficina.office.middleware.MemberSessionMiddleware",
+]
+
+ROOT_URLCONF = "oficina.urls"
+WSGI_APPLICATION = "oficina.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "oficina.context_processors.branding",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        envstr("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
+        conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {})
+    # Wait for the writer lock instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"].update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = envstr("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "oficina",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# PINs, temporary codes and staff passwords: Argon2id at OWASP parameters (see oficina/signin/hashers.py).
+PASSWORD_HASHERS = [
+    "oficina.signin.hashers.PinArgon2Hasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Sessions live on the server (the keypad's digit maps are kept there, never in a cookie).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Strict"
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_AGE = envint("SESSION_ABSOLUTE_SECONDS", 60 * 60, minimum=60)
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Strict"
+SECURE_COOKIES = envbool("SECURE_COOKIES", not DEBUG and not TESTING)
+if SECURE_COOKIES:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+MEMBER_IDLE_SECONDS = envint("MEMBER_IDLE_SECONDS", 5 * 60, minimum=30)
+MEMBER_ABSOLUTE_SECONDS = envint("MEMBER_ABSOLUTE_SECONDS", 60 * 60, minimum=60)
+
+# The sign-in rules (figures from the issues; each has a test).
+PIN_MAX_FAILED_ATTEMPTS = envint("PIN_MAX_FAILED_ATTEMPTS", 5, minimum=1)
+CODE_VALIDITY_SECONDS = envint("CODE_VALIDITY_SECONDS", 10 * 60, minimum=60)
+CODE_MAX_ATTEMPTS = envint("CODE_MAX_ATTEMPTS", 5, minimum=1)
+SIGNIN_FLOW_SECONDS = envint("SIGNIN_FLOW_SECONDS", 15 * 60, minimum=60)
+
+LANGUAGE_CODE = "es-co"
+LANGUAGES = [("es-co", "Español (Colombia)")]
+TIME_ZONE = envstr("TIME_ZONE", "America/Bogota")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG or TESTING
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# E-mail: Django's framework; short names for the common backends.
+EMAIL_BACKEND = envchoice(
+    "EMAIL_BACKEND",
+    {
+        "console": "django.core.mail.backends.console.EmailBackend",
+        "smtp": "django.core.mail.backends.smtp.EmailBackend",
+        "file": "django.core.mail.backends.filebased.EmailBackend",
+        "locmem": "django.core.mail.backends.locmem.EmailBackend",
+    },
+    "console" if DEBUG else "smtp",
+)
+EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10, minimum=1)
+EMAIL_FILE_PATH = envstr("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Oficina Virtual <no-responder@localhost>")
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be set.")
+
+# SMS: pluggable backends in oficina/notify/sms/, chosen like Django's e-mail backends.
+SMS_BACKEND = envchoice(
+    "SMS_BACKEND",
+    {
+        "console": "oficina.notify.sms.console.SmsBackend",
+        "file": "oficina.notify.sms.file.SmsBackend",
+        "locmem": "oficina.notify.sms.locmem.SmsBackend",
+        "http": "oficina.notify.sms.http.SmsBackend",
+    },
+    "console" if DEBUG else "http",
+)
+SMS_FILE_PATH = envstr("SMS_FILE_PATH", str(BASE_DIR / "var" / "sms"))
+SMS_HTTP_URL = envstr("SMS_HTTP_URL")
+SMS_HTTP_USER = envstr("SMS_HTTP_USER")
+SMS_HTTP_PASSWORD = envstr("SMS_HTTP_PASSWORD")
+SMS_HTTP_TOKEN = envstr("SMS_HTTP_TOKEN")
+SMS_HTTP_FORMAT = envstr("SMS_HTTP_FORMAT", "json")
+SMS_HTTP_TIMEOUT = envint("SMS_HTTP_TIMEOUT", 10, minimum=1, maximum=120)
+SMS_SENDER = envstr("SMS_SENDER", "COOPERATIVA")
+if SMS_BACKEND.endswith("http.SmsBackend") and not SMS_HTTP_URL and not (DEBUG or TESTING):
+    raise ImproperlyConfigured("SMS_BACKEND=http needs SMS_HTTP_URL (the gateway's address).")
+if SMS_HTTP_FORMAT not in {"json", "form"}:
+    raise ImproperlyConfigured(f"SMS_HTTP_FORMAT must be 'json' or 'form', not {SMS_HTTP_FORMAT!r}")
+
+# Branding: any cooperative can put its own name, contact and colour.
+COOPERATIVE_NAME = envstr("COOPERATIVE_NAME", "Cooperativa Progressa")
+COOPERATIVE_PHONE = envstr("COOPERATIVE_PHONE", "(601) 555 0100")
+COOPERATIVE_EMAIL = envstr("COOPERATIVE_EMAIL", "atencion@cooperativa.example")
+COOPERATIVE_ADDRESS = envstr("COOPERATIVE_ADDRESS", "Calle 10 # 20-30, Bogotá D.C.")
+COOPERATIVE_NIT = envstr("COOPERATIVE_NIT", "900.000.000-0")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.server": {"level": "WARNING" if TESTING else "INFO"}},
+}
