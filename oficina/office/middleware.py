@@ -1,15 +1,51 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.crypto import constant_time_compare
+
+from oficina.members.models import Member
+from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash
 
 
 class MemberSessionMiddleware:
-    """Placeholder; replaced by the member session logic."""
+    """Sets request.member for a live member session, enforcing idle and absolute timeouts and
+    ending the session when the member's PIN changed (or they were disabled) since sign-in."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.member = None  # type: ignore[attr-defined]
+        request.member_session_ended = None  # type: ignore[attr-defined]
+        data = request.session.get(MEMBER_SESSION_KEY) if hasattr(request, "session") else None
+        if isinstance(data, dict):
+            member = self._load(request, data)
+            request.member = member  # type: ignore[attr-defined]
         return self.get_response(request)
+
+    def _load(self, request: HttpRequest, data: dict[str, object]) -> Member | None:
+        now = time.time()
+        reason = None
+        if now - float(data.get("seen_at", 0)) > settings.MEMBER_IDLE_SECONDS:  # type: ignore[arg-type]
+            reason = "idle"
+        elif now - float(data.get("signed_in_at", 0)) > settings.MEMBER_ABSOLUTE_SECONDS:  # type: ignore[arg-type]
+            reason = "absolute"
+        member = Member.objects.filter(pk=data.get("id"), status=Member.Status.ACTIVE).first()
+        if reason is None and (
+            member is None or not constant_time_compare(str(data.get("auth", "")), session_auth_hash(member))
+        ):
+            reason = "revoked"
+        if reason is not None:
+            from oficina.audit.services import event_record
+
+            request.session.flush()
+            request.member_session_ended = reason  # type: ignore[attr-defined]
+            event_record("session_expired", request=request, member=member, reason=reason)
+            return None
+        data["seen_at"] = now
+        request.session.modified = True
+        return member

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+from django.template import engines
+from django.utils import timezone
+
+from oficina.consent.models import Consent, PolicyVersion
+from oficina.lib.client import client_ip, user_agent
+from oficina.members.models import Member
+
+POLICY_TEXTS = Path(__file__).resolve().parent / "policy_texts"
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def policy_render(template_text: str) -> str:
+    """Fills the cooperative's identity into a policy template; the result is what is stored and shown."""
+    context = {
+        "cooperative": {
+            "name": settings.COOPERATIVE_NAME,
+            "nit": settings.COOPERATIVE_NIT,
+            "address": settings.COOPERATIVE_ADDRESS,
+            "phone": settings.COOPERATIVE_PHONE,
+            "email": settings.COOPERATIVE_EMAIL,
+        }
+    }
+    return engines["django"].from_string(template_text).render(context).strip()
+
+
+def policy_publish(*, version: str, text: str) -> PolicyVersion:
+    """Publishes a new version; members who accepted an older one are asked again at next sign-in."""
+    if PolicyVersion.objects.filter(version=version).exists():
+        raise ValueError(f"La versión {version!r} ya fue publicada; una versión publicada no cambia.")
+    return PolicyVersion.objects.create(
+        version=version, text=text, text_sha256=text_sha256(text), published_at=timezone.now()
+    )
+
+
+def policy_current() -> PolicyVersion | None:
+    return PolicyVersion.objects.order_by("-published_at", "-id").first()
+
+
+def policy_current_or_default() -> PolicyVersion:
+    """The current policy; on a fresh database, publishes the shipped version 1 first."""
+    current = policy_current()
+    if current is None:
+        with transaction.atomic():
+            current = policy_current() or policy_publish(
+                version="1", text=policy_render((POLICY_TEXTS / "v1.html").read_text(encoding="utf-8"))
+            )
+    return current
+
+
+def member_needs_consent(member: Member) -> bool:
+    current = policy_current_or_default()
+    return not Consent.objects.filter(member=member, policy=current, text_sha256=current.text_sha256).exists()
+
+
+def consent_record(*, member: Member, policy: PolicyVersion, request: HttpRequest) -> Consent:
+    return Consent.objects.create(
+        member=member,
+        policy=policy,
+        text_sha256=policy.text_sha256,
+        accepted_at=timezone.now(),
+        ip_address=client_ip(request),
+        user_agent=user_agent(request),
+    )

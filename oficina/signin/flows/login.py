@@ -1,0 +1,85 @@
+"""Step 3: the PIN check of a returning member, and opening or closing their session."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.db.models import F
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+
+from oficina.audit.services import event_record
+from oficina.members.models import Member
+from oficina.signin.flows.identify import member_for_signin
+from oficina.signin.pin import secret_check
+
+MEMBER_SESSION_KEY = "member"
+
+
+def _attempt_claim(member: Member) -> bool:
+    """Counts this attempt before the hash is checked, in one conditional UPDATE, so parallel guesses
+    can never get more than PIN_MAX_FAILED_ATTEMPTS checks of the real hash."""
+    return (
+        Member.objects.filter(
+            pk=member.pk, locked_at__isnull=True, failed_pin_attempts__lt=settings.PIN_MAX_FAILED_ATTEMPTS
+        ).update(failed_pin_attempts=F("failed_pin_attempts") + 1)
+        == 1
+    )
+
+
+def pin_verify(*, request: HttpRequest, document: str, pin: str) -> Member | None:
+    """The member when `pin` is right and their access is open; None for every failure alike."""
+    member = member_for_signin(document=document)
+    if member is None or not member.pin_hash:
+        secret_check(pin, None)
+        event_record("signin_failed", request=request, member=member, document=document)
+        return None
+    if not _attempt_claim(member):
+        secret_check(pin, None)
+        event_record("signin_failed", request=request, member=member, reason="locked")
+        return None
+    if secret_check(pin, member.pin_hash):
+        Member.objects.filter(pk=member.pk).update(failed_pin_attempts=0)
+        member.failed_pin_attempts = 0
+        return member
+    locked = (
+        Member.objects.filter(
+            pk=member.pk, locked_at__isnull=True, failed_pin_attempts__gte=settings.PIN_MAX_FAILED_ATTEMPTS
+        ).update(locked_at=timezone.now())
+        == 1
+    )
+    event_record("signin_failed", request=request, member=member, reason="wrong_pin")
+    if locked:
+        event_record("member_locked", request=request, member=member)
+        from oficina.notify.services import access_locked_notice_send
+
+        try:
+            access_locked_notice_send(member=member)
+        except Exception:  # noqa: BLE001 - a notice that fails must not change the answer
+            event_record("notice_failed", member=member, notice="locked")
+    return None
+
+
+def session_auth_hash(member: Member) -> str:
+    """Changes whenever the PIN changes, which ends every session opened with the old one."""
+    return salted_hmac("oficina.member.session", member.pin_hash, algorithm="sha256").hexdigest()
+
+
+def member_sign_in(*, request: HttpRequest, member: Member) -> None:
+    request.session.cycle_key()  # a new session id: a planted one is useless after sign-in
+    now = timezone.now()
+    Member.objects.filter(pk=member.pk).update(previous_login_at=F("last_login_at"), last_login_at=now)
+    request.session[MEMBER_SESSION_KEY] = {
+        "id": member.pk,
+        "auth": session_auth_hash(member),
+        "signed_in_at": time.time(),
+        "seen_at": time.time(),
+    }
+    event_record("signin_ok", request=request, member=member)
+
+
+def member_sign_out(*, request: HttpRequest, member: Member | None, reason: str = "logout") -> None:
+    request.session.flush()  # deletes the server-side session: the old cookie is worthless
+    event_record(reason, request=request, member=member)

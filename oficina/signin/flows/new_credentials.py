@@ -1,0 +1,96 @@
+"""Steps 7-10: the new PIN (typed twice), the image and phrase, the data policy, all saved at once."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from oficina.antiphishing.gallery import is_valid_image_id
+from oficina.audit.services import event_record
+from oficina.consent.models import PolicyVersion
+from oficina.consent.services import consent_record
+from oficina.members.models import Member, PinHistory
+from oficina.signin.pin import secret_hash
+from oficina.signin.validators import PIN_HISTORY_DEPTH, pin_validate
+
+PHRASE_MIN = 4
+PHRASE_MAX = 60
+
+
+def new_pin_accept(*, member: Member, pin: str) -> str:
+    """Checks the rules and returns the new PIN's hash (kept in the session until the flow ends)."""
+    pin_validate(pin, member=member)
+    return secret_hash(pin)
+
+
+def phrase_clean(raw: object) -> str:
+    """The security phrase: letters, digits, spaces and everyday punctuation; shown escaped always."""
+    if not isinstance(raw, str):
+        raise ValidationError("Escribe tu frase de seguridad.", code="phrase_missing")
+    phrase = " ".join(unicodedata.normalize("NFC", raw).split())
+    if len(phrase) < PHRASE_MIN:
+        raise ValidationError(
+            f"Tu frase de seguridad debe tener al menos {PHRASE_MIN} caracteres.", code="phrase_short"
+        )
+    if len(phrase) > PHRASE_MAX:
+        raise ValidationError(
+            f"Tu frase de seguridad puede tener máximo {PHRASE_MAX} caracteres.", code="phrase_long"
+        )
+    allowed_punctuation = set(" .,;:¡!¿?-'\"()")
+    for ch in phrase:
+        if not (ch.isalnum() or ch in allowed_punctuation) or unicodedata.category(ch).startswith("C"):
+            raise ValidationError(
+                "Tu frase de seguridad solo puede tener letras, números, espacios y signos "
+                "de puntuación comunes (. , ; : ¡ ! ¿ ? - ' \" ( )).",
+                code="phrase_characters",
+            )
+    return phrase
+
+
+def image_clean(raw: object) -> str:
+    if not is_valid_image_id(raw):
+        raise ValidationError("Selecciona una de las imágenes de seguridad.", code="image_missing")
+    return str(raw)
+
+
+def credentials_complete(
+    *,
+    request: HttpRequest,
+    member_id: int,
+    pin_hash: str,
+    image_id: str,
+    phrase: str,
+    policy: PolicyVersion,
+) -> Member:
+    """Saves everything the reset defined, in one transaction: all of it or nothing."""
+    with transaction.atomic():
+        member = Member.objects.select_for_update().get(pk=member_id)
+        now = timezone.now()
+        member.pin_hash = pin_hash
+        member.pin_changed_at = now
+        member.security_image = image_id
+        member.security_phrase = phrase
+        member.failed_pin_attempts = 0
+        member.locked_at = None
+        member.save()
+        PinHistory.objects.create(member=member, pin_hash=pin_hash)
+        stale = member.pin_history.order_by("-created_at", "-id").values_list("pk", flat=True)[PIN_HISTORY_DEPTH:]
+        PinHistory.objects.filter(pk__in=list(stale)).delete()
+        consent_record(member=member, policy=policy, request=request)
+        event_record("reset_completed", request=request, member=member)
+        event_record("consent_given", request=request, member=member, policy=policy.version)
+        transaction.on_commit(lambda: _notice_changed(member))
+    return member
+
+
+def _notice_changed(member: Member) -> None:
+    from oficina.notify.services import pin_changed_notice_send
+
+    try:
+        pin_changed_notice_send(member=member)
+    except Exception:  # noqa: BLE001 - the change is saved; a notice that fails is recorded, not raised
+        event_record("notice_failed", member=member, notice="pin_changed")

@@ -1,0 +1,129 @@
+"""Steps 4-6, "Olvidé mi clave": choose a channel, receive a temporary code, type it on the keypad.
+
+Also a member's first access: an imported member has no PIN until they complete this flow.
+For an unknown or disabled cédula every step looks the same (decoy masked destinations, the same
+"sent" page), costs the same hashing, and nothing is sent or stored.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.http import HttpRequest
+from django.utils import timezone
+
+from oficina.antiphishing.decoys import decoy_for
+from oficina.audit.services import event_record
+from oficina.lib.masking import mask_email, mask_mobile
+from oficina.members.models import Member
+from oficina.signin.flows.identify import member_for_signin
+from oficina.signin.models import TemporaryCode
+from oficina.signin.pin import secret_check, secret_hash
+
+CHANNELS = ("sms", "email")
+
+
+@dataclass(frozen=True)
+class Channels:
+    """The masked destinations offered on "Confirmación de cuenta"; empty when the member lacks one."""
+
+    sms: str
+    email: str
+
+    def offers(self, channel: str) -> bool:
+        return bool(getattr(self, channel, "")) if channel in CHANNELS else False
+
+
+def reset_channels(*, document: str) -> Channels:
+    member = member_for_signin(document=document)
+    if member is None:
+        decoy = decoy_for(document)
+        return Channels(sms=decoy.masked_mobile, email=decoy.masked_email)
+    return Channels(sms=mask_mobile(member.mobile), email=mask_email(member.email))
+
+
+def code_generate() -> str:
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def code_request(*, request: HttpRequest, document: str, channel: str) -> str:
+    """Issues a new code (replacing any earlier one) and sends it; returns the flow id that binds the
+    code to this browser session. Raises DeliveryError when the message could not be handed over."""
+    from oficina.notify.services import temporary_code_send
+
+    flow_id = secrets.token_urlsafe(24)
+    code = code_generate()
+    code_hash = secret_hash(code)  # paid for unknown cédulas too, so timing tells nothing
+    member = member_for_signin(document=document)
+    if member is None:
+        event_record("code_requested_unknown", request=request, document=document, channel=channel)
+        return flow_id
+    now = timezone.now()
+    with transaction.atomic():
+        TemporaryCode.objects.filter(
+            member=member, consumed_at__isnull=True, superseded_at__isnull=True
+        ).update(superseded_at=now)
+        TemporaryCode.objects.create(
+            member=member,
+            flow_id=flow_id,
+            code_hash=code_hash,
+            channel=channel,
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.CODE_VALIDITY_SECONDS),
+        )
+    try:
+        temporary_code_send(member=member, channel=channel, code=code)
+    except Exception:
+        event_record("code_send_failed", request=request, member=member, channel=channel)
+        raise
+    event_record("code_sent", request=request, member=member, channel=channel)
+    return flow_id
+
+
+def code_verify(*, request: HttpRequest, document: str, flow_id: str, code: str) -> Member | None:
+    """The member when `code` is this flow's live code; consumes it. None for every failure alike."""
+    now = timezone.now()
+    member = member_for_signin(document=document)
+    live = (
+        TemporaryCode.objects.filter(
+            member=member,
+            flow_id=flow_id,
+            consumed_at__isnull=True,
+            superseded_at__isnull=True,
+            expires_at__gt=now,
+        ).first()
+        if member is not None
+        else None
+    )
+    claimed = (
+        live is not None
+        and TemporaryCode.objects.filter(
+            pk=live.pk, consumed_at__isnull=True, superseded_at__isnull=True,
+            attempts__lt=settings.CODE_MAX_ATTEMPTS, expires_at__gt=now,
+        ).update(attempts=F("attempts") + 1)
+        == 1
+    )
+    if live is None or not claimed:
+        secret_check(code, None)
+        event_record("code_failed", request=request, member=member, document=document)
+        return None
+    if not secret_check(code, live.code_hash):
+        event_record("code_failed", request=request, member=member)
+        return None
+    # Single use: of any number of parallel right answers, one UPDATE wins.
+    won = (
+        TemporaryCode.objects.filter(pk=live.pk, consumed_at__isnull=True, superseded_at__isnull=True).update(
+            consumed_at=timezone.now()
+        )
+        == 1
+    )
+    if not won:
+        event_record("code_replayed", request=request, member=member)
+        return None
+    event_record("code_used", request=request, member=member)
+    return member

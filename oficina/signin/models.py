@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from django.db import models
+
+from oficina.members.models import Member
+
+
+class TemporaryCode(models.Model):
+    """A "clave temporal" sent by SMS or e-mail. Only its hash is kept; it is single use."""
+
+    class Channel(models.TextChoices):
+        SMS = "sms", "SMS"
+        EMAIL = "email", "Correo electrónico"
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="temporary_codes")
+    # Binds the code to the browser session that asked for it (the value lives only in that session).
+    flow_id = models.CharField(max_length=64, db_index=True)
+    code_hash = models.CharField(max_length=256)
+    channel = models.CharField(max_length=5, choices=Channel.choices)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "clave temporal"
+        verbose_name_plural = "claves temporales"
+        indexes = [models.Index(fields=["member", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Clave temporal {self.pk} ({self.get_channel_display()})"

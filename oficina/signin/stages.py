@@ -1,0 +1,94 @@
+"""The sign-in journey as an ordered sequence of stages held in the server-side session.
+
+Every view asks for the one stage it serves; a request for any other stage (a bookmark, a direct POST,
+the back button) finds no flow in that stage and is sent to the start. Stages only move forward.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any
+
+from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
+
+SESSION_KEY = "signin"
+
+
+class Stage(StrEnum):
+    PASSWORD = "clave"  # cédula given; image, phrase and keypad shown
+    NEW_PIN = "nueva_clave"  # temporary code accepted; define the new PIN
+    CONFIRM_PIN = "confirmar_clave"
+    SECURITY_IMAGE = "imagen"
+    POLICY = "politica"  # also reached by a returning member who must accept a newer policy
+    DONE = "listo"
+
+
+# The only moves a flow may make.
+NEXT: dict[Stage, set[Stage]] = {
+    Stage.PASSWORD: {Stage.NEW_PIN, Stage.POLICY},
+    Stage.NEW_PIN: {Stage.CONFIRM_PIN},
+    Stage.CONFIRM_PIN: {Stage.SECURITY_IMAGE, Stage.NEW_PIN},
+    Stage.SECURITY_IMAGE: {Stage.POLICY},
+    Stage.POLICY: {Stage.DONE},
+    Stage.DONE: set(),
+}
+
+
+class Flow:
+    """A view of session[SESSION_KEY]; changes are written back through the session."""
+
+    def __init__(self, session: SessionBase, data: dict[str, Any]) -> None:
+        self._session = session
+        self.data = data
+
+    @property
+    def document(self) -> str:
+        return str(self.data["document"])
+
+    @property
+    def stage(self) -> Stage:
+        return Stage(self.data["stage"])
+
+    @property
+    def member_id(self) -> int | None:
+        value = self.data.get("member_id")
+        return int(value) if value is not None else None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def set(self, **values: Any) -> None:
+        self.data.update(values)
+        self._session.modified = True
+
+    def advance(self, to: Stage, **values: Any) -> None:
+        if to not in NEXT[self.stage]:
+            raise ValueError(f"a flow cannot move from {self.stage} to {to}")
+        self.data["stage"] = to.value
+        self.set(**values)
+
+
+def flow_start(session: SessionBase, *, document: str) -> Flow:
+    data = {"document": document, "stage": Stage.PASSWORD.value, "started_at": time.time()}
+    session[SESSION_KEY] = data
+    return Flow(session, data)
+
+
+def flow_get(session: SessionBase, *, stage: Stage | None = None) -> Flow | None:
+    """The session's flow when it exists, has not timed out and (if asked) is in `stage`."""
+    data = session.get(SESSION_KEY)
+    if not isinstance(data, dict) or "stage" not in data:
+        return None
+    if time.time() - float(data.get("started_at", 0)) > settings.SIGNIN_FLOW_SECONDS:
+        flow_end(session)
+        return None
+    flow = Flow(session, data)
+    if stage is not None and flow.stage != stage:
+        return None
+    return flow
+
+
+def flow_end(session: SessionBase) -> None:
+    session.pop(SESSION_KEY, None)

@@ -1,0 +1,338 @@
+"""Thin views: parse the request, call a flow, render. The journey's rules live in flows/ and stages.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods
+
+from oficina.antiphishing.gallery import GALLERY
+from oficina.consent.services import member_needs_consent, policy_current_or_default
+from oficina.lib.national_id import InvalidDocument
+from oficina.members.models import Member
+from oficina.signin.flows.identify import document_parse, security_display
+from oficina.signin.flows.login import member_sign_in, pin_verify
+from oficina.signin.flows.new_credentials import (
+    credentials_complete,
+    image_clean,
+    new_pin_accept,
+    phrase_clean,
+)
+from oficina.signin.flows.reset import CHANNELS, code_request, code_verify, reset_channels
+from oficina.signin.keypad_form import keypad_context, keypad_post
+from oficina.signin.pin import secret_check
+from oficina.signin.stages import Flow, Stage, flow_end, flow_get, flow_start
+from oficina.signin.validators import pin_help_texts
+
+RESET_SESSION_KEY = "reset"
+
+MSG_WRONG_PIN = (
+    "La clave no es correcta o tu acceso no está disponible. Si no la recuerdas, usa «Olvidé mi clave»."
+)
+MSG_WRONG_CODE = "La clave temporal no es correcta o ya venció. Revisa el mensaje que te enviamos."
+MSG_CODE_EXHAUSTED = (
+    "Superaste los intentos con esta clave temporal. Solicita una nueva con «Olvidé mi clave»."
+)
+MSG_SEND_FAILED = (
+    "No pudimos enviar la clave temporal en este momento. Intenta de nuevo en unos minutos o elige otro medio."
+)
+MSG_FLOW_EXPIRED = "Tu sesión de ingreso terminó. Ingresa tu usuario para continuar."
+CHANNEL_NAMES = {"sms": "celular", "email": "correo electrónico"}
+
+protected = [never_cache, csrf_protect, require_http_methods(["GET", "POST"])]
+
+
+def _guarded(view: Any) -> Any:
+    for decorator in reversed(protected):
+        view = decorator(view)
+    return view
+
+
+def _restart(request: HttpRequest) -> HttpResponse:
+    messages.info(request, MSG_FLOW_EXPIRED)
+    return redirect("signin:identify")
+
+
+def _pending_reset(request: HttpRequest, flow: Flow) -> dict[str, Any] | None:
+    reset = request.session.get(RESET_SESSION_KEY)
+    if isinstance(reset, dict) and reset.get("document") == flow.document:
+        return reset
+    return None
+
+
+@_guarded
+def identify(request: HttpRequest) -> HttpResponse:
+    """Paso 1: "Ingresa tu usuario"."""
+    error = None
+    value = ""
+    if request.method == "POST":
+        raw = request.POST.get("usuario", "")
+        value = raw[:40] if isinstance(raw, str) else ""
+        try:
+            document = document_parse(raw=raw)
+        except InvalidDocument as exc:
+            error = str(exc)
+        else:
+            flow_start(request.session, document=document)
+            return redirect("signin:password")
+    return render(request, "signin/identify.html", {"error": error, "value": value}, status=200)
+
+
+@_guarded
+def forgot_user(request: HttpRequest) -> HttpResponse:
+    return render(request, "signin/forgot_user.html")
+
+
+@_guarded
+@sensitive_post_parameters()
+def password(request: HttpRequest) -> HttpResponse:
+    """Paso 2: image and phrase, warning, and the keypad. Takes the PIN, or the temporary code."""
+    flow = flow_get(request.session, stage=Stage.PASSWORD)
+    if flow is None:
+        return _restart(request)
+    reset = _pending_reset(request, flow)
+    error = None
+    tokens: list[str] = []
+    if request.method == "POST":
+        if request.POST.get("action") == "regresar":
+            flow_end(request.session)
+            return redirect("signin:identify")
+        result = keypad_post(request, purpose="password")
+        error, tokens = result.error, result.tokens
+        if result.digits is not None and reset is not None:
+            member = code_verify(
+                request=request, document=flow.document, flow_id=str(reset.get("flow_id")), code=result.digits
+            )
+            if member is not None:
+                request.session.pop(RESET_SESSION_KEY, None)
+                request.session.cycle_key()
+                flow.advance(Stage.NEW_PIN, member_id=member.pk, kind="reset")
+                return redirect("signin:new_pin")
+            reset["attempts"] = int(reset.get("attempts", 0)) + 1
+            request.session.modified = True
+            if reset["attempts"] >= settings.CODE_MAX_ATTEMPTS:
+                request.session.pop(RESET_SESSION_KEY, None)
+                reset, error = None, MSG_CODE_EXHAUSTED
+            else:
+                error = MSG_WRONG_CODE
+        elif result.digits is not None:
+            member = pin_verify(request=request, document=flow.document, pin=result.digits)
+            if member is not None:
+                if member_needs_consent(member):
+                    flow.advance(Stage.POLICY, member_id=member.pk, kind="reconsent")
+                    return redirect("signin:policy")
+                flow_end(request.session)
+                member_sign_in(request=request, member=member)
+                return redirect("office:home")
+            error = MSG_WRONG_PIN
+    display = security_display(document=flow.document)
+    context = {
+        "display": display,
+        "error": error,
+        "awaiting_code": reset is not None,
+        **keypad_context(request, purpose="password", tokens=tokens),
+    }
+    return render(request, "signin/password.html", context)
+
+
+@_guarded
+def forgot_pin(request: HttpRequest) -> HttpResponse:
+    """Paso 3-4: "Confirmación de cuenta": choose SMS or e-mail for the temporary code."""
+    flow = flow_get(request.session, stage=Stage.PASSWORD)
+    if flow is None:
+        return _restart(request)
+    channels = reset_channels(document=flow.document)
+    error = None
+    if request.method == "POST":
+        if request.POST.get("action") == "regresar":
+            return redirect("signin:password")
+        channel = request.POST.get("canal", "")
+        if channel not in CHANNELS or not channels.offers(channel):
+            error = "Selecciona por dónde quieres recibir la clave temporal."
+        else:
+            try:
+                flow_id = code_request(request=request, document=flow.document, channel=channel)
+            except Exception:  # noqa: BLE001 - any delivery fault gets the same clear message
+                error = MSG_SEND_FAILED
+            else:
+                request.session[RESET_SESSION_KEY] = {
+                    "document": flow.document,
+                    "flow_id": flow_id,
+                    "channel": channel,
+                    "attempts": 0,
+                }
+                flow_end(request.session)
+                return redirect("signin:code_sent")
+    return render(request, "signin/forgot_pin.html", {"channels": channels, "error": error})
+
+
+@_guarded
+def code_sent(request: HttpRequest) -> HttpResponse:
+    """Paso 4: "Confirmación envío de información"."""
+    reset = request.session.get(RESET_SESSION_KEY)
+    if not isinstance(reset, dict):
+        return _restart(request)
+    return render(request, "signin/code_sent.html", {"channel_name": CHANNEL_NAMES[str(reset["channel"])]})
+
+
+def _keypad_stage(
+    request: HttpRequest, *, stage: Stage, template: str, extra: dict[str, Any] | None = None
+) -> tuple[Flow | None, str | None, list[str], str | None]:
+    """Common part of the new-PIN pages: (flow, digits, tokens, error)."""
+    flow = flow_get(request.session, stage=stage)
+    if flow is None or request.method != "POST":
+        return flow, None, [], None
+    result = keypad_post(request, purpose=stage.value)
+    return flow, result.digits, result.tokens, result.error
+
+
+@_guarded
+@sensitive_post_parameters()
+def new_pin(request: HttpRequest) -> HttpResponse:
+    """Paso 6: define the new six-digit PIN."""
+    flow, digits, tokens, error = _keypad_stage(request, stage=Stage.NEW_PIN, template="")
+    if flow is None:
+        return _restart(request)
+    if request.method == "POST" and request.POST.get("action") == "regresar":
+        flow_end(request.session)
+        messages.info(request, "Cancelaste el cambio de clave. No hicimos ningún cambio.")
+        return redirect("signin:identify")
+    if digits is not None:
+        member = Member.objects.get(pk=flow.member_id)
+        try:
+            pending = new_pin_accept(member=member, pin=digits)
+        except ValidationError as exc:
+            error = exc.messages[0]
+        else:
+            flow.advance(Stage.CONFIRM_PIN, pending_pin_hash=pending)
+            return redirect("signin:confirm_pin")
+    context = {
+        "error": error,
+        "confirming": False,
+        "help_texts": pin_help_texts(),
+        **keypad_context(request, purpose=Stage.NEW_PIN.value, tokens=tokens),
+    }
+    return render(request, "signin/new_pin.html", context)
+
+
+@_guarded
+@sensitive_post_parameters()
+def confirm_pin(request: HttpRequest) -> HttpResponse:
+    """Paso 6 (b): type the new PIN again."""
+    flow, digits, tokens, error = _keypad_stage(request, stage=Stage.CONFIRM_PIN, template="")
+    if flow is None:
+        return _restart(request)
+    if request.method == "POST" and request.POST.get("action") == "regresar":
+        flow.advance(Stage.NEW_PIN, pending_pin_hash=None)
+        return redirect("signin:new_pin")
+    if digits is not None:
+        if secret_check(digits, flow.get("pending_pin_hash")):
+            flow.advance(Stage.SECURITY_IMAGE)
+            return redirect("signin:security_image")
+        flow.advance(Stage.NEW_PIN, pending_pin_hash=None)
+        messages.error(request, "Las dos claves no coinciden. Define tu nueva clave otra vez.")
+        return redirect("signin:new_pin")
+    context = {
+        "error": error,
+        "confirming": True,
+        **keypad_context(request, purpose=Stage.CONFIRM_PIN.value, tokens=tokens),
+    }
+    return render(request, "signin/new_pin.html", context)
+
+
+@_guarded
+def security_image(request: HttpRequest) -> HttpResponse:
+    """Paso 7: "Imagen y frase de seguridad"."""
+    flow = flow_get(request.session, stage=Stage.SECURITY_IMAGE)
+    if flow is None:
+        return _restart(request)
+    errors: dict[str, str] = {}
+    chosen = ""
+    phrase = ""
+    if request.method == "POST":
+        raw_image = request.POST.get("imagen", "")
+        raw_phrase = request.POST.get("frase", "")
+        phrase = raw_phrase[:200] if isinstance(raw_phrase, str) else ""
+        try:
+            chosen = image_clean(raw_image)
+        except ValidationError as exc:
+            errors["imagen"] = exc.messages[0]
+        try:
+            phrase = phrase_clean(raw_phrase)
+        except ValidationError as exc:
+            errors["frase"] = exc.messages[0]
+        if not errors:
+            flow.advance(Stage.POLICY, image_id=chosen, phrase=phrase)
+            return redirect("signin:policy")
+    context = {"gallery": GALLERY, "errors": errors, "chosen": chosen, "phrase": phrase}
+    return render(request, "signin/security_image.html", context)
+
+
+@_guarded
+def policy(request: HttpRequest) -> HttpResponse:
+    """Paso 8: "Política de tratamiento de datos" and "Permitir"."""
+    flow = flow_get(request.session, stage=Stage.POLICY)
+    if flow is None:
+        return _restart(request)
+    current = policy_current_or_default()
+    error = None
+    if request.method == "POST":
+        decision = request.POST.get("decision")
+        if decision == "rechazar":
+            flow_end(request.session)
+            messages.info(
+                request,
+                "No autorizaste el tratamiento de tus datos, así que no hicimos ningún cambio. "
+                "Puedes volver cuando quieras o acercarte a una de nuestras oficinas.",
+            )
+            return redirect("signin:identify")
+        shown_version = request.POST.get("version")
+        if decision != "permitir" or request.POST.get("acepto") != "si":
+            error = "Para continuar marca la casilla de autorización y haz clic en «Permitir»."
+        elif shown_version != current.version:
+            error = "La política se actualizó mientras la leías. Revísala y vuelve a hacer clic en «Permitir»."
+        elif flow.get("kind") == "reconsent":
+            from oficina.consent.services import consent_record
+
+            member = Member.objects.get(pk=flow.member_id)
+            consent_record(member=member, policy=current, request=request)
+            flow_end(request.session)
+            member_sign_in(request=request, member=member)
+            return redirect("office:home")
+        else:
+            assert flow.member_id is not None
+            credentials_complete(
+                request=request,
+                member_id=flow.member_id,
+                pin_hash=str(flow.get("pending_pin_hash")),
+                image_id=str(flow.get("image_id")),
+                phrase=str(flow.get("phrase")),
+                policy=current,
+            )
+            flow.advance(Stage.DONE, pending_pin_hash=None)
+            return redirect("signin:done")
+    return render(
+        request,
+        "signin/policy.html",
+        {"policy": current, "error": error, "reconsent": flow.get("kind") == "reconsent"},
+    )
+
+
+@_guarded
+def done(request: HttpRequest) -> HttpResponse:
+    """Paso 9: "¡Listo!"; the member signs in again with the new PIN (no automatic sign-in)."""
+    flow = flow_get(request.session, stage=Stage.DONE)
+    if flow is None:
+        return _restart(request)
+    if request.method == "POST":
+        flow_end(request.session)
+        return redirect("signin:identify")
+    return render(request, "signin/done.html")

@@ -1,0 +1,121 @@
+"""The whole guide, through the same doors a member uses (Django's test client)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core import mail
+
+from oficina.consent.models import Consent
+from oficina.members.models import Member
+from tests.factories import make_member
+from tests.keypad import keypad_body, type_on_keypad
+
+pytestmark = pytest.mark.django_db
+
+NEW_PIN = "730519"
+
+
+def code_from(text: str) -> str:
+    match = re.search(r"\b(\d{6})\b", text)
+    assert match, text
+    return match.group(1)
+
+
+def identify(client, document: str):
+    return client.post("/", {"usuario": document})
+
+
+def first_access(client, member: Member, *, channel: str, sms_outbox) -> None:
+    """Steps 1-10 of the guide for a member who has never signed in (or forgot the PIN)."""
+    assert identify(client, member.document).url == "/clave/"
+    channels_page = client.get("/olvide-mi-clave/")
+    assert "Confirmación de cuenta" in channels_page.content.decode()
+    sent = client.post("/olvide-mi-clave/", {"canal": channel, "action": "continuar"})
+    assert sent.url == "/olvide-mi-clave/enviado/"
+    confirmation = client.get(sent.url).content.decode()
+    assert "Confirmación envío de información" in confirmation
+    assert "Ir a ingresar usuario" in confirmation
+    if channel == "sms":
+        assert "Hemos enviado la información solicitada al celular" in confirmation
+        code = code_from(sms_outbox[-1].body)
+    else:
+        assert "Hemos enviado la información solicitada al correo electrónico" in confirmation
+        code = code_from(mail.outbox[-1].body)
+
+    assert identify(client, member.document).url == "/clave/"
+    accepted = type_on_keypad(client, "/clave/", code)
+    assert accepted.url == "/nueva-clave/"
+    assert type_on_keypad(client, "/nueva-clave/", NEW_PIN).url == "/nueva-clave/confirmar/"
+    assert type_on_keypad(client, "/nueva-clave/confirmar/", NEW_PIN).url == "/imagen-y-frase/"
+    chosen = client.post("/imagen-y-frase/", {"imagen": "girasol", "frase": "Mi huerta da buenos frutos"})
+    assert chosen.url == "/politica-de-datos/"
+    policy_page = client.get("/politica-de-datos/").content.decode()
+    assert "Permitir" in policy_page
+    allowed = client.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "1"})
+    assert allowed.url == "/listo/"
+    assert "¡Listo!" in client.get("/listo/").content.decode()
+    assert client.post("/listo/").url == "/"
+
+
+def sign_in(client, member: Member, pin: str):
+    assert identify(client, member.document).url == "/clave/"
+    return type_on_keypad(client, "/clave/", pin)
+
+
+@pytest.mark.parametrize(
+    ("mobile", "email", "channel"),
+    [
+        ("+573111234567", "", "sms"),
+        ("", "mynameis@mail.com", "email"),
+        ("+573111234567", "mynameis@mail.com", "sms"),
+        ("+573111234567", "mynameis@mail.com", "email"),
+    ],
+    ids=["sms-only", "email-only", "both-by-sms", "both-by-email"],
+)
+def test_a_first_time_member_completes_the_guide_and_then_signs_in(client, sms_outbox, mobile, email, channel):
+    member = make_member(mobile=mobile, email=email)
+    assert not member.has_pin
+
+    first_access(client, member, channel=channel, sms_outbox=sms_outbox)
+
+    member.refresh_from_db()
+    assert member.has_pin and member.security_image == "girasol"
+    assert member.security_phrase == "Mi huerta da buenos frutos"
+    assert Consent.objects.filter(member=member, policy__version="1").count() == 1
+    # No automatic sign-in after "¡Listo!".
+    assert client.get("/oficina/").url == "/"
+
+    identify(client, member.document)
+    html = client.get("/clave/").content.decode()
+    assert "Mi huerta da buenos frutos" in html and "gallery/girasol.svg" in html
+    office = client.post("/clave/", keypad_body(html, NEW_PIN))
+    assert office.url == "/oficina/"
+    home = client.get("/oficina/").content.decode()
+    assert member.name in home
+    assert "Este es tu primer ingreso" in home
+    assert "Cerrar sesión" in home
+
+
+def test_a_returning_member_forgets_the_pin_and_resets_it(client, sms_outbox):
+    member = make_member(returning=True)
+    first_access(client, member, channel="email", sms_outbox=sms_outbox)
+    assert sign_in(client, member, NEW_PIN).url == "/oficina/"
+    client.post("/oficina/cerrar-sesion/")
+    refused = sign_in(client, member, "480263")  # the old PIN no longer opens anything
+    assert refused.status_code == 200
+    assert "La clave no es correcta" in refused.content.decode()
+
+
+def test_the_office_shows_the_previous_sign_in_and_logout_ends_the_session(client):
+    member = make_member(returning=True)
+    assert sign_in(client, member, "480263").url == "/oficina/"
+    client.post("/oficina/cerrar-sesion/")
+    assert sign_in(client, member, "480263").url == "/oficina/"
+    home = client.get("/oficina/").content.decode()
+    assert "Tu último ingreso fue el" in home
+    cookie = client.cookies["sessionid"].value
+    assert client.post("/oficina/cerrar-sesion/").url == "/"
+    client.cookies["sessionid"] = cookie  # replaying the old cookie opens nothing
+    assert client.get("/oficina/").url == "/"
