@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+from django.core.cache import cache
 
 from oficina.notify import sms
 from tests.factories import make_member
+
+pytest_plugins = ["tests.notify_fixtures"]
 
 
 @pytest.fixture(autouse=True)
@@ -12,12 +17,31 @@ def _local_backends(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.SMS_BACKEND = "oficina.notify.sms.locmem.SmsBackend"
     sms.outbox.clear()
+    cache.clear()  # rate-limit counters live in the cache (Redis in production)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Race tests need PostgreSQL (SQLite serialises writes and hides races). Outside CI they skip
+    with a clear reason on SQLite; with REQUIRE_SERVICES=1 (CI's PostgreSQL pass) they never skip."""
+    from django.conf import settings
+
+    on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    if on_postgres:
+        return
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        for item in items:
+            if "postgres" in item.keywords:
+                item.add_marker(pytest.mark.usefixtures("_fail_without_postgres"))
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: run `make test-postgres` (CI always does)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture
-def sms_outbox():
-    sms.outbox.clear()
-    return sms.outbox
+def _fail_without_postgres():
+    pytest.fail("REQUIRE_SERVICES=1 but DATABASE_URL is not PostgreSQL: this race test cannot run")
 
 
 @pytest.fixture

@@ -1,0 +1,175 @@
+"""Messages to members: the temporary code and the security notices, by SMS and e-mail.
+
+Texts live in templates/notify/. Nothing here logs a message body: it may hold a temporary code.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+
+from oficina.members.models import Member
+from oficina.notify.gsm import GSM7_SEGMENT_LENGTH, gsm7_length, to_gsm7
+from oficina.notify.sms import SmsError, send_sms
+
+logger = logging.getLogger(__name__)
+
+SMS = "sms"
+EMAIL = "email"
+
+# Words a shortened cooperative name should not end on ("Cooperativa de Ahorro y").
+_DANGLING_WORDS = {"de", "del", "la", "las", "los", "el", "y", "e", "para", "en"}
+
+
+class DeliveryError(Exception):
+    """A message could not be sent; ``str(error)`` is a Spanish sentence fit to show the member."""
+
+    def __init__(self, message: str, *, permanent: bool = False, channel: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.channel = channel
+
+
+def temporary_code_send(*, member: Member, channel: str, code: str) -> None:
+    """Send the temporary code by the member's chosen channel ("sms" or "email")."""
+    if channel not in {SMS, EMAIL}:
+        raise ValueError(f"Unknown channel {channel!r}")
+    _send(member=member, channel=channel, template="temporary_code", context={"code": code})
+
+
+def pin_changed_notice_send(*, member: Member) -> None:
+    """Tell the member, on every channel they have, that their clave, image and phrase were changed."""
+    _send_everywhere(member=member, template="pin_changed", context={})
+
+
+def access_locked_notice_send(*, member: Member) -> None:
+    """Tell the member, on every channel they have, that their access was locked after wrong claves."""
+    _send_everywhere(
+        member=member, template="access_locked", context={"attempts": settings.PIN_MAX_FAILED_ATTEMPTS}
+    )
+
+
+def sms_text_render(template_name: str, context: dict[str, Any]) -> str:
+    """The SMS text in GSM-7, within one segment; a long cooperative name is shortened to fit.
+
+    Raises ValueError when even the shortest name does not fit: the template itself is too long.
+    """
+    for name in _cooperative_names():
+        text = to_gsm7(render_to_string(template_name, {**_common_context(), **context, "cooperative": name}))
+        text = text.strip()
+        if gsm7_length(text) <= GSM7_SEGMENT_LENGTH:
+            return text
+    raise ValueError(f"{template_name} renders longer than {GSM7_SEGMENT_LENGTH} GSM-7 characters")
+
+
+def _send_everywhere(*, member: Member, template: str, context: dict[str, Any]) -> None:
+    # Every channel is tried even if one fails: a security notice should reach the member somehow.
+    channels = [channel for channel, address in ((SMS, member.mobile), (EMAIL, member.email)) if address]
+    errors: list[DeliveryError] = []
+    for channel in channels:
+        try:
+            _send(member=member, channel=channel, template=template, context=context)
+        except DeliveryError as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+def _send(*, member: Member, channel: str, template: str, context: dict[str, Any]) -> None:
+    if channel == SMS:
+        if not member.mobile:
+            raise ValueError(f"Member {member.pk} has no mobile number")
+        text = sms_text_render(f"notify/{template}_sms.txt", context)
+        try:
+            send_sms(member.mobile, text)
+        except SmsError as exc:
+            logger.warning(
+                "SMS %s to member %s failed (permanent=%s): %s", template, member.pk, exc.permanent, exc
+            )
+            raise _delivery_error(SMS, permanent=exc.permanent) from exc
+    else:
+        if not member.email:
+            raise ValueError(f"Member {member.pk} has no e-mail address")
+        _email_send(member=member, template=template, context=context)
+
+
+def _email_send(*, member: Member, template: str, context: dict[str, Any]) -> None:
+    full_context = {**_common_context(), "first_name": _first_name(member), **context}
+    subject = render_to_string(f"notify/{template}_email_subject.txt", full_context)
+    message = EmailMultiAlternatives(
+        subject=" ".join(subject.split()),  # a header: one line
+        body=render_to_string(f"notify/{template}_email.txt", full_context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[member.email],
+    )
+    message.attach_alternative(render_to_string(f"notify/{template}_email.html", full_context), "text/html")
+    try:
+        message.send()
+    except OSError as exc:  # smtplib.SMTPException is an OSError, as are refused connections and timeouts
+        permanent = _smtp_is_permanent(exc)
+        logger.warning(
+            "E-mail %s to member %s failed (permanent=%s): %r", template, member.pk, permanent, exc
+        )
+        raise _delivery_error(EMAIL, permanent=permanent) from exc
+
+
+def _smtp_is_permanent(exc: OSError) -> bool:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code >= 500
+    return False
+
+
+def _delivery_error(channel: str, *, permanent: bool) -> DeliveryError:
+    what = (
+        "el mensaje de texto a tu celular registrado"
+        if channel == SMS
+        else "el correo a tu dirección registrada"
+    )
+    if permanent:
+        message = (
+            f"No pudimos enviar {what}. "
+            f"Comunícate con nosotros al {settings.COOPERATIVE_PHONE} para revisar tus datos."
+        )
+    else:
+        message = f"No pudimos enviar {what} en este momento. Intenta de nuevo en unos minutos."
+    return DeliveryError(message, permanent=permanent, channel=channel)
+
+
+def _common_context() -> dict[str, Any]:
+    return {
+        "cooperative": settings.COOPERATIVE_NAME,
+        "phone": settings.COOPERATIVE_PHONE,
+        # Links in messages always use the configured address, never the request's Host header.
+        "site_url": settings.SITE_URL,
+        "minutes": max(1, settings.CODE_VALIDITY_SECONDS // 60),
+    }
+
+
+def _first_name(member: Member) -> str:
+    words = member.name.split()
+    if not words:
+        return ""
+    # Names imported from the core system may be all capitals: "MARÍA" reads better as "María".
+    return words[0].capitalize() if words[0].isupper() else words[0]
+
+
+def _cooperative_names() -> Iterator[str]:
+    """The cooperative's name, then ever shorter forms of it, dropping words from the end."""
+    name = settings.COOPERATIVE_NAME
+    yield name
+    words = name.split()
+    for count in range(len(words) - 1, 0, -1):
+        if words[count - 1].lower() not in _DANGLING_WORDS:
+            yield " ".join(words[:count])
+    if words:
+        for length in range(len(words[0]) - 1, 0, -1):
+            yield words[0][:length]

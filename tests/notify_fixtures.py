@@ -1,0 +1,104 @@
+"""Fixtures for messages: the locmem SMS outbox and a real local HTTP SMS gateway."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from oficina.notify import sms
+from oficina.notify.sms import SmsMessage
+
+
+@pytest.fixture
+def sms_outbox(settings: Any) -> Iterator[list[SmsMessage]]:
+    """The SMS sent during the test (the locmem backend is switched on)."""
+    settings.SMS_BACKEND = "oficina.notify.sms.locmem.SmsBackend"
+    sms.outbox.clear()
+    yield sms.outbox
+    sms.outbox.clear()
+
+
+@dataclass(frozen=True)
+class GatewayRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+
+@dataclass
+class SmsGateway:
+    """A local HTTP server standing in for the SMS gateway.
+
+    It answers POST /status/<code> with that status, POST /hang by not answering for a while, and
+    anything else with 200. ``url(...)`` builds addresses; ``requests`` records what arrived.
+    """
+
+    base_url: str
+    requests: list[GatewayRequest] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def url(self, path: str = "/send") -> str:
+        return f"{self.base_url}{path}"
+
+
+def _handler_for(gateway: SmsGateway) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            gateway.requests.append(GatewayRequest("POST", self.path, headers, body))
+            if self.path == "/hang":
+                gateway.release.wait(timeout=5)
+                status = 200
+            elif self.path.startswith("/status/"):
+                status = int(self.path.removeprefix("/status/"))
+            else:
+                status = 200
+            payload = b'{"status": "queued"}' if status == 200 else b'{"error": "rejected"}'
+            self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", f"{gateway.base_url}/elsewhere")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            try:
+                self.wfile.write(payload)
+            except OSError:
+                pass  # the client gave up waiting (the /hang case)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def sms_gateway() -> Iterator[SmsGateway]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    server.daemon_threads = True
+    host, port = server.server_address[:2]
+    gateway = SmsGateway(base_url=f"http://{host!s}:{port}")
+    server.RequestHandlerClass = _handler_for(gateway)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield gateway
+    gateway.release.set()
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """An address where nothing listens: connecting to it is refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/send"
