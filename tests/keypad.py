@@ -6,7 +6,9 @@ import re
 
 from django.test import Client
 
-KEY_RE = re.compile(r'<button type="submit" class="key" name="press" value="([A-Za-z0-9_-]+)" data-keypad-digit>(\d)</button>')
+KEY_RE = re.compile(
+    r'<button type="submit" class="key" name="press" value="([A-Za-z0-9_-]+)" data-keypad-digit>(\d)</button>'
+)
 
 
 def keypad_tokens(html: str) -> dict[str, str]:

@@ -74,7 +74,9 @@ def sign_in(client, member: Member, pin: str):
     ],
     ids=["sms-only", "email-only", "both-by-sms", "both-by-email"],
 )
-def test_a_first_time_member_completes_the_guide_and_then_signs_in(client, sms_outbox, mobile, email, channel):
+def test_a_first_time_member_completes_the_guide_and_then_signs_in(
+    client, sms_outbox, mobile, email, channel
+):
     member = make_member(mobile=mobile, email=email)
     assert not member.has_pin
 

@@ -59,3 +59,6 @@ class PinHistory(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Clave anterior de {self.member_id} ({self.created_at:%Y-%m-%d})"

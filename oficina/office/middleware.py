@@ -34,7 +34,12 @@ class MemberSessionMiddleware:
             reason = "idle"
         elif now - float(data.get("signed_in_at", 0)) > settings.MEMBER_ABSOLUTE_SECONDS:  # type: ignore[arg-type]
             reason = "absolute"
-        member = Member.objects.filter(pk=data.get("id"), status=Member.Status.ACTIVE).first()
+        member_id = data.get("id")
+        member = (
+            Member.objects.filter(pk=member_id, status=Member.Status.ACTIVE).first()
+            if isinstance(member_id, int)
+            else None
+        )
         if reason is None and (
             member is None or not constant_time_compare(str(data.get("auth", "")), session_auth_hash(member))
         ):

@@ -56,6 +56,13 @@ class Flow:
         value = self.data.get("member_id")
         return int(value) if value is not None else None
 
+    def require_member_id(self) -> int:
+        """The member proven by a code or PIN; stages after PASSWORD always have one."""
+        member_id = self.member_id
+        if member_id is None:
+            raise ValueError("this stage needs a proven member")
+        return member_id
+
     def get(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)
 

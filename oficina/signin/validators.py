@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from django.core.exceptions import ValidationError
 
 from oficina.members.models import Member
@@ -23,7 +25,7 @@ class NoSequenceValidator:
     """Runs (123456, 654321, 890123) and repeats (111111, 121212, 123123) are the first guesses."""
 
     def validate(self, pin: str, member: Member | None = None) -> None:
-        steps = {(int(b) - int(a)) % 10 for a, b in zip(pin, pin[1:], strict=False)}
+        steps = {(int(b) - int(a)) % 10 for a, b in pairwise(pin)}
         if steps == {1} or steps == {9}:
             raise ValidationError(
                 "Tu clave no puede ser una secuencia de números seguidos, como 123456 o 654321.",
@@ -72,7 +74,12 @@ class NotRecentPinValidator:
         return "No repitas ninguna de tus últimas 3 claves."
 
 
-PIN_VALIDATORS = (SixDigitsValidator(), NoSequenceValidator(), NotPersonalDataValidator(), NotRecentPinValidator())
+PIN_VALIDATORS = (
+    SixDigitsValidator(),
+    NoSequenceValidator(),
+    NotPersonalDataValidator(),
+    NotRecentPinValidator(),
+)
 
 
 def pin_validate(pin: str, *, member: Member | None) -> None:

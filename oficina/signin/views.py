@@ -15,7 +15,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from oficina.antiphishing.gallery import GALLERY
-from oficina.consent.services import member_needs_consent, policy_current_or_default
+from oficina.consent.services import consent_record, member_needs_consent, policy_current_or_default
 from oficina.lib.national_id import InvalidDocument
 from oficina.members.models import Member
 from oficina.signin.flows.identify import document_parse, security_display
@@ -41,8 +41,11 @@ MSG_WRONG_CODE = "La clave temporal no es correcta o ya venció. Revisa el mensa
 MSG_CODE_EXHAUSTED = (
     "Superaste los intentos con esta clave temporal. Solicita una nueva con «Olvidé mi clave»."
 )
-MSG_SEND_FAILED = (
-    "No pudimos enviar la clave temporal en este momento. Intenta de nuevo en unos minutos o elige otro medio."
+MSG_SEND_FAILED = " ".join(
+    [
+        "No pudimos enviar la clave temporal en este momento.",
+        "Intenta de nuevo en unos minutos o elige otro medio.",
+    ]
 )
 MSG_FLOW_EXPIRED = "Tu sesión de ingreso terminó. Ingresa tu usuario para continuar."
 CHANNEL_NAMES = {"sms": "celular", "email": "correo electrónico"}
@@ -160,7 +163,7 @@ def forgot_pin(request: HttpRequest) -> HttpResponse:
         else:
             try:
                 flow_id = code_request(request=request, document=flow.document, channel=channel)
-            except Exception:  # noqa: BLE001 - any delivery fault gets the same clear message
+            except Exception:
                 error = MSG_SEND_FAILED
             else:
                 request.session[RESET_SESSION_KEY] = {
@@ -206,7 +209,7 @@ def new_pin(request: HttpRequest) -> HttpResponse:
         messages.info(request, "Cancelaste el cambio de clave. No hicimos ningún cambio.")
         return redirect("signin:identify")
     if digits is not None:
-        member = Member.objects.get(pk=flow.member_id)
+        member = Member.objects.get(pk=flow.require_member_id())
         try:
             pending = new_pin_accept(member=member, pin=digits)
         except ValidationError as exc:
@@ -298,20 +301,19 @@ def policy(request: HttpRequest) -> HttpResponse:
         if decision != "permitir" or request.POST.get("acepto") != "si":
             error = "Para continuar marca la casilla de autorización y haz clic en «Permitir»."
         elif shown_version != current.version:
-            error = "La política se actualizó mientras la leías. Revísala y vuelve a hacer clic en «Permitir»."
+            error = (
+                "La política se actualizó mientras la leías. Revísala y vuelve a hacer clic en «Permitir»."
+            )
         elif flow.get("kind") == "reconsent":
-            from oficina.consent.services import consent_record
-
-            member = Member.objects.get(pk=flow.member_id)
+            member = Member.objects.get(pk=flow.require_member_id())
             consent_record(member=member, policy=current, request=request)
             flow_end(request.session)
             member_sign_in(request=request, member=member)
             return redirect("office:home")
         else:
-            assert flow.member_id is not None
             credentials_complete(
                 request=request,
-                member_id=flow.member_id,
+                member_id=flow.require_member_id(),
                 pin_hash=str(flow.get("pending_pin_hash")),
                 image_id=str(flow.get("image_id")),
                 phrase=str(flow.get("phrase")),

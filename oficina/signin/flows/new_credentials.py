@@ -78,7 +78,9 @@ def credentials_complete(
         member.locked_at = None
         member.save()
         PinHistory.objects.create(member=member, pin_hash=pin_hash)
-        stale = member.pin_history.order_by("-created_at", "-id").values_list("pk", flat=True)[PIN_HISTORY_DEPTH:]
+        stale = member.pin_history.order_by("-created_at", "-id").values_list("pk", flat=True)[
+            PIN_HISTORY_DEPTH:
+        ]
         PinHistory.objects.filter(pk__in=list(stale)).delete()
         consent_record(member=member, policy=policy, request=request)
         event_record("reset_completed", request=request, member=member)
@@ -92,5 +94,5 @@ def _notice_changed(member: Member) -> None:
 
     try:
         pin_changed_notice_send(member=member)
-    except Exception:  # noqa: BLE001 - the change is saved; a notice that fails is recorded, not raised
+    except Exception:
         event_record("notice_failed", member=member, notice="pin_changed")

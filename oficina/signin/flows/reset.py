@@ -103,8 +103,11 @@ def code_verify(*, request: HttpRequest, document: str, flow_id: str, code: str)
     claimed = (
         live is not None
         and TemporaryCode.objects.filter(
-            pk=live.pk, consumed_at__isnull=True, superseded_at__isnull=True,
-            attempts__lt=settings.CODE_MAX_ATTEMPTS, expires_at__gt=now,
+            pk=live.pk,
+            consumed_at__isnull=True,
+            superseded_at__isnull=True,
+            attempts__lt=settings.CODE_MAX_ATTEMPTS,
+            expires_at__gt=now,
         ).update(attempts=F("attempts") + 1)
         == 1
     )

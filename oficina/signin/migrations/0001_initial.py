@@ -5,32 +5,48 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('members', '0001_initial'),
+        ("members", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='TemporaryCode',
+            name="TemporaryCode",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('flow_id', models.CharField(db_index=True, max_length=64)),
-                ('code_hash', models.CharField(max_length=256)),
-                ('channel', models.CharField(choices=[('sms', 'SMS'), ('email', 'Correo electrónico')], max_length=5)),
-                ('created_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('consumed_at', models.DateTimeField(blank=True, null=True)),
-                ('superseded_at', models.DateTimeField(blank=True, null=True)),
-                ('member', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='temporary_codes', to='members.member')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("flow_id", models.CharField(db_index=True, max_length=64)),
+                ("code_hash", models.CharField(max_length=256)),
+                (
+                    "channel",
+                    models.CharField(choices=[("sms", "SMS"), ("email", "Correo electrónico")], max_length=5),
+                ),
+                ("created_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("consumed_at", models.DateTimeField(blank=True, null=True)),
+                ("superseded_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "member",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="temporary_codes",
+                        to="members.member",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'clave temporal',
-                'verbose_name_plural': 'claves temporales',
-                'indexes': [models.Index(fields=['member', 'created_at'], name='signin_temp_member__760706_idx')],
+                "verbose_name": "clave temporal",
+                "verbose_name_plural": "claves temporales",
+                "indexes": [
+                    models.Index(fields=["member", "created_at"], name="signin_temp_member__760706_idx")
+                ],
             },
         ),
     ]

@@ -1,0 +1,52 @@
+# Oficina Virtual — the two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_ENV := DEBUG=1 EMAIL_BACKEND=console SMS_BACKEND=console
+
+.PHONY: demo test test-postgres test-browser lint typecheck check install migrate clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: $(STAMP)
+	mkdir -p var
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
+
+## make demo: install, migrate, load the demo members, serve on http://127.0.0.1:8000 (codes print here).
+demo: migrate
+	$(DEMO_ENV) $(BIN)/python manage.py load_demo_members
+	@echo "Oficina Virtual en http://127.0.0.1:8000 — usuarios de demostración en el README."
+	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+## make test: the whole suite (SQLite and in-process cache unless DATABASE_URL / REDIS_URL are set).
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not browser" -p no:cacheprovider
+
+## make test-postgres: the suite on this machine's PostgreSQL and Redis; race tests may not skip.
+test-postgres: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/15} REQUIRE_SERVICES=1 \
+	$(BIN)/python -m pytest -m "not browser" -p no:cacheprovider
+
+## make test-browser: Playwright + Debian's Chromium (apt-get install -y chromium).
+test-browser: $(STAMP)
+	REQUIRE_SERVICES=1 $(BIN)/python -m pytest -m browser -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	DEBUG=1 $(BIN)/mypy oficina
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .mypy_cache .ruff_cache
