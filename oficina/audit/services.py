@@ -13,7 +13,9 @@ from oficina.members.models import Member
 
 
 def document_hmac(document: str) -> str:
-    return salted_hmac("oficina.audit.document", document, secret=settings.DECOY_KEY, algorithm="sha256").hexdigest()
+    return salted_hmac(
+        "oficina.audit.document", document, secret=settings.DECOY_KEY, algorithm="sha256"
+    ).hexdigest()
 
 
 def event_record(
@@ -28,7 +30,9 @@ def event_record(
         created_at=timezone.now(),
         kind=kind,
         member_id=member.pk if member else None,
-        document_hmac=document_hmac(document or (member.document if member else "")) if (document or member) else "",
+        document_hmac=document_hmac(document or (member.document if member else ""))
+        if (document or member)
+        else "",
         ip_address=client_ip(request) if request else None,
         user_agent=user_agent(request) if request else "",
         data=data,

@@ -4,29 +4,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(db_index=True)),
-                ('kind', models.CharField(db_index=True, max_length=40)),
-                ('member_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('document_hmac', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, max_length=400)),
-                ('data', models.JSONField(blank=True, default=dict)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(db_index=True)),
+                ("kind", models.CharField(db_index=True, max_length=40)),
+                ("member_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("document_hmac", models.CharField(blank=True, db_index=True, max_length=64)),
+                ("ip_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, max_length=400)),
+                ("data", models.JSONField(blank=True, default=dict)),
             ],
             options={
-                'verbose_name': 'evento de seguridad',
-                'verbose_name_plural': 'eventos de seguridad',
-                'ordering': ['-created_at', '-id'],
+                "verbose_name": "evento de seguridad",
+                "verbose_name_plural": "eventos de seguridad",
+                "ordering": ["-created_at", "-id"],
             },
         ),
     ]

@@ -5,45 +5,68 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('members', '0001_initial'),
+        ("members", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PolicyVersion',
+            name="PolicyVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.CharField(max_length=20, unique=True)),
-                ('text', models.TextField()),
-                ('text_sha256', models.CharField(max_length=64)),
-                ('published_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.CharField(max_length=20, unique=True)),
+                ("text", models.TextField()),
+                ("text_sha256", models.CharField(max_length=64)),
+                ("published_at", models.DateTimeField()),
             ],
             options={
-                'verbose_name': 'versión de la política',
-                'verbose_name_plural': 'versiones de la política',
-                'ordering': ['-published_at', '-id'],
-                'get_latest_by': ['published_at', 'id'],
+                "verbose_name": "versión de la política",
+                "verbose_name_plural": "versiones de la política",
+                "ordering": ["-published_at", "-id"],
+                "get_latest_by": ["published_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Consent',
+            name="Consent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text_sha256', models.CharField(max_length=64)),
-                ('accepted_at', models.DateTimeField()),
-                ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, max_length=400)),
-                ('member', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='consents', to='members.member')),
-                ('policy', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='consents', to='consent.policyversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("text_sha256", models.CharField(max_length=64)),
+                ("accepted_at", models.DateTimeField()),
+                ("ip_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, max_length=400)),
+                (
+                    "member",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="consents",
+                        to="members.member",
+                    ),
+                ),
+                (
+                    "policy",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="consents",
+                        to="consent.policyversion",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'autorización',
-                'verbose_name_plural': 'autorizaciones',
-                'ordering': ['-accepted_at', '-id'],
+                "verbose_name": "autorización",
+                "verbose_name_plural": "autorizaciones",
+                "ordering": ["-accepted_at", "-id"],
             },
         ),
     ]

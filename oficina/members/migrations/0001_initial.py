@@ -5,49 +5,102 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Member',
+            name="Member",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('document', models.CharField(help_text='Solo dígitos, normalizada.', max_length=10, unique=True, verbose_name='cédula')),
-                ('name', models.CharField(max_length=150, verbose_name='nombre')),
-                ('mobile', models.CharField(blank=True, help_text='E.164, p. ej. +573111234567', max_length=16, verbose_name='celular')),
-                ('email', models.EmailField(blank=True, max_length=254, verbose_name='correo')),
-                ('status', models.CharField(choices=[('active', 'Activo'), ('disabled', 'Deshabilitado')], default='active', max_length=10, verbose_name='estado')),
-                ('pin_hash', models.CharField(blank=True, max_length=256, verbose_name='clave (hash)')),
-                ('pin_changed_at', models.DateTimeField(blank=True, null=True)),
-                ('security_image', models.CharField(blank=True, max_length=40, verbose_name='imagen de seguridad')),
-                ('security_phrase', models.CharField(blank=True, max_length=60, verbose_name='frase de seguridad')),
-                ('failed_pin_attempts', models.PositiveIntegerField(default=0)),
-                ('locked_at', models.DateTimeField(blank=True, null=True, verbose_name='bloqueado desde')),
-                ('last_login_at', models.DateTimeField(blank=True, null=True, verbose_name='último ingreso')),
-                ('previous_login_at', models.DateTimeField(blank=True, null=True, verbose_name='ingreso anterior')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "document",
+                    models.CharField(
+                        help_text="Solo dígitos, normalizada.",
+                        max_length=10,
+                        unique=True,
+                        verbose_name="cédula",
+                    ),
+                ),
+                ("name", models.CharField(max_length=150, verbose_name="nombre")),
+                (
+                    "mobile",
+                    models.CharField(
+                        blank=True,
+                        help_text="E.164, p. ej. +573111234567",
+                        max_length=16,
+                        verbose_name="celular",
+                    ),
+                ),
+                ("email", models.EmailField(blank=True, max_length=254, verbose_name="correo")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("active", "Activo"), ("disabled", "Deshabilitado")],
+                        default="active",
+                        max_length=10,
+                        verbose_name="estado",
+                    ),
+                ),
+                ("pin_hash", models.CharField(blank=True, max_length=256, verbose_name="clave (hash)")),
+                ("pin_changed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "security_image",
+                    models.CharField(blank=True, max_length=40, verbose_name="imagen de seguridad"),
+                ),
+                (
+                    "security_phrase",
+                    models.CharField(blank=True, max_length=60, verbose_name="frase de seguridad"),
+                ),
+                ("failed_pin_attempts", models.PositiveIntegerField(default=0)),
+                ("locked_at", models.DateTimeField(blank=True, null=True, verbose_name="bloqueado desde")),
+                ("last_login_at", models.DateTimeField(blank=True, null=True, verbose_name="último ingreso")),
+                (
+                    "previous_login_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="ingreso anterior"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'asociado',
-                'verbose_name_plural': 'asociados',
-                'constraints': [models.CheckConstraint(condition=models.Q(('mobile', ''), ('email', ''), _negated=True), name='member_has_a_channel')],
+                "verbose_name": "asociado",
+                "verbose_name_plural": "asociados",
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("mobile", ""), ("email", ""), _negated=True),
+                        name="member_has_a_channel",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='PinHistory',
+            name="PinHistory",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('pin_hash', models.CharField(max_length=256)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('member', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='pin_history', to='members.member')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("pin_hash", models.CharField(max_length=256)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "member",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="pin_history",
+                        to="members.member",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
     ]
