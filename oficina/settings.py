@@ -64,7 +64,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "oficina.office.middleware.MemberSessionMiddleware",
+    "oficina.errors.FriendlyErrorsMiddleware",
 ]
+CSRF_FAILURE_VIEW = "oficina.errors.csrf_failure"
 
 ROOT_URLCONF = "oficina.urls"
 WSGI_APPLICATION = "oficina.wsgi.application"
@@ -152,6 +154,19 @@ PIN_MAX_FAILED_ATTEMPTS = envint("PIN_MAX_FAILED_ATTEMPTS", 5, minimum=1)
 CODE_VALIDITY_SECONDS = envint("CODE_VALIDITY_SECONDS", 10 * 60, minimum=60)
 CODE_MAX_ATTEMPTS = envint("CODE_MAX_ATTEMPTS", 5, minimum=1)
 SIGNIN_FLOW_SECONDS = envint("SIGNIN_FLOW_SECONDS", 15 * 60, minimum=60)
+
+# Rate limits per action (allauth notation; see oficina/lib/ratelimit.py). "key" is the cédula.
+RATE_LIMITS = {
+    "identify": envstr("RATE_LIMIT_IDENTIFY", "20/m/ip,300/h/ip,10/m/key"),
+    "pin": envstr("RATE_LIMIT_PIN", "20/m/ip,200/h/ip,5/5m/key"),
+    "code_request": envstr("RATE_LIMIT_CODE_REQUEST", "10/m/ip,30/h/ip,5/h/key"),
+    "code_entry": envstr("RATE_LIMIT_CODE_ENTRY", "20/m/ip,10/5m/key"),
+}
+CODE_SENDS_PER_HOUR = envint("CODE_SENDS_PER_HOUR", 3, minimum=1)
+CODE_RESEND_SECONDS = envint("CODE_RESEND_SECONDS", 60, minimum=0)
+# At most this many Argon2 computations at once per process; excess waits, then is told to retry.
+HASH_CONCURRENCY = envint("HASH_CONCURRENCY", min(5, os.cpu_count() or 1), minimum=1)
+HASH_WAIT_SECONDS = envint("HASH_WAIT_SECONDS", 3, minimum=0)
 
 LANGUAGE_CODE = "es-co"
 LANGUAGES = [("es-co", "Español (Colombia)")]

@@ -8,3 +8,8 @@ urlpatterns = [
     path("oficina/", include("oficina.office.urls")),
     path("operadores/", admin.site.urls),
 ]
+
+handler400 = "oficina.errors.bad_request"
+handler403 = "oficina.errors.permission_denied"
+handler404 = "oficina.errors.not_found"
+handler500 = "oficina.errors.server_error"

@@ -1,10 +1,30 @@
 from __future__ import annotations
 
+import hashlib
+import json
+from typing import Any, NoReturn
+
 from django.db import models
 
 
+class AppendOnlyError(Exception):
+    """Security events are never edited or deleted through the application."""
+
+
+class EventQuerySet(models.QuerySet["Event"]):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError("security events cannot be edited")
+
+    def delete(self) -> NoReturn:
+        raise AppendOnlyError("security events cannot be deleted")
+
+
 class Event(models.Model):
-    """An append-only security event. Never holds a PIN, code, keypad token or session id."""
+    """An append-only security event. Never holds a PIN, code, keypad token or session id.
+
+    Each event carries the hash of the one before it, so an edit or a deletion made behind the
+    application's back (in the database itself) breaks the chain: `manage.py audit_verify` finds it.
+    """
 
     created_at = models.DateTimeField(db_index=True)
     kind = models.CharField(max_length=40, db_index=True)
@@ -14,11 +34,45 @@ class Event(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=400, blank=True)
     data = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64, editable=False)
+    hash = models.CharField(max_length=64, editable=False, unique=True)
+
+    objects = EventQuerySet.as_manager()
 
     class Meta:
         verbose_name = "evento de seguridad"
         verbose_name_plural = "eventos de seguridad"
-        ordering = ["-created_at", "-id"]
+        ordering = ["-id"]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.kind}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("security events cannot be edited")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError("security events cannot be deleted")
+
+    def compute_hash(self) -> str:
+        body = {
+            "created_at": self.created_at.isoformat(),
+            "kind": self.kind,
+            "member_id": self.member_id,
+            "document_hmac": self.document_hmac,
+            "ip_address": self.ip_address,
+            "user_agent": self.user_agent,
+            "data": self.data,
+        }
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256((self.prev_hash + canonical).encode("utf-8")).hexdigest()
+
+
+class ChainHead(models.Model):
+    """One row: the hash of the newest event. Locking it serialises appends across instances."""
+
+    last_hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return self.last_hash

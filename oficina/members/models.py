@@ -23,6 +23,10 @@ class Member(models.Model):
 
     failed_pin_attempts = models.PositiveIntegerField(default=0)
     locked_at = models.DateTimeField("bloqueado desde", null=True, blank=True)
+    # Set with locked_at when the member blocked their own access ("Bloquear mi acceso").
+    self_blocked_at = models.DateTimeField("bloqueado por el asociado", null=True, blank=True)
+    # The one live office session: a new sign-in replaces it, and the older browser is told why.
+    session_key = models.CharField(max_length=40, blank=True, editable=False)
     last_login_at = models.DateTimeField("último ingreso", null=True, blank=True)
     previous_login_at = models.DateTimeField("ingreso anterior", null=True, blank=True)
 

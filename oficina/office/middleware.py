@@ -44,6 +44,8 @@ class MemberSessionMiddleware:
             member is None or not constant_time_compare(str(data.get("auth", "")), session_auth_hash(member))
         ):
             reason = "revoked"
+        elif reason is None and member is not None and member.session_key != request.session.session_key:
+            reason = "replaced"
         if reason is not None:
             from oficina.audit.services import event_record
 

@@ -9,4 +9,6 @@ app_name = "office"
 urlpatterns = [
     path("", views.home, name="home"),
     path("cerrar-sesion/", views.logout, name="logout"),
+    path("seguir-conectado/", views.keep_alive, name="keep_alive"),
+    path("bloquear-mi-acceso/", views.self_block, name="self_block"),
 ]

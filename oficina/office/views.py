@@ -3,19 +3,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from oficina.signin.flows.login import member_sign_out
+from oficina.signin.flows.login import member_self_block, member_sign_out
 
 ENDED_MESSAGES = {
     "idle": "Tu sesión se cerró por inactividad. Ingresa de nuevo.",
     "absolute": "Tu sesión llegó a su tiempo máximo y se cerró. Ingresa de nuevo.",
     "revoked": "Tu sesión se cerró porque tu clave cambió o tu acceso fue modificado.",
+    "replaced": "Tu sesión se cerró porque ingresaste desde otro navegador o dispositivo.",
 }
 
 
@@ -35,7 +37,39 @@ def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
 @require_GET
 @member_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "office/home.html", {"member": request.member})  # type: ignore[attr-defined]
+    context = {
+        "member": request.member,  # type: ignore[attr-defined]
+        "idle_seconds": settings.MEMBER_IDLE_SECONDS,
+    }
+    return render(request, "office/home.html", context)
+
+
+@never_cache
+@csrf_protect
+@require_POST
+@member_required
+def keep_alive(request: HttpRequest) -> HttpResponse:
+    """ "Seguir conectado": the middleware already renewed the idle timer; JavaScript wants no page."""
+    if request.headers.get("X-Requested-With") == "fetch":
+        return HttpResponse(status=204)
+    return redirect("office:home")
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+@member_required
+def self_block(request: HttpRequest) -> HttpResponse:
+    """ "Bloquear mi acceso", for a member who suspects someone else knows their PIN."""
+    if request.method == "POST":
+        member_self_block(request=request, member=request.member)  # type: ignore[attr-defined]
+        messages.success(
+            request,
+            "Bloqueamos tu acceso. Nadie podrá ingresar con tu clave. "
+            "Para volver a ingresar, usa «Olvidé mi clave».",
+        )
+        return redirect("signin:identify")
+    return render(request, "office/self_block.html", {"member": request.member})  # type: ignore[attr-defined]
 
 
 @never_cache

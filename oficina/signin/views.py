@@ -17,7 +17,9 @@ from django.views.decorators.http import require_http_methods
 from oficina.antiphishing.gallery import GALLERY
 from oficina.consent.services import consent_record, member_needs_consent, policy_current_or_default
 from oficina.lib.national_id import InvalidDocument
+from oficina.lib.ratelimit import ratelimit_consume
 from oficina.members.models import Member
+from oficina.notify.services import DeliveryError
 from oficina.signin.flows.identify import document_parse, security_display
 from oficina.signin.flows.login import member_sign_in, pin_verify
 from oficina.signin.flows.new_credentials import (
@@ -82,8 +84,10 @@ def identify(request: HttpRequest) -> HttpResponse:
         try:
             document = document_parse(raw=raw)
         except InvalidDocument as exc:
+            ratelimit_consume(request, action="identify")
             error = str(exc)
         else:
+            ratelimit_consume(request, action="identify", key=document)
             flow_start(request.session, document=document)
             return redirect("signin:password")
     return render(request, "signin/identify.html", {"error": error, "value": value}, status=200)
@@ -110,6 +114,8 @@ def password(request: HttpRequest) -> HttpResponse:
             return redirect("signin:identify")
         result = keypad_post(request, purpose="password")
         error, tokens = result.error, result.tokens
+        if result.digits is not None:
+            ratelimit_consume(request, action="code_entry" if reset else "pin", key=flow.document)
         if result.digits is not None and reset is not None:
             member = code_verify(
                 request=request, document=flow.document, flow_id=str(reset.get("flow_id")), code=result.digits
@@ -161,17 +167,21 @@ def forgot_pin(request: HttpRequest) -> HttpResponse:
         if channel not in CHANNELS or not channels.offers(channel):
             error = "Selecciona por dónde quieres recibir la clave temporal."
         else:
+            ratelimit_consume(request, action="code_request", key=flow.document)
             try:
-                flow_id = code_request(request=request, document=flow.document, channel=channel)
-            except Exception:
+                issued = code_request(request=request, document=flow.document, channel=channel)
+            except DeliveryError:
                 error = MSG_SEND_FAILED
             else:
-                request.session[RESET_SESSION_KEY] = {
-                    "document": flow.document,
-                    "flow_id": flow_id,
-                    "channel": channel,
-                    "attempts": 0,
-                }
+                earlier = _pending_reset(request, flow)
+                if issued.sent or earlier is None:
+                    request.session[RESET_SESSION_KEY] = {
+                        "document": flow.document,
+                        "flow_id": issued.flow_id,
+                        "channel": channel,
+                        "attempts": 0,
+                    }
+                # else: a second click within the limits keeps this session's earlier, live code.
                 flow_end(request.session)
                 return redirect("signin:code_sent")
     return render(request, "signin/forgot_pin.html", {"channels": channels, "error": error})

@@ -42,8 +42,36 @@
     });
   }
 
+  // One minute before the idle timeout, offer "Seguir conectado"; at the timeout, reload (the server
+  // has ended the session and shows why).
+  function setupSessionWarning(box) {
+    var idle = parseInt(box.getAttribute("data-idle-seconds"), 10) * 1000;
+    var form = box.querySelector("[data-keep-alive]");
+    var warnTimer, endTimer;
+    function arm() {
+      clearTimeout(warnTimer); clearTimeout(endTimer);
+      warnTimer = setTimeout(function () {
+        box.hidden = false;
+        var button = box.querySelector("button"); if (button) { button.focus(); }
+      }, Math.max(idle - 60000, 1000));
+      endTimer = setTimeout(function () { window.location.reload(); }, idle + 1000);
+    }
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var token = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+      fetch(form.action, {
+        method: "POST", credentials: "same-origin",
+        headers: { "X-CSRFToken": token, "X-Requested-With": "fetch" }
+      }).then(function (response) {
+        if (response.ok) { box.hidden = true; arm(); } else { window.location.reload(); }
+      });
+    });
+    arm();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-session-warning]").forEach(setupSessionWarning);
     document.querySelectorAll("[data-keypad]").forEach(setupKeypad);
-    document.querySelectorAll("form").forEach(setupOnce);
+    document.querySelectorAll("form:not([data-keep-alive])").forEach(setupOnce);
   });
 })();

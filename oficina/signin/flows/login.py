@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from importlib import import_module
 
 from django.conf import settings
 from django.db.models import F
@@ -68,18 +69,37 @@ def session_auth_hash(member: Member) -> str:
 
 
 def member_sign_in(*, request: HttpRequest, member: Member) -> None:
-    request.session.cycle_key()  # a new session id: a planted one is useless after sign-in
+    """Opens the member's office session: a new session id (a planted one is useless), and the
+    member's previous session, in any browser, is ended (one active session per member)."""
+    request.session.cycle_key()
     now = timezone.now()
-    Member.objects.filter(pk=member.pk).update(previous_login_at=F("last_login_at"), last_login_at=now)
     request.session[MEMBER_SESSION_KEY] = {
         "id": member.pk,
         "auth": session_auth_hash(member),
         "signed_in_at": time.time(),
         "seen_at": time.time(),
     }
+    request.session.save()
+    previous = Member.objects.filter(pk=member.pk).values_list("session_key", flat=True).first()
+    Member.objects.filter(pk=member.pk).update(
+        previous_login_at=F("last_login_at"), last_login_at=now, session_key=request.session.session_key
+    )
+    if previous and previous != request.session.session_key:
+        SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
+        SessionStore(session_key=previous).delete()
     event_record("signin_ok", request=request, member=member)
 
 
 def member_sign_out(*, request: HttpRequest, member: Member | None, reason: str = "logout") -> None:
     request.session.flush()  # deletes the server-side session: the old cookie is worthless
+    if member is not None:
+        Member.objects.filter(pk=member.pk).update(session_key="")
     event_record(reason, request=request, member=member)
+
+
+def member_self_block(*, request: HttpRequest, member: Member) -> None:
+    """ "Bloquear mi acceso": the PIN stops working at once; only "Olvidé mi clave" opens it again."""
+    now = timezone.now()
+    Member.objects.filter(pk=member.pk).update(locked_at=now, self_blocked_at=now)
+    event_record("self_blocked", request=request, member=member)
+    member_sign_out(request=request, member=member, reason="logout")

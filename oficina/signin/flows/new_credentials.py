@@ -76,6 +76,8 @@ def credentials_complete(
         member.security_phrase = phrase
         member.failed_pin_attempts = 0
         member.locked_at = None
+        member.self_blocked_at = None
+        member.session_key = ""  # every session opened with the old PIN ends (see session_auth_hash)
         member.save()
         PinHistory.objects.create(member=member, pin_hash=pin_hash)
         stale = member.pin_history.order_by("-created_at", "-id").values_list("pk", flat=True)[

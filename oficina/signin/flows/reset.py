@@ -51,9 +51,19 @@ def code_generate() -> str:
     return f"{secrets.randbelow(1_000_000):06d}"
 
 
-def code_request(*, request: HttpRequest, document: str, channel: str) -> str:
-    """Issues a new code (replacing any earlier one) and sends it; returns the flow id that binds the
-    code to this browser session. Raises DeliveryError when the message could not be handed over."""
+@dataclass(frozen=True)
+class CodeRequest:
+    """`flow_id` binds a code to the browser session; `sent` is False when nothing was sent (unknown
+    cédula, or the member's sending limits) — the member sees the same page either way."""
+
+    flow_id: str
+    sent: bool
+
+
+def code_request(*, request: HttpRequest, document: str, channel: str) -> CodeRequest:
+    """Issues a new code (replacing any earlier one) and sends it, within the sending limits:
+    CODE_SENDS_PER_HOUR per member and CODE_RESEND_SECONDS between two sends.
+    Raises DeliveryError when the message could not be handed over (the new code is then void)."""
     from oficina.notify.services import temporary_code_send
 
     flow_id = secrets.token_urlsafe(24)
@@ -62,13 +72,22 @@ def code_request(*, request: HttpRequest, document: str, channel: str) -> str:
     member = member_for_signin(document=document)
     if member is None:
         event_record("code_requested_unknown", request=request, document=document, channel=channel)
-        return flow_id
-    now = timezone.now()
+        return CodeRequest(flow_id=flow_id, sent=False)
     with transaction.atomic():
+        # One code request at a time per member: the limits below are exact even under parallel clicks.
+        Member.objects.select_for_update().filter(pk=member.pk).first()
+        now = timezone.now()
+        recent = TemporaryCode.objects.filter(member=member, created_at__gt=now - timedelta(hours=1))
+        latest = recent.order_by("-created_at").values_list("created_at", flat=True).first()
+        if recent.count() >= settings.CODE_SENDS_PER_HOUR or (
+            latest is not None and (now - latest).total_seconds() < settings.CODE_RESEND_SECONDS
+        ):
+            event_record("code_send_limited", request=request, member=member, channel=channel)
+            return CodeRequest(flow_id=flow_id, sent=False)
         TemporaryCode.objects.filter(
             member=member, consumed_at__isnull=True, superseded_at__isnull=True
         ).update(superseded_at=now)
-        TemporaryCode.objects.create(
+        issued = TemporaryCode.objects.create(
             member=member,
             flow_id=flow_id,
             code_hash=code_hash,
@@ -79,10 +98,11 @@ def code_request(*, request: HttpRequest, document: str, channel: str) -> str:
     try:
         temporary_code_send(member=member, channel=channel, code=code)
     except Exception:
+        TemporaryCode.objects.filter(pk=issued.pk).update(superseded_at=timezone.now())
         event_record("code_send_failed", request=request, member=member, channel=channel)
         raise
     event_record("code_sent", request=request, member=member, channel=channel)
-    return flow_id
+    return CodeRequest(flow_id=flow_id, sent=True)
 
 
 def code_verify(*, request: HttpRequest, document: str, flow_id: str, code: str) -> Member | None:

@@ -1,0 +1,64 @@
+"""Clear Spanish pages for every error: never a bare 500, never a page that can be cached."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from oficina.lib.ratelimit import Throttled
+from oficina.signin.pin import HasherBusy
+
+logger = logging.getLogger(__name__)
+
+
+class FriendlyErrorsMiddleware:
+    """Turns rate limits (429) and a saturated hasher (503) into pages a member understands."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, Throttled):
+            from oficina.audit.services import event_record
+
+            event_record("throttled", request=request, action=exception.action)
+            response = render(request, "errors/429.html", status=429)
+            response["Retry-After"] = str(exception.retry_after)
+            return response
+        if isinstance(exception, HasherBusy):
+            logger.warning("hasher saturated; asked the client to retry")
+            response = render(request, "errors/503.html", status=503)
+            response["Retry-After"] = "2"
+            return response
+        return None
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "errors/400.html", status=400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "errors/403.html", status=403)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "errors/404.html", status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    # Rendered without the request's context processors: the session or database may be what failed.
+    from django.template.loader import render_to_string
+
+    from oficina.context_processors import branding
+
+    return HttpResponse(render_to_string("errors/500.html", branding(request)), status=500)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    return render(request, "errors/403_csrf.html", status=403)

@@ -1,0 +1,78 @@
+"""Rate limits named per action, in django-allauth's notation: "20/m/ip,5/5m/key".
+
+Each rule is "<count>/<period>/<what>": period is s, m, h or d with an optional multiplier (5m),
+and what is "ip" (the client address) or "key" (the normalised cédula). Counters are fixed windows
+in the shared cache (Redis with REDIS_URL), so they hold across every instance; INCR is atomic there.
+Values are keyed-hashed before they become cache keys, so no cédula or address is stored in Redis.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from functools import cache
+
+from django.conf import settings
+from django.core.cache import cache as django_cache
+from django.http import HttpRequest
+from django.utils.crypto import salted_hmac
+
+from oficina.lib.client import client_ip
+
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RULE = re.compile(r"^(\d+)/(\d*)([smhd])/(ip|key)$")
+
+
+@dataclass(frozen=True)
+class Rule:
+    limit: int
+    period: int
+    what: str
+
+
+class Throttled(Exception):
+    def __init__(self, action: str, retry_after: int) -> None:
+        super().__init__(action)
+        self.action = action
+        self.retry_after = retry_after
+
+
+@cache
+def parse_rules(spec: str) -> tuple[Rule, ...]:
+    rules = []
+    for part in spec.split(","):
+        match = _RULE.match(part.strip())
+        if not match:
+            raise ValueError(f"invalid rate limit rule {part!r} in {spec!r}")
+        count, multiplier, unit, what = match.groups()
+        rules.append(Rule(limit=int(count), period=int(multiplier or 1) * _PERIODS[unit], what=what))
+    return tuple(rules)
+
+
+def _bucket(action: str, rule: Rule, value: str, now: float) -> tuple[str, int]:
+    window = int(now // rule.period)
+    digest = salted_hmac("oficina.ratelimit", value, algorithm="sha256").hexdigest()[:32]
+    retry_after = int((window + 1) * rule.period - now) + 1
+    return f"rl:{action}:{rule.what}:{rule.period}:{digest}:{window}", retry_after
+
+
+def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = None) -> None:
+    """Counts one hit of `action`; raises Throttled when any of its rules is over its limit."""
+    spec = settings.RATE_LIMITS.get(action)
+    if not spec:
+        return
+    now = time.time()
+    for rule in parse_rules(spec):
+        value = (client_ip(request) or "unknown") if rule.what == "ip" else key
+        if not value:
+            continue
+        bucket, retry_after = _bucket(action, rule, value, now)
+        django_cache.add(bucket, 0, timeout=rule.period + 1)
+        try:
+            hits = django_cache.incr(bucket)
+        except ValueError:  # expired between add and incr
+            django_cache.add(bucket, 1, timeout=rule.period + 1)
+            hits = 1
+        if hits > rule.limit:
+            raise Throttled(action, retry_after)
