@@ -1,0 +1,419 @@
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from oficina.members.importer import ImportReport, LineError, members_import
+from oficina.members.management.commands.import_members import Command
+from oficina.members.models import Member
+from tests.factories import make_member
+
+HEADER = "documento,nombre,celular,correo\n"
+GOOD_ROWS = (
+    "1.234.567,  María   Fernanda Rojas ,311 123 4567,mynameis@Mail.COM\n"
+    "7654321,Juan Pérez,+57 300 765 4321,\n"
+    "99887766,Ana Gómez,,Ana.Gomez@Correo.co\n"
+)
+NOTHING_IMPORTED = "No se importó nada: corrige las líneas con error o usa --skip-invalid."
+
+
+def write_csv(tmp_path: Path, text: str, *, encoding: str = "utf-8") -> Path:
+    path = tmp_path / "asociados.csv"
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def run_import(path: Path, *args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_members", str(path), *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def failed_import(path: Path, *args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_members", str(path), *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def contacts(document: str) -> tuple[str, str, str]:
+    return Member.objects.values_list("name", "mobile", "email").get(document=document)
+
+
+def portal_owned(member: Member) -> dict[str, object]:
+    """Every column an import must leave alone, including ones added after this test was written."""
+    imported = {"name", "mobile", "email", "updated_at"}
+    return {
+        f.attname: getattr(member, f.attname) for f in Member._meta.concrete_fields if f.name not in imported
+    }
+
+
+def test_it_creates_members_from_a_good_file(db, tmp_path):
+    out, err = run_import(write_csv(tmp_path, HEADER + GOOD_ROWS))
+
+    assert out.splitlines() == ["Creados: 3, actualizados: 0, sin cambios: 0, con errores: 0"]
+    assert err == ""
+    assert contacts("1234567") == ("María Fernanda Rojas", "+573111234567", "mynameis@mail.com")
+    assert contacts("7654321") == ("Juan Pérez", "+573007654321", "")
+    assert contacts("99887766") == ("Ana Gómez", "", "Ana.Gomez@correo.co")
+    new = Member.objects.get(document="7654321")
+    assert new.pin_hash == "" and new.is_active and new.created_at is not None
+
+
+def test_it_updates_existing_members_without_duplicating_or_touching_credentials(db, tmp_path):
+    long_ago = timezone.now() - timedelta(days=30)
+    existing = make_member(
+        document="1234567",
+        pin="480263",
+        name="Maria Rojas",
+        mobile="+573009998877",
+        email="old@mail.com",
+        security_image="colibri",
+        security_phrase="Mi café de la mañana",
+        failed_pin_attempts=2,
+        locked_at=long_ago,
+        pin_changed_at=long_ago,
+        status=Member.Status.DISABLED,
+    )
+    Member.objects.filter(pk=existing.pk).update(created_at=long_ago, updated_at=long_ago)
+    existing.refresh_from_db()
+    credentials_and_state = portal_owned(existing)
+    path = write_csv(tmp_path, HEADER + GOOD_ROWS)
+
+    out, _ = run_import(path)
+
+    assert out.splitlines() == ["Creados: 2, actualizados: 1, sin cambios: 0, con errores: 0"]
+    assert Member.objects.count() == 3
+    member = Member.objects.get(document="1234567")
+    assert member.pk == existing.pk
+    assert (member.name, member.mobile, member.email) == (
+        "María Fernanda Rojas",
+        "+573111234567",
+        "mynameis@mail.com",
+    )
+    assert member.pin_hash == existing.pin_hash != ""
+    assert (member.security_image, member.security_phrase) == ("colibri", "Mi café de la mañana")
+    assert (member.failed_pin_attempts, member.locked_at, member.pin_changed_at) == (2, long_ago, long_ago)
+    assert member.status == Member.Status.DISABLED
+    assert member.created_at == long_ago
+    assert portal_owned(member) == credentials_and_state
+    assert member.updated_at > long_ago
+
+    out, _ = run_import(path)
+
+    assert out.splitlines() == ["Creados: 0, actualizados: 0, sin cambios: 3, con errores: 0"]
+    assert Member.objects.count() == 3
+
+
+def test_it_imports_nothing_when_a_line_is_bad_and_reports_each_line_number(db, tmp_path):
+    path = write_csv(
+        tmp_path,
+        HEADER
+        + "1234567,María Rojas,3111234567,\n"  # line 2: fine
+        + "12AB,Juan Pérez,3007654321,\n"  # line 3
+        + "7654321,Juan Pérez,6011234567,\n"  # line 4: a landline
+        + "99887766,Ana Gómez,,no-es-correo\n"  # line 5
+        + "55555555,,3111234567,\n"  # line 6: no name
+        + "44444444,Luis Díaz,3111234567\n",  # line 7: three columns
+    )
+
+    out, err = failed_import(path)
+
+    assert out.splitlines() == [
+        "Línea 3: La cédula debe tener entre 5 y 10 dígitos, sin letras.",
+        "Línea 4: El celular debe ser un número móvil colombiano de 10 dígitos que empiece por 3.",
+        "Línea 5: El correo no es válido.",
+        "Línea 6: El nombre es obligatorio.",
+        "Línea 7: La línea debe tener 4 columnas y tiene 3.",
+        "Creados: 0, actualizados: 0, sin cambios: 0, con errores: 5",
+    ]
+    assert err.strip() == NOTHING_IMPORTED
+    assert not Member.objects.exists()
+
+
+def test_it_reports_every_problem_of_a_line_at_once(db, tmp_path):
+    path = write_csv(tmp_path, HEADER + "12AB,,6011234567,\n")
+
+    out, _ = failed_import(path)
+
+    assert out.splitlines()[0] == (
+        "Línea 2: La cédula debe tener entre 5 y 10 dígitos, sin letras. El nombre es obligatorio. "
+        "El celular debe ser un número móvil colombiano de 10 dígitos que empiece por 3."
+    )
+
+
+def test_it_imports_the_good_rows_with_skip_invalid(db, tmp_path):
+    path = write_csv(tmp_path, HEADER + GOOD_ROWS + "12AB,Juan Pérez,3007654321,\n")
+
+    out, err = run_import(path, "--skip-invalid")
+
+    assert out.splitlines() == [
+        "Línea 5: La cédula debe tener entre 5 y 10 dígitos, sin letras.",
+        "Creados: 3, actualizados: 0, sin cambios: 0, con errores: 1",
+    ]
+    assert err == ""
+    assert set(Member.objects.values_list("document", flat=True)) == {"1234567", "7654321", "99887766"}
+
+
+def test_it_rejects_a_documento_repeated_in_the_file_on_the_later_line(db, tmp_path):
+    path = write_csv(
+        tmp_path,
+        HEADER
+        + "1.234.567,María Rojas,3111234567,\n7654321,Juan Pérez,3007654321,\n1234567,Otra,3001112233,\n",
+    )
+
+    out, _ = failed_import(path)
+    assert out.splitlines()[0] == "Línea 4: Esta cédula ya apareció en una línea anterior del archivo."
+
+    run_import(path, "--skip-invalid")
+    assert contacts("1234567") == ("María Rojas", "+573111234567", "")
+    assert Member.objects.count() == 2
+
+
+def test_it_accepts_a_header_with_a_byte_order_mark_odd_case_and_spaces(db, tmp_path):
+    path = write_csv(
+        tmp_path,
+        " Documento , NOMBRE,Celular ,correo\r\n7654321,Juan Pérez,3007654321,\r\n",
+        encoding="utf-8-sig",
+    )
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+
+    out, _ = run_import(path)
+
+    assert out.splitlines() == ["Creados: 1, actualizados: 0, sin cambios: 0, con errores: 0"]
+    assert contacts("7654321") == ("Juan Pérez", "+573007654321", "")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "cedula,nombre,celular,correo",
+        "documento,nombre,correo,celular",
+        "documento,nombre,celular",
+        "7654321,Juan,3007654321,",
+    ],
+)
+def test_it_refuses_a_wrong_header_and_imports_nothing_even_skipping_invalid_rows(db, tmp_path, header):
+    path = write_csv(tmp_path, f"{header}\n1234567,María Rojas,3111234567,\n")
+
+    out, err = failed_import(path, "--skip-invalid")
+
+    assert out.splitlines() == [
+        "Línea 1: La primera línea debe ser el encabezado «documento,nombre,celular,correo», "
+        "separado por comas.",
+        "Creados: 0, actualizados: 0, sin cambios: 0, con errores: 1",
+    ]
+    assert "No se importó nada" in err
+    assert "7654321" not in out  # a headerless file starts with a member's data: it is not echoed
+    assert not Member.objects.exists()
+
+
+def test_it_explains_a_file_separated_by_semicolons(db, tmp_path):
+    path = write_csv(tmp_path, "documento;nombre;celular;correo\n1234567;María Rojas;3111234567;\n")
+
+    out, _ = failed_import(path)
+
+    assert "Parece separado por punto y coma" in out.splitlines()[0]
+
+
+def test_it_refuses_an_empty_file(db, tmp_path):
+    out, _ = failed_import(write_csv(tmp_path, ""))
+
+    assert out.splitlines()[0].startswith("Línea 1: El archivo está vacío")
+
+
+def test_it_accepts_a_file_with_only_the_header(db, tmp_path):
+    out, _ = run_import(write_csv(tmp_path, HEADER))
+
+    assert out.splitlines() == ["Creados: 0, actualizados: 0, sin cambios: 0, con errores: 0"]
+
+
+def test_it_names_the_line_of_a_file_that_is_not_utf8_and_imports_nothing(db, tmp_path):
+    path = write_csv(
+        tmp_path,
+        HEADER + "7654321,Juan Perez,3007654321,\n1234567,José Rojas,3111234567,\n",
+        encoding="latin-1",
+    )
+
+    out, err = failed_import(path, "--skip-invalid")
+
+    assert out.splitlines() == [
+        "Línea 3: El archivo no está codificado en UTF-8. Guárdalo como «CSV UTF-8» y vuelve a intentarlo.",
+        "Creados: 0, actualizados: 0, sin cambios: 0, con errores: 1",
+    ]
+    assert "No se importó nada" in err
+    assert not Member.objects.exists()
+
+
+def test_it_turns_a_decoding_failure_of_a_strict_reader_into_an_error(db, tmp_path):
+    path = write_csv(tmp_path, HEADER + "1234567,José Rojas,3111234567,\n", encoding="latin-1")
+
+    with open(path, encoding="utf-8-sig") as strict:
+        report = members_import(lines=strict)
+
+    assert report.aborted
+    assert report.errors[0].message.startswith("El archivo no está codificado en UTF-8.")
+
+
+def test_it_requires_a_mobile_or_an_email(db, tmp_path):
+    out, _ = failed_import(write_csv(tmp_path, HEADER + "1234567,María Rojas,  ,\n"))
+
+    assert out.splitlines()[0] == "Línea 2: El asociado debe tener celular o correo."
+
+
+@pytest.mark.parametrize(
+    ("raw", "document"),
+    [("1.234.567", "1234567"), (" 1 234 567 ", "1234567"), ('"1,234,567"', "1234567"), ("12.345", "12345")],
+)
+def test_it_normalises_formatted_cedulas(db, tmp_path, raw, document):
+    run_import(write_csv(tmp_path, HEADER + f"{raw},María Rojas,3111234567,\n"))
+
+    assert Member.objects.get().document == document
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("M" * 151, "El nombre no puede tener más de 150 caracteres."),
+        ("María\u202eRojas", "El nombre tiene caracteres no permitidos."),
+        ('"María\tRojas"', "El nombre tiene caracteres no permitidos."),
+    ],
+)
+def test_it_refuses_bad_names(db, tmp_path, name, message):
+    out, _ = failed_import(write_csv(tmp_path, HEADER + f"1234567,{name},3111234567,\n"))
+
+    assert out.splitlines()[0] == f"Línea 2: {message}"
+
+
+def test_it_keeps_a_name_of_exactly_150_characters_with_commas_inside_quotes(db, tmp_path):
+    name = "Rojas, " + "M" * 143
+    run_import(write_csv(tmp_path, HEADER + f'1234567,"{name}",3111234567,\n'))
+
+    assert Member.objects.get().name == name
+
+
+def test_it_refuses_an_email_longer_than_254_characters(db, tmp_path):
+    email = "a" * 64 + "@" + ".".join(["b" * 60] * 4) + ".co"
+    out, _ = failed_import(write_csv(tmp_path, HEADER + f"1234567,María Rojas,,{email}\n"))
+
+    assert out.splitlines()[0] == "Línea 2: El correo no puede tener más de 254 caracteres."
+
+
+def test_it_counts_physical_lines_across_quoted_newlines_and_blank_lines(db, tmp_path):
+    path = write_csv(
+        tmp_path,
+        HEADER
+        + '1234567,"María\nRojas",3111234567,\n'  # lines 2-3: a newline inside a name is refused
+        + "\n"  # line 4: blank, ignored
+        + "7654321,Juan Pérez,3007654321,\n"  # line 5
+        + "12AB,Ana Gómez,3001112233,\n",  # line 6
+    )
+
+    out, _ = run_import(path, "--skip-invalid")
+
+    assert out.splitlines() == [
+        "Línea 2: El nombre tiene caracteres no permitidos.",
+        "Línea 6: La cédula debe tener entre 5 y 10 dígitos, sin letras.",
+        "Creados: 1, actualizados: 0, sin cambios: 0, con errores: 2",
+    ]
+
+
+def test_it_fails_with_a_clear_message_for_a_missing_file(db, tmp_path):
+    with pytest.raises(CommandError, match=r"No existe el archivo .*no-existe\.csv"):
+        call_command("import_members", str(tmp_path / "no-existe.csv"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_exits_non_zero_when_nothing_was_imported(tmp_path, capsys):
+    path = write_csv(tmp_path, HEADER + "12AB,Juan Pérez,3007654321,\n")
+
+    with pytest.raises(SystemExit) as exit_info:
+        Command().run_from_argv(["manage.py", "import_members", str(path)])
+
+    assert exit_info.value.code == 1
+    assert NOTHING_IMPORTED in capsys.readouterr().err
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_exits_non_zero_for_a_missing_file(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        Command().run_from_argv(["manage.py", "import_members", str(tmp_path / "no-existe.csv")])
+
+    assert exit_info.value.code == 1
+    assert "No existe el archivo" in capsys.readouterr().err
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_exits_zero_when_the_invalid_rows_were_skipped_on_purpose(tmp_path, capsys):
+    path = write_csv(tmp_path, HEADER + GOOD_ROWS + "12AB,Juan Pérez,3007654321,\n")
+
+    Command().run_from_argv(["manage.py", "import_members", str(path), "--skip-invalid"])
+
+    assert "con errores: 1" in capsys.readouterr().out
+    assert Member.objects.count() == 3
+
+
+def generated_rows(count: int, *, renamed_every: int = 0) -> list[str]:
+    rows = []
+    for index in range(count):
+        name = f"Asociado {index}" + (" Renombrado" if renamed_every and index % renamed_every == 0 else "")
+        rows.append(f"{10_000_000 + index},{name},+5731{index:08d},asociado{index}@Correo.co\n")
+    return rows
+
+
+def test_it_imports_thousands_of_rows_in_batches_and_reimports_them_idempotently(
+    db, django_assert_max_num_queries
+):
+    lines = [HEADER, *generated_rows(3_000)]
+
+    with django_assert_max_num_queries(300):  # per-row work would be thousands of queries
+        report = members_import(lines=iter(lines), batch_size=250)
+
+    assert report == ImportReport(created=3_000)
+    assert Member.objects.count() == 3_000
+    assert contacts("10002999") == ("Asociado 2999", "+573100002999", "asociado2999@correo.co")
+
+    report = members_import(lines=[HEADER, *generated_rows(3_000, renamed_every=10)], batch_size=250)
+
+    assert (report.created, report.updated, report.unchanged, report.errors) == (0, 300, 2_700, [])
+    assert Member.objects.count() == 3_000
+    assert Member.objects.filter(name__endswith="Renombrado").count() == 300
+
+
+def test_it_rolls_back_batches_already_written_when_a_later_line_is_bad(db):
+    lines = [HEADER, *generated_rows(10), "12AB,Juan Pérez,3007654321,\n", *generated_rows(0)]
+
+    report = members_import(lines=lines, batch_size=3)
+
+    assert report == ImportReport(
+        errors=[LineError(12, "La cédula debe tener entre 5 y 10 dígitos, sin letras.")]
+    )
+    assert not Member.objects.exists()
+
+
+def test_it_rolls_back_written_batches_when_the_file_turns_out_not_to_be_utf8(db):
+    lines = [HEADER, *generated_rows(10), "1234567,Jos\udce9 Rojas,3111234567,\n"]
+
+    report = members_import(lines=lines, skip_invalid=True, batch_size=3)
+
+    assert report.aborted and report.errors[0].line == 12
+    assert (report.created, report.updated, report.unchanged) == (0, 0, 0)
+    assert not Member.objects.exists()
+
+
+def test_it_summarises_a_report_in_spanish():
+    report = ImportReport(created=3, updated=1, errors=[LineError(7, "x"), LineError(9, "y")])
+
+    assert report.summary == "Creados: 3, actualizados: 1, sin cambios: 0, con errores: 2"
+    assert str(report.errors[0]) == "Línea 7: x"
+
+
+def test_it_refuses_a_batch_size_below_one():
+    with pytest.raises(ValueError, match="batch_size"):
+        members_import(lines=[HEADER], batch_size=0)
