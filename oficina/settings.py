@@ -148,6 +148,8 @@ X_FRAME_OPTIONS = "DENY"
 
 MEMBER_IDLE_SECONDS = envint("MEMBER_IDLE_SECONDS", 5 * 60, minimum=5)
 MEMBER_ABSOLUTE_SECONDS = envint("MEMBER_ABSOLUTE_SECONDS", 60 * 60, minimum=60)
+# A PIN typed again inside the office allows one security change within this time.
+STEPUP_SECONDS = envint("STEPUP_SECONDS", 5 * 60, minimum=30)
 
 # The sign-in rules (figures from the issues; each has a test).
 PIN_MAX_FAILED_ATTEMPTS = envint("PIN_MAX_FAILED_ATTEMPTS", 5, minimum=1)

@@ -232,12 +232,7 @@ def _flush(batch: list[_Row], *, report: ImportReport, now: datetime, write: boo
     batch.clear()
     if not write or not rows:
         return
-    existing = {
-        document: (name, mobile, email)
-        for document, name, mobile, email in Member.objects.filter(
-            document__in=[row.document for row in rows]
-        ).values_list("document", "name", "mobile", "email")
-    }
+    existing = _existing_contacts([row.document for row in rows])
     changed: list[_Row] = []
     for row in rows:
         current = existing.get(row.document)
@@ -263,6 +258,23 @@ def _flush(batch: list[_Row], *, report: ImportReport, now: datetime, write: boo
         )
 
 
+def _existing_contacts(documents: list[str]) -> dict[str, tuple[str, str, str]]:
+    fields = ("document", "name", "mobile", "email")
+    if connection.vendor == "postgresql":
+        # One array parameter rather than 2,000 placeholders: a third of the time per batch.
+        table, column = _quoted_table_and_columns()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {', '.join(column[name] for name in fields)} FROM {table} "  # noqa: S608
+                f"WHERE {column['document']} = ANY(CAST(%s AS text[]))",
+                [documents],
+            )
+            found = cursor.fetchall()
+    else:
+        found = list(Member.objects.filter(document__in=documents).values_list(*fields))
+    return {document: (name, mobile, email) for document, name, mobile, email in found}
+
+
 def _upsert_postgresql(rows: list[_Row], *, now: datetime) -> None:
     """The same upsert as bulk_create's, sent as four arrays.
 
@@ -271,31 +283,36 @@ def _upsert_postgresql(rows: list[_Row], *, now: datetime) -> None:
     every other column gets its model default, computed once per batch from a prototype instance
     (so a default must not need to differ per row).
     """
+    table, column = _quoted_table_and_columns()
     prototype = Member(created_at=now, updated_at=now)
-    quote = connection.ops.quote_name
-    columns: list[str] = []
+    targets: list[str] = []
     values: list[str] = []
     constants: list[Any] = []
     for model_field in Member._meta.concrete_fields:
         if model_field.primary_key:
             continue
-        columns.append(quote(model_field.column))
+        targets.append(column[model_field.name])
         if model_field.name in _Row._fields:
-            values.append(f"batch.{quote(model_field.name)}")
+            values.append(f"batch.{column[model_field.name]}")
         else:
             values.append(f"CAST(%s AS {model_field.db_type(connection)})")
             constants.append(
                 model_field.get_db_prep_save(getattr(prototype, model_field.attname), connection)
             )
-    column_of = {model_field.name: quote(model_field.column) for model_field in Member._meta.concrete_fields}
-    updates = ", ".join(f"{column_of[name]} = EXCLUDED.{column_of[name]}" for name in UPDATED_FIELDS)
     arrays = ", ".join("CAST(%s AS text[])" for _ in _Row._fields)
-    # Only identifiers from the model's metadata go into the text; every value is a parameter.
+    aliases = ", ".join(column[name] for name in _Row._fields)
+    updates = ", ".join(f"{column[name]} = EXCLUDED.{column[name]}" for name in UPDATED_FIELDS)
     sql = (
-        f"INSERT INTO {quote(Member._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
-        f"SELECT {', '.join(values)} FROM UNNEST({arrays}) AS batch({', '.join(map(quote, _Row._fields))}) "
-        f"ON CONFLICT ({column_of['document']}) DO UPDATE SET {updates}"
+        f"INSERT INTO {table} ({', '.join(targets)}) "  # noqa: S608
+        f"SELECT {', '.join(values)} FROM UNNEST({arrays}) AS batch({aliases}) "
+        f"ON CONFLICT ({column['document']}) DO UPDATE SET {updates}"
     )
-    columns_of_rows = [list(column) for column in zip(*rows, strict=True)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*constants, *columns_of_rows])
+        cursor.execute(sql, [*constants, *(list(cells) for cells in zip(*rows, strict=True))])
+
+
+def _quoted_table_and_columns() -> tuple[str, dict[str, str]]:
+    """Names for hand-written SQL, taken from the model: only these identifiers go into its text."""
+    quote = connection.ops.quote_name
+    columns = {model_field.name: quote(model_field.column) for model_field in Member._meta.concrete_fields}
+    return quote(Member._meta.db_table), columns

@@ -56,6 +56,19 @@ def access_locked_notice_send(*, member: Member) -> None:
     )
 
 
+SECURITY_CHANGES = {
+    "pin": "se cambió tu clave de acceso",
+    "image": "se cambiaron tu imagen y tu frase de seguridad",
+    "contact": "se cambiaron tus datos de contacto",
+}
+
+
+def security_change_notice_send(*, member: Member, change: str) -> None:
+    """Tell the member, on every channel of `member` (pass the OLD contact data for a contact change),
+    that something guarding their access changed inside the office."""
+    _send_everywhere(member=member, template="security_change", context={"what": SECURITY_CHANGES[change]})
+
+
 def sms_text_render(template_name: str, context: dict[str, Any]) -> str:
     """The SMS text in GSM-7, within one segment; a long cooperative name is shortened to fit.
 

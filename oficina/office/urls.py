@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from oficina.office import views
+from oficina.office import security_views, views
 
 app_name = "office"
 
@@ -11,4 +11,9 @@ urlpatterns = [
     path("cerrar-sesion/", views.logout, name="logout"),
     path("seguir-conectado/", views.keep_alive, name="keep_alive"),
     path("bloquear-mi-acceso/", views.self_block, name="self_block"),
+    path("confirmar-clave/", security_views.stepup, name="stepup"),
+    path("cambiar-clave/", security_views.change_pin, name="change_pin"),
+    path("cambiar-clave/confirmar/", security_views.change_pin_confirm, name="change_pin_confirm"),
+    path("imagen-y-frase/", security_views.security_image, name="security_image"),
+    path("datos-de-contacto/", security_views.contact, name="contact"),
 ]

@@ -9,12 +9,14 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from oficina.antiphishing.gallery import GALLERY
+from oficina.audit.services import event_record
 from oficina.consent.services import consent_record, member_needs_consent, policy_current_or_default
 from oficina.lib.national_id import InvalidDocument
 from oficina.lib.ratelimit import ratelimit_consume
@@ -143,6 +145,10 @@ def password(request: HttpRequest) -> HttpResponse:
                 return redirect("office:home")
             error = MSG_WRONG_PIN
     display = security_display(document=flow.document)
+    if not flow.get("image_shown"):
+        # Once per flow: a trail of which cédulas had their image shown, and from where.
+        event_record("image_shown", request=request, document=flow.document)
+        flow.set(image_shown=True)
     context = {
         "display": display,
         "error": error,
@@ -230,6 +236,8 @@ def new_pin(request: HttpRequest) -> HttpResponse:
     context = {
         "error": error,
         "confirming": False,
+        "step": "Paso 3 de 5",
+        "form_action": reverse("signin:new_pin"),
         "help_texts": pin_help_texts(),
         **keypad_context(request, purpose=Stage.NEW_PIN.value, tokens=tokens),
     }
@@ -256,6 +264,8 @@ def confirm_pin(request: HttpRequest) -> HttpResponse:
     context = {
         "error": error,
         "confirming": True,
+        "step": "Paso 3 de 5",
+        "form_action": reverse("signin:confirm_pin"),
         **keypad_context(request, purpose=Stage.CONFIRM_PIN.value, tokens=tokens),
     }
     return render(request, "signin/new_pin.html", context)
@@ -285,7 +295,14 @@ def security_image(request: HttpRequest) -> HttpResponse:
         if not errors:
             flow.advance(Stage.POLICY, image_id=chosen, phrase=phrase)
             return redirect("signin:policy")
-    context = {"gallery": GALLERY, "errors": errors, "chosen": chosen, "phrase": phrase}
+    context = {
+        "gallery": GALLERY,
+        "errors": errors,
+        "chosen": chosen,
+        "phrase": phrase,
+        "step": "Paso 4 de 5",
+        "form_action": reverse("signin:security_image"),
+    }
     return render(request, "signin/security_image.html", context)
 
 

@@ -1,0 +1,243 @@
+"""Inside the office: change PIN, image and phrase, or contact data. Each asks for the PIN again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods
+
+from oficina.antiphishing.gallery import GALLERY
+from oficina.lib.masking import mask_email, mask_mobile
+from oficina.lib.phone import InvalidMobile, normalise_mobile
+from oficina.lib.ratelimit import ratelimit_consume
+from oficina.members.models import Member
+from oficina.office.services import (
+    member_contact_change,
+    member_pin_change,
+    member_security_image_change,
+    stepup_grant,
+    stepup_is_fresh,
+    stepup_spend,
+)
+from oficina.office.views import member_required
+from oficina.signin.flows.login import member_sign_out, pin_verify
+from oficina.signin.flows.new_credentials import image_clean, new_pin_accept, phrase_clean
+from oficina.signin.keypad_form import keypad_context, keypad_post
+from oficina.signin.pin import secret_check
+from oficina.signin.validators import pin_help_texts
+
+NEXT_KEY = "stepup_next"
+PENDING_PIN_KEY = "office_pending_pin"
+STEPUP_TARGETS = {"office:change_pin", "office:security_image", "office:contact"}
+
+
+def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    return never_cache(csrf_protect(require_http_methods(["GET", "POST"])(member_required(view))))
+
+
+def stepup_required(target: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not stepup_is_fresh(request):
+                request.session[NEXT_KEY] = target
+                return redirect("office:stepup")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _member(request: HttpRequest) -> Member:
+    member: Member = request.member  # type: ignore[attr-defined]
+    return member
+
+
+@_guarded
+@sensitive_post_parameters()
+def stepup(request: HttpRequest) -> HttpResponse:
+    """ "Confirma tu clave": the current PIN, on the keypad, before a security change."""
+    member = _member(request)
+    target = request.session.get(NEXT_KEY)
+    if target not in STEPUP_TARGETS:
+        return redirect("office:home")
+    error = None
+    tokens: list[str] = []
+    if request.method == "POST":
+        if request.POST.get("action") == "regresar":
+            request.session.pop(NEXT_KEY, None)
+            return redirect("office:home")
+        result = keypad_post(request, purpose="stepup")
+        error, tokens = result.error, result.tokens
+        if result.digits is not None:
+            ratelimit_consume(request, action="pin", key=member.document)
+            if pin_verify(request=request, document=member.document, pin=result.digits) is not None:
+                stepup_grant(request)
+                request.session.pop(NEXT_KEY, None)
+                return redirect(str(target))
+            member.refresh_from_db()
+            if member.locked_at is not None:
+                member_sign_out(request=request, member=member, reason="logout")
+                messages.error(
+                    request,
+                    "Por tu seguridad bloqueamos tu acceso tras varios intentos con una clave incorrecta. "
+                    "Para volver a ingresar usa «Olvidé mi clave».",
+                )
+                return redirect("signin:identify")
+            error = "La clave no es correcta. Inténtalo de nuevo."
+    context = {"error": error, **keypad_context(request, purpose="stepup", tokens=tokens)}
+    return render(request, "office/stepup.html", context)
+
+
+@_guarded
+@stepup_required("office:change_pin")
+@sensitive_post_parameters()
+def change_pin(request: HttpRequest) -> HttpResponse:
+    member = _member(request)
+    error = None
+    tokens: list[str] = []
+    if request.method == "POST":
+        if request.POST.get("action") == "regresar":
+            return redirect("office:home")
+        result = keypad_post(request, purpose="office_new_pin")
+        error, tokens = result.error, result.tokens
+        if result.digits is not None:
+            try:
+                request.session[PENDING_PIN_KEY] = new_pin_accept(member=member, pin=result.digits)
+            except ValidationError as exc:
+                error = exc.messages[0]
+            else:
+                return redirect("office:change_pin_confirm")
+    context = {
+        "error": error,
+        "confirming": False,
+        "help_texts": pin_help_texts(),
+        "form_action": reverse("office:change_pin"),
+        **keypad_context(request, purpose="office_new_pin", tokens=tokens),
+    }
+    return render(request, "signin/new_pin.html", context)
+
+
+@_guarded
+@stepup_required("office:change_pin")
+@sensitive_post_parameters()
+def change_pin_confirm(request: HttpRequest) -> HttpResponse:
+    member = _member(request)
+    pending = request.session.get(PENDING_PIN_KEY)
+    if not pending:
+        return redirect("office:change_pin")
+    error = None
+    tokens: list[str] = []
+    if request.method == "POST":
+        if request.POST.get("action") == "regresar":
+            request.session.pop(PENDING_PIN_KEY, None)
+            return redirect("office:change_pin")
+        result = keypad_post(request, purpose="office_confirm_pin")
+        error, tokens = result.error, result.tokens
+        if result.digits is not None:
+            request.session.pop(PENDING_PIN_KEY, None)
+            if not secret_check(result.digits, pending):
+                messages.error(request, "Las dos claves no coinciden. Define tu nueva clave otra vez.")
+                return redirect("office:change_pin")
+            member_pin_change(request=request, member=member, pin_hash=str(pending))
+            stepup_spend(request)
+            messages.success(
+                request, "Cambiaste tu clave de acceso. Te enviamos un aviso a tus medios registrados."
+            )
+            return redirect("office:home")
+    context = {
+        "error": error,
+        "confirming": True,
+        "form_action": reverse("office:change_pin_confirm"),
+        **keypad_context(request, purpose="office_confirm_pin", tokens=tokens),
+    }
+    return render(request, "signin/new_pin.html", context)
+
+
+@_guarded
+@stepup_required("office:security_image")
+def security_image(request: HttpRequest) -> HttpResponse:
+    member = _member(request)
+    errors: dict[str, str] = {}
+    chosen, phrase = member.security_image, member.security_phrase
+    if request.method == "POST":
+        raw_phrase = request.POST.get("frase", "")
+        phrase = raw_phrase[:200] if isinstance(raw_phrase, str) else ""
+        try:
+            chosen = image_clean(request.POST.get("imagen", ""))
+        except ValidationError as exc:
+            errors["imagen"] = exc.messages[0]
+        try:
+            phrase = phrase_clean(raw_phrase)
+        except ValidationError as exc:
+            errors["frase"] = exc.messages[0]
+        if not errors:
+            member_security_image_change(request=request, member=member, image_id=chosen, phrase=phrase)
+            stepup_spend(request)
+            messages.success(request, "Guardamos tu nueva imagen y frase de seguridad.")
+            return redirect("office:home")
+    context = {
+        "gallery": GALLERY,
+        "errors": errors,
+        "chosen": chosen,
+        "phrase": phrase,
+        "form_action": reverse("office:security_image"),
+    }
+    return render(request, "signin/security_image.html", context)
+
+
+@_guarded
+@stepup_required("office:contact")
+def contact(request: HttpRequest) -> HttpResponse:
+    member = _member(request)
+    errors: dict[str, str] = {}
+    mobile_value = mask_mobile(member.mobile) and member.mobile.removeprefix("+57")
+    email_value = member.email
+    if request.method == "POST":
+        raw_mobile = request.POST.get("celular", "")
+        raw_email = request.POST.get("correo", "")
+        mobile_value = raw_mobile[:40] if isinstance(raw_mobile, str) else ""
+        email_value = raw_email[:254] if isinstance(raw_email, str) else ""
+        mobile = email = ""
+        if mobile_value.strip():
+            try:
+                mobile = normalise_mobile(mobile_value)
+            except InvalidMobile as exc:
+                errors["celular"] = str(exc)
+        if email_value.strip():
+            email = email_value.strip()
+            local, _, domain = email.rpartition("@")
+            email = f"{local}@{domain.lower()}" if local else email
+            try:
+                validate_email(email)
+            except ValidationError:
+                errors["correo"] = "Escribe un correo electrónico válido, por ejemplo nombre@correo.com."
+        if not errors and not mobile and not email:
+            errors["celular"] = (
+                "Necesitamos al menos un celular o un correo para enviarte tus claves temporales."
+            )
+        if not errors:
+            member_contact_change(request=request, member=member, mobile=mobile, email=email)
+            stepup_spend(request)
+            messages.success(request, "Actualizamos tus datos de contacto. Avisamos a tus medios anteriores.")
+            return redirect("office:home")
+    context = {
+        "errors": errors,
+        "mobile_value": mobile_value,
+        "email_value": email_value,
+        "masked_mobile": mask_mobile(member.mobile),
+        "masked_email": mask_email(member.email),
+    }
+    return render(request, "office/contact.html", context)

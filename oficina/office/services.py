@@ -1,0 +1,85 @@
+"""Changes a signed-in member makes to what guards their access. Each needs a fresh step-up."""
+
+from __future__ import annotations
+
+import time
+from copy import copy
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from oficina.audit.services import event_record
+from oficina.members.models import Member, PinHistory
+from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash
+from oficina.signin.validators import PIN_HISTORY_DEPTH
+
+STEPUP_KEY = "stepup_at"
+
+
+def stepup_is_fresh(request: HttpRequest) -> bool:
+    data = request.session.get(MEMBER_SESSION_KEY) or {}
+    return time.time() - float(data.get(STEPUP_KEY, 0)) <= settings.STEPUP_SECONDS
+
+
+def stepup_grant(request: HttpRequest) -> None:
+    request.session[MEMBER_SESSION_KEY][STEPUP_KEY] = time.time()
+    request.session.modified = True
+
+
+def stepup_spend(request: HttpRequest) -> None:
+    """One step-up, one change: the next change asks for the PIN again."""
+    request.session[MEMBER_SESSION_KEY].pop(STEPUP_KEY, None)
+    request.session.modified = True
+
+
+def _notice(member: Member, change: str) -> None:
+    from oficina.notify.services import security_change_notice_send
+
+    try:
+        security_change_notice_send(member=member, change=change)
+    except Exception:
+        event_record("notice_failed", member=member, notice=change)
+
+
+def member_pin_change(*, request: HttpRequest, member: Member, pin_hash: str) -> None:
+    with transaction.atomic():
+        member = Member.objects.select_for_update().get(pk=member.pk)
+        member.pin_hash = pin_hash
+        member.pin_changed_at = timezone.now()
+        member.save(update_fields=["pin_hash", "pin_changed_at", "updated_at"])
+        PinHistory.objects.create(member=member, pin_hash=pin_hash)
+        stale = member.pin_history.order_by("-created_at", "-id").values_list("pk", flat=True)[
+            PIN_HISTORY_DEPTH:
+        ]
+        PinHistory.objects.filter(pk__in=list(stale)).delete()
+        event_record("pin_changed", request=request, member=member)
+    # This session stays open (it proved the PIN); any other one is ended by the new auth hash.
+    request.session[MEMBER_SESSION_KEY]["auth"] = session_auth_hash(member)
+    request.session.modified = True
+    transaction.on_commit(lambda: _notice(member, "pin"))
+
+
+def member_security_image_change(*, request: HttpRequest, member: Member, image_id: str, phrase: str) -> None:
+    with transaction.atomic():
+        Member.objects.filter(pk=member.pk).update(
+            security_image=image_id, security_phrase=phrase, updated_at=timezone.now()
+        )
+        event_record("security_image_changed", request=request, member=member)
+    transaction.on_commit(lambda: _notice(member, "image"))
+
+
+def member_contact_change(*, request: HttpRequest, member: Member, mobile: str, email: str) -> None:
+    """Saves new contact data and tells the OLD channels, so a hijacker cannot change them silently."""
+    before = copy(member)
+    with transaction.atomic():
+        Member.objects.filter(pk=member.pk).update(mobile=mobile, email=email, updated_at=timezone.now())
+        event_record(
+            "contact_changed",
+            request=request,
+            member=member,
+            mobile_changed=before.mobile != mobile,
+            email_changed=before.email != email,
+        )
+    transaction.on_commit(lambda: _notice(before, "contact"))

@@ -1,0 +1,102 @@
+"""Inside the Oficina Virtual: security changes need the PIN again (step-up), and say so to the member."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import mail
+
+from oficina.audit.models import Event
+from oficina.members.models import Member
+from tests.factories import DEFAULT_PIN, make_member
+from tests.keypad import type_on_keypad
+
+pytestmark = pytest.mark.django_db
+
+
+def signed_in(client, member: Member) -> None:
+    client.post("/", {"usuario": member.document})
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/oficina/"
+
+
+def test_changing_the_pin_asks_for_the_current_pin_first(
+    client, sms_outbox, django_capture_on_commit_callbacks
+):
+    member = make_member(returning=True)
+    signed_in(client, member)
+    assert client.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
+    assert type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN).url == "/oficina/cambiar-clave/"
+    assert (
+        type_on_keypad(client, "/oficina/cambiar-clave/", "730519").url == "/oficina/cambiar-clave/confirmar/"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert type_on_keypad(client, "/oficina/cambiar-clave/confirmar/", "730519").url == "/oficina/"
+    # This session stays open, the notice went to both channels, the step-up is spent.
+    assert client.get("/oficina/").status_code == 200
+    assert any("clave de acceso" in m.body for m in mail.outbox)
+    assert any("clave de acceso" in m.body for m in sms_outbox)
+    assert client.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
+    client.post("/oficina/cerrar-sesion/")
+    client.post("/", {"usuario": member.document})
+    assert type_on_keypad(client, "/clave/", "730519").url == "/oficina/"
+    assert Event.objects.filter(kind="pin_changed", member_id=member.pk).exists()
+
+
+def test_a_wrong_pin_at_the_step_up_counts_towards_the_lock(client, settings):
+    settings.RATE_LIMITS = {}
+    member = make_member(returning=True)
+    signed_in(client, member)
+    client.get("/oficina/imagen-y-frase/")
+    for _ in range(4):
+        page = type_on_keypad(client, "/oficina/confirmar-clave/", "111111")
+        assert "La clave no es correcta" in page.content.decode()
+    last = type_on_keypad(client, "/oficina/confirmar-clave/", "111111")
+    assert last.url == "/"
+    member.refresh_from_db()
+    assert member.locked_at is not None
+    assert client.get("/oficina/").url == "/"
+
+
+def test_the_image_and_phrase_change_after_the_step_up(client):
+    member = make_member(returning=True)
+    signed_in(client, member)
+    client.get("/oficina/imagen-y-frase/")
+    type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN)
+    bad = client.post("/oficina/imagen-y-frase/", {"imagen": "../../etc/passwd", "frase": "<b>"})
+    assert bad.status_code == 200
+    member.refresh_from_db()
+    assert member.security_image == "buho"
+    done = client.post("/oficina/imagen-y-frase/", {"imagen": "cometa", "frase": "El viento me lleva"})
+    assert done.url == "/oficina/"
+    member.refresh_from_db()
+    assert (member.security_image, member.security_phrase) == ("cometa", "El viento me lleva")
+
+
+def test_contact_data_change_tells_the_old_channels(client, sms_outbox, django_capture_on_commit_callbacks):
+    member = make_member(returning=True)
+    signed_in(client, member)
+    client.get("/oficina/datos-de-contacto/")
+    type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN)
+    refused = client.post("/oficina/datos-de-contacto/", {"celular": "12345", "correo": "no-es-correo"})
+    assert "móvil colombiano" in refused.content.decode()
+    assert client.post("/oficina/datos-de-contacto/", {"celular": "", "correo": ""}).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        done = client.post(
+            "/oficina/datos-de-contacto/", {"celular": "310 000 1122", "correo": "nuevo@Correo.com"}
+        )
+    assert done.url == "/oficina/"
+    member.refresh_from_db()
+    assert (member.mobile, member.email) == ("+573100001122", "nuevo@correo.com")
+    assert [m.to for m in sms_outbox] == ["+573111234567"]
+    assert [m.to for m in mail.outbox] == [["mynameis@mail.com"]]
+
+
+def test_self_block_stops_the_pin_until_a_reset(client):
+    member = make_member(returning=True)
+    signed_in(client, member)
+    assert "Bloquear mi acceso" in client.get("/oficina/bloquear-mi-acceso/").content.decode()
+    assert client.post("/oficina/bloquear-mi-acceso/").url == "/"
+    member.refresh_from_db()
+    assert member.locked_at is not None and member.self_blocked_at is not None
+    client.post("/", {"usuario": member.document})
+    refused = type_on_keypad(client, "/clave/", DEFAULT_PIN)
+    assert "La clave no es correcta o tu acceso no está disponible" in refused.content.decode()
