@@ -46,6 +46,8 @@ class MemberSessionMiddleware:
             reason = "revoked"
         elif reason is None and member is not None and member.session_key != request.session.session_key:
             reason = "replaced"
+        elif reason is None and member is not None and member.locked_at is not None:
+            reason = "locked"
         if reason is not None:
             from oficina.audit.services import event_record
 

@@ -17,6 +17,7 @@ ENDED_MESSAGES = {
     "idle": "Tu sesión se cerró por inactividad. Ingresa de nuevo.",
     "absolute": "Tu sesión llegó a su tiempo máximo y se cerró. Ingresa de nuevo.",
     "revoked": "Tu sesión se cerró porque tu clave cambió o tu acceso fue modificado.",
+    "locked": "Tu sesión se cerró porque tu acceso fue bloqueado. Para volver usa «Olvidé mi clave».",
     "replaced": "Tu sesión se cerró porque ingresaste desde otro navegador o dispositivo.",
 }
 

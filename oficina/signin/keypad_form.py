@@ -56,10 +56,11 @@ def keypad_context(request: HttpRequest, *, purpose: str, tokens: list[str] | No
     tokens = tokens or []
     state = request.session.get(SESSION_KEY) if tokens else None
     entry = KeypadEntry(state, purpose=purpose)
+    restarted = False
     try:
         keys = entry.render()
     except KeypadError:
-        entry, tokens = KeypadEntry(None, purpose=purpose), []
+        entry, tokens, restarted = KeypadEntry(None, purpose=purpose), [], True
         keys = entry.render()
     request.session[SESSION_KEY] = entry.state
     return {
@@ -68,4 +69,5 @@ def keypad_context(request: HttpRequest, *, purpose: str, tokens: list[str] | No
         "keypad_entered": " ".join(tokens),
         "keypad_count": len(tokens),
         "keypad_dots": [i < len(tokens) for i in range(PIN_LENGTH)],
+        "keypad_restarted": MSG_STALE if restarted else None,
     }

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
@@ -23,7 +24,7 @@ from oficina.lib.ratelimit import ratelimit_consume
 from oficina.members.models import Member
 from oficina.notify.services import DeliveryError
 from oficina.signin.flows.identify import document_parse, security_display
-from oficina.signin.flows.login import member_sign_in, pin_verify
+from oficina.signin.flows.login import member_sign_in, pin_verify, session_auth_hash
 from oficina.signin.flows.new_credentials import (
     credentials_complete,
     image_clean,
@@ -138,7 +139,9 @@ def password(request: HttpRequest) -> HttpResponse:
             member = pin_verify(request=request, document=flow.document, pin=result.digits)
             if member is not None:
                 if member_needs_consent(member):
-                    flow.advance(Stage.POLICY, member_id=member.pk, kind="reconsent")
+                    flow.advance(
+                        Stage.POLICY, member_id=member.pk, kind="reconsent", auth=session_auth_hash(member)
+                    )
                     return redirect("signin:policy")
                 flow_end(request.session)
                 member_sign_in(request=request, member=member)
@@ -199,7 +202,11 @@ def code_sent(request: HttpRequest) -> HttpResponse:
     reset = request.session.get(RESET_SESSION_KEY)
     if not isinstance(reset, dict):
         return _restart(request)
-    return render(request, "signin/code_sent.html", {"channel_name": CHANNEL_NAMES[str(reset["channel"])]})
+    context = {
+        "channel_name": CHANNEL_NAMES[str(reset["channel"])],
+        "minutes": max(1, settings.CODE_VALIDITY_SECONDS // 60),
+    }
+    return render(request, "signin/code_sent.html", context)
 
 
 def _keypad_stage(
@@ -333,6 +340,14 @@ def policy(request: HttpRequest) -> HttpResponse:
             )
         elif flow.get("kind") == "reconsent":
             member = Member.objects.get(pk=flow.require_member_id())
+            # The PIN proven on /clave/ must still be the member's, and their access still open.
+            if (
+                not member.is_active
+                or member.locked_at is not None
+                or not constant_time_compare(str(flow.get("auth", "")), session_auth_hash(member))
+            ):
+                flow_end(request.session)
+                return _restart(request)
             consent_record(member=member, policy=current, request=request)
             flow_end(request.session)
             member_sign_in(request=request, member=member)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from django.core.exceptions import ValidationError
@@ -39,6 +40,12 @@ def phrase_clean(raw: object) -> str:
     if len(phrase) > PHRASE_MAX:
         raise ValidationError(
             f"Tu frase de seguridad puede tener máximo {PHRASE_MAX} caracteres.", code="phrase_long"
+        )
+    if re.search(r"\d{4,}", phrase):
+        # A phrase is shown to anyone who types the cédula: it must never carry a PIN or a number.
+        raise ValidationError(
+            "Tu frase de seguridad no puede tener 4 o más números seguidos. Nunca escribas tu clave en ella.",
+            code="phrase_digits",
         )
     allowed_punctuation = set(" .,;:¡!¿?-'\"()")
     for ch in phrase:

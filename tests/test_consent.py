@@ -1,0 +1,208 @@
+"""Step 8, the data policy: what "Permitir" records, and what "No permitir" leaves untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from oficina.consent.models import Consent, PolicyVersion
+from oficina.consent.services import policy_current_or_default, policy_publish
+from oficina.members.models import Member
+from oficina.signin.models import TemporaryCode
+from tests.factories import DEFAULT_PIN, make_member
+from tests.keypad import type_on_keypad
+
+pytestmark = pytest.mark.django_db
+
+NEW_PIN = "730519"
+BROWSER = "Mozilla/5.0 (Linux; Android 14) Chrome/125.0 Mobile"
+MSG_UNTICKED = "Para continuar marca la casilla de autorización y haz clic en «Permitir»."
+MSG_STALE_VERSION = "La política se actualizó mientras la leías."
+MSG_RECONSENT = "Actualizamos nuestra política de tratamiento de datos."
+
+
+def code_from(text: str) -> str:
+    match = re.search(r"\b(\d{6})\b", text)
+    assert match, text
+    return match.group(1)
+
+
+def reach_policy(client: Client, member: Member, sms_outbox) -> None:
+    """Steps 1-7 of the guide: the flow stands on /politica-de-datos/ with everything chosen."""
+    assert client.post("/", {"usuario": member.document}).url == "/clave/"
+    assert client.post("/olvide-mi-clave/", {"canal": "sms"}).url == "/olvide-mi-clave/enviado/"
+    code = code_from(sms_outbox[-1].body)
+    assert client.post("/", {"usuario": member.document}).url == "/clave/"
+    assert type_on_keypad(client, "/clave/", code).url == "/nueva-clave/"
+    assert type_on_keypad(client, "/nueva-clave/", NEW_PIN).url == "/nueva-clave/confirmar/"
+    assert type_on_keypad(client, "/nueva-clave/confirmar/", NEW_PIN).url == "/imagen-y-frase/"
+    chosen = client.post("/imagen-y-frase/", {"imagen": "girasol", "frase": "Mi huerta da buenos frutos"})
+    assert chosen.url == "/politica-de-datos/"
+
+
+def assert_untouched(member: Member) -> None:
+    member.refresh_from_db()
+    assert not member.has_pin
+    assert member.security_image == "" and member.security_phrase == ""
+    assert not Consent.objects.filter(member=member).exists()
+
+
+def sign_in(client: Client, member: Member, pin: str = DEFAULT_PIN):
+    assert client.post("/", {"usuario": member.document}).url == "/clave/"
+    return type_on_keypad(client, "/clave/", pin)
+
+
+def test_permitir_records_who_what_when_where_and_with_what(client, sms_outbox):
+    member = make_member()
+    reach_policy(client, member, sms_outbox)
+    before = timezone.now()
+    allowed = client.post(
+        "/politica-de-datos/",
+        {"decision": "permitir", "acepto": "si", "version": "1"},
+        REMOTE_ADDR="203.0.113.9",
+        HTTP_USER_AGENT=BROWSER,
+    )
+    assert allowed.url == "/listo/"
+
+    consent = Consent.objects.get(member=member)
+    policy = PolicyVersion.objects.get(version="1")
+    assert consent.policy == policy
+    assert consent.text_sha256 == hashlib.sha256(policy.text.encode("utf-8")).hexdigest()
+    assert policy.text_sha256 == consent.text_sha256
+    assert consent.accepted_at.utcoffset() == timedelta(0)
+    assert consent.accepted_at.tzinfo is not None
+    assert before <= consent.accepted_at <= timezone.now()
+    assert consent.accepted_at.astimezone(UTC) == consent.accepted_at
+    assert consent.ip_address == "203.0.113.9"
+    assert consent.user_agent == BROWSER
+
+
+def test_nothing_is_ticked_beforehand(client, sms_outbox):
+    member = make_member()
+    reach_policy(client, member, sms_outbox)
+    page = client.get("/politica-de-datos/").content.decode()
+    checkboxes = re.findall(r"<input[^>]*type=\"checkbox\"[^>]*>", page)
+    assert len(checkboxes) == 1
+    assert 'name="acepto"' in checkboxes[0]
+    assert "checked" not in checkboxes[0]
+
+
+def test_permitir_without_ticking_the_box_changes_nothing(client, sms_outbox):
+    member = make_member()
+    reach_policy(client, member, sms_outbox)
+    response = client.post("/politica-de-datos/", {"decision": "permitir", "version": "1"})
+    assert response.status_code == 200
+    assert MSG_UNTICKED in response.content.decode()
+    assert_untouched(member)
+    assert client.session["signin"]["stage"] == "politica"
+
+
+def test_no_permitir_ends_the_flow_and_changes_nothing(client, sms_outbox):
+    member = make_member()
+    reach_policy(client, member, sms_outbox)
+    refused = client.post("/politica-de-datos/", {"decision": "rechazar", "acepto": "si", "version": "1"})
+    assert refused.url == "/"
+    page = client.get("/").content.decode()
+    assert "No autorizaste el tratamiento de tus datos" in page
+
+    assert_untouched(member)
+    assert TemporaryCode.objects.get(member=member).consumed_at is not None
+    assert client.get("/politica-de-datos/").url == "/"
+    assert client.get("/listo/").url == "/"
+
+
+def test_a_member_who_accepted_an_older_version_is_asked_again(client):
+    member = make_member(returning=True)
+    policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
+
+    asked = sign_in(client, member)
+    assert asked.url == "/politica-de-datos/"
+    page = client.get("/politica-de-datos/").content.decode()
+    assert MSG_RECONSENT in page
+    assert "Versión 2" in page
+    assert client.get("/oficina/").url == "/"
+
+    allowed = client.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "2"})
+    assert allowed.url == "/oficina/"
+    assert member.name in client.get("/oficina/").content.decode()
+    assert Consent.objects.filter(member=member, policy__version="2").count() == 1
+    assert Consent.objects.filter(member=member).count() == 2
+
+
+def test_a_member_who_refuses_the_new_version_is_not_signed_in(client):
+    member = make_member(returning=True)
+    policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
+
+    assert sign_in(client, member).url == "/politica-de-datos/"
+    refused = client.post("/politica-de-datos/", {"decision": "rechazar"})
+    assert refused.url == "/"
+    assert client.get("/oficina/").url == "/"
+    assert not Consent.objects.filter(member=member, policy__version="2").exists()
+    member.refresh_from_db()
+    assert member.last_login_at is None
+
+
+def test_a_member_who_accepted_the_current_version_goes_straight_in(client):
+    member = make_member(returning=True)
+    assert sign_in(client, member).url == "/oficina/"
+    assert Consent.objects.filter(member=member).count() == 1
+
+
+def test_a_policy_changed_while_reading_is_not_accepted(client, sms_outbox):
+    member = make_member()
+    reach_policy(client, member, sms_outbox)
+    assert "Versión 1" in client.get("/politica-de-datos/").content.decode()
+    policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
+
+    stale = client.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "1"})
+    assert stale.status_code == 200
+    page = stale.content.decode()
+    assert MSG_STALE_VERSION in page
+    assert "Versión 2" in page
+    assert_untouched(member)
+
+    allowed = client.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "2"})
+    assert allowed.url == "/listo/"
+    assert Consent.objects.get(member=member).policy.version == "2"
+
+
+def test_a_returning_member_with_a_stale_version_field_is_not_let_in(client):
+    member = make_member(returning=True)
+    policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
+    assert sign_in(client, member).url == "/politica-de-datos/"
+    stale = client.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "1"})
+    assert stale.status_code == 200
+    assert MSG_STALE_VERSION in stale.content.decode()
+    assert client.get("/oficina/").url == "/"
+    assert not Consent.objects.filter(member=member, policy__version="2").exists()
+
+
+def test_the_policy_page_shows_the_version_and_its_fingerprint(client, sms_outbox):
+    member = make_member()
+    reach_policy(client, member, sms_outbox)
+    page = client.get("/politica-de-datos/").content.decode()
+    policy = PolicyVersion.objects.get(version="1")
+    assert "Versión 1" in page
+    assert 'name="version" value="1"' in page
+    assert policy.text_sha256[:16] in page
+
+
+def test_the_policy_cites_the_colombian_law_and_names_the_cooperative(settings):
+    settings.COOPERATIVE_NAME = "Cooperativa de Ahorro Los Andes"
+    policy = policy_current_or_default()
+    assert "Ley 1581 de 2012" in policy.text
+    assert "Decreto 1377 de 2013" in policy.text
+    assert "Cooperativa de Ahorro Los Andes" in policy.text
+    assert policy.text_sha256 == hashlib.sha256(policy.text.encode("utf-8")).hexdigest()
+
+
+def test_a_published_version_cannot_be_published_again():
+    policy_current_or_default()
+    with pytest.raises(ValueError, match="ya fue publicada"):
+        policy_publish(version="1", text="otro texto")
+    assert PolicyVersion.objects.count() == 1

@@ -1,0 +1,334 @@
+"""The journey as ordered stages: no page can be reached out of turn, the end is saved all at once,
+and every session (the sign-in flow and the office) ends on time."""
+
+from __future__ import annotations
+
+import re
+import time
+from unittest.mock import patch
+
+import pytest
+from django.core import mail
+from django.test import Client
+
+from oficina.consent.models import Consent
+from oficina.consent.services import policy_publish
+from oficina.members.models import Member, PinHistory
+from oficina.signin.models import TemporaryCode
+from tests.factories import DEFAULT_IMAGE, DEFAULT_PHRASE, DEFAULT_PIN, make_member
+from tests.keypad import keypad_body, type_on_keypad
+
+NEW_PIN = "730519"
+MSG_INVALID_DOCUMENT = "La cédula debe tener entre 5 y 10 dígitos, sin letras."
+MSG_FLOW_EXPIRED = "Tu sesión de ingreso terminó. Ingresa tu usuario para continuar."
+
+STAGE_URLS = [
+    "/clave/",
+    "/olvide-mi-clave/",
+    "/olvide-mi-clave/enviado/",
+    "/nueva-clave/",
+    "/nueva-clave/confirmar/",
+    "/imagen-y-frase/",
+    "/politica-de-datos/",
+    "/listo/",
+]
+# What a forged POST to each stage would carry if it could.
+FORGED = {
+    "/clave/": {"keys": "", "action": "continuar"},
+    "/olvide-mi-clave/": {"canal": "sms", "action": "continuar"},
+    "/olvide-mi-clave/enviado/": {},
+    "/nueva-clave/": {"keys": "", "action": "continuar"},
+    "/nueva-clave/confirmar/": {"keys": "", "action": "continuar"},
+    "/imagen-y-frase/": {"imagen": "gato", "frase": "Frase del intruso"},
+    "/politica-de-datos/": {"decision": "permitir", "acepto": "si", "version": "1"},
+    "/listo/": {},
+}
+
+
+def code_from(text: str) -> str:
+    match = re.search(r"\b(\d{6})\b", text)
+    assert match, text
+    return match.group(1)
+
+
+def identify(client: Client, document: str):
+    return client.post("/", {"usuario": document})
+
+
+def reach_new_pin(client: Client, member: Member, sms_outbox) -> None:
+    assert identify(client, member.document).url == "/clave/"
+    assert client.post("/olvide-mi-clave/", {"canal": "sms"}).url == "/olvide-mi-clave/enviado/"
+    code = code_from(sms_outbox[-1].body)
+    assert identify(client, member.document).url == "/clave/"
+    assert type_on_keypad(client, "/clave/", code).url == "/nueva-clave/"
+
+
+def reach_policy(client: Client, member: Member, sms_outbox) -> None:
+    reach_new_pin(client, member, sms_outbox)
+    assert type_on_keypad(client, "/nueva-clave/", NEW_PIN).url == "/nueva-clave/confirmar/"
+    assert type_on_keypad(client, "/nueva-clave/confirmar/", NEW_PIN).url == "/imagen-y-frase/"
+    chosen = client.post("/imagen-y-frase/", {"imagen": "girasol", "frase": "Mi huerta da buenos frutos"})
+    assert chosen.url == "/politica-de-datos/"
+
+
+def complete_reset(client: Client, member: Member, sms_outbox) -> None:
+    reach_policy(client, member, sms_outbox)
+    allowed = client.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "1"})
+    assert allowed.url == "/listo/"
+
+
+def sign_in(client: Client, member: Member, pin: str = DEFAULT_PIN):
+    assert identify(client, member.document).url == "/clave/"
+    return type_on_keypad(client, "/clave/", pin)
+
+
+def snapshot(member: Member) -> tuple:
+    member.refresh_from_db()
+    return (
+        member.pin_hash,
+        member.security_image,
+        member.security_phrase,
+        member.failed_pin_attempts,
+        member.last_login_at,
+        Consent.objects.filter(member=member).count(),
+        PinHistory.objects.filter(member=member).count(),
+        TemporaryCode.objects.filter(member=member).count(),
+    )
+
+
+def later(seconds: float):
+    """The clock `seconds` from now, for the session timeouts (which read time.time)."""
+    return patch("time.time", return_value=time.time() + seconds)
+
+
+# --- stages cannot be reached out of turn ----------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["get", "post"])
+@pytest.mark.parametrize("url", STAGE_URLS)
+def test_a_stage_reached_without_a_flow_sends_to_the_start_and_changes_nothing(
+    client, sms_outbox, url, method
+):
+    member = make_member(returning=True)
+    before = snapshot(member)
+    response = getattr(client, method)(url, FORGED[url] if method == "post" else None)
+    assert response.status_code == 302
+    assert response.url == "/"
+    assert snapshot(member) == before
+    assert not sms_outbox and not mail.outbox
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["get", "post"])
+@pytest.mark.parametrize(
+    "url", ["/nueva-clave/", "/nueva-clave/confirmar/", "/imagen-y-frase/", "/politica-de-datos/", "/listo/"]
+)
+def test_a_later_stage_reached_from_the_password_page_sends_to_the_start(client, url, method):
+    member = make_member(returning=True)
+    assert identify(client, member.document).url == "/clave/"
+    before = snapshot(member)
+    response = getattr(client, method)(url, FORGED[url] if method == "post" else None)
+    assert response.url == "/"
+    assert snapshot(member) == before
+    assert client.session["signin"]["stage"] == "clave"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("url", "data"),
+    [
+        ("/imagen-y-frase/", FORGED["/imagen-y-frase/"]),
+        ("/politica-de-datos/", FORGED["/politica-de-datos/"]),
+        ("/listo/", {}),
+    ],
+)
+def test_skipping_ahead_after_the_code_is_refused(client, sms_outbox, url, data):
+    member = make_member(returning=True)
+    reach_new_pin(client, member, sms_outbox)
+    before = snapshot(member)
+    assert client.post(url, data).url == "/"
+    assert snapshot(member) == before
+    assert client.session["signin"]["stage"] == "nueva_clave"
+
+
+@pytest.mark.django_db
+def test_skipping_the_confirmation_is_refused(client, sms_outbox):
+    member = make_member(returning=True)
+    reach_new_pin(client, member, sms_outbox)
+    assert type_on_keypad(client, "/nueva-clave/", NEW_PIN).url == "/nueva-clave/confirmar/"
+    before = snapshot(member)
+    assert client.post("/imagen-y-frase/", FORGED["/imagen-y-frase/"]).url == "/"
+    assert client.post("/politica-de-datos/", FORGED["/politica-de-datos/"]).url == "/"
+    assert snapshot(member) == before
+
+
+@pytest.mark.django_db
+def test_after_listo_the_pages_of_the_flow_are_closed(client, sms_outbox):
+    member = make_member()
+    complete_reset(client, member, sms_outbox)
+    for url in ["/nueva-clave/", "/imagen-y-frase/", "/politica-de-datos/"]:
+        assert client.get(url).url == "/"
+    assert client.post("/listo/").url == "/"
+    assert client.get("/listo/").url == "/"
+
+
+# --- all at once -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_permitir_saves_everything_or_nothing(client, sms_outbox):
+    member = make_member(returning=True)
+    reach_policy(client, member, sms_outbox)
+    before = snapshot(member)
+
+    client.raise_request_exception = False
+    with patch("oficina.signin.flows.new_credentials.consent_record", side_effect=RuntimeError("disk full")):
+        response = client.post(
+            "/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "1"}
+        )
+    assert response.status_code == 500
+
+    assert snapshot(member) == before
+    assert member.security_image == DEFAULT_IMAGE and member.security_phrase == DEFAULT_PHRASE
+    client.raise_request_exception = True
+    assert sign_in(Client(), member, DEFAULT_PIN).url == "/oficina/"
+
+
+# --- the sign-in flow ends on time -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_flow_is_alive_just_before_its_time_limit(client, member, settings):
+    assert identify(client, member.document).url == "/clave/"
+    with later(settings.SIGNIN_FLOW_SECONDS - 5):
+        assert client.get("/clave/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_flow_times_out(client, member, settings):
+    assert identify(client, member.document).url == "/clave/"
+    html = client.get("/clave/").content.decode()
+    with later(settings.SIGNIN_FLOW_SECONDS + 1):
+        expired = client.post("/clave/", keypad_body(html, DEFAULT_PIN))
+        assert expired.url == "/"
+        assert MSG_FLOW_EXPIRED in client.get("/").content.decode()
+    assert "signin" not in client.session
+    assert client.get("/clave/").url == "/"
+    assert client.get("/oficina/").url == "/"
+    member.refresh_from_db()
+    assert member.failed_pin_attempts == 0
+
+
+@pytest.mark.django_db
+def test_a_reset_in_progress_times_out_too(client, sms_outbox, settings):
+    member = make_member()
+    reach_new_pin(client, member, sms_outbox)
+    html = client.get("/nueva-clave/").content.decode()
+    with later(settings.SIGNIN_FLOW_SECONDS + 1):
+        assert client.post("/nueva-clave/", keypad_body(html, NEW_PIN)).url == "/"
+    assert client.get("/nueva-clave/confirmar/").url == "/"
+    member.refresh_from_db()
+    assert not member.has_pin
+
+
+# --- identify --------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_regresar_on_the_password_page_goes_back_to_the_start(client, member):
+    assert identify(client, member.document).url == "/clave/"
+    assert client.post("/clave/", {"action": "regresar"}).url == "/"
+    assert "signin" not in client.session
+    assert client.get("/clave/").url == "/"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("raw", ["abc", "12", "12345678901", "١٢٣٤٥٦", "", "1234567a", "-1234567"])
+def test_an_invalid_cedula_is_explained_and_starts_nothing(client, raw):
+    response = identify(client, raw)
+    assert response.status_code == 200
+    assert MSG_INVALID_DOCUMENT in response.content.decode()
+    assert "signin" not in client.session
+    assert client.get("/clave/").url == "/"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("raw", ["1.234.567", " 1234567 ", "1234567", "1 234 567"])
+def test_dots_and_spaces_in_the_cedula_are_ignored(client, raw):
+    assert identify(client, raw).url == "/clave/"
+    assert client.session["signin"]["document"] == "1234567"
+
+
+@pytest.mark.django_db
+def test_a_cedula_with_dots_finds_the_member(client):
+    member = make_member(returning=True, document="1234567")
+    assert identify(client, "1.234.567").url == "/clave/"
+    assert "La peor experiencia es la mejor maestra" in client.get("/clave/").content.decode()
+    assert sign_in(Client(), member).url == "/oficina/"
+
+
+# --- the office session ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_office_without_a_session_sends_to_the_start(client):
+    response = client.get("/oficina/")
+    assert response.url == "/"
+    assert "Ingresa tu usuario para continuar." in client.get("/").content.decode()
+
+
+@pytest.mark.django_db
+def test_an_idle_office_session_ends(client, member, settings):
+    assert sign_in(client, member).url == "/oficina/"
+    with later(settings.MEMBER_IDLE_SECONDS - 5):
+        assert client.get("/oficina/").status_code == 200
+    with later(2 * settings.MEMBER_IDLE_SECONDS):
+        assert client.get("/oficina/").url == "/"
+        assert "Tu sesión se cerró por inactividad. Ingresa de nuevo." in client.get("/").content.decode()
+    assert client.get("/oficina/").url == "/"
+
+
+@pytest.mark.django_db
+def test_an_office_session_ends_at_its_absolute_limit_even_when_active(client, member, settings):
+    settings.MEMBER_IDLE_SECONDS = 300
+    settings.MEMBER_ABSOLUTE_SECONDS = 600
+    assert sign_in(client, member).url == "/oficina/"
+    for elapsed in (250, 500):
+        with later(elapsed):
+            assert client.get("/oficina/").status_code == 200
+    with later(750):  # 250 s since the last request, but 750 s since sign-in
+        assert client.get("/oficina/").url == "/"
+        page = client.get("/").content.decode()
+    assert "Tu sesión llegó a su tiempo máximo y se cerró. Ingresa de nuevo." in page
+    assert client.get("/oficina/").url == "/"
+
+
+@pytest.mark.django_db
+def test_a_reset_ends_the_sessions_opened_before_it(sms_outbox):
+    member = make_member(returning=True)
+    office, resetting = Client(), Client()
+    assert sign_in(office, member).url == "/oficina/"
+    assert office.get("/oficina/").status_code == 200
+
+    complete_reset(resetting, member, sms_outbox)
+
+    assert office.get("/oficina/").url == "/"
+    assert "Tu sesión se cerró porque tu clave cambió" in office.get("/").content.decode()
+    assert sign_in(Client(), member, NEW_PIN).url == "/oficina/"
+
+
+@pytest.mark.django_db
+def test_a_reset_also_ends_a_sign_in_waiting_on_the_new_policy(sms_outbox):
+    member = make_member(returning=True)
+    policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
+    old_pin_holder, resetting = Client(), Client()
+    # Someone who knows the old PIN gets as far as the new policy, and waits there.
+    assert sign_in(old_pin_holder, member).url == "/politica-de-datos/"
+
+    reach_policy(resetting, member, sms_outbox)
+    allowed = resetting.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "2"})
+    assert allowed.url == "/listo/"
+
+    old_pin_holder.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "2"})
+    assert old_pin_holder.get("/oficina/").url == "/"
