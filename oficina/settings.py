@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -243,6 +244,10 @@ COOPERATIVE_PHONE = envstr("COOPERATIVE_PHONE", "(601) 555 0100")
 COOPERATIVE_EMAIL = envstr("COOPERATIVE_EMAIL", "atencion@cooperativa.example")
 COOPERATIVE_ADDRESS = envstr("COOPERATIVE_ADDRESS", "Calle 10 # 20-30, Bogotá D.C.")
 COOPERATIVE_NIT = envstr("COOPERATIVE_NIT", "900.000.000-0")
+COOPERATIVE_COLOR = envstr("COOPERATIVE_COLOR", "#0b6e4f")  # checked for AA contrast at start
+COOPERATIVE_LOGO_FILE = envstr("COOPERATIVE_LOGO_FILE")  # .svg/.png/.webp; default static/img/logo.svg
+if not re.fullmatch(r"#[0-9a-fA-F]{6}", COOPERATIVE_COLOR):
+    raise ImproperlyConfigured(f"COOPERATIVE_COLOR must look like #0b6e4f, not {COOPERATIVE_COLOR!r}")
 
 LOGGING = {
     "version": 1,

@@ -3,7 +3,11 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from oficina import branding
+
 urlpatterns = [
+    path("marca.css", branding.brand_css, name="brand_css"),
+    path("marca/logo", branding.brand_logo, name="brand_logo"),
     path("", include("oficina.signin.urls")),
     path("oficina/", include("oficina.office.urls")),
     path("operadores/", admin.site.urls),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ class Command(BaseCommand):
                 member.pin_changed_at = timezone.now()
                 member.security_image = image
                 member.security_phrase = phrase
+                member.last_login_at = timezone.now() - timedelta(days=2, hours=3)
                 member.save()
                 PinHistory.objects.create(member=member, pin_hash=member.pin_hash)
                 Consent.objects.create(

@@ -1,0 +1,232 @@
+"""WCAG 2.2 AA checks in a real Chromium: axe-core on every page and state of the guide, at desktop and
+mobile size, plus what axe cannot see (touch target size, the live region, visible focus, reflow)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect
+
+from tests.browser.steps import (
+    allow_policy,
+    choose_image_and_phrase,
+    enter_on_keypad,
+    identify,
+    press_digits,
+)
+
+pytestmark = pytest.mark.browser
+
+AXE_OPTIONS = {
+    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
+}
+RETURNING = ("1020304050", "480263")
+
+
+class Audit:
+    """Runs axe on each state and keeps every report, so one run shows all the violations at once."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.axe = Axe()
+        self.states: list[str] = []
+        self.reports: dict[str, str] = {}
+
+    def check(self, state: str) -> None:
+        self.states.append(state)
+        assert self.page.locator("html").get_attribute("lang") == "es-CO", state
+        results = self.axe.run(self.page, options=AXE_OPTIONS)
+        if results.violations_count:
+            self.reports[state] = f"{self.page.url}\n{results.generate_report()}"
+
+    def assert_clean(self) -> None:
+        report = "\n\n".join(f"===== {state} =====\n{text}" for state, text in self.reports.items())
+        print(report)
+        assert not self.reports, f"axe found violations in {sorted(self.reports)}:\n{report}"
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "mobile"])
+def test_every_page_and_state_of_the_guide_passes_axe(viewport, live_app, new_context, import_member):
+    n = 1 if viewport == "desktop" else 2
+    document = import_member(mobile=f"301 555 010{n}", email_address=f"prueba{n}@correo.example")
+    base = live_app.url
+    page = new_context(mobile=viewport == "mobile").new_page()
+    audit = Audit(page)
+
+    page.goto(base + "/")
+    audit.check("Ingresa tu usuario")
+    page.get_by_label("Ingresar tu usuario").fill("12ab")
+    page.get_by_role("button", name="Continuar").click()
+    expect(page.get_by_text("La cédula debe tener entre 5 y 10 dígitos")).to_be_visible()
+    audit.check("Ingresa tu usuario, con error")
+    page.get_by_role("link", name="¿Olvidó su usuario?").click()
+    audit.check("¿Olvidó su usuario?")
+
+    identify(page, base, document)
+    audit.check("Clave de Acceso")
+    press_digits(page, "375")
+    audit.check("Clave de Acceso, teclado a medias")
+    press_digits(page, "102")
+    page.get_by_role("button", name="Continuar").click()
+    expect(page.get_by_role("alert")).to_contain_text("La clave no es correcta")
+    audit.check("Clave de Acceso, clave errada")
+
+    page.get_by_role("link", name="Olvidé mi clave").click()
+    audit.check("Confirmación de cuenta")
+    sms_before = live_app.sms_files()
+    page.get_by_role("radio", name=re.compile("Confirmar por SMS")).check()
+    page.get_by_role("button", name="Continuar").click()
+    expect(page.get_by_role("heading", name="Confirmación envío de información")).to_be_visible()
+    audit.check("Confirmación envío de información")
+    code = live_app.wait_for_code_by_sms(before=sms_before, to=f"30155501{n:02d}")
+
+    identify(page, base, document)
+    audit.check("Clave de Acceso, esperando la clave temporal")
+    enter_on_keypad(page, code)
+    expect(page).to_have_url(base + "/nueva-clave/")
+    audit.check("Nueva clave")
+    enter_on_keypad(page, "123456")
+    expect(page.get_by_role("alert")).to_contain_text("secuencia")
+    audit.check("Nueva clave, con error de regla")
+    enter_on_keypad(page, "825164")
+    expect(page).to_have_url(base + "/nueva-clave/confirmar/")
+    audit.check("Confirma tu nueva clave")
+    enter_on_keypad(page, "825164")
+    expect(page).to_have_url(base + "/imagen-y-frase/")
+    audit.check("Imagen y frase de seguridad")
+
+    # The browser's own validation would stop this submit; the server's messages are what is audited.
+    page.locator("form").first.evaluate("form => { form.noValidate = true; }")
+    page.get_by_role("textbox", name="Frase de Seguridad").fill("ab")
+    page.get_by_role("button", name="Continuar").click()
+    expect(page.get_by_text("Selecciona una de las imágenes de seguridad.")).to_be_visible()
+    audit.check("Imagen y frase de seguridad, con errores")
+    choose_image_and_phrase(page, "Velero", "Navegar es preciso")
+    expect(page).to_have_url(base + "/politica-de-datos/")
+    audit.check("Política de tratamiento de datos")
+    page.get_by_role("button", name="Permitir", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("marca la casilla")
+    audit.check("Política de tratamiento de datos, con error")
+    allow_policy(page)
+    expect(page.get_by_role("heading", name="¡Listo!")).to_be_visible()
+    audit.check("¡Listo!")
+    page.get_by_role("button", name="Continuar").click()
+
+    identify(page, base, document)
+    enter_on_keypad(page, "825164")
+    expect(page).to_have_url(base + "/oficina/")
+    audit.check("Oficina")
+    assert len(audit.states) == 18
+    audit.assert_clean()
+
+
+def _keypad_page(new_context, base: str, **options) -> Page:
+    page = new_context(**options).new_page()
+    identify(page, base, RETURNING[0])
+    return page
+
+
+def test_the_digit_keys_are_at_least_44_css_pixels_on_a_phone(live_app, new_context):
+    page = _keypad_page(new_context, live_app.url, mobile=True)
+    keys = page.locator("[data-keypad-digit]")
+    expect(keys).to_have_count(10)
+    small = {}
+    for key in keys.all():
+        box = key.bounding_box()
+        assert box is not None
+        if box["width"] < 44 or box["height"] < 44:
+            small[key.inner_text()] = (round(box["width"], 1), round(box["height"], 1))
+    assert not small, f"keys smaller than 44 x 44 CSS px: {small}"
+
+
+def test_the_live_region_counts_the_digits_typed(live_app, new_context):
+    page = _keypad_page(new_context, live_app.url)
+    status = page.locator("[data-keypad-status]")
+    assert status.get_attribute("aria-live") == "polite"
+    expect(status).to_have_text("0 de 6 dígitos")
+    press_digits(page, "480")
+    expect(status).to_have_text("3 de 6 dígitos")
+    page.get_by_role("button", name="Borrar").click()
+    expect(status).to_have_text("2 de 6 dígitos")
+    page.get_by_role("button", name="Limpiar").click()
+    expect(status).to_have_text("0 de 6 dígitos")
+
+
+def test_a_focused_key_shows_a_visible_outline(live_app, new_context):
+    page = _keypad_page(new_context, live_app.url)
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.hasAttribute('data-keypad-digit')"):
+            break
+    else:
+        pytest.fail("no keypad key received the focus with Tab")
+    style = page.evaluate(
+        "(() => { const s = getComputedStyle(document.activeElement);"
+        " return {style: s.outlineStyle, width: parseFloat(s.outlineWidth)}; })()"
+    )
+    assert style["style"] != "none" and style["width"] >= 2, style
+
+
+def _overflow(page: Page) -> tuple[int, int] | None:
+    """(scrollWidth, innerWidth) when the page scrolls sideways, else None."""
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    return tuple(widths) if widths[0] > widths[1] else None
+
+
+def test_the_keypad_page_reflows_at_320_css_pixels(live_app, new_context):
+    """WCAG 1.4.10 Reflow: 320 CSS px is what a 640 px wide window shows at 200 % zoom (1280 at 400 %)."""
+    page = _keypad_page(new_context, live_app.url, viewport={"width": 320, "height": 640})
+    assert _overflow(page) is None, f"/clave/ scrolls sideways at 320 CSS px: {_overflow(page)}"
+
+
+def test_every_page_of_the_guide_reflows_at_320_css_pixels(live_app, new_context, import_member):
+    document = import_member(mobile="301 555 0103")
+    base = live_app.url
+    # A desktop browser zoomed in (not is_mobile: a phone would zoom the page out to fit, hiding the fault).
+    page = new_context(viewport={"width": 320, "height": 640}).new_page()
+    wide: dict[str, tuple[int, int]] = {}
+
+    def measure(state: str) -> None:
+        if (widths := _overflow(page)) is not None:
+            wide[state] = widths
+
+    page.goto(base + "/")
+    measure("Ingresa tu usuario")
+    identify(page, base, document)
+    measure("Clave de Acceso")
+    page.get_by_role("link", name="Olvidé mi clave").click()
+    measure("Confirmación de cuenta")
+    sms_before = live_app.sms_files()
+    page.get_by_role("radio", name=re.compile("Confirmar por SMS")).check()
+    page.get_by_role("button", name="Continuar").click()
+    measure("Confirmación envío de información")
+    code = live_app.wait_for_code_by_sms(before=sms_before, to="3015550103")
+    identify(page, base, document)
+    enter_on_keypad(page, code)
+    measure("Nueva clave")
+    enter_on_keypad(page, "825164")
+    measure("Confirma tu nueva clave")
+    enter_on_keypad(page, "825164")
+    expect(page).to_have_url(base + "/imagen-y-frase/")
+    measure("Imagen y frase de seguridad")
+    choose_image_and_phrase(page, "Velero", "Navegar es preciso")
+    measure("Política de tratamiento de datos")
+    allow_policy(page)
+    measure("¡Listo!")
+    page.get_by_role("button", name="Continuar").click()
+    identify(page, base, document)
+    enter_on_keypad(page, "825164")
+    expect(page).to_have_url(base + "/oficina/")
+    measure("Oficina")
+    assert not wide, f"pages that scroll sideways at 320 CSS px (scrollWidth, innerWidth): {wide}"
+
+
+def test_the_audit_itself_sees_a_violation(live_app, page):
+    """Guards the guard: axe must really run under the app's strict CSP, not pass silently."""
+    page.goto(live_app.url + "/")
+    page.locator("label[for=usuario]").evaluate("label => label.remove()")
+    results = Axe().run(page, options=AXE_OPTIONS)
+    ids = {violation["id"] for violation in results.response["violations"]}
+    assert "label" in ids, results.generate_report()
