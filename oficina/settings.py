@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",
     "oficina.members",
     "oficina.antiphishing",
     "oficina.consent",
@@ -237,6 +239,20 @@ if SMS_BACKEND.endswith("http.SmsBackend") and not SMS_HTTP_URL and not (DEBUG o
     raise ImproperlyConfigured("SMS_BACKEND=http needs SMS_HTTP_URL (the gateway's address).")
 if SMS_HTTP_FORMAT not in {"json", "form"}:
     raise ImproperlyConfigured(f"SMS_HTTP_FORMAT must be 'json' or 'form', not {SMS_HTTP_FORMAT!r}")
+
+# Background delivery (Django Tasks API): "database" in production (run `manage.py db_worker`),
+# "immediate" for the demo and tests (delivery inline, right after the change is saved).
+TASKS_BACKEND = envchoice(
+    "TASKS_BACKEND",
+    {
+        "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+        "database": "django_tasks_db.DatabaseBackend",
+    },
+    "immediate" if DEBUG or TESTING else "database",
+)
+TASKS = {"default": {"BACKEND": TASKS_BACKEND, "QUEUES": ["default", "outbox"]}}
+OUTBOX_MAX_ATTEMPTS = envint("OUTBOX_MAX_ATTEMPTS", 6, minimum=1)
+OUTBOX_RETRY_BASE_SECONDS = envint("OUTBOX_RETRY_BASE_SECONDS", 10, minimum=1)
 
 # Branding: any cooperative can put its own name, contact and colour.
 COOPERATIVE_NAME = envstr("COOPERATIVE_NAME", "Cooperativa Progressa")

@@ -33,6 +33,8 @@ def test_it_shows_five_characters_of_a_long_local_part():
         ("ana@x.co", "a****@x.co"),
         ("ab@x.co", "a****@x.co"),
         ("maria@x.co", "m****@x.co"),
+        ("abcdef@x.co", "abc****@x.co"),
+        ("abcdefg@x.co", "abcd****@x.co"),
         ("a@x.co", "a****@x.co"),
     ],
 )
@@ -45,7 +47,7 @@ def test_it_shows_the_domain_in_lowercase():
 
 
 def test_it_keeps_everything_after_the_last_at_sign_as_the_domain():
-    assert mask_email('"ab@cd"@Mail.com') == '"ab@c****@mail.com'
+    assert mask_email('"ab@cd"@Mail.com') == '"ab@****@mail.com'
 
 
 @pytest.mark.parametrize("odd", ["no-at-sign", "@mail.com", "name@", "@"])

@@ -19,11 +19,12 @@ def mask_mobile(e164: str) -> str:
 
 
 def mask_email(email: str) -> str:
-    """'mynameis@mail.com' → 'mynam****@mail.com'; a local part of five or fewer shows one character."""
+    """'mynameis@mail.com' → 'mynam****@mail.com': at most five characters, and always at least three
+    of the local part hidden ('abcdef' shows 'abc'); a local part of five or fewer shows one."""
     if not isinstance(email, str) or not email.strip():
         return ""
     local, at, domain = email.strip().rpartition("@")
     if not at or not local or not domain:
         return _HIDDEN
-    shown = local[:5] if len(local) > 5 else local[:1]
+    shown = local[: min(5, len(local) - 3)] if len(local) > 5 else local[:1]
     return f"{shown}{_HIDDEN}@{domain.lower()}"

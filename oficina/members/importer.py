@@ -1,9 +1,9 @@
 """Import of the member registry from the core system's CSV export (documento,nombre,celular,correo).
 
-The file is read once, as a stream, in batches: each batch costs one SELECT and one upsert, so a
-million rows stay fast and memory stays bounded (only the documents already seen are kept, to catch
-duplicates). Everything happens inside one transaction; when the file has errors and invalid rows are
-not to be skipped, the transaction is rolled back and nothing is imported.
+The file is read once, as a stream, in batches: each batch costs one upsert (plus one SELECT outside
+PostgreSQL), so a million rows stay fast and memory stays bounded (only the documents already seen
+are kept, to catch duplicates). Everything happens inside one transaction; when the file has errors
+and invalid rows are not to be skipped, the transaction is rolled back and nothing is imported.
 
 Only name, mobile and email are ever written for an existing member: credentials, security image and
 phrase, locks and status belong to the portal, not to the core system.

@@ -113,27 +113,45 @@ def _send(*, member: Member, channel: str, template: str, context: dict[str, Any
         _email_send(member=member, template=template, context=context)
 
 
-def _email_send(*, member: Member, template: str, context: dict[str, Any]) -> None:
+def email_render(*, member: Member, template: str, context: dict[str, Any]) -> tuple[str, str, str]:
+    """(subject, text body, HTML body) of an e-mail to `member`, from templates/notify/."""
     full_context = {**_common_context(), "first_name": _first_name(member), **context}
-    subject = render_to_string(f"notify/{template}_email_subject.txt", full_context)
+    subject = " ".join(render_to_string(f"notify/{template}_email_subject.txt", full_context).split())
+    body = render_to_string(f"notify/{template}_email.txt", full_context)
+    html = render_to_string(f"notify/{template}_email.html", full_context)
+    return subject, body, html
+
+
+def email_message(
+    *, to: str, subject: str, body: str, html: str, reference: str = ""
+) -> EmailMultiAlternatives:
+    headers = {}
+    if reference:
+        # The same Message-ID on a retry lets mail systems drop a duplicate.
+        domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].strip("> ") or "localhost"
+        headers["Message-ID"] = f"<{reference}@{domain}>"
     message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),  # a header: one line
-        body=render_to_string(f"notify/{template}_email.txt", full_context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[member.email],
+        subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=[to], headers=headers
     )
-    message.attach_alternative(render_to_string(f"notify/{template}_email.html", full_context), "text/html")
+    if html:
+        message.attach_alternative(html, "text/html")
+    return message
+
+
+def _email_send(*, member: Member, template: str, context: dict[str, Any]) -> None:
+    subject, body, html = email_render(member=member, template=template, context=context)
+    message = email_message(to=member.email, subject=subject, body=body, html=html)
     try:
         message.send()
     except OSError as exc:  # smtplib.SMTPException is an OSError, as are refused connections and timeouts
-        permanent = _smtp_is_permanent(exc)
+        permanent = smtp_is_permanent(exc)
         logger.warning(
             "E-mail %s to member %s failed (permanent=%s): %r", template, member.pk, permanent, exc
         )
         raise _delivery_error(EMAIL, permanent=permanent) from exc
 
 
-def _smtp_is_permanent(exc: OSError) -> bool:
+def smtp_is_permanent(exc: OSError) -> bool:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(code >= 500 for code, _ in exc.recipients.values())
     if isinstance(exc, smtplib.SMTPResponseException):

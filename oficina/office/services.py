@@ -12,6 +12,9 @@ from django.utils import timezone
 
 from oficina.audit.services import event_record
 from oficina.members.models import Member, PinHistory
+from oficina.notify.models import OutboxMessage
+from oficina.notify.outbox import notice_queue, outbox_dispatch
+from oficina.notify.services import SECURITY_CHANGES
 from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash
 from oficina.signin.validators import PIN_HISTORY_DEPTH
 
@@ -34,13 +37,8 @@ def stepup_spend(request: HttpRequest) -> None:
     request.session.modified = True
 
 
-def _notice(member: Member, change: str) -> None:
-    from oficina.notify.services import security_change_notice_send
-
-    try:
-        security_change_notice_send(member=member, change=change)
-    except Exception:
-        event_record("notice_failed", member=member, notice=change)
+def _notice(member: Member, change: str) -> list[OutboxMessage]:
+    return notice_queue(member=member, template="security_change", context={"what": SECURITY_CHANGES[change]})
 
 
 def member_pin_change(*, request: HttpRequest, member: Member, pin_hash: str) -> None:
@@ -55,10 +53,11 @@ def member_pin_change(*, request: HttpRequest, member: Member, pin_hash: str) ->
         ]
         PinHistory.objects.filter(pk__in=list(stale)).delete()
         event_record("pin_changed", request=request, member=member)
+        notices = _notice(member, "pin")
     # This session stays open (it proved the PIN); any other one is ended by the new auth hash.
     request.session[MEMBER_SESSION_KEY]["auth"] = session_auth_hash(member)
     request.session.modified = True
-    transaction.on_commit(lambda: _notice(member, "pin"))
+    outbox_dispatch(notices)
 
 
 def member_security_image_change(*, request: HttpRequest, member: Member, image_id: str, phrase: str) -> None:
@@ -67,7 +66,8 @@ def member_security_image_change(*, request: HttpRequest, member: Member, image_
             security_image=image_id, security_phrase=phrase, updated_at=timezone.now()
         )
         event_record("security_image_changed", request=request, member=member)
-    transaction.on_commit(lambda: _notice(member, "image"))
+        notices = _notice(member, "image")
+    outbox_dispatch(notices)
 
 
 def member_contact_change(*, request: HttpRequest, member: Member, mobile: str, email: str) -> None:
@@ -82,4 +82,5 @@ def member_contact_change(*, request: HttpRequest, member: Member, mobile: str, 
             mobile_changed=before.mobile != mobile,
             email_changed=before.email != email,
         )
-    transaction.on_commit(lambda: _notice(before, "contact"))
+        notices = _notice(before, "contact")
+    outbox_dispatch(notices)

@@ -23,8 +23,13 @@ def get_connection(
 
 
 def send_sms(
-    to: str, body: str, *, fail_silently: bool = False, connection: BaseSmsBackend | None = None
+    to: str,
+    body: str,
+    *,
+    fail_silently: bool = False,
+    connection: BaseSmsBackend | None = None,
+    reference: str = "",
 ) -> int:
     """Send one SMS; return 1 if sent, 0 if it failed silently. Raises SmsError otherwise."""
     connection = connection or get_connection(fail_silently=fail_silently)
-    return connection.send_messages([SmsMessage(to=to, body=body)])
+    return connection.send_messages([SmsMessage(to=to, body=body, reference=reference)])

@@ -15,6 +15,8 @@ class SmsMessage:
     to: str  # E.164, e.g. "+573111234567"
     body: str
     sender: str = ""  # empty: the backend's sender (settings.SMS_SENDER)
+    # An idempotency key (the outbox message's id): a gateway that sees it twice sends once.
+    reference: str = ""
 
 
 class SmsError(Exception):

@@ -68,6 +68,8 @@ class SmsBackend(BaseSmsBackend):
 
     def _post(self, message: SmsMessage) -> None:
         fields = {"to": message.to, "from": self.sender_of(message), "text": message.body}
+        if message.reference:
+            fields["reference"] = message.reference
         if self.format == "form":
             data = urllib.parse.urlencode(fields).encode("ascii")
             content_type = "application/x-www-form-urlencoded"
@@ -75,6 +77,8 @@ class SmsBackend(BaseSmsBackend):
             data = json.dumps(fields, ensure_ascii=False).encode("utf-8")
             content_type = "application/json"
         headers = {"Content-Type": content_type, "Accept": "application/json"}
+        if message.reference:
+            headers["Idempotency-Key"] = message.reference
         if authorization := self._authorization():
             headers["Authorization"] = authorization
         request = urllib.request.Request(self.url, data, headers, method="POST")  # noqa: S310 - scheme checked

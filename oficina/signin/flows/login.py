@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from importlib import import_module
 
 from django.conf import settings
 from django.db.models import F
@@ -13,53 +12,61 @@ from django.utils.crypto import salted_hmac
 
 from oficina.audit.services import event_record
 from oficina.members.models import Member
+from oficina.notify.outbox import notice_queue, outbox_dispatch
 from oficina.signin.flows.identify import member_for_signin
 from oficina.signin.pin import secret_check
 
 MEMBER_SESSION_KEY = "member"
 
 
-def _attempt_claim(member: Member) -> bool:
+NOBODY = -1  # a primary key no row has: unknown cédulas run the same UPDATEs, matching nothing
+
+
+def _attempt_claim(member_pk: int) -> bool:
     """Counts this attempt before the hash is checked, in one conditional UPDATE, so parallel guesses
     can never get more than PIN_MAX_FAILED_ATTEMPTS checks of the real hash."""
     return (
         Member.objects.filter(
-            pk=member.pk, locked_at__isnull=True, failed_pin_attempts__lt=settings.PIN_MAX_FAILED_ATTEMPTS
+            pk=member_pk, locked_at__isnull=True, failed_pin_attempts__lt=settings.PIN_MAX_FAILED_ATTEMPTS
         ).update(failed_pin_attempts=F("failed_pin_attempts") + 1)
         == 1
     )
 
 
-def pin_verify(*, request: HttpRequest, document: str, pin: str) -> Member | None:
-    """The member when `pin` is right and their access is open; None for every failure alike."""
-    member = member_for_signin(document=document)
-    if member is None or not member.pin_hash:
-        secret_check(pin, None)
-        event_record("signin_failed", request=request, member=member, document=document)
-        return None
-    if not _attempt_claim(member):
-        secret_check(pin, None)
-        event_record("signin_failed", request=request, member=member, reason="locked")
-        return None
-    if secret_check(pin, member.pin_hash):
-        Member.objects.filter(pk=member.pk).update(failed_pin_attempts=0)
-        member.failed_pin_attempts = 0
-        return member
-    locked = (
+def _lock_if_due(member_pk: int) -> bool:
+    return (
         Member.objects.filter(
-            pk=member.pk, locked_at__isnull=True, failed_pin_attempts__gte=settings.PIN_MAX_FAILED_ATTEMPTS
+            pk=member_pk, locked_at__isnull=True, failed_pin_attempts__gte=settings.PIN_MAX_FAILED_ATTEMPTS
         ).update(locked_at=timezone.now())
         == 1
     )
-    event_record("signin_failed", request=request, member=member, reason="wrong_pin")
-    if locked:
-        event_record("member_locked", request=request, member=member)
-        from oficina.notify.services import access_locked_notice_send
 
-        try:
-            access_locked_notice_send(member=member)
-        except Exception:
-            event_record("notice_failed", member=member, notice="locked")
+
+def pin_verify(*, request: HttpRequest, document: str, pin: str) -> Member | None:
+    """The member when `pin` is right and their access is open; None for every failure alike.
+
+    Every failure costs the same work, whoever the cédula belongs to: one SELECT, the attempt UPDATE,
+    one Argon2 verify, the lock UPDATE and one audit event. Only a success does more."""
+    member = member_for_signin(document=document)
+    target = member.pk if member is not None and member.pin_hash else NOBODY
+    claimed = _attempt_claim(target)
+    if secret_check(pin, member.pin_hash if member is not None and claimed else None):
+        assert member is not None
+        Member.objects.filter(pk=member.pk).update(failed_pin_attempts=0)
+        member.failed_pin_attempts = 0
+        return member
+    locked = _lock_if_due(target)
+    reason = "unknown" if target == NOBODY else ("wrong_pin" if claimed else "locked")
+    event_record("signin_failed", request=request, member=member, document=document, reason=reason)
+    if locked and member is not None:
+        event_record("member_locked", request=request, member=member)
+        outbox_dispatch(
+            notice_queue(
+                member=member,
+                template="access_locked",
+                context={"attempts": settings.PIN_MAX_FAILED_ATTEMPTS},
+            )
+        )
     return None
 
 
@@ -80,13 +87,11 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> None:
         "seen_at": time.time(),
     }
     request.session.save()
-    previous = Member.objects.filter(pk=member.pk).values_list("session_key", flat=True).first()
+    # The member's earlier session, if any, no longer matches member.session_key: on its next request
+    # the office middleware ends it and tells that browser why.
     Member.objects.filter(pk=member.pk).update(
         previous_login_at=F("last_login_at"), last_login_at=now, session_key=request.session.session_key
     )
-    if previous and previous != request.session.session_key:
-        SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
-        SessionStore(session_key=previous).delete()
     event_record("signin_ok", request=request, member=member)
 
 

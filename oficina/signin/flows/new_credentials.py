@@ -15,6 +15,7 @@ from oficina.audit.services import event_record
 from oficina.consent.models import PolicyVersion
 from oficina.consent.services import consent_record
 from oficina.members.models import Member, PinHistory
+from oficina.notify.outbox import notice_queue, outbox_dispatch
 from oficina.signin.pin import secret_hash
 from oficina.signin.validators import PIN_HISTORY_DEPTH, pin_validate
 
@@ -94,14 +95,6 @@ def credentials_complete(
         consent_record(member=member, policy=policy, request=request)
         event_record("reset_completed", request=request, member=member)
         event_record("consent_given", request=request, member=member, policy=policy.version)
-        transaction.on_commit(lambda: _notice_changed(member))
+        notices = notice_queue(member=member, template="pin_changed")
+    outbox_dispatch(notices)
     return member
-
-
-def _notice_changed(member: Member) -> None:
-    from oficina.notify.services import pin_changed_notice_send
-
-    try:
-        pin_changed_notice_send(member=member)
-    except Exception:
-        event_record("notice_failed", member=member, notice="pin_changed")

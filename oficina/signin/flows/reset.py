@@ -21,6 +21,7 @@ from oficina.antiphishing.decoys import decoy_for
 from oficina.audit.services import event_record
 from oficina.lib.masking import mask_email, mask_mobile
 from oficina.members.models import Member
+from oficina.notify.outbox import message_queue, outbox_dispatch
 from oficina.signin.flows.identify import member_for_signin
 from oficina.signin.models import TemporaryCode
 from oficina.signin.pin import secret_check, secret_hash
@@ -61,11 +62,9 @@ class CodeRequest:
 
 
 def code_request(*, request: HttpRequest, document: str, channel: str) -> CodeRequest:
-    """Issues a new code (replacing any earlier one) and sends it, within the sending limits:
-    CODE_SENDS_PER_HOUR per member and CODE_RESEND_SECONDS between two sends.
-    Raises DeliveryError when the message could not be handed over (the new code is then void)."""
-    from oficina.notify.services import temporary_code_send
-
+    """Issues a new code (replacing any earlier one) and queues its message, within the sending limits:
+    CODE_SENDS_PER_HOUR per member and CODE_RESEND_SECONDS between two sends. The code and its
+    message are saved in one transaction, so "Hemos enviado…" is shown only for a durable message."""
     flow_id = secrets.token_urlsafe(24)
     code = code_generate()
     code_hash = secret_hash(code)  # paid for unknown cédulas too, so timing tells nothing
@@ -87,21 +86,24 @@ def code_request(*, request: HttpRequest, document: str, channel: str) -> CodeRe
         TemporaryCode.objects.filter(
             member=member, consumed_at__isnull=True, superseded_at__isnull=True
         ).update(superseded_at=now)
-        issued = TemporaryCode.objects.create(
+        expires_at = now + timedelta(seconds=settings.CODE_VALIDITY_SECONDS)
+        TemporaryCode.objects.create(
             member=member,
             flow_id=flow_id,
             code_hash=code_hash,
             channel=channel,
             created_at=now,
-            expires_at=now + timedelta(seconds=settings.CODE_VALIDITY_SECONDS),
+            expires_at=expires_at,
         )
-    try:
-        temporary_code_send(member=member, channel=channel, code=code)
-    except Exception:
-        TemporaryCode.objects.filter(pk=issued.pk).update(superseded_at=timezone.now())
-        event_record("code_send_failed", request=request, member=member, channel=channel)
-        raise
-    event_record("code_sent", request=request, member=member, channel=channel)
+        message = message_queue(
+            member=member,
+            channel=channel,
+            template="temporary_code",
+            context={"code": code},
+            expires_at=expires_at,
+        )
+        event_record("code_sent", request=request, member=member, channel=channel)
+    outbox_dispatch([message])
     return CodeRequest(flow_id=flow_id, sent=True)
 
 
