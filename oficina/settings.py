@@ -265,11 +265,17 @@ COOPERATIVE_LOGO_FILE = envstr("COOPERATIVE_LOGO_FILE")  # .svg/.png/.webp; defa
 if not re.fullmatch(r"#[0-9a-fA-F]{6}", COOPERATIVE_COLOR):
     raise ImproperlyConfigured(f"COOPERATIVE_COLOR must look like #0b6e4f, not {COOPERATIVE_COLOR!r}")
 
+LOG_FORMAT = envstr("LOG_FORMAT", "plain" if DEBUG or TESTING else "json")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "oficina.lib.jsonlog.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.server": {"level": "WARNING" if TESTING else "INFO"}},
 }
