@@ -9,7 +9,7 @@ from django.contrib.auth.hashers import make_password
 from django.utils import timezone
 
 from oficina.consent.models import Consent
-from oficina.consent.services import policy_current_or_default
+from oficina.consent.services import policy_current_or_default, policy_ensure_published
 from oficina.members.models import Member, PinHistory
 
 _documents = itertools.count(80_000_001)
@@ -38,7 +38,7 @@ def make_member(*, pin: str | None = None, returning: bool = False, **fields: An
     if pin is not None:
         PinHistory.objects.create(member=member, pin_hash=member.pin_hash)
     if returning:
-        policy = policy_current_or_default()
+        policy = policy_ensure_published(policy_current_or_default())
         Consent.objects.create(
             member=member, policy=policy, text_sha256=policy.text_sha256, accepted_at=timezone.now()
         )

@@ -47,23 +47,36 @@ def policy_current() -> PolicyVersion | None:
     return PolicyVersion.objects.order_by("-published_at", "-id").first()
 
 
+def policy_shipped() -> PolicyVersion:
+    """Version 1 as shipped, rendered with this cooperative's identity; not saved."""
+    text = policy_render((POLICY_TEXTS / "v1.html").read_text(encoding="utf-8"))
+    return PolicyVersion(version="1", text=text, text_sha256=text_sha256(text), published_at=timezone.now())
+
+
 def policy_current_or_default() -> PolicyVersion:
-    """The current policy; on a fresh database, publishes the shipped version 1 first."""
-    current = policy_current()
-    if current is None:
-        with transaction.atomic():
-            current = policy_current() or policy_publish(
-                version="1", text=policy_render((POLICY_TEXTS / "v1.html").read_text(encoding="utf-8"))
-            )
-    return current
+    """The current policy. `migrate` publishes version 1; should the table be empty anyway, the shipped
+    text is returned unsaved (a GET never writes) and published when a member accepts it."""
+    return policy_current() or policy_shipped()
+
+
+def policy_ensure_published(policy: PolicyVersion) -> PolicyVersion:
+    """The policy as a saved row (publishing the shipped version 1 if it never was)."""
+    if policy.pk is not None:
+        return policy
+    with transaction.atomic():
+        existing = PolicyVersion.objects.filter(version=policy.version).first()
+        return existing or policy_publish(version=policy.version, text=policy.text)
 
 
 def member_needs_consent(member: Member) -> bool:
-    current = policy_current_or_default()
+    current = policy_current()
+    if current is None:
+        return True
     return not Consent.objects.filter(member=member, policy=current, text_sha256=current.text_sha256).exists()
 
 
 def consent_record(*, member: Member, policy: PolicyVersion, request: HttpRequest) -> Consent:
+    policy = policy_ensure_published(policy)
     return Consent.objects.create(
         member=member,
         policy=policy,

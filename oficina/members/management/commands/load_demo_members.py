@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from oficina.consent.models import Consent
-from oficina.consent.services import policy_current_or_default
+from oficina.consent.services import policy_current_or_default, policy_ensure_published
 from oficina.members.models import Member, PinHistory
 from oficina.signin.pin import secret_hash
 
@@ -38,7 +38,7 @@ class Command(BaseCommand):
         if not settings.DEBUG and not options["force"]:
             raise CommandError("Los asociados de demostración solo se cargan con DEBUG=1 (o con --force).")
         call_command("import_members", str(DEMO_FILE), stdout=self.stdout, stderr=self.stderr)
-        policy = policy_current_or_default()
+        policy = policy_ensure_published(policy_current_or_default())
         with transaction.atomic():
             for document, pin, image, phrase in RETURNING:
                 member = Member.objects.get(document=document)
