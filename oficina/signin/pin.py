@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
-from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
-
-T = TypeVar("T")
 
 
 class HasherBusy(Exception):
@@ -28,12 +26,14 @@ def _slots(size: int) -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(size)
 
 
-def _with_slot(work: Callable[[], T]) -> T:
+@contextmanager
+def hash_slot() -> Iterator[None]:
+    """Holds one of the process's HASH_CONCURRENCY hashing slots, or raises HasherBusy in time."""
     slots = _slots(settings.HASH_CONCURRENCY)
     if not slots.acquire(timeout=settings.HASH_WAIT_SECONDS):
         raise HasherBusy
     try:
-        return work()
+        yield
     finally:
         slots.release()
 
@@ -44,12 +44,19 @@ def _dummy_hash() -> str:
 
 
 def secret_hash(value: str) -> str:
-    return _with_slot(lambda: make_password(value))
+    with hash_slot():
+        return make_password(value)
 
 
 def secret_check(value: str, encoded: str | None) -> bool:
     """Checks `value` against `encoded`. With no hash (unknown member, no PIN yet) it still pays one
     full hash against a dummy, so the answer takes the same time either way."""
-    target = encoded or _dummy_hash()
-    matched = _with_slot(lambda: check_password(value, target))
+    with hash_slot():
+        return secret_check_in_slot(value, encoded)
+
+
+def secret_check_in_slot(value: str, encoded: str | None) -> bool:
+    """secret_check for a caller that already holds a hash_slot() (e.g. to count an attempt only once
+    the hash is sure to run)."""
+    matched = check_password(value, encoded or _dummy_hash())
     return bool(encoded) and matched

@@ -14,7 +14,7 @@ from oficina.audit.services import event_record
 from oficina.members.models import Member
 from oficina.notify.outbox import notice_queue, outbox_dispatch
 from oficina.signin.flows.identify import member_for_signin
-from oficina.signin.pin import secret_check
+from oficina.signin.pin import hash_slot, secret_check_in_slot
 
 MEMBER_SESSION_KEY = "member"
 
@@ -49,8 +49,11 @@ def pin_verify(*, request: HttpRequest, document: str, pin: str) -> Member | Non
     one Argon2 verify, the lock UPDATE and one audit event. Only a success does more."""
     member = member_for_signin(document=document)
     target = member.pk if member is not None and member.pin_hash else NOBODY
-    claimed = _attempt_claim(target)
-    if secret_check(pin, member.pin_hash if member is not None and claimed else None):
+    # The slot is taken first: a busy hasher (503) must not cost the member an attempt.
+    with hash_slot():
+        claimed = _attempt_claim(target)
+        matched = secret_check_in_slot(pin, member.pin_hash if member is not None and claimed else None)
+    if matched:
         assert member is not None
         Member.objects.filter(pk=member.pk).update(failed_pin_attempts=0)
         member.failed_pin_attempts = 0

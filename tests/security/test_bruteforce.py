@@ -1,0 +1,344 @@
+"""Guessing PINs: the lock after five wrong ones, rate limits per action, and the hasher's cap."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+from django.conf import settings as django_settings
+from django.core import mail
+from django.core.cache import cache
+from django.test import Client
+
+from oficina.lib import ratelimit
+from oficina.members.models import Member
+from oficina.notify import sms
+from oficina.signin import pin as pin_module
+from tests.factories import DEFAULT_PIN, make_member
+from tests.keypad import keypad_body, type_on_keypad
+from tests.security import (
+    MSG_WRONG_PIN,
+    code_request,
+    hash_calls,
+    identify,
+    last_sms_code,
+    reset_complete,
+    run_together,
+    sign_in,
+)
+
+WRONG_PIN = "135790"
+NEW_PIN = "730519"
+DEFAULT_RATE_LIMITS = dict(django_settings.RATE_LIMITS)
+
+
+@pytest.fixture
+def no_rate_limits(settings):
+    """For tests about the lock itself: the per-cédula PIN limit (5/5m) would answer 429 first."""
+    settings.RATE_LIMITS = {}
+
+
+@pytest.fixture
+def frozen_window():
+    """Keeps every rate-limit counter in one window, so "within a minute" holds however slow CI is."""
+    with mock.patch.object(ratelimit, "time", SimpleNamespace(time=lambda: 1_700_000_010.0)):
+        yield
+
+
+def only_rate_limit(settings, action: str) -> None:
+    """Leaves just `action`'s shipped rule on, so the test proves that rule and no other."""
+    settings.RATE_LIMITS = {action: DEFAULT_RATE_LIMITS[action]}
+
+
+def error_of(response) -> str:
+    html = response.content.decode()
+    start = html.index('id="clave-error">')
+    return html[start : html.index("</p>", start)]
+
+
+def assert_throttled(response) -> None:
+    assert response.status_code == 429
+    html = response.content.decode()
+    assert "Demasiados intentos" in html and "intenta de nuevo" in html
+    assert 1 <= int(response["Retry-After"]) <= 3600
+
+
+def lock(client: Client, member: Member) -> None:
+    for _ in range(django_settings.PIN_MAX_FAILED_ATTEMPTS):
+        refused = sign_in(client, member.document, WRONG_PIN)
+        assert refused.status_code == 200 and MSG_WRONG_PIN in refused.content.decode()
+
+
+# --- The lock -------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("no_rate_limits")
+def test_five_consecutive_wrong_pins_lock_the_access(client, member):
+    for attempt in range(1, 5):
+        sign_in(client, member.document, WRONG_PIN)
+        member.refresh_from_db()
+        assert member.failed_pin_attempts == attempt and member.locked_at is None
+
+    sign_in(client, member.document, WRONG_PIN)
+
+    member.refresh_from_db()
+    assert member.failed_pin_attempts == 5
+    assert member.locked_at is not None
+
+
+@pytest.mark.usefixtures("no_rate_limits")
+def test_the_right_pin_after_the_lock_gets_the_same_generic_message(client, member):
+    wrong = None
+    for _ in range(5):
+        wrong = sign_in(client, member.document, WRONG_PIN)
+
+    right = sign_in(client, member.document, DEFAULT_PIN)
+
+    assert right.status_code == 200  # not the redirect to /oficina/
+    assert error_of(right) == error_of(wrong)
+    assert MSG_WRONG_PIN in error_of(right)
+    assert client.get("/oficina/").url == "/"
+
+
+@pytest.mark.usefixtures("no_rate_limits")
+def test_the_lock_notice_goes_by_sms_and_by_email(client, member):
+    for _ in range(4):
+        sign_in(client, member.document, WRONG_PIN)
+    assert sms.outbox == [] and mail.outbox == []
+
+    sign_in(client, member.document, WRONG_PIN)
+
+    assert [m.to for m in sms.outbox] == [member.mobile]
+    assert "bloqueamos tu acceso" in sms.outbox[0].body
+    assert [m.to for m in mail.outbox] == [[member.email]]
+    assert "Bloqueamos el acceso" in mail.outbox[0].subject
+
+
+@pytest.mark.usefixtures("no_rate_limits")
+def test_dotted_spaced_and_plain_cedulas_count_as_one_member(client, db):
+    member = make_member(returning=True, document="1234567")
+
+    for typed in ("1.234.567", " 1234567", "1234567"):
+        assert sign_in(client, typed, WRONG_PIN).status_code == 200
+
+    member.refresh_from_db()
+    assert member.failed_pin_attempts == 3
+
+
+@pytest.mark.usefixtures("no_rate_limits")
+def test_a_right_pin_resets_the_count_of_wrong_ones(client, member):
+    for _ in range(4):
+        sign_in(client, member.document, WRONG_PIN)
+
+    assert sign_in(client, member.document, DEFAULT_PIN).url == "/oficina/"
+    member.refresh_from_db()
+    assert member.failed_pin_attempts == 0
+
+    client.post("/oficina/cerrar-sesion/")
+    for _ in range(4):
+        sign_in(client, member.document, WRONG_PIN)
+    assert sign_in(client, member.document, DEFAULT_PIN).url == "/oficina/"
+
+
+@pytest.mark.usefixtures("no_rate_limits")
+def test_the_lock_is_kept_in_the_database_not_in_the_cache(client, member):
+    lock(client, member)
+
+    cache.clear()
+    right = sign_in(Client(), member.document, DEFAULT_PIN)
+
+    assert right.status_code == 200 and MSG_WRONG_PIN in right.content.decode()
+
+
+@pytest.mark.usefixtures("no_rate_limits")
+def test_completing_olvide_mi_clave_unlocks_the_access(client, member):
+    lock(client, member)
+
+    assert code_request(client, member.document).url == "/olvide-mi-clave/enviado/"
+    reset_complete(client, member.document, last_sms_code(), NEW_PIN)
+
+    member.refresh_from_db()
+    assert member.locked_at is None and member.failed_pin_attempts == 0
+    assert sign_in(client, member.document, NEW_PIN).url == "/oficina/"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_fifty_parallel_wrong_pins_check_the_real_hash_at_most_five_times(settings):
+    settings.RATE_LIMITS = {}
+    settings.HASH_CONCURRENCY = 8
+    settings.HASH_WAIT_SECONDS = 120
+    member = make_member(returning=True)
+    clients, bodies = [], []
+    for _ in range(50):
+        browser = Client()
+        identify(browser, member.document)
+        bodies.append(keypad_body(browser.get("/clave/").content.decode(), WRONG_PIN))
+        clients.append(browser)
+
+    with hash_calls() as calls:
+        responses = run_together(50, lambda i: clients[i].post("/clave/", bodies[i]))
+
+    assert [getattr(r, "status_code", r) for r in responses] == [200] * 50
+    assert all(MSG_WRONG_PIN in r.content.decode() for r in responses)
+    member.refresh_from_db()
+    assert member.failed_pin_attempts >= 5
+    assert member.locked_at is not None
+    assert calls.of(member.pin_hash) <= 5
+    assert len(calls.checked) == 50  # the other 45 still paid one (dummy) hash each
+    refused = sign_in(Client(), member.document, DEFAULT_PIN)
+    assert refused.status_code == 200 and MSG_WRONG_PIN in refused.content.decode()
+
+
+# --- Rate limits ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_one_ip_trying_one_pin_on_each_of_200_cedulas_gets_a_spanish_429_long_before_the_200th(client):
+    throttled = None
+    for n in range(200):
+        step = identify(client, str(50_000_000 + n))
+        if step.status_code == 302:
+            step = client.post("/clave/", keypad_body(client.get("/clave/").content.decode(), WRONG_PIN))
+        if step.status_code == 429:
+            throttled = n
+            break
+        assert step.status_code == 200 and MSG_WRONG_PIN in step.content.decode()
+
+    assert throttled is not None and throttled < 200
+    assert throttled == 20  # "20/m/ip": the 21st cédula
+    assert_throttled(step)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_pin_attempts_are_throttled_per_ip_on_their_own(client, settings):
+    only_rate_limit(settings, "pin")
+    for n in range(20):
+        assert sign_in(client, str(51_000_000 + n), WRONG_PIN).status_code == 200
+
+    assert_throttled(sign_in(client, "51000999", WRONG_PIN))
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_identify_is_throttled_per_ip_so_images_cannot_be_harvested(client, settings):
+    only_rate_limit(settings, "identify")
+    for n in range(20):
+        assert identify(client, str(52_000_000 + n)).url == "/clave/"
+
+    throttled = identify(client, "52000999")
+
+    assert_throttled(throttled)
+    assert "security__image" not in throttled.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_code_requests_are_throttled_per_ip(client, settings):
+    only_rate_limit(settings, "code_request")
+    for n in range(10):
+        assert code_request(client, str(53_000_000 + n)).url == "/olvide-mi-clave/enviado/"
+
+    assert_throttled(code_request(client, "53000999"))
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_code_requests_are_throttled_per_cedula(client, settings, member):
+    only_rate_limit(settings, "code_request")
+    for _ in range(5):
+        assert code_request(Client(REMOTE_ADDR="10.0.0.1"), member.document).status_code == 302
+
+    assert_throttled(code_request(Client(REMOTE_ADDR="10.0.0.2"), member.document))
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_code_entry_is_throttled_per_cedula(client, settings):
+    only_rate_limit(settings, "code_entry")
+    document = "54000001"
+    entries = 0
+    while entries < 10:
+        code_request(client, document)
+        identify(client, document)
+        for _ in range(5):
+            assert type_on_keypad(client, "/clave/", WRONG_PIN).status_code == 200
+            entries += 1
+
+    code_request(client, document)
+    identify(client, document)
+    assert_throttled(type_on_keypad(client, "/clave/", WRONG_PIN))
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_a_throttled_request_is_a_429_never_a_500(settings):
+    settings.RATE_LIMITS = {"identify": "1/m/ip"}
+    browser = Client(raise_request_exception=False)
+    identify(browser, "55000001")
+
+    throttled = identify(browser, "55000002")
+
+    assert_throttled(throttled)
+    assert throttled["Content-Type"].startswith("text/html")
+
+
+# --- The hasher's cap -----------------------------------------------------------------------------
+
+
+def test_a_saturated_hasher_answers_503_in_spanish_without_checking_the_pin(client, member, settings):
+    settings.RATE_LIMITS = {}
+    settings.HASH_CONCURRENCY = 1
+    settings.HASH_WAIT_SECONDS = 0
+    pin_module._dummy_hash()  # built once per process, outside the cap
+    identify(client, member.document)
+    body = keypad_body(client.get("/clave/").content.decode(), DEFAULT_PIN)
+    slots = pin_module._slots(1)
+    assert slots.acquire(timeout=5)
+    try:
+        with hash_calls() as calls:
+            busy = client.post("/clave/", body)
+    finally:
+        slots.release()
+
+    assert busy.status_code == 503
+    html = busy.content.decode()
+    assert "Estamos muy ocupados" in html and "intenta de nuevo" in html
+    assert busy["Retry-After"] == "2"
+    assert calls.checked == []
+    member.refresh_from_db()
+    # The hash slot is taken before the attempt is counted: a busy hasher costs the member nothing.
+    assert member.failed_pin_attempts == 0 and member.locked_at is None
+    assert sign_in(client, member.document, DEFAULT_PIN).url == "/oficina/"
+
+
+def test_no_more_than_hash_concurrency_hashes_run_at_the_same_time(settings):
+    settings.HASH_CONCURRENCY = 3
+    settings.HASH_WAIT_SECONDS = 60
+    encoded = pin_module._dummy_hash()
+    stay = threading.Event()
+
+    with hash_calls(hold=lambda: stay.wait(0.05)) as calls:
+        results = run_together(20, lambda _i: pin_module.secret_check("111111", encoded))
+
+    assert results == [False] * 20
+    assert len(calls.checked) == 20
+    assert calls.most_at_once == 3
+
+
+def test_a_busy_hasher_still_answers_within_the_wait(settings):
+    settings.HASH_CONCURRENCY = 1
+    settings.HASH_WAIT_SECONDS = 1
+    slots = pin_module._slots(1)
+    assert slots.acquire(timeout=5)
+    started = time.perf_counter()
+    try:
+        with pytest.raises(pin_module.HasherBusy):
+            pin_module.secret_check("111111", pin_module._dummy_hash())
+    finally:
+        slots.release()
+    assert 0.9 <= time.perf_counter() - started < 5

@@ -1,0 +1,199 @@
+"""An unknown cédula, a wrong PIN, a locked and a disabled member look the same at every step."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import re
+import statistics
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from oficina.antiphishing.decoys import decoy_for
+from oficina.members.models import Member
+from tests.factories import make_member
+from tests.keypad import keypad_body
+from tests.security import MSG_WRONG_PIN, hash_calls, identify
+
+pytestmark = pytest.mark.django_db
+
+WRONG_PIN = "135790"
+
+# What legitimately differs between two people's pages: their image, phrase and masked destinations,
+# and the per-render secrets (CSRF token, keypad tokens and their shuffled digits).
+MASKS = [
+    (re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"'), 'name="csrfmiddlewaretoken" value="…"'),
+    (
+        re.compile(r'name="press" value="[^"]*" data-keypad-digit>\d<'),
+        'name="press" value="…" data-keypad-digit>…<',
+    ),
+    (re.compile(r'<img class="security__image" src="[^"]*" alt="[^"]*"'), '<img class="security__image" …'),
+    (re.compile(r'<p class="security__phrase">[^<]*</p>'), '<p class="security__phrase">…</p>'),
+    (re.compile(r'<span class="masked">[^<]*</span>'), '<span class="masked">…</span>'),
+]
+
+
+def masked(html: str) -> str:
+    for pattern, replacement in MASKS:
+        html = pattern.sub(replacement, html)
+    return html
+
+
+def _documents_with_two_channel_decoys() -> Iterator[str]:
+    for n in itertools.count(60_000_000):
+        decoy = decoy_for(str(n))
+        if decoy.masked_mobile and decoy.masked_email:
+            yield str(n)
+
+
+_documents = _documents_with_two_channel_decoys()
+
+
+def persona(kind: str) -> str:
+    """The cédula typed in each case. Every cédula's decoy offers both channels, as the members here
+    have both: an unknown and a disabled cédula are shown their decoy, which may offer only one."""
+    document = next(_documents)
+    if kind == "unknown":
+        return document
+    if kind == "wrong_pin":
+        return make_member(returning=True, document=document).document
+    if kind == "locked":
+        return make_member(
+            returning=True, document=document, failed_pin_attempts=5, locked_at=timezone.now()
+        ).document
+    if kind == "disabled":
+        return make_member(returning=True, document=document, status=Member.Status.DISABLED).document
+    if kind == "no_pin":
+        return make_member(document=document).document
+    raise ValueError(kind)
+
+
+def seen(response) -> dict[str, object]:
+    """Everything a client sees of a response, minus what must vary: cookie values, the clock
+    (Expires), and Content-Length (the phrase and destinations differ in length for anyone)."""
+    headers = {
+        name: value for name, value in response.headers.items() if name not in {"Content-Length", "Expires"}
+    }
+    cookies = {
+        name: sorted((key, value) for key, value in morsel.items() if value and key != "expires")
+        for name, morsel in response.cookies.items()
+    }
+    return {
+        "status": response.status_code,
+        "header_names": sorted(response.headers.keys()),
+        "headers": headers,
+        "cookies": cookies,
+        "body": masked(response.content.decode()),
+    }
+
+
+def journey(document: str) -> dict[str, dict[str, object]]:
+    client = Client()
+    steps = {"identify POST": identify(client, document)}
+    page = client.get("/clave/")
+    steps["/clave/ GET"] = page
+    steps["wrong PIN POST"] = client.post("/clave/", keypad_body(page.content.decode(), WRONG_PIN))
+    steps["/olvide-mi-clave/ GET"] = client.get("/olvide-mi-clave/")
+    steps["canal POST"] = client.post("/olvide-mi-clave/", {"canal": "sms", "action": "continuar"})
+    steps["/olvide-mi-clave/enviado/ GET"] = client.get("/olvide-mi-clave/enviado/")
+    return {step: seen(response) for step, response in steps.items()}
+
+
+def test_unknown_wrong_pin_locked_and_disabled_look_the_same_at_every_step(settings):
+    settings.RATE_LIMITS = {}
+    journeys = {kind: journey(persona(kind)) for kind in ("unknown", "wrong_pin", "locked", "disabled")}
+
+    reference = journeys["unknown"]
+    assert reference["identify POST"]["headers"]["Location"] == "/clave/"
+    assert MSG_WRONG_PIN in str(reference["wrong PIN POST"]["body"])
+    assert reference["canal POST"]["headers"]["Location"] == "/olvide-mi-clave/enviado/"
+    for kind, steps in journeys.items():
+        for step, view in steps.items():
+            for aspect in ("status", "header_names", "headers", "cookies", "body"):
+                assert view[aspect] == reference[step][aspect], f"{kind}: {step}: {aspect} differs"
+
+
+@pytest.mark.parametrize("kind", ["unknown", "wrong_pin", "locked", "disabled", "no_pin"])
+def test_the_hasher_runs_exactly_once_per_pin_attempt(client, settings, kind):
+    settings.RATE_LIMITS = {}
+    document = persona(kind)
+    identify(client, document)
+    body = keypad_body(client.get("/clave/").content.decode(), WRONG_PIN)
+
+    with hash_calls() as calls:
+        refused = client.post("/clave/", body)
+
+    assert MSG_WRONG_PIN in refused.content.decode()
+    assert len(calls.checked) == 1
+
+
+# --- Timing ---------------------------------------------------------------------------------------
+
+
+def mann_whitney_p(a: list[float], b: list[float]) -> float:
+    """Two-sided p-value of the Mann-Whitney U test (normal approximation, average ranks for ties)."""
+    pooled = sorted([(value, 0) for value in a] + [(value, 1) for value in b])
+    ranks = [0.0] * len(pooled)
+    i = 0
+    while i < len(pooled):
+        j = i
+        while j + 1 < len(pooled) and pooled[j + 1][0] == pooled[i][0]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[k] = (i + j) / 2 + 1
+        i = j + 1
+    n1, n2 = len(a), len(b)
+    r1 = sum(rank for rank, (_value, group) in zip(ranks, pooled, strict=True) if group == 0)
+    u1 = r1 - n1 * (n1 + 1) / 2
+    mean = n1 * n2 / 2
+    sd = math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
+    z = (u1 - mean) / sd
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
+def test_mann_whitney_helper_tells_different_samples_apart():
+    same = mann_whitney_p([float(x) for x in range(100)], [x + 0.5 for x in range(100)])
+    shifted = mann_whitney_p([float(x) for x in range(100)], [x + 30.0 for x in range(100)])
+    assert same > 0.5 and shifted < 1e-6
+
+
+def pin_timings(rounds: int) -> tuple[list[float], list[float]]:
+    known_client, unknown_client = Client(), Client()
+    identify(known_client, persona("wrong_pin"))
+    identify(unknown_client, persona("unknown"))
+    known: list[float] = []
+    unknown: list[float] = []
+    order = [(known_client, known), (unknown_client, unknown)]
+    for _ in range(rounds):
+        random.shuffle(order)  # interleaved in random order, so drift in the machine hits both alike
+        for browser, sample in order:
+            body = keypad_body(browser.get("/clave/").content.decode(), WRONG_PIN)
+            started = time.perf_counter()
+            response = browser.post("/clave/", body)
+            sample.append(time.perf_counter() - started)
+            assert response.status_code == 200
+    return known, unknown
+
+
+def test_a_wrong_pin_takes_as_long_for_a_member_as_for_an_unknown_cedula(settings):
+    settings.RATE_LIMITS = {}
+    settings.PIN_MAX_FAILED_ATTEMPTS = 10_000
+    pin_timings(5)  # warm up: the dummy hash, templates, connections
+
+    # 150 rounds, each a member's wrong PIN and an unknown cédula's in random order: drift in the
+    # machine (CI neighbours, GC, frequency scaling) falls on both samples alike.
+    known, unknown = pin_timings(150)
+
+    p = mann_whitney_p(known, unknown)
+    ratio = statistics.median(known) / statistics.median(unknown)
+    print(  # the figures for the report (pytest -s)
+        f"timing: median known {statistics.median(known) * 1000:.2f} ms, "
+        f"unknown {statistics.median(unknown) * 1000:.2f} ms, ratio {ratio:.3f}, Mann-Whitney p={p:.2g}"
+    )
+    assert 0.85 <= ratio <= 1.15
+    assert p >= 0.01

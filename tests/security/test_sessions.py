@@ -1,0 +1,237 @@
+"""The office session: fresh ids, logout, timeouts, one session per member, self-block, cookies."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.sessions.models import Session
+from django.test import Client
+
+from oficina.office import middleware as office_middleware
+from tests.factories import DEFAULT_PIN
+from tests.keypad import type_on_keypad
+from tests.security import MSG_WRONG_PIN, code_request, identify, last_sms_code, reset_complete, sign_in
+
+pytestmark = pytest.mark.django_db
+
+NEW_PIN = "730519"
+
+
+class OfficeClock:
+    """The clock the office middleware reads for the idle and absolute timeouts."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def office_clock():
+    clock = OfficeClock()
+    with mock.patch.object(office_middleware, "time", SimpleNamespace(time=lambda: clock.now)):
+        yield clock
+
+
+def session_id(client: Client) -> str:
+    return client.cookies[django_settings.SESSION_COOKIE_NAME].value
+
+
+def notice_on_start_page(client: Client) -> str:
+    return client.get("/").content.decode()
+
+
+# --- Session ids ----------------------------------------------------------------------------------
+
+
+def test_signing_in_gives_a_new_session_id(client, member):
+    identify(client, member.document)
+    before = session_id(client)
+
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/oficina/"
+
+    assert session_id(client) != before
+    assert not Session.objects.filter(session_key=before).exists()
+
+
+def test_accepting_the_temporary_code_gives_a_new_session_id(client, member):
+    code_request(client, member.document)
+    identify(client, member.document)
+    before = session_id(client)
+
+    assert type_on_keypad(client, "/clave/", last_sms_code()).url == "/nueva-clave/"
+
+    assert session_id(client) != before
+    assert not Session.objects.filter(session_key=before).exists()
+
+
+def test_logout_ends_the_session_on_the_server(client, member):
+    sign_in(client, member.document, DEFAULT_PIN)
+    cookie = session_id(client)
+
+    assert client.post("/oficina/cerrar-sesion/").url == "/"
+
+    assert not Session.objects.filter(session_key=cookie).exists()
+    replay = Client()
+    replay.cookies[django_settings.SESSION_COOKIE_NAME] = cookie
+    assert replay.get("/oficina/").url == "/"
+
+
+# --- Timeouts -------------------------------------------------------------------------------------
+
+
+def test_an_idle_session_ends_after_five_minutes_with_a_spanish_message(client, member, office_clock):
+    sign_in(client, member.document, DEFAULT_PIN)
+    office_clock.advance(299)
+    assert client.get("/oficina/").status_code == 200
+
+    office_clock.advance(301)
+
+    assert client.get("/oficina/").url == "/"
+    assert "Tu sesión se cerró por inactividad" in notice_on_start_page(client)
+    assert client.get("/oficina/").url == "/"  # ended, not just paused
+
+
+def test_an_active_session_ends_after_an_hour_with_a_spanish_message(client, member, office_clock):
+    sign_in(client, member.document, DEFAULT_PIN)
+    for _ in range(15):  # active every four minutes: the idle timeout never fires
+        office_clock.advance(240)
+        assert client.get("/oficina/").status_code == 200
+
+    office_clock.advance(240)  # 64 minutes after signing in
+
+    assert client.get("/oficina/").url == "/"
+    assert "Tu sesión llegó a su tiempo máximo" in notice_on_start_page(client)
+
+
+def test_seguir_conectado_renews_the_idle_timer(client, member, office_clock):
+    sign_in(client, member.document, DEFAULT_PIN)
+    office_clock.advance(240)
+
+    renewed = client.post("/oficina/seguir-conectado/", headers={"X-Requested-With": "fetch"})
+
+    assert renewed.status_code == 204 and renewed.content == b""
+    office_clock.advance(240)  # 8 minutes after signing in, 4 after "Seguir conectado"
+    assert client.get("/oficina/").status_code == 200
+
+
+def test_seguir_conectado_without_javascript_goes_back_to_the_office(client, member):
+    sign_in(client, member.document, DEFAULT_PIN)
+
+    assert client.post("/oficina/seguir-conectado/").url == "/oficina/"
+
+
+def test_seguir_conectado_refuses_a_get(client, member):
+    sign_in(client, member.document, DEFAULT_PIN)
+
+    assert client.get("/oficina/seguir-conectado/").status_code == 405
+
+
+# --- One session per member -----------------------------------------------------------------------
+
+
+def test_signing_in_from_a_second_browser_ends_the_first_ones_session(member):
+    first, second = Client(), Client()
+    sign_in(first, member.document, DEFAULT_PIN)
+    first_session = session_id(first)
+
+    assert sign_in(second, member.document, DEFAULT_PIN).url == "/oficina/"
+
+    assert first.get("/oficina/").url == "/"
+    assert not Session.objects.filter(session_key=first_session).exists()
+    assert second.get("/oficina/").status_code == 200
+
+
+def test_the_first_browser_is_told_it_was_opened_from_another_browser(member):
+    first, second = Client(), Client()
+    sign_in(first, member.document, DEFAULT_PIN)
+    sign_in(second, member.document, DEFAULT_PIN)
+
+    assert first.get("/oficina/").url == "/"
+
+    assert "ingresaste desde otro navegador o dispositivo" in notice_on_start_page(first)
+
+
+# --- Bloquear mi acceso ---------------------------------------------------------------------------
+
+
+def test_bloquear_mi_acceso_refuses_the_right_pin_until_olvide_mi_clave(client, member):
+    sign_in(client, member.document, DEFAULT_PIN)
+
+    assert client.post("/oficina/bloquear-mi-acceso/").url == "/"
+
+    assert client.get("/oficina/").url == "/"
+    member.refresh_from_db()
+    assert member.locked_at is not None and member.self_blocked_at is not None
+    refused = sign_in(client, member.document, DEFAULT_PIN)
+    assert refused.status_code == 200 and MSG_WRONG_PIN in refused.content.decode()
+
+    code_request(client, member.document)
+    reset_complete(client, member.document, last_sms_code(), NEW_PIN)
+    assert sign_in(client, member.document, NEW_PIN).url == "/oficina/"
+
+
+def test_bloquear_mi_acceso_needs_a_signed_in_member(client, member):
+    assert client.post("/oficina/bloquear-mi-acceso/").url == "/"
+    member.refresh_from_db()
+    assert member.locked_at is None
+
+
+# --- Cookies --------------------------------------------------------------------------------------
+
+
+def test_the_session_and_csrf_cookies_are_httponly_and_samesite_strict(client, member):
+    client.get("/")
+    response = identify(client, member.document)
+
+    session_cookie = response.cookies[django_settings.SESSION_COOKIE_NAME]
+    assert session_cookie["httponly"] is True
+    assert session_cookie["samesite"] == "Strict"
+    csrf_cookie = client.cookies[django_settings.CSRF_COOKIE_NAME]
+    assert csrf_cookie["httponly"] is True
+    assert csrf_cookie["samesite"] == "Strict"
+
+
+PRODUCTION_ENV = {
+    "DEBUG": "0",
+    "SECRET_KEY": "x",
+    "ALLOWED_HOSTS": "a",
+    "SMS_BACKEND": "console",  # production's default (http) also needs the gateway's address
+    "DJANGO_SETTINGS_MODULE": "oficina.settings",
+}
+
+
+def production_settings(*names: str) -> list[str]:
+    """The named settings as `python -c` sees them with production's environment (no pytest)."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"OFICINA_TESTING", "SECURE_COOKIES", "SECURE_SSL_REDIRECT", "DEBUG"}
+    }
+    env.update(PRODUCTION_ENV)
+    code = "from django.conf import settings as s\n" + "".join(f"print(s.{name})\n" for name in names)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=django_settings.BASE_DIR,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+@pytest.mark.django_db(databases=[])
+def test_production_cookies_are_host_prefixed_and_secure():
+    assert production_settings(
+        "SESSION_COOKIE_NAME", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_NAME", "CSRF_COOKIE_SECURE"
+    ) == ["__Host-sessionid", "True", "__Host-csrftoken", "True"]
