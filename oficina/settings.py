@@ -253,6 +253,8 @@ TASKS_BACKEND = envchoice(
 TASKS = {"default": {"BACKEND": TASKS_BACKEND, "QUEUES": ["default", "outbox"]}}
 OUTBOX_MAX_ATTEMPTS = envint("OUTBOX_MAX_ATTEMPTS", 6, minimum=1)
 OUTBOX_RETRY_BASE_SECONDS = envint("OUTBOX_RETRY_BASE_SECONDS", 10, minimum=1)
+# A worker that dies mid-send holds a message this long before the sweep hands it to another.
+OUTBOX_LEASE_SECONDS = envint("OUTBOX_LEASE_SECONDS", 120, minimum=1)
 
 # Branding: any cooperative can put its own name, contact and colour.
 COOPERATIVE_NAME = envstr("COOPERATIVE_NAME", "Cooperativa Progressa")

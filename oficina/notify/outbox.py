@@ -38,7 +38,6 @@ from oficina.notify.sms import SmsError, send_sms
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=120)
 PENDING_GRACE = timedelta(seconds=30)
 
 
@@ -137,7 +136,9 @@ def outbox_deliver(*, message_id: int) -> str:
             return OutboxMessage.Status.EXPIRED
         message.attempts += 1
         OutboxMessage.objects.filter(pk=message.pk).update(
-            status=OutboxMessage.Status.SENDING, attempts=message.attempts, lease_until=now + LEASE
+            status=OutboxMessage.Status.SENDING,
+            attempts=message.attempts,
+            lease_until=now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS),
         )
     try:
         _transmit(message)

@@ -1,0 +1,69 @@
+"""The delivery worker: runs the Django Tasks database worker and the outbox sweep in one loop, and
+survives a database restart (it waits and reconnects instead of exiting)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections, connections
+from django.db.utils import InterfaceError, OperationalError
+
+from oficina.notify.outbox import outbox_sweep
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Entrega los mensajes de la bandeja de salida (SMS y correo) con reintentos."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--interval", type=float, default=1.0, help="Segundos entre rondas sin trabajo.")
+        parser.add_argument("--sweep-every", type=float, default=15.0, help="Segundos entre barridos.")
+        parser.add_argument("--max-seconds", type=float, default=0, help="Termina tras N segundos (pruebas).")
+
+    def handle(
+        self, *args: Any, interval: float, sweep_every: float, max_seconds: float, **options: Any
+    ) -> None:
+        running = True
+
+        def stop(signum: int, frame: object) -> None:
+            nonlocal running
+            running = False
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        started = time.monotonic()
+        last_sweep = 0.0
+        failures = 0
+        while running and (not max_seconds or time.monotonic() - started < max_seconds):
+            try:
+                close_old_connections()
+                if time.monotonic() - last_sweep >= sweep_every:
+                    outbox_sweep()
+                    last_sweep = time.monotonic()
+                call_command(
+                    "db_worker",
+                    "--batch",
+                    "--queue-name",
+                    "outbox,default",
+                    "--no-startup-delay",
+                    "--no-reload",
+                    verbosity=0,
+                )
+                failures = 0
+            except (OperationalError, InterfaceError) as exc:
+                failures += 1
+                wait = min(2**failures, 30)
+                logger.warning("database unavailable (%s); retrying in %ss", type(exc).__name__, wait)
+                for connection in connections.all():
+                    connection.close_if_unusable_or_obsolete()
+                    connection.close()
+                time.sleep(wait)
+                continue
+            time.sleep(interval)
