@@ -38,7 +38,7 @@ CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "oficina.backoffice.apps.OperatorAdminConfig",  # django.contrib.admin with a TOTP-requiring site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_tasks",
     "django_tasks_db",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "oficina.members",
     "oficina.antiphishing",
     "oficina.consent",
@@ -53,6 +55,7 @@ INSTALLED_APPS = [
     "oficina.notify",
     "oficina.signin",
     "oficina.office",
+    "oficina.backoffice",
 ]
 
 MIDDLEWARE = [
@@ -64,6 +67,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "oficina.office.middleware.MemberSessionMiddleware",
@@ -266,6 +270,8 @@ COOPERATIVE_COLOR = envstr("COOPERATIVE_COLOR", "#0b6e4f")  # checked for AA con
 COOPERATIVE_LOGO_FILE = envstr("COOPERATIVE_LOGO_FILE")  # .svg/.png/.webp; default static/img/logo.svg
 if not re.fullmatch(r"#[0-9a-fA-F]{6}", COOPERATIVE_COLOR):
     raise ImproperlyConfigured(f"COOPERATIVE_COLOR must look like #0b6e4f, not {COOPERATIVE_COLOR!r}")
+# Operators' second factor (django-otp): the name their authenticator app shows for this account.
+OTP_TOTP_ISSUER = COOPERATIVE_NAME
 
 LOG_FORMAT = envstr("LOG_FORMAT", "plain" if DEBUG or TESTING else "json")
 if LOG_FORMAT not in {"plain", "json"}:

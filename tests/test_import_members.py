@@ -261,6 +261,15 @@ def test_it_turns_a_decoding_failure_of_a_strict_reader_into_an_error(db, tmp_pa
     assert report.errors[0].message.startswith("El archivo no está codificado en UTF-8.")
 
 
+def test_it_stops_at_broken_csv_quoting_and_imports_nothing(db, tmp_path):
+    path = write_csv(tmp_path, HEADER + GOOD_ROWS + '1234567,"María" Rojas,3111234567,\n')
+
+    out, _ = failed_import(path, "--skip-invalid")
+
+    assert out.splitlines()[0] == "Línea 5: El archivo no es un CSV válido a partir de esta línea."
+    assert not Member.objects.exists()
+
+
 def test_it_requires_a_mobile_or_an_email(db, tmp_path):
     out, _ = failed_import(write_csv(tmp_path, HEADER + "1234567,María Rojas,  ,\n"))
 

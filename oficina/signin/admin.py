@@ -6,29 +6,34 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
+from oficina.backoffice.labels import filter_titled, shown_as
 from oficina.signin.models import TemporaryCode
 
-CODE_FIELDS = ("member", "channel", "created_at", "expires_at", "attempts", "consumed_at", "superseded_at")
+CODE_FIELDS = ("code_member", "code_channel", "created", "expires", "tries", "consumed", "superseded")
 
 
 @admin.register(TemporaryCode)
 class TemporaryCodeAdmin(admin.ModelAdmin):
-    list_display = [
-        "member",
-        "channel",
-        "created_at",
-        "expires_at",
-        "attempts",
-        "consumed_at",
-        "superseded_at",
-    ]
-    list_filter = ["channel", "created_at"]
+    list_display = CODE_FIELDS
+    list_filter = ["channel", ("created_at", filter_titled("creada", admin.DateFieldListFilter))]
     list_select_related = ["member"]
     search_fields = ["=member__document"]
     search_help_text = "Busca por cédula exacta."
     fields = CODE_FIELDS
     readonly_fields = CODE_FIELDS
     show_full_result_count = False
+
+    code_member = shown_as("member", "asociado")
+    created = shown_as("created_at", "creada")
+
+    @admin.display(description="canal", ordering="channel")
+    def code_channel(self, code: TemporaryCode) -> str:
+        return code.get_channel_display()
+
+    expires = shown_as("expires_at", "vence")
+    tries = shown_as("attempts", "intentos")
+    consumed = shown_as("consumed_at", "usada")
+    superseded = shown_as("superseded_at", "reemplazada por otra")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -118,7 +118,26 @@ def test_every_page_and_state_of_the_guide_passes_axe(viewport, live_app, new_co
     enter_on_keypad(page, "825164")
     expect(page).to_have_url(base + "/oficina/")
     audit.check("Oficina")
-    assert len(audit.states) == 18
+
+    # The office's own pages: step-up, change of PIN, image and phrase, contact data, self-block.
+    page.get_by_role("link", name="Cambiar mi clave").click()
+    expect(page).to_have_url(base + "/oficina/confirmar-clave/")
+    audit.check("Confirma tu clave (paso de seguridad)")
+    enter_on_keypad(page, "825164")
+    expect(page).to_have_url(base + "/oficina/cambiar-clave/")
+    audit.check("Cambiar clave")
+    page.get_by_role("button", name="Regresar").click()
+    page.get_by_role("link", name="Actualizar mis datos de contacto").click()
+    # The step-up is still fresh (nothing was changed with it): no second keypad.
+    expect(page).to_have_url(base + "/oficina/datos-de-contacto/")
+    page.get_by_label("Celular").fill("12")
+    page.get_by_role("button", name="Continuar").click()
+    expect(page.get_by_text("móvil colombiano")).to_be_visible()
+    audit.check("Datos de contacto, con error")
+    page.get_by_role("link", name="Regresar").click()
+    page.get_by_role("link", name="Bloquear mi acceso").click()
+    audit.check("Bloquear mi acceso")
+    assert len(audit.states) == 22
     audit.assert_clean()
 
 

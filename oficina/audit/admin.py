@@ -1,0 +1,111 @@
+"""The security events, for operators and auditors: read-only, filterable, exportable, verifiable."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponseBase
+from django.urls import URLPattern, path
+
+from oficina.audit.models import Event
+from oficina.audit.services import document_hmac
+from oficina.backoffice import views
+from oficina.backoffice.labels import filter_titled, shown_as
+from oficina.lib.national_id import InvalidDocument, normalise_document
+
+EVENT_FIELDS: tuple[str, ...] = (
+    "created",
+    "event_kind",
+    "member",
+    "document_fingerprint",
+    "ip",
+    "browser",
+    "event_data",
+    "previous_hash",
+    "event_hash",
+)
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["created", "event_kind", "member", "operator", "ip", "short_hash"]
+    list_filter = [
+        ("kind", filter_titled("tipo")),
+        ("created_at", filter_titled("fecha", admin.DateFieldListFilter)),
+    ]
+    date_hierarchy = "created_at"
+    search_fields = ["=kind"]  # the real search is get_search_results: member id or cédula
+    search_help_text = "Busca por ID de asociado o por cédula (se compara su huella, la cédula no se guarda)."
+    fields = EVENT_FIELDS
+    readonly_fields = EVENT_FIELDS
+    actions = ["export_selected"]
+    change_list_template = "admin/audit/event/change_list.html"
+    show_full_result_count = False
+
+    created = shown_as("created_at", "fecha")
+    event_kind = shown_as("kind", "tipo")
+    member = shown_as("member_id", "ID del asociado")
+    document_fingerprint = shown_as("document_hmac", "huella de la cédula (HMAC)")
+    ip = shown_as("ip_address", "dirección IP")
+    browser = shown_as("user_agent", "navegador")
+    event_data = shown_as("data", "datos")
+    previous_hash = shown_as("prev_hash", "hash anterior")
+    event_hash = shown_as("hash", "hash")
+
+    @admin.display(description="operador")
+    def operator(self, event: Event) -> str:
+        return str(event.data.get("operator", "")) if isinstance(event.data, dict) else ""
+
+    @admin.display(description="hash")
+    def short_hash(self, event: Event) -> str:
+        return f"{event.hash[:12]}…"
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Event], search_term: str
+    ) -> tuple[QuerySet[Event], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        match = Q(kind=term)
+        if term.isdigit():
+            match |= Q(member_id=int(term))
+        try:
+            match |= Q(document_hmac=document_hmac(normalise_document(term)))
+        except InvalidDocument:
+            pass
+        return queryset.filter(match), False
+
+    # Append-only: nobody adds, changes or deletes events here (the model refuses it anyway).
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
+        return False
+
+    @admin.action(description="Exportar los eventos seleccionados (CSV)", permissions=["view"])
+    def export_selected(self, request: HttpRequest, queryset: QuerySet[Event]) -> HttpResponseBase:
+        return views.events_csv(request, events=queryset, filters=f"seleccion:{queryset.count()}")
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        own = [
+            path(
+                "exportar.csv", wrap(partial(views.audit_export, model_admin=self)), name="audit_event_export"
+            ),
+            path(
+                "verificar-cadena/",
+                wrap(partial(views.chain_verify_page, model_admin=self)),
+                name="audit_event_verify",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        extra = {**(extra_context or {}), "export_query": request.GET.urlencode()}
+        return super().changelist_view(request, extra_context=extra)

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+from django_otp import devices_for_user
+from django_otp.admin import OTPAdminAuthenticationForm
+
+from oficina.consent.models import PolicyVersion
+from oficina.consent.services import policy_current, text_sha256
+from oficina.lib.phone import InvalidMobile, normalise_mobile
+from oficina.members.models import Member
+
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+
+
+class OperatorAuthenticationForm(OTPAdminAuthenticationForm):
+    """Username, password and the authenticator's code in one form, with Spanish messages.
+
+    django-otp asks for an explicit device; an operator enrolled by `staff_create` has exactly one,
+    so it is chosen for them (with several, the page shows the device list)."""
+
+    otp_error_messages = {
+        **OTPAdminAuthenticationForm.otp_error_messages,
+        "token_required": "Escribe el código de 6 dígitos de tu aplicación de autenticación.",
+        "invalid_token": "El código de autenticación no es correcto o ya se usó. Espera el siguiente.",
+        "n_failed_attempts": "Verificación suspendida por %(failure_count)d intentos fallidos. "
+        "Intenta de nuevo en unos minutos.",
+        "verification_not_allowed": "La verificación del código está suspendida por ahora.",
+        "device_required": "Elige tu dispositivo de autenticación.",
+    }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super(OTPAdminAuthenticationForm, self).clean()  # the password (and is_staff) first
+        user = self.get_user()
+        if user is not None and not cleaned.get("otp_device"):
+            devices = list(devices_for_user(user))
+            if len(devices) == 1:
+                cleaned["otp_device"] = devices[0].persistent_id
+        self.clean_otp(user)
+        return cleaned
+
+
+class MemberContactForm(forms.ModelForm):
+    """The only member fields an operator may change: mobile and e-mail, validated like an import."""
+
+    class Meta:
+        model = Member
+        fields = ["mobile", "email"]
+        help_texts = {
+            "mobile": "Celular colombiano, p. ej. 311 123 4567. Déjalo vacío si el asociado no tiene.",
+            "email": "Déjalo vacío si el asociado no tiene. Debe tener al menos celular o correo.",
+        }
+        error_messages = {"email": {"invalid": "El correo no es válido."}}
+
+    def clean_mobile(self) -> str:
+        raw = (self.cleaned_data.get("mobile") or "").strip()
+        if not raw:
+            return ""
+        try:
+            return normalise_mobile(raw)
+        except InvalidMobile as exc:
+            raise ValidationError(str(exc), code="invalid") from exc
+
+    def clean_email(self) -> str:
+        email = (self.cleaned_data.get("email") or "").strip()
+        if not email:
+            return ""
+        EmailValidator(message="El correo no es válido.")(email)
+        local, _, domain = email.rpartition("@")
+        return f"{local}@{domain.lower()}"
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not self.errors and not cleaned.get("mobile") and not cleaned.get("email"):
+            raise ValidationError("El asociado debe tener celular o correo.", code="no_channel")
+        return cleaned
+
+
+class MemberImportForm(forms.Form):
+    archivo = forms.FileField(
+        label="Archivo CSV",
+        help_text="CSV UTF-8 separado por comas, con el encabezado documento,nombre,celular,correo.",
+    )
+    omitir_invalidas = forms.BooleanField(
+        label="Omitir filas inválidas",
+        required=False,
+        help_text="Importa las filas válidas y lista las demás. Sin marcar, un solo error detiene todo.",
+    )
+
+    def clean_archivo(self) -> Any:
+        upload = self.cleaned_data["archivo"]
+        if upload.size > MAX_IMPORT_BYTES:
+            raise ValidationError(
+                f"El archivo pesa más de {MAX_IMPORT_BYTES // (1024 * 1024)} MB: divídelo en partes.",
+                code="too_big",
+            )
+        return upload
+
+
+class PolicyVersionForm(forms.ModelForm):
+    """Publishing a new version: once saved, a version is never edited (PolicyVersionAdmin is view-only)."""
+
+    class Meta:
+        model = PolicyVersion
+        fields = ["version", "text"]
+        labels = {"version": "Versión", "text": "Texto de la política (HTML)"}
+        help_texts = {
+            "version": "Un nombre nuevo, p. ej. 2 o 2027-01. Las versiones publicadas no cambian.",
+            "text": (
+                "El texto completo que verán y aceptarán los asociados. Empieza con el de la versión vigente."
+            ),
+        }
+
+    def clean_version(self) -> str:
+        version = (self.cleaned_data.get("version") or "").strip()
+        if PolicyVersion.objects.filter(version=version).exists():
+            raise ValidationError("Esa versión ya fue publicada; una versión publicada no cambia.")
+        return version
+
+    def clean_text(self) -> str:
+        text = (self.cleaned_data.get("text") or "").strip()
+        if not text:
+            raise ValidationError("Escribe el texto de la política.")
+        current = policy_current()
+        if current is not None and text_sha256(text) == current.text_sha256:
+            raise ValidationError(
+                "El texto es idéntico al de la versión vigente: cámbialo antes de publicar."
+            )
+        return text

@@ -1,0 +1,122 @@
+"""CSV import of the member registry from the operators' site, run as a background task.
+
+The upload view stores the file in a MemberImport row and enqueues `import_members_task`; the status
+page refreshes itself (a <meta http-equiv="refresh">, no script) until the task has written the
+report. With the database task backend the import runs in `manage.py db_worker`, so a big file does
+not outlive the web worker's timeout; with the immediate backend (demo, tests) it runs inline.
+Progress is the number of lines read so far, kept in the cache (shared through Redis in production):
+the importer writes every batch as it reads, so lines read is how far the import has got.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+
+from django.core.cache import cache
+from django.core.files.uploadedfile import UploadedFile
+from django.http import HttpRequest
+from django.utils import timezone
+
+from oficina.audit.services import event_record
+from oficina.backoffice.models import MemberImport
+from oficina.backoffice.services import operator_event
+from oficina.members.importer import members_import
+
+MAX_ERRORS_KEPT = 1000
+PROGRESS_EVERY = 500
+PROGRESS_SECONDS = 24 * 3600
+
+
+def _progress_key(import_id: int) -> str:
+    return f"backoffice:import:{import_id}:lines"
+
+
+def member_import_start(*, request: HttpRequest, upload: UploadedFile, skip_invalid: bool) -> MemberImport:
+    from oficina.backoffice.tasks import import_members_task
+
+    content = b"".join(upload.chunks())
+    total_lines = content.count(b"\n") + (1 if content and not content.endswith(b"\n") else 0)
+    job = MemberImport.objects.create(
+        operator_id=request.user.pk,
+        file_name=(upload.name or "asociados.csv")[:200],
+        content=content,
+        total_lines=total_lines,
+        skip_invalid=skip_invalid,
+    )
+    operator_event(
+        "operator_import_started",
+        request=request,
+        import_id=job.pk,
+        lines=total_lines,
+        skip_invalid=skip_invalid,
+    )
+    import_members_task.enqueue(job.pk)
+    return job
+
+
+def member_import_progress(job: MemberImport) -> int | None:
+    """Lines read so far by a running import, when the cache can tell."""
+    value = cache.get(_progress_key(job.pk))
+    return int(value) if value is not None else None
+
+
+def _counted(lines: Iterable[str], import_id: int) -> Iterator[str]:
+    key = _progress_key(import_id)
+    count = 0
+    for line in lines:
+        count += 1
+        if count % PROGRESS_EVERY == 0:
+            cache.set(key, count, PROGRESS_SECONDS)
+        yield line
+    cache.set(key, count, PROGRESS_SECONDS)
+
+
+def member_import_run(*, import_id: int) -> str:
+    """The task's body: imports a queued file once, stores the report, erases the file, audits."""
+    claimed = MemberImport.objects.filter(pk=import_id, status=MemberImport.Status.QUEUED).update(
+        status=MemberImport.Status.RUNNING, started_at=timezone.now()
+    )
+    if claimed != 1:
+        return "skipped"
+    job = MemberImport.objects.select_related("operator").get(pk=import_id)
+    operator = job.operator.get_username() if job.operator else ""
+    # surrogateescape keeps going past bytes that are not UTF-8, so the importer can name the line.
+    lines = io.TextIOWrapper(
+        io.BytesIO(bytes(job.content)), encoding="utf-8-sig", errors="surrogateescape", newline=""
+    )
+    try:
+        report = members_import(lines=_counted(lines, job.pk), skip_invalid=job.skip_invalid)
+    except Exception:
+        MemberImport.objects.filter(pk=job.pk).update(
+            status=MemberImport.Status.FAILED, content=b"", finished_at=timezone.now()
+        )
+        event_record("operator_import", operator=operator, import_id=job.pk, failed=True)
+        raise
+    finally:
+        cache.delete(_progress_key(job.pk))
+    imported = not report.aborted and (job.skip_invalid or not report.errors)
+    MemberImport.objects.filter(pk=job.pk).update(
+        status=MemberImport.Status.DONE,
+        content=b"",
+        finished_at=timezone.now(),
+        created=report.created,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        error_count=len(report.errors),
+        errors=[str(error) for error in report.errors[:MAX_ERRORS_KEPT]],
+        aborted=report.aborted,
+    )
+    event_record(
+        "operator_import",
+        operator=operator,
+        import_id=job.pk,
+        imported=imported,
+        created=report.created,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        errors=len(report.errors),
+        aborted=report.aborted,
+        skip_invalid=job.skip_invalid,
+    )
+    return MemberImport.Status.DONE

@@ -1,0 +1,102 @@
+"""Creates an operator: a staff user with a strong password and a confirmed TOTP device."""
+
+from __future__ import annotations
+
+import getpass
+import io
+import sys
+from argparse import ArgumentParser
+from typing import Any
+
+import segno
+from django.conf import settings
+from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+OPERATORS_GROUP = "Operadores"
+# What a counter operator may do; publishing a policy version and managing staff stay with superusers.
+OPERATOR_PERMISSIONS = [
+    ("members", "view_member"),
+    ("members", "change_member"),
+    ("consent", "view_consent"),
+    ("consent", "view_policyversion"),
+    ("audit", "view_event"),
+    ("notify", "view_outboxmessage"),
+    ("notify", "change_outboxmessage"),
+    ("signin", "view_temporarycode"),
+    ("backoffice", "view_memberimport"),
+]
+
+
+def operators_group() -> Group:
+    group, _ = Group.objects.get_or_create(name=OPERATORS_GROUP)
+    for app_label, codename in OPERATOR_PERMISSIONS:
+        group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return group
+
+
+class Command(BaseCommand):
+    help = (
+        "Crea un operador (usuario staff) con contraseña validada y un dispositivo TOTP confirmado; "
+        "muestra el URI otpauth:// y un código QR para la aplicación de autenticación."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("username", help="Nombre de usuario del operador.")
+        parser.add_argument("--email", default="", help="Correo del operador.")
+        parser.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="Lee la contraseña de la entrada estándar (una línea).",
+        )
+        parser.add_argument(
+            "--superuser",
+            action="store_true",
+            help="Todos los permisos (publicar políticas, administrar operadores). "
+            "Sin esto: grupo Operadores.",
+        )
+
+    def handle(
+        self, *args: Any, username: str, email: str, password_stdin: bool, superuser: bool, **options: Any
+    ) -> None:
+        User = get_user_model()
+        if User.objects.filter(username=username).exists():
+            raise CommandError(f"Ya existe el usuario {username!r}.")
+        user = User(username=username, email=email, is_staff=True, is_superuser=superuser)
+        password = self._password(password_stdin)
+        try:
+            password_validation.validate_password(password, user)
+        except ValidationError as exc:
+            raise CommandError("La contraseña no es aceptable:\n- " + "\n- ".join(exc.messages)) from exc
+        user.set_password(password)
+        with transaction.atomic():
+            user.save()
+            if not superuser:
+                user.groups.add(operators_group())
+            device = TOTPDevice.objects.create(user=user, name="Aplicación de autenticación", confirmed=True)
+        issuer = settings.COOPERATIVE_NAME
+        uri = device.config_url
+        self.stdout.write(self.style.SUCCESS(f"Operador {username!r} creado ({issuer})."))
+        self.stdout.write("Escanea este código con la aplicación de autenticación (o copia el URI):")
+        self.stdout.write(uri)
+        qr = io.StringIO()
+        segno.make(uri, error="m").terminal(out=qr, compact=True)
+        self.stdout.write(qr.getvalue())
+        self.stdout.write(
+            "El operador ingresa en /operadores/ con su usuario, su contraseña y el código de 6 dígitos."
+        )
+
+    def _password(self, from_stdin: bool) -> str:
+        if from_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = getpass.getpass("Contraseña: ")
+            if password != getpass.getpass("Contraseña (otra vez): "):
+                raise CommandError("Las contraseñas no coinciden.")
+        if not password:
+            raise CommandError("La contraseña está vacía.")
+        return password

@@ -1,0 +1,140 @@
+"""What an operator does for a member at the counter. Each action is one audited service.
+
+Every action records an audit event whose kind starts with "operator_" and whose data names the
+staff user (`operator`); no event holds a PIN, a code or a message body.
+"""
+
+from __future__ import annotations
+
+from copy import copy
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from oficina.audit.models import Event
+from oficina.audit.services import event_record
+from oficina.consent.models import PolicyVersion
+from oficina.consent.services import policy_publish
+from oficina.members.models import Member
+from oficina.notify.models import OutboxMessage
+from oficina.notify.outbox import message_queue, notice_queue, outbox_dispatch, outbox_retry
+
+RESET_HELP_TEMPLATE = "operator_reset_help"
+CONTACT_NOTICE_TEMPLATE = "operator_contact_changed"
+
+
+class OperatorActionRefused(Exception):
+    """The action does not apply to this member; ``str(error)`` is a Spanish sentence for the operator."""
+
+
+def operator_name(request: HttpRequest) -> str:
+    return request.user.get_username()
+
+
+def operator_event(kind: str, *, request: HttpRequest, member: Member | None = None, **data: Any) -> Event:
+    return event_record(kind, request=request, member=member, operator=operator_name(request), **data)
+
+
+def member_unlock(*, request: HttpRequest, member: Member) -> None:
+    """Opens a PIN locked by wrong attempts or by the member's own "Bloquear mi acceso"."""
+    with transaction.atomic():
+        Member.objects.filter(pk=member.pk).update(
+            locked_at=None, self_blocked_at=None, failed_pin_attempts=0, updated_at=timezone.now()
+        )
+        operator_event(
+            "operator_unlock",
+            request=request,
+            member=member,
+            was_locked=member.locked_at is not None,
+            was_self_blocked=member.self_blocked_at is not None,
+            failed_pin_attempts=member.failed_pin_attempts,
+        )
+
+
+def member_disable(*, request: HttpRequest, member: Member) -> None:
+    """The member can no longer sign in (they look like an unknown cédula) and their session ends now."""
+    with transaction.atomic():
+        session_key = (
+            Member.objects.select_for_update()
+            .filter(pk=member.pk)
+            .values_list("session_key", flat=True)
+            .get()
+        )
+        Member.objects.filter(pk=member.pk).update(
+            status=Member.Status.DISABLED, session_key="", updated_at=timezone.now()
+        )
+        operator_event("operator_disable", request=request, member=member, session_ended=bool(session_key))
+    if session_key:
+        # The office middleware would end it on its next request anyway; deleting it ends it at once.
+        import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key).delete()
+
+
+def member_enable(*, request: HttpRequest, member: Member) -> None:
+    with transaction.atomic():
+        Member.objects.filter(pk=member.pk).update(status=Member.Status.ACTIVE, updated_at=timezone.now())
+        operator_event("operator_enable", request=request, member=member)
+
+
+def member_reset_help_send(*, request: HttpRequest, member: Member) -> str:
+    """Sends the member, by SMS (or e-mail when they have no mobile), how to get a temporary code
+    themselves: "Ingresa tu usuario", then "Olvidé mi clave". Returns the channel used.
+
+    It does not send a code. A temporary code is bound to the browser session that asked for it
+    (TemporaryCode.flow_id), so a code asked for from the operator's browser could not be typed in
+    the member's; it would also replace any live code of theirs and spend their hourly sending limit.
+    """
+    if not member.is_active:
+        raise OperatorActionRefused(
+            "El asociado está deshabilitado: habilítalo antes de enviarle instrucciones."
+        )
+    channel = "sms" if member.mobile else "email"
+    with transaction.atomic():
+        message = message_queue(member=member, channel=channel, template=RESET_HELP_TEMPLATE, context={})
+        operator_event("operator_reset_help_sent", request=request, member=member, channel=channel)
+    outbox_dispatch([message])
+    return channel
+
+
+def member_contact_update(*, request: HttpRequest, member: Member, mobile: str, email: str) -> list[str]:
+    """Saves validated contact data (see forms.MemberContactForm); returns the fields that changed.
+    The OLD channels are told, so a change made at the counter by an impostor does not go unseen."""
+    before = copy(member)
+    changed = [
+        name for name, value in (("mobile", mobile), ("email", email)) if getattr(before, name) != value
+    ]
+    if not changed:
+        return []
+    with transaction.atomic():
+        Member.objects.filter(pk=member.pk).update(mobile=mobile, email=email, updated_at=timezone.now())
+        operator_event("operator_contact_changed", request=request, member=member, fields=changed)
+        notices = notice_queue(member=before, template=CONTACT_NOTICE_TEMPLATE)
+    member.mobile, member.email = mobile, email
+    outbox_dispatch(notices)
+    return changed
+
+
+def outbox_message_retry(*, request: HttpRequest, message: OutboxMessage) -> bool:
+    retried = outbox_retry(message=message)
+    operator_event(
+        "operator_outbox_retry",
+        request=request,
+        member=message.member,
+        message_id=message.pk,
+        channel=message.channel,
+        retried=retried,
+    )
+    return retried
+
+
+def policy_version_publish(*, request: HttpRequest, version: str, text: str) -> PolicyVersion:
+    """A new version: every member is asked to accept it at their next sign-in."""
+    with transaction.atomic():
+        policy = policy_publish(version=version, text=text)
+        operator_event(
+            "operator_policy_published", request=request, version=version, text_sha256=policy.text_sha256
+        )
+    return policy

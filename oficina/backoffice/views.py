@@ -1,0 +1,264 @@
+"""The operators' own pages, mounted inside the admin site by the ModelAdmins' get_urls (so every one
+is wrapped by `admin_site.admin_view`: staff, verified by a TOTP device, CSRF-protected, never cached).
+Thin: check the permission, call a service or selector, render."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from oficina.audit.models import Event
+from oficina.audit.services import chain_verify
+from oficina.backoffice import services
+from oficina.backoffice.csvexport import cell_text, csv_response, utc_iso
+from oficina.backoffice.forms import MemberImportForm
+from oficina.backoffice.imports import member_import_progress, member_import_start
+from oficina.backoffice.models import MemberImport
+from oficina.backoffice.selectors import member_consents
+from oficina.consent.services import text_sha256
+from oficina.members.models import Member
+
+CHANNEL_NAMES = {"sms": "SMS al celular", "email": "correo electrónico"}
+IMPORT_REFRESH_SECONDS = 2
+
+EVENT_CSV_HEADER = [
+    "id",
+    "created_at",
+    "kind",
+    "member_id",
+    "document_hmac",
+    "ip",
+    "user_agent",
+    "data",
+    "prev_hash",
+    "hash",
+]
+
+
+def _require(request: HttpRequest, permission: str) -> None:
+    if not request.user.has_perm(permission):
+        raise PermissionDenied
+
+
+def _context(model_admin: admin.ModelAdmin[Any], request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    return {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        **extra,
+    }
+
+
+# Members: operations at the counter ---------------------------------------------------------------
+
+
+def _operation_unlock(request: HttpRequest, member: Member) -> str:
+    services.member_unlock(request=request, member=member)
+    return f"Desbloqueamos el acceso de {member.name}: puede ingresar con su clave."
+
+
+def _operation_reset_help(request: HttpRequest, member: Member) -> str:
+    channel = services.member_reset_help_send(request=request, member=member)
+    return (
+        f"Enviamos a {member.name}, por {CHANNEL_NAMES[channel]}, cómo pedir su clave temporal: "
+        "en la Oficina Virtual, «Ingresa tu usuario» y luego «Olvidé mi clave»."
+    )
+
+
+def _operation_disable(request: HttpRequest, member: Member) -> str:
+    services.member_disable(request=request, member=member)
+    return f"Deshabilitamos el acceso de {member.name} y cerramos su sesión."
+
+
+def _operation_enable(request: HttpRequest, member: Member) -> str:
+    services.member_enable(request=request, member=member)
+    return f"Habilitamos el acceso de {member.name}."
+
+
+MEMBER_OPERATIONS = {
+    "desbloquear": _operation_unlock,
+    "enviar-clave-temporal": _operation_reset_help,
+    "deshabilitar": _operation_disable,
+    "habilitar": _operation_enable,
+}
+
+
+@require_POST
+def member_operation(request: HttpRequest, *, member_id: int, operation: str) -> HttpResponse:
+    _require(request, "members.change_member")
+    run = MEMBER_OPERATIONS.get(operation)
+    if run is None:
+        raise PermissionDenied
+    member = get_object_or_404(Member, pk=member_id)
+    try:
+        messages.success(request, run(request, member))
+    except services.OperatorActionRefused as exc:
+        messages.error(request, str(exc))
+    return redirect("admin:members_member_change", member.pk)
+
+
+# Members: CSV import -----------------------------------------------------------------------------
+
+
+def member_import(request: HttpRequest, *, model_admin: admin.ModelAdmin[Any]) -> HttpResponse:
+    _require(request, "members.change_member")
+    form = MemberImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        job = member_import_start(
+            request=request,
+            upload=form.cleaned_data["archivo"],
+            skip_invalid=form.cleaned_data["omitir_invalidas"],
+        )
+        return redirect("admin:members_member_import_status", job.pk)
+    context = _context(model_admin, request, title="Importar asociados desde CSV", form=form)
+    return TemplateResponse(request, "admin/backoffice/member_import.html", context)
+
+
+def member_import_status(
+    request: HttpRequest, *, model_admin: admin.ModelAdmin[Any], import_id: int
+) -> HttpResponse:
+    _require(request, "members.change_member")
+    job = get_object_or_404(MemberImport, pk=import_id)
+    progress = None if job.finished else member_import_progress(job)
+    percent = (
+        min(100, progress * 100 // job.total_lines) if progress is not None and job.total_lines else None
+    )
+    context = _context(
+        model_admin,
+        request,
+        title=f"Importación {job.pk}: {job.get_status_display()}",
+        job=job,
+        progress=progress,
+        percent=percent,
+        refresh_seconds=None if job.finished else IMPORT_REFRESH_SECONDS,
+    )
+    return TemplateResponse(request, "admin/backoffice/member_import_status.html", context)
+
+
+# Consent: proof for one member -------------------------------------------------------------------
+
+
+def _consent_rows(member: Member) -> list[dict[str, Any]]:
+    return [
+        {
+            "consent": consent,
+            "policy": consent.policy,
+            "verified": text_sha256(consent.policy.text) == consent.text_sha256,
+        }
+        for consent in member_consents(member)
+    ]
+
+
+def consent_proof_csv(request: HttpRequest, *, member_id: int) -> HttpResponseBase:
+    _require(request, "consent.view_consent")
+    member = get_object_or_404(Member, pk=member_id)
+    services.operator_event("operator_consent_export", request=request, member=member, format="csv")
+    header = [
+        "cedula",
+        "nombre",
+        "version",
+        "publicada_utc",
+        "aceptada_utc",
+        "ip",
+        "user_agent",
+        "sha256_aceptado",
+        "sha256_verificado",
+        "texto_politica",
+    ]
+    rows = (
+        [
+            member.document,
+            cell_text(member.name),
+            row["policy"].version,
+            utc_iso(row["policy"].published_at),
+            utc_iso(row["consent"].accepted_at),
+            row["consent"].ip_address or "",
+            cell_text(row["consent"].user_agent),
+            row["consent"].text_sha256,
+            "si" if row["verified"] else "no",
+            cell_text(row["policy"].text),
+        ]
+        for row in _consent_rows(member)
+    )
+    return csv_response(filename=f"autorizaciones-{member.document}.csv", header=header, rows=rows)
+
+
+def consent_proof_page(request: HttpRequest, *, member_id: int) -> HttpResponse:
+    _require(request, "consent.view_consent")
+    member = get_object_or_404(Member, pk=member_id)
+    services.operator_event("operator_consent_export", request=request, member=member, format="html")
+    context = {
+        "member": member,
+        "rows": _consent_rows(member),
+        "generated_at": timezone.now(),
+        "operator": services.operator_name(request),
+        "cooperative": {"name": settings.COOPERATIVE_NAME, "nit": settings.COOPERATIVE_NIT},
+    }
+    return TemplateResponse(request, "admin/backoffice/consent_proof.html", context)
+
+
+# Audit: export and chain verification ------------------------------------------------------------
+
+
+def _event_row(event: Event) -> list[Any]:
+    return [
+        event.pk,
+        utc_iso(event.created_at),
+        event.kind,
+        "" if event.member_id is None else event.member_id,
+        event.document_hmac,
+        event.ip_address or "",
+        cell_text(event.user_agent),
+        json.dumps(event.data, sort_keys=True, ensure_ascii=False, separators=(",", ":")),
+        event.prev_hash,
+        event.hash,
+    ]
+
+
+def events_csv(request: HttpRequest, *, events: Any, filters: str) -> HttpResponseBase:
+    _require(request, "audit.view_event")
+    services.operator_event("operator_audit_export", request=request, filters=filters[:300])
+    rows = (_event_row(event) for event in events.order_by("id").iterator(chunk_size=2000))
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    return csv_response(filename=f"eventos-{stamp}.csv", header=EVENT_CSV_HEADER, rows=rows)
+
+
+def audit_export(request: HttpRequest, *, model_admin: admin.ModelAdmin[Any]) -> HttpResponseBase:
+    """The changelist's events (same filters and search as the page the link was on) as CSV."""
+    _require(request, "audit.view_event")
+    try:
+        changelist = model_admin.get_changelist_instance(request)
+    except IncorrectLookupParameters:
+        messages.error(request, "Los filtros de la exportación no son válidos.")
+        return redirect("admin:audit_event_changelist")
+    return events_csv(request, events=changelist.queryset, filters=request.GET.urlencode())
+
+
+def chain_verify_page(request: HttpRequest, *, model_admin: admin.ModelAdmin[Any]) -> HttpResponse:
+    _require(request, "audit.view_event")
+    result = None
+    if request.method == "POST":
+        total = Event.objects.count()
+        breaks = list(chain_verify())
+        services.operator_event(
+            "operator_chain_verify", request=request, events=total, breaks=len(breaks), intact=not breaks
+        )
+        result = {"total": total, "breaks": breaks}
+    context = _context(
+        model_admin,
+        request,
+        title="Verificar la cadena de eventos",
+        result=result,
+        changelist_url=reverse("admin:audit_event_changelist"),
+    )
+    return TemplateResponse(request, "admin/backoffice/chain_verify.html", context)

@@ -1,0 +1,102 @@
+"""Policy versions (publish a new one; never edit a published one) and the consent ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+
+from oficina.backoffice.forms import PolicyVersionForm
+from oficina.backoffice.labels import filter_titled, shown_as
+from oficina.backoffice.services import policy_version_publish
+from oficina.consent.models import Consent, PolicyVersion
+from oficina.consent.services import policy_current
+
+
+@admin.register(PolicyVersion)
+class PolicyVersionAdmin(admin.ModelAdmin):
+    form = PolicyVersionForm
+    list_display = ["policy_version", "published", "sha256", "consent_count"]
+    ordering = ["-published_at", "-id"]
+    readonly_fields = ["policy_version", "published", "sha256", "policy_text"]
+    policy_version = shown_as("version", "versión")
+    published = shown_as("published_at", "publicada")
+    sha256 = shown_as("text_sha256", "SHA-256 del texto")
+    policy_text = shown_as("text", "texto publicado")
+
+    @admin.display(description="autorizaciones")
+    def consent_count(self, policy: PolicyVersion) -> int:
+        return getattr(policy, "consent_count", 0)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PolicyVersion]:
+        return super().get_queryset(request).annotate(consent_count=Count("consents"))
+
+    def get_fields(self, request: HttpRequest, obj: PolicyVersion | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("version", "text")
+        return tuple(self.readonly_fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: PolicyVersion | None = None) -> list[str]:
+        return [] if obj is None else list(self.readonly_fields)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        current = policy_current()
+        return {"text": current.text} if current else {}
+
+    # "Publicar nueva versión" is the add form; a published version is only ever viewed.
+    def has_change_permission(self, request: HttpRequest, obj: PolicyVersion | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: PolicyVersion | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: PolicyVersion, form: Any, change: bool) -> None:
+        published = policy_version_publish(
+            request=request, version=form.cleaned_data["version"], text=form.cleaned_data["text"]
+        )
+        # The admin goes on with `obj` (log entry, redirect): make it the row just published.
+        obj.pk, obj.text_sha256, obj.published_at = (
+            published.pk,
+            published.text_sha256,
+            published.published_at,
+        )
+        obj._state.adding = False
+        obj._state.db = published._state.db
+
+
+CONSENT_FIELDS: tuple[str, ...] = ("consent_member", "consent_policy", "sha256", "accepted", "ip", "browser")
+
+
+@admin.register(Consent)
+class ConsentAdmin(admin.ModelAdmin):
+    """The whole ledger, read-only. One member's proof is on their page (CSV and printable)."""
+
+    list_display = ["consent_member", "consent_policy", "accepted", "ip"]
+    list_filter = [
+        ("policy__version", filter_titled("versión de la política")),
+        ("accepted_at", filter_titled("aceptada", admin.DateFieldListFilter)),
+    ]
+    list_select_related = ["member", "policy"]
+    search_fields = ["=member__document", "member__name"]
+    search_help_text = "Busca por cédula exacta o por nombre."
+    fields = CONSENT_FIELDS
+    readonly_fields = CONSENT_FIELDS
+    show_full_result_count = False
+
+    consent_member = shown_as("member", "asociado")
+    consent_policy = shown_as("policy", "política")
+    sha256 = shown_as("text_sha256", "SHA-256 del texto aceptado")
+    accepted = shown_as("accepted_at", "aceptada")
+    ip = shown_as("ip_address", "dirección IP")
+    browser = shown_as("user_agent", "navegador")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Consent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Consent | None = None) -> bool:
+        return False

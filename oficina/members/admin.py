@@ -1,0 +1,228 @@
+"""Members at the counter: find by cédula or name, see the access status, fix contact data, and
+unlock, disable, enable or send the temporary-code instructions (each an audited service)."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path
+
+from oficina.backoffice import services, views
+from oficina.backoffice.forms import MemberContactForm
+from oficina.backoffice.labels import shown_as
+from oficina.backoffice.selectors import (
+    AccessStatus,
+    member_access_status,
+    members_with_access_status,
+)
+from oficina.consent.models import Consent
+from oficina.lib.national_id import InvalidDocument, normalise_document
+from oficina.members.models import Member
+
+
+class AccessStatusFilter(admin.SimpleListFilter):
+    title = "estado de acceso"
+    parameter_name = "acceso"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
+        return AccessStatus.CHOICES
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(access_status=value) if value else queryset
+
+
+CONSENT_INLINE_FIELDS: tuple[str, ...] = ("policy_version", "sha256", "accepted", "ip", "browser")
+
+
+class ConsentInline(admin.TabularInline):
+    """The member's consent ledger: every acceptance, read-only."""
+
+    model = Consent
+    verbose_name = "autorización de tratamiento de datos"
+    verbose_name_plural = "autorizaciones de tratamiento de datos"
+    fields = CONSENT_INLINE_FIELDS
+    readonly_fields = CONSENT_INLINE_FIELDS
+    extra = 0
+    can_delete = False
+    ordering = ["accepted_at", "id"]
+
+    sha256 = shown_as("text_sha256", "SHA-256 del texto aceptado")
+    accepted = shown_as("accepted_at", "aceptada")
+    ip = shown_as("ip_address", "dirección IP")
+    browser = shown_as("user_agent", "navegador")
+
+    @admin.display(description="versión")
+    def policy_version(self, consent: Consent) -> str:
+        return consent.policy.version
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Consent]:
+        return super().get_queryset(request).select_related("policy")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+SECURITY_FIELDS = (
+    "access_status_label",
+    "last_login_at",
+    "previous_login_at",
+    "pin_changed",
+    "failed_attempts",
+    "locked_at",
+    "self_blocked_at",
+    "created",
+    "updated",
+)
+
+
+@admin.register(Member)
+class MemberAdmin(admin.ModelAdmin):
+    form = MemberContactForm
+    list_display = ["document", "name", "access_status_label", "last_login_at"]
+    list_display_links = ["document", "name"]
+    list_filter = [AccessStatusFilter]
+    search_fields = ["document", "name"]
+    search_help_text = "Busca por cédula (con o sin puntos) o por nombre."
+    ordering = ["name"]
+    list_per_page = 50
+    show_full_result_count = False
+    # The PIN hash, the session key and the security image and phrase are never shown.
+    fieldsets = [
+        ("Asociado", {"fields": ["document", "name"]}),
+        ("Datos de contacto", {"fields": ["mobile", "email"]}),
+        ("Acceso", {"fields": SECURITY_FIELDS}),
+    ]
+    readonly_fields = ["document", "name", *SECURITY_FIELDS]
+    inlines = [ConsentInline]
+    actions = ["unlock_selected", "reset_help_selected", "disable_selected", "enable_selected"]
+    change_form_template = "admin/members/member/change_form.html"
+    change_list_template = "admin/members/member/change_list.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Member]:
+        return members_with_access_status(super().get_queryset(request))
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Member], search_term: str
+    ) -> tuple[QuerySet[Member], bool]:
+        try:  # "1.020.304.050" finds 1020304050
+            search_term = normalise_document(search_term)
+        except InvalidDocument:
+            pass
+        return super().get_search_results(request, queryset, search_term)
+
+    pin_changed = shown_as("pin_changed_at", "clave cambiada")
+    failed_attempts = shown_as("failed_pin_attempts", "intentos fallidos seguidos")
+    created = shown_as("created_at", "registrado")
+    updated = shown_as("updated_at", "modificado")
+
+    @admin.display(description="estado de acceso", ordering="access_status")
+    def access_status_label(self, member: Member) -> str:
+        status = getattr(member, "access_status", None) or member_access_status(member)
+        return AccessStatus.LABELS[status]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # members come from the core system's registry (CSV import)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Member | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Member, form: Any, change: bool) -> None:
+        current = Member.objects.get(pk=obj.pk)
+        changed = services.member_contact_update(
+            request=request,
+            member=current,
+            mobile=form.cleaned_data["mobile"],
+            email=form.cleaned_data["email"],
+        )
+        if changed:
+            messages.info(request, "Avisamos del cambio al celular y correo anteriores del asociado.")
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        member = self.get_object(request, object_id)
+        extra = {**(extra_context or {})}
+        if member is not None:
+            extra["access_status"] = member_access_status(member)
+            extra["can_operate"] = self.has_change_permission(request, member)
+            extra["can_see_consents"] = request.user.has_perm("consent.view_consent")
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        own = [
+            path(
+                "importar/",
+                wrap(partial(views.member_import, model_admin=self)),
+                name="members_member_import",
+            ),
+            path(
+                "importar/<int:import_id>/",
+                wrap(partial(views.member_import_status, model_admin=self)),
+                name="members_member_import_status",
+            ),
+            path(
+                "<int:member_id>/operacion/<slug:operation>/",
+                wrap(views.member_operation),
+                name="members_member_operation",
+            ),
+            path(
+                "<int:member_id>/autorizaciones.csv",
+                wrap(views.consent_proof_csv),
+                name="members_member_consents_csv",
+            ),
+            path(
+                "<int:member_id>/autorizaciones/",
+                wrap(views.consent_proof_page),
+                name="members_member_consents_print",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Member], operation: str) -> None:
+        done = refused = 0
+        for member in queryset:
+            try:
+                views.MEMBER_OPERATIONS[operation](request, member)
+            except services.OperatorActionRefused:
+                refused += 1
+            else:
+                done += 1
+        self.message_user(request, f"Listo para {done} asociado(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(
+                request, f"{refused} asociado(s) deshabilitado(s) no recibieron nada.", messages.WARNING
+            )
+
+    @admin.action(description="Desbloquear los asociados seleccionados", permissions=["change"])
+    def unlock_selected(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
+        self._each(request, queryset, "desbloquear")
+
+    @admin.action(
+        description="Enviar clave temporal: instrucciones de «Olvidé mi clave»", permissions=["change"]
+    )
+    def reset_help_selected(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
+        self._each(request, queryset, "enviar-clave-temporal")
+
+    @admin.action(description="Deshabilitar los asociados seleccionados", permissions=["change"])
+    def disable_selected(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
+        self._each(request, queryset, "deshabilitar")
+
+    @admin.action(description="Habilitar los asociados seleccionados", permissions=["change"])
+    def enable_selected(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
+        self._each(request, queryset, "habilitar")

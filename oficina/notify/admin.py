@@ -1,0 +1,106 @@
+"""The outbox for operators: what was sent, what failed and why; never a message's body or subject
+(a temporary code may be in it) and only the masked destination."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from oficina.backoffice.labels import shown_as
+from oficina.backoffice.services import outbox_message_retry
+from oficina.lib.masking import mask_email, mask_mobile
+from oficina.notify.models import OutboxMessage
+
+KIND_NAMES = {
+    "temporary_code": "Clave temporal",
+    "pin_changed": "Aviso de cambio de clave",
+    "access_locked": "Aviso de bloqueo",
+    "security_change": "Aviso de cambio de seguridad",
+    "operator_reset_help": "Instrucciones de clave temporal (operador)",
+    "operator_contact_changed": "Aviso de cambio de contacto (operador)",
+}
+
+
+OUTBOX_FIELDS: tuple[str, ...] = (
+    "kind_name",
+    "channel",
+    "masked_destination",
+    "message_member",
+    "status",
+    "attempts",
+    "last_error",
+    "created_at",
+    "next_attempt_at",
+    "expires_at",
+    "sent_at",
+)
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    list_display = [
+        "kind_name",
+        "channel",
+        "masked_destination",
+        "status",
+        "attempts",
+        "last_error",
+        "created_at",
+        "sent_at",
+    ]
+    list_filter = ["status", "channel"]
+    ordering = ["-created_at", "-id"]
+    fields = OUTBOX_FIELDS
+    readonly_fields = OUTBOX_FIELDS
+    actions = ["retry_selected"]
+    show_full_result_count = False
+
+    message_member = shown_as("member", "asociado")
+
+    @admin.display(description="tipo", ordering="kind")
+    def kind_name(self, message: OutboxMessage) -> str:
+        return KIND_NAMES.get(message.kind, message.kind)
+
+    @admin.display(description="destino")
+    def masked_destination(self, message: OutboxMessage) -> str:
+        return (
+            mask_mobile(message.to)
+            if message.channel == OutboxMessage.Channel.SMS
+            else mask_email(message.to)
+        )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OutboxMessage]:
+        # The body, HTML and subject are never even loaded for these pages.
+        return super().get_queryset(request).defer("body", "html", "subject").select_related("member")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: OutboxMessage | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: OutboxMessage | None = None) -> bool:
+        return False
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("notify.change_outboxmessage")
+
+    @admin.action(description="Reintentar los mensajes fallidos seleccionados", permissions=["retry"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        retried = skipped = 0
+        for message in queryset.filter(status=OutboxMessage.Status.FAILED):
+            if outbox_message_retry(request=request, message=message):
+                retried += 1
+            else:
+                skipped += 1
+        skipped += queryset.exclude(status=OutboxMessage.Status.FAILED).count()
+        if retried:
+            self.message_user(request, f"Reintentamos {retried} mensaje(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request,
+                f"{skipped} mensaje(s) no se pueden reintentar: solo los fallidos que aún guardan su "
+                "contenido (una clave temporal vencida no se reenvía: el asociado pide una nueva).",
+                messages.WARNING,
+            )

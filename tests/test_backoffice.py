@@ -1,0 +1,164 @@
+"""The operators' site: a strong password AND a TOTP code, or nothing at all."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from oficina.backoffice.models import MemberImport
+from tests.factories import make_member
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "cafe-con-panela-en-la-montaña"
+LOGIN_URL = "/operadores/login/"
+
+
+def make_operator(username: str = "operadora", *, superuser: bool = True) -> tuple[AbstractUser, TOTPDevice]:
+    user = get_user_model().objects.create_user(
+        username, password=PASSWORD, is_staff=True, is_superuser=superuser
+    )
+    return user, TOTPDevice.objects.create(user=user, name="Aplicación", confirmed=True)
+
+
+def current_code(device: TOTPDevice) -> str:
+    return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):0{device.digits}d}"
+
+
+def operator_login(client: Client, user: AbstractUser, device: TOTPDevice, *, code: str | None = None):
+    return client.post(
+        LOGIN_URL,
+        {
+            "username": user.get_username(),
+            "password": PASSWORD,
+            "otp_token": current_code(device) if code is None else code,
+            "next": "/operadores/",
+        },
+    )
+
+
+def signed_in_operator(client: Client, username: str = "operadora") -> AbstractUser:
+    """A staff user verified by their TOTP device, signed in through the real login form."""
+    user, device = make_operator(username)
+    assert operator_login(client, user, device).url == "/operadores/"
+    return user
+
+
+def test_the_login_page_asks_for_the_authenticator_code(client):
+    page = client.get(LOGIN_URL).content.decode()
+    assert 'name="otp_token"' in page
+    assert "Código de autenticación" in page
+
+
+def test_the_right_password_without_a_code_does_not_open_the_site(client):
+    user, _device = make_operator()
+    response = client.post(
+        LOGIN_URL, {"username": user.username, "password": PASSWORD, "next": "/operadores/"}
+    )
+    assert response.status_code == 200
+    assert client.get("/operadores/").url.startswith(LOGIN_URL)
+
+
+def test_a_wrong_code_does_not_open_the_site(client):
+    user, device = make_operator()
+    wrong = f"{(int(current_code(device)) + 1) % 1_000_000:06d}"
+    assert operator_login(client, user, device, code=wrong).status_code == 200
+    assert client.get("/operadores/").url.startswith(LOGIN_URL)
+
+
+def test_a_valid_totp_code_opens_the_operators_index(client):
+    user, device = make_operator()
+    assert operator_login(client, user, device).url == "/operadores/"
+    index = client.get("/operadores/").content.decode()
+    assert "Atención a asociados" in index and "Asociados" in index
+
+
+def test_a_code_cannot_be_used_twice(client):
+    user, device = make_operator()
+    code = current_code(device)
+    assert operator_login(client, user, device, code=code).url == "/operadores/"
+    other = Client()
+    assert operator_login(other, user, device, code=code).status_code == 200
+
+
+@pytest.fixture
+def unverified_staff_client(client):
+    """A superuser whose session was opened without any device: what a stolen password gets."""
+    user = get_user_model().objects.create_user(
+        "sin-otp", password=PASSWORD, is_staff=True, is_superuser=True
+    )
+    TOTPDevice.objects.create(user=user, name="Aplicación", confirmed=True)
+    client.force_login(user)
+    return client
+
+
+def operator_urls(member_pk: int, event_pk: int, import_pk: int) -> list[tuple[str, str]]:
+    return [
+        ("get", "/operadores/"),
+        ("get", "/operadores/members/member/"),
+        ("get", "/operadores/members/member/?q=1020304050"),
+        ("get", f"/operadores/members/member/{member_pk}/change/"),
+        ("get", "/operadores/members/member/importar/"),
+        ("get", f"/operadores/members/member/importar/{import_pk}/"),
+        ("post", f"/operadores/members/member/{member_pk}/operacion/desbloquear/"),
+        ("post", f"/operadores/members/member/{member_pk}/operacion/enviar-clave-temporal/"),
+        ("post", f"/operadores/members/member/{member_pk}/operacion/deshabilitar/"),
+        ("get", f"/operadores/members/member/{member_pk}/autorizaciones.csv"),
+        ("get", f"/operadores/members/member/{member_pk}/autorizaciones/"),
+        ("get", "/operadores/audit/event/"),
+        ("get", f"/operadores/audit/event/{event_pk}/change/"),
+        ("get", "/operadores/audit/event/exportar.csv"),
+        ("post", "/operadores/audit/event/verificar-cadena/"),
+        ("get", "/operadores/consent/policyversion/"),
+        ("get", "/operadores/consent/policyversion/add/"),
+        ("get", "/operadores/consent/consent/"),
+        ("get", "/operadores/notify/outboxmessage/"),
+        ("get", "/operadores/signin/temporarycode/"),
+        ("get", "/operadores/otp_totp/totpdevice/"),
+    ]
+
+
+def test_staff_without_a_verified_device_reach_none_of_the_operator_pages(unverified_staff_client):
+    from oficina.audit.services import event_record
+
+    member = make_member(returning=True)
+    event = event_record("test_event", member=member)
+    job = MemberImport.objects.create(file_name="a.csv", content=b"")
+    for method, url in operator_urls(member.pk, event.pk, job.pk):
+        response = getattr(unverified_staff_client, method)(url)
+        assert response.status_code == 302, url
+        assert response.url.startswith(LOGIN_URL), url
+    member.refresh_from_db()
+    assert member.is_active  # the POSTs did nothing
+
+
+def test_staff_create_enrols_an_operator_with_a_totp_device(client, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    out = io.StringIO()
+    call_command("staff_create", "cajero", "--password-stdin", "--email", "cajero@coop.example", stdout=out)
+    printed = out.getvalue()
+    assert "otpauth://totp/" in printed
+    assert "█" in printed or "▀" in printed or "▄" in printed  # the QR code, drawn in the terminal
+    user = get_user_model().objects.get(username="cajero")
+    assert user.is_staff and not user.is_superuser
+    assert user.groups.filter(name="Operadores").exists()
+    device = TOTPDevice.objects.get(user=user)
+    assert device.confirmed and device.config_url in printed
+    assert operator_login(client, user, device).url == "/operadores/"
+    assert client.get("/operadores/members/member/").status_code == 200
+    assert client.get("/operadores/consent/policyversion/add/").status_code == 403  # operators do not publish
+
+
+def test_staff_create_refuses_a_weak_password(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("123456\n"))
+    with pytest.raises(CommandError, match="contraseña no es aceptable"):
+        call_command("staff_create", "cajero", "--password-stdin", stdout=io.StringIO())
+    assert not get_user_model().objects.filter(username="cajero").exists()
+    assert not TOTPDevice.objects.exists()

@@ -1,0 +1,225 @@
+"""What an auditor asks of the operators' site: the security events, the consent proof, the outbox."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from django.db import connection
+from django.test import Client, RequestFactory
+
+from oficina.audit.models import Event
+from oficina.audit.services import event_record
+from oficina.consent.models import Consent, PolicyVersion
+from oficina.consent.services import policy_current, text_sha256
+from oficina.notify.models import OutboxMessage
+from oficina.notify.outbox import message_queue
+from tests.factories import DEFAULT_PIN, make_member
+from tests.keypad import type_on_keypad
+from tests.test_backoffice import signed_in_operator
+
+pytestmark = pytest.mark.django_db
+
+EVENTS = "/operadores/audit/event/"
+POLICIES = "/operadores/consent/policyversion/"
+OUTBOX = "/operadores/notify/outboxmessage/"
+
+
+@pytest.fixture
+def operator(client):
+    return signed_in_operator(client)
+
+
+def csv_rows(response) -> list[dict[str, str]]:
+    body = b"".join(response.streaming_content).decode("utf-8")
+    assert body.startswith("\ufeff")
+    return list(csv.DictReader(io.StringIO(body.removeprefix("\ufeff"))))
+
+
+def test_the_audit_log_is_read_only_here(client, operator):
+    event = event_record("signin_ok", member=make_member())
+    assert client.get(f"{EVENTS}{event.pk}/change/").status_code == 200
+    assert client.get(f"{EVENTS}add/").status_code == 403
+    assert client.post(f"{EVENTS}{event.pk}/change/", {"kind": "otra_cosa"}).status_code == 403
+    assert client.post(f"{EVENTS}{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    page = client.get(EVENTS).content.decode()
+    assert "delete_selected" not in page
+    event.refresh_from_db()
+    assert event.kind == "signin_ok"
+
+
+def test_events_are_filtered_by_kind_and_found_by_member_id_or_cedula(client, operator):
+    ana, luz = make_member(document="1020304050"), make_member()
+    event_record("signin_ok", member=ana)
+    event_record("signin_failed", member=luz)
+    by_kind = client.get(EVENTS, {"kind": "signin_failed"}).context["cl"].result_list
+    assert [event.member_id for event in by_kind] == [luz.pk]
+    by_id = client.get(EVENTS, {"q": str(luz.pk)}).context["cl"].result_list
+    assert [event.kind for event in by_id] == ["signin_failed"]
+    by_cedula = client.get(EVENTS, {"q": "1.020.304.050"}).context["cl"].result_list
+    assert [event.kind for event in by_cedula] == ["signin_ok"]
+
+
+def test_the_csv_export_has_every_column_in_utf8_with_utc_times(client, operator):
+    member = make_member()
+    event_record("signin_failed", member=member, reason="wrong_pin", nota="contraseña ñandú")
+    event_record("signin_ok", member=member)
+    response = client.get(f"{EVENTS}exportar.csv", {"kind": "signin_failed"})
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert "attachment" in response["Content-Disposition"]
+    rows = csv_rows(response)
+    assert len(rows) == 1
+    row = rows[0]
+    stored = Event.objects.get(kind="signin_failed")
+    assert list(row) == [
+        "id",
+        "created_at",
+        "kind",
+        "member_id",
+        "document_hmac",
+        "ip",
+        "user_agent",
+        "data",
+        "prev_hash",
+        "hash",
+    ]
+    assert row["created_at"].endswith("+00:00") and row["created_at"].startswith(
+        f"{stored.created_at:%Y-%m-%d}"
+    )
+    assert row["member_id"] == str(member.pk) and row["document_hmac"] == stored.document_hmac
+    assert json.loads(row["data"]) == {"reason": "wrong_pin", "nota": "contraseña ñandú"}
+    assert row["hash"] == stored.hash and row["prev_hash"] == stored.prev_hash
+    export = Event.objects.filter(kind="operator_audit_export").get()
+    assert export.data["operator"] == operator.username and "signin_failed" in export.data["filters"]
+
+
+def test_a_user_agent_that_looks_like_a_formula_is_defused_in_the_csv(client, operator):
+    request = RequestFactory().post("/", HTTP_USER_AGENT='=HYPERLINK("http://evil")')
+    event_record("signin_failed", request=request, document="1020304050")
+    rows = csv_rows(client.get(f"{EVENTS}exportar.csv"))
+    agents = {row["user_agent"] for row in rows if row["user_agent"]}
+    assert agents == {'\'=HYPERLINK("http://evil")'}
+
+
+def test_selected_events_can_be_exported_with_the_admin_action(client, operator):
+    first = event_record("signin_ok", member=make_member())
+    event_record("signin_failed")
+    response = client.post(EVENTS, {"action": "export_selected", "_selected_action": [first.pk]})
+    assert [row["id"] for row in csv_rows(response)] == [str(first.pk)]
+
+
+def test_chain_verification_says_intact_then_finds_a_tampered_event(client, operator):
+    member = make_member()
+    for _ in range(3):
+        event_record("signin_ok", member=member)
+    assert "Verificar cadena" in client.get(f"{EVENTS}verificar-cadena/").content.decode()
+    total = Event.objects.count()
+    ok = client.post(f"{EVENTS}verificar-cadena/").content.decode()
+    assert f"Cadena íntegra: {total} eventos" in ok
+    assert Event.objects.filter(kind="operator_chain_verify").get().data["intact"] is True
+
+    victim = Event.objects.filter(kind="signin_ok").order_by("id")[1]
+    with connection.cursor() as cursor:
+        table = connection.ops.quote_name(Event._meta.db_table)
+        cursor.execute(f"UPDATE {table} SET kind = %s WHERE id = %s", ["signin_failed", victim.pk])
+    broken = client.post(f"{EVENTS}verificar-cadena/").content.decode()
+    assert "Cadena NO íntegra" in broken
+    assert f"Evento {victim.pk}: el contenido del evento fue modificado" in broken
+    assert Event.objects.filter(kind="operator_chain_verify").order_by("-id").first().data["intact"] is False
+
+
+def test_the_member_page_lists_each_consent_read_only(client, operator):
+    member = make_member(returning=True)
+    consent = Consent.objects.get(member=member)
+    page = client.get(f"/operadores/members/member/{member.pk}/change/").content.decode()
+    assert consent.text_sha256 in page and "autorizaciones de tratamiento de datos" in page.lower()
+    assert 'name="consents-0-accepted_at"' not in page
+
+
+def test_the_consent_proof_csv_has_version_hash_and_the_policy_text(client, operator):
+    member = make_member(returning=True, document="1020304050", name="Ana María Gómez Restrepo")
+    policy = policy_current()
+    rows = csv_rows(client.get(f"/operadores/members/member/{member.pk}/autorizaciones.csv"))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["cedula"] == "1020304050" and row["nombre"] == "Ana María Gómez Restrepo"
+    assert row["version"] == policy.version and row["sha256_aceptado"] == policy.text_sha256
+    assert row["sha256_verificado"] == "si" and row["texto_politica"] == policy.text
+    assert Event.objects.filter(kind="operator_consent_export", member_id=member.pk).exists()
+
+
+def test_the_printable_consent_proof_has_the_member_version_hash_and_full_text(client, operator):
+    member = make_member(returning=True, document="1020304050", name="Ana María Gómez Restrepo")
+    policy = policy_current()
+    response = client.get(f"/operadores/members/member/{member.pk}/autorizaciones/")
+    page = response.content.decode()
+    assert "Ana María Gómez Restrepo" in page and "1020304050" in page
+    assert f"política versión {policy.version}" in page and policy.text_sha256 in page
+    assert policy.text in page  # the full text that was accepted, as the member saw it
+    assert "css/admin-print.css" in page and "<style" not in page and " style=" not in page
+    assert "style-src 'self'" in response["Content-Security-Policy"]
+
+
+def test_publishing_a_new_version_asks_a_returning_member_again(client, operator):
+    member = make_member(returning=True)
+    form = client.get(f"{POLICIES}add/").content.decode()
+    assert "Texto de la política" in form
+    response = client.post(f"{POLICIES}add/", {"version": "2", "text": "<p>Nueva política, versión 2.</p>"})
+    assert response.status_code == 302
+    published = PolicyVersion.objects.get(version="2")
+    assert published.text_sha256 == text_sha256("<p>Nueva política, versión 2.</p>")
+    assert policy_current() == published
+    event = Event.objects.get(kind="operator_policy_published")
+    assert event.data["version"] == "2" and event.data["operator"] == operator.username
+
+    browser = Client()
+    browser.post("/", {"usuario": member.document})
+    assert type_on_keypad(browser, "/clave/", DEFAULT_PIN).url == "/politica-de-datos/"
+    assert "Nueva política, versión 2." in browser.get("/politica-de-datos/").content.decode()
+
+
+def test_a_published_version_is_never_edited_nor_republished(client, operator):
+    current = policy_current()
+    assert (
+        client.post(f"{POLICIES}{current.pk}/change/", {"version": current.version, "text": "x"}).status_code
+        == 403
+    )
+    assert client.post(f"{POLICIES}{current.pk}/delete/", {"post": "yes"}).status_code == 403
+    again = client.post(f"{POLICIES}add/", {"version": current.version, "text": "<p>otro</p>"})
+    assert again.status_code == 200 and "ya fue publicada" in again.content.decode()
+    same = client.post(f"{POLICIES}add/", {"version": "9", "text": current.text})
+    assert same.status_code == 200 and "idéntico" in same.content.decode()
+    assert PolicyVersion.objects.count() == 1
+
+
+def test_the_outbox_never_shows_a_message_body_or_code(client, operator):
+    member = make_member()
+    message = message_queue(
+        member=member, channel="sms", template="temporary_code", context={"code": "987654"}
+    )
+    assert "987654" in message.body
+    listing = client.get(OUTBOX).content.decode()
+    detail = client.get(f"{OUTBOX}{message.pk}/change/").content.decode()
+    for page in (listing, detail):
+        assert "987654" not in page and member.mobile not in page
+        assert "311 12****" in page and "Clave temporal" in page
+    assert client.get(OUTBOX, {"status__exact": "failed"}).context["cl"].result_count == 0
+
+
+def test_an_operator_retries_a_failed_message(client, operator, sms_outbox):
+    member = make_member()
+    message = message_queue(member=member, channel="sms", template="pin_changed", context={})
+    OutboxMessage.objects.filter(pk=message.pk).update(
+        status=OutboxMessage.Status.FAILED, attempts=6, last_error="SmsError: 503"
+    )
+    failed_list = client.get(OUTBOX, {"status__exact": "failed"}).content.decode()
+    assert "SmsError: 503" in failed_list
+    client.post(OUTBOX, {"action": "retry_selected", "_selected_action": [message.pk]})
+    message.refresh_from_db()
+    assert message.status == OutboxMessage.Status.SENT
+    assert len(sms_outbox) == 1 and sms_outbox[0].to == member.mobile
+    event = Event.objects.get(kind="operator_outbox_retry")
+    assert event.data["retried"] is True and event.data["operator"] == operator.username
+    assert event.member_id == member.pk

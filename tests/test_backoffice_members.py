@@ -1,0 +1,286 @@
+"""Operators helping members at the counter, through the admin as a TOTP-verified staff user."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.utils import timezone
+
+from oficina.audit.models import Event
+from oficina.backoffice.models import MemberImport
+from oficina.members.models import Member
+from oficina.notify.models import OutboxMessage
+from oficina.signin.models import TemporaryCode
+from tests.factories import DEFAULT_PIN, make_member
+from tests.keypad import type_on_keypad
+from tests.test_backoffice import signed_in_operator
+
+pytestmark = pytest.mark.django_db
+
+MEMBERS = "/operadores/members/member/"
+
+
+@pytest.fixture
+def operator(client):
+    return signed_in_operator(client)
+
+
+def change_url(member: Member) -> str:
+    return f"{MEMBERS}{member.pk}/change/"
+
+
+def operation(client: Client, member: Member, name: str):
+    return client.post(f"{MEMBERS}{member.pk}/operacion/{name}/")
+
+
+def member_signs_in(member: Member, pin: str = DEFAULT_PIN):
+    browser = Client()
+    assert browser.post("/", {"usuario": member.document}).url == "/clave/"
+    return type_on_keypad(browser, "/clave/", pin)
+
+
+HIDDEN_RE = re.compile(r'<input type="hidden" name="(consents-[^"]+)"(?: value="([^"]*)")?')
+
+
+def save_contact(client: Client, member: Member, **fields: str):
+    """Posts the member page as the browser does: the contact fields plus the hidden inline fields."""
+    page = client.get(change_url(member)).content.decode()
+    hidden = {name: value for name, value in HIDDEN_RE.findall(page)}
+    return client.post(change_url(member), {**hidden, **fields})
+
+
+def last_event(kind: str) -> Event:
+    return Event.objects.filter(kind=kind).order_by("-id").first()
+
+
+def test_an_operator_finds_a_member_by_cedula_with_dots_or_by_name(client, operator):
+    ana = make_member(document="1020304050", name="Ana María Gómez Restrepo")
+    make_member(document="43210987", name="Marta Lucía Cárdenas Ríos")
+    by_document = client.get(MEMBERS, {"q": "1.020.304.050"}).content.decode()
+    assert "1020304050" in by_document and "43210987" not in by_document
+    by_name = client.get(MEMBERS, {"q": "cárdenas"}).content.decode()
+    assert "Marta Lucía Cárdenas Ríos" in by_name and ana.name not in by_name
+
+
+def test_the_list_shows_the_full_cedula_and_the_access_status_in_spanish(client, operator):
+    now = timezone.now()
+    make_member(document="11111111", returning=True, last_login_at=now)
+    make_member(document="22222222", returning=True, locked_at=now, failed_pin_attempts=5)
+    make_member(document="33333333", returning=True, locked_at=now, self_blocked_at=now)
+    make_member(document="44444444")
+    make_member(document="55555555", returning=True, status=Member.Status.DISABLED)
+    page = client.get(MEMBERS).content.decode()
+    for document in ("11111111", "22222222", "33333333", "44444444", "55555555"):
+        assert document in page
+    for label in (
+        "Activo",
+        "Bloqueado (intentos fallidos)",
+        "Bloqueado por el asociado",
+        "Nunca ha ingresado",
+        "Deshabilitado",
+    ):
+        assert label in page
+    locked = client.get(MEMBERS, {"acceso": "locked"}).content.decode()
+    assert "22222222" in locked and "33333333" not in locked and "11111111" not in locked
+
+
+def test_the_member_page_never_shows_or_takes_the_pin_hash_session_or_security_phrase(client, operator):
+    member = make_member(returning=True, session_key="s" * 32)
+    page = client.get(change_url(member)).content.decode()
+    assert member.pin_hash not in page and "s" * 32 not in page
+    assert member.security_phrase not in page
+    assert 'name="pin_hash"' not in page and 'name="locked_at"' not in page and 'name="name"' not in page
+    saved = save_contact(
+        client,
+        member,
+        mobile="311 123 4567",
+        email=member.email,
+        pin_hash="x",
+        status="disabled",
+        name="Otro",
+    )
+    assert saved.status_code == 302
+    member.refresh_from_db()
+    assert member.pin_hash != "x" and member.is_active and member.name == "María Fernanda Rojas"
+
+
+def test_members_cannot_be_added_or_deleted_here(client, operator):
+    member = make_member()
+    assert client.get(f"{MEMBERS}add/").status_code == 403
+    assert client.post(f"{MEMBERS}{member.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Member.objects.filter(pk=member.pk).exists()
+
+
+def test_unlock_lets_a_locked_member_sign_in_again_and_is_audited(client, operator):
+    member = make_member(returning=True, locked_at=timezone.now(), failed_pin_attempts=5)
+    assert member_signs_in(member).status_code == 200  # refused: the keypad again
+    response = operation(client, member, "desbloquear")
+    assert response.url == change_url(member)
+    member.refresh_from_db()
+    assert member.locked_at is None and member.self_blocked_at is None and member.failed_pin_attempts == 0
+    assert member_signs_in(member).url == "/oficina/"
+    event = last_event("operator_unlock")
+    assert event.member_id == member.pk and event.data["operator"] == operator.username
+    assert event.data["was_locked"] is True
+
+
+def test_unlock_also_opens_a_self_blocked_access(client, operator):
+    now = timezone.now()
+    member = make_member(returning=True, locked_at=now, self_blocked_at=now)
+    client.post(MEMBERS, {"action": "unlock_selected", "_selected_action": [member.pk]})
+    member.refresh_from_db()
+    assert member.self_blocked_at is None and member.locked_at is None
+    assert member_signs_in(member).url == "/oficina/"
+
+
+def test_send_temporary_code_texts_the_member_how_to_ask_for_it_without_any_code(
+    client, operator, sms_outbox
+):
+    member = make_member(returning=True)
+    response = operation(client, member, "enviar-clave-temporal")
+    assert response.url == change_url(member)
+    assert len(sms_outbox) == 1 and sms_outbox[0].to == member.mobile
+    assert "Olvide mi clave" in sms_outbox[0].body or "Olvidé mi clave" in sms_outbox[0].body
+    assert not re.search(r"\b\d{6}\b", sms_outbox[0].body)
+    assert not TemporaryCode.objects.filter(member=member).exists()
+    event = last_event("operator_reset_help_sent")
+    assert event.member_id == member.pk and event.data == {"operator": operator.username, "channel": "sms"}
+    # The member then asks for the code themselves, at once: the operator spent none of their limits.
+    browser = Client()
+    browser.post("/", {"usuario": member.document})
+    assert browser.post("/olvide-mi-clave/", {"canal": "sms"}).url == "/olvide-mi-clave/enviado/"
+    assert len(sms_outbox) == 2 and re.search(r"\b\d{6}\b", sms_outbox[1].body)
+
+
+def test_send_temporary_code_uses_e_mail_when_there_is_no_mobile(client, operator, sms_outbox, mailoutbox):
+    member = make_member(mobile="")
+    operation(client, member, "enviar-clave-temporal")
+    assert sms_outbox == [] and len(mailoutbox) == 1 and mailoutbox[0].to == [member.email]
+    assert "Olvidé mi clave" in mailoutbox[0].body
+
+
+def test_disable_refuses_the_right_pin_and_ends_the_open_session_then_enable_restores(client, operator):
+    member = make_member(returning=True)
+    browser = Client()
+    browser.post("/", {"usuario": member.document})
+    assert type_on_keypad(browser, "/clave/", DEFAULT_PIN).url == "/oficina/"
+    assert browser.get("/oficina/").status_code == 200
+
+    operation(client, member, "deshabilitar")
+    member.refresh_from_db()
+    assert member.status == Member.Status.DISABLED and member.session_key == ""
+    assert browser.get("/oficina/").status_code == 302  # the open session is over
+    assert member_signs_in(member).status_code == 200  # the right PIN is refused
+    assert "Deshabilitado" in client.get(MEMBERS).content.decode()
+    assert last_event("operator_disable").data == {"operator": operator.username, "session_ended": True}
+
+    operation(client, member, "habilitar")
+    assert member_signs_in(member).url == "/oficina/"
+    assert last_event("operator_enable").member_id == member.pk
+
+
+def test_a_disabled_member_gets_no_temporary_code_instructions(client, operator, sms_outbox):
+    member = make_member(status=Member.Status.DISABLED)
+    operation(client, member, "enviar-clave-temporal")
+    assert sms_outbox == []
+    assert not Event.objects.filter(kind="operator_reset_help_sent").exists()
+
+
+def test_operations_need_a_post(client, operator):
+    member = make_member(returning=True, locked_at=timezone.now())
+    assert client.get(f"{MEMBERS}{member.pk}/operacion/desbloquear/").status_code == 405
+    member.refresh_from_db()
+    assert member.locked_at is not None
+
+
+def test_contact_data_is_validated_normalised_audited_and_the_old_channels_told(client, operator, sms_outbox):
+    member = make_member(returning=True, mobile="+573111234567", email="mynameis@mail.com")
+    refused = save_contact(client, member, mobile="12345", email="no-es-correo")
+    assert refused.status_code == 200
+    page = refused.content.decode()
+    assert "número móvil colombiano" in page and "El correo no es válido" in page
+    nothing = save_contact(client, member, mobile="", email="")
+    assert "El asociado debe tener celular o correo." in nothing.content.decode()
+    member.refresh_from_db()
+    assert member.mobile == "+573111234567" and member.email == "mynameis@mail.com"
+
+    saved = save_contact(client, member, mobile="(320) 987-6543", email="mynameis@mail.com")
+    assert saved.status_code == 302
+    member.refresh_from_db()
+    assert member.mobile == "+573209876543"
+    event = last_event("operator_contact_changed")
+    assert event.data == {"operator": operator.username, "fields": ["mobile"]}
+    assert [sms.to for sms in sms_outbox] == ["+573111234567"]  # the OLD number hears of it
+    assert "datos de contacto" in sms_outbox[0].body
+
+
+def csv_upload(text: str, name: str = "asociados.csv") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, text.encode("utf-8"), content_type="text/csv")
+
+
+GOOD_CSV = (
+    "documento,nombre,celular,correo\n"
+    "79876543,Carlos Andrés Pérez Londoño,320 987 6543,\n"
+    "52123456,Luz Dary Martínez Ocampo,,luzdary.martinez@mail.com\n"
+)
+BAD_CSV = (
+    "documento,nombre,celular,correo\n"
+    "79876543,Carlos Andrés Pérez Londoño,320 987 6543,\n"
+    "12AB,Sin Cédula,320 987 6543,\n"
+    "52123456,Luz Dary Martínez Ocampo,,\n"
+)
+
+
+def test_the_members_list_links_to_the_import(client, operator):
+    assert f"{MEMBERS}importar/" in client.get(MEMBERS).content.decode()
+    assert "Omitir filas inválidas" in client.get(f"{MEMBERS}importar/").content.decode()
+
+
+def test_a_good_csv_imported_from_the_admin_creates_the_members(client, operator):
+    response = client.post(f"{MEMBERS}importar/", {"archivo": csv_upload(GOOD_CSV)})
+    job = MemberImport.objects.get()
+    assert response.url == f"{MEMBERS}importar/{job.pk}/"
+    report = client.get(response.url).content.decode()
+    assert "Creados: 2, actualizados: 0, sin cambios: 0, con errores: 0" in report
+    assert 'http-equiv="refresh"' not in report  # finished: the page stops refreshing
+    assert Member.objects.get(document="79876543").mobile == "+573209876543"
+    job.refresh_from_db()
+    assert job.status == MemberImport.Status.DONE and bytes(job.content) == b""  # the file is not kept
+    event = last_event("operator_import")
+    assert event.data["operator"] == operator.username
+    assert (event.data["created"], event.data["errors"], event.data["imported"]) == (2, 0, True)
+
+
+def test_a_bad_csv_imports_nothing_and_shows_the_line_errors(client, operator):
+    response = client.post(f"{MEMBERS}importar/", {"archivo": csv_upload(BAD_CSV)})
+    report = client.get(response.url).content.decode()
+    assert "No se importó nada" in report
+    assert "Línea 3:" in report and "Línea 4: El asociado debe tener celular o correo." in report
+    assert "con errores: 2" in report
+    assert not Member.objects.exists()
+    assert last_event("operator_import").data["imported"] is False
+
+
+def test_skipping_invalid_rows_imports_the_valid_ones(client, operator):
+    response = client.post(f"{MEMBERS}importar/", {"archivo": csv_upload(BAD_CSV), "omitir_invalidas": "on"})
+    report = client.get(response.url).content.decode()
+    assert "Creados: 1" in report and "Línea 3:" in report
+    assert list(Member.objects.values_list("document", flat=True)) == ["79876543"]
+
+
+def test_a_queued_import_page_refreshes_itself_without_script(client, operator):
+    job = MemberImport.objects.create(file_name="grande.csv", content=b"x", total_lines=1000)
+    page = client.get(f"{MEMBERS}importar/{job.pk}/")
+    html = page.content.decode()
+    assert '<meta http-equiv="refresh" content="2">' in html and "En cola" in html
+    assert "<script>" not in html
+
+
+def test_the_outbox_is_not_where_the_operator_instructions_could_leak_a_code(client, operator, sms_outbox):
+    member = make_member(returning=True)
+    operation(client, member, "enviar-clave-temporal")
+    message = OutboxMessage.objects.get(member=member)
+    assert message.kind == "operator_reset_help" and message.status == OutboxMessage.Status.SENT
