@@ -131,6 +131,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Flash messages: a signed cookie named and flagged like the session cookie (__Host-, Secure, Strict).
+MESSAGE_STORAGE = "oficina.lib.messages.HostCookieStorage"
+
 # Sessions live on the server (the keypad's digit maps are kept there, never in a cookie).
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_HTTPONLY = True
@@ -170,6 +173,7 @@ RATE_LIMITS = {
     "pin": envstr("RATE_LIMIT_PIN", "20/m/ip,200/h/ip,5/5m/key"),
     "code_request": envstr("RATE_LIMIT_CODE_REQUEST", "10/m/ip,30/h/ip,5/h/key"),
     "code_entry": envstr("RATE_LIMIT_CODE_ENTRY", "20/m/ip,10/5m/key"),
+    "staff_login": envstr("RATE_LIMIT_STAFF_LOGIN", "10/m/ip,5/5m/key"),  # key = operator's username
 }
 CODE_SENDS_PER_HOUR = envint("CODE_SENDS_PER_HOUR", 3, minimum=1)
 CODE_RESEND_SECONDS = envint("CODE_RESEND_SECONDS", 60, minimum=0)

@@ -100,3 +100,33 @@ def test_self_block_stops_the_pin_until_a_reset(client):
     client.post("/", {"usuario": member.document})
     refused = type_on_keypad(client, "/clave/", DEFAULT_PIN)
     assert "La clave no es correcta o tu acceso no está disponible" in refused.content.decode()
+
+
+def test_the_step_up_gives_a_new_session_id_and_keeps_the_member_signed_in(client):
+    member = make_member(returning=True)
+    signed_in(client, member)
+    before = client.cookies["sessionid"].value
+    client.get("/oficina/imagen-y-frase/")
+    assert type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN).url == "/oficina/imagen-y-frase/"
+    after = client.cookies["sessionid"].value
+    assert after != before
+    member.refresh_from_db()
+    assert member.session_key == after
+    assert client.get("/oficina/").status_code == 200
+    assert Event.objects.filter(kind="stepup_ok", member_id=member.pk).exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/oficina/", "/oficina/bloquear-mi-acceso/", "/oficina/confirmar-clave/", "/oficina/cambiar-clave/"],
+)
+def test_every_office_page_offers_cerrar_sesion(client, path):
+    member = make_member(returning=True)
+    signed_in(client, member)
+    if path != "/oficina/confirmar-clave/":
+        page = client.get(path, follow=True)
+    else:
+        client.get("/oficina/cambiar-clave/")
+        page = client.get(path)
+    html = page.content.decode()
+    assert 'action="/oficina/cerrar-sesion/"' in html and "Cerrar sesión" in html

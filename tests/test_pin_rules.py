@@ -110,6 +110,7 @@ def test_the_help_texts_explain_every_rule_in_spanish():
     assert texts == [
         "Tu clave debe estar compuesta por 6 números.",
         "No uses secuencias (123456) ni repeticiones (111111, 121212, 123123).",
+        "No uses claves comunes: figuras del teclado (147258), años (201990) ni pares (112233).",
         "No uses números de tu cédula ni de tu celular.",
         "No repitas ninguna de tus últimas 3 claves.",
     ]
@@ -181,3 +182,18 @@ def test_the_new_pin_is_stored_as_argon2id_at_the_owasp_parameters(client, sms_o
     assert member.pin_hash.startswith("argon2$argon2id$v=19$m=19456,t=2,p=1$")
     assert GOOD_PIN not in member.pin_hash
     assert PinHistory.objects.filter(member=member, pin_hash=member.pin_hash).exists()
+
+
+@pytest.mark.parametrize(
+    "pin", ["147258", "159753", "123321", "456654", "112233", "998877", "201990", "191987", "001985"]
+)
+def test_common_pins_are_refused_with_a_reason(pin):
+    with pytest.raises(ValidationError) as refused:
+        pin_validate(pin, member=None)
+    assert refused.value.code == "pin_common"
+    assert "más usadas" in refused.value.messages[0]
+
+
+@pytest.mark.parametrize("pin", ["730519", "482913", "205871", "190012"])
+def test_ordinary_pins_are_not_mistaken_for_common_ones(pin):
+    pin_validate(pin, member=None)

@@ -11,6 +11,9 @@ class BackofficeConfig(AppConfig):
     name = "oficina.backoffice"
     verbose_name = "Operadores"
 
+    def ready(self) -> None:
+        from oficina.backoffice import signals  # noqa: F401  (connects the audit receivers)
+
 
 class OperatorAdminConfig(admin_apps.AdminConfig):
     """django.contrib.admin whose default site asks staff for a TOTP token as well as the password."""

@@ -32,14 +32,21 @@ class OperatorAuthenticationForm(OTPAdminAuthenticationForm):
         "device_required": "Elige tu dispositivo de autenticación.",
     }
 
+    GENERIC_ERROR = "Usuario, contraseña o código de autenticación incorrectos."
+
     def clean(self) -> dict[str, Any]:
-        cleaned = super(OTPAdminAuthenticationForm, self).clean()  # the password (and is_staff) first
-        user = self.get_user()
-        if user is not None and not cleaned.get("otp_device"):
-            devices = list(devices_for_user(user))
-            if len(devices) == 1:
-                cleaned["otp_device"] = devices[0].persistent_id
-        self.clean_otp(user)
+        # One message for a wrong password, a wrong code or a suspended verification: the page must
+        # not tell an attacker that the password was right.
+        try:
+            cleaned = super(OTPAdminAuthenticationForm, self).clean()  # the password (and is_staff) first
+            user = self.get_user()
+            if user is not None and not cleaned.get("otp_device"):
+                devices = list(devices_for_user(user))
+                if len(devices) == 1:
+                    cleaned["otp_device"] = devices[0].persistent_id
+            self.clean_otp(user)
+        except ValidationError as exc:
+            raise ValidationError(self.GENERIC_ERROR, code="invalid_login") from exc
         return cleaned
 
 

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
 from django_otp.admin import OTPAdminSite
 
 from oficina.backoffice.forms import OperatorAuthenticationForm
+from oficina.lib.ratelimit import ratelimit_consume
 
 
 class OperatorAdminSite(OTPAdminSite):
@@ -20,3 +24,10 @@ class OperatorAdminSite(OTPAdminSite):
 
     def __init__(self, name: str = "admin") -> None:
         super().__init__(name)
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if request.method == "POST":
+            username = request.POST.get("username", "")
+            key = username.strip().lower()[:150] if isinstance(username, str) else ""
+            ratelimit_consume(request, action="staff_login", key=key or None)
+        return super().login(request, extra_context)

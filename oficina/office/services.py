@@ -27,8 +27,14 @@ def stepup_is_fresh(request: HttpRequest) -> bool:
 
 
 def stepup_grant(request: HttpRequest) -> None:
+    """The PIN was proven again: a new session id, as at sign-in, and the member's one session moves."""
+    request.session.cycle_key()
     request.session[MEMBER_SESSION_KEY][STEPUP_KEY] = time.time()
-    request.session.modified = True
+    request.session.save()
+    Member.objects.filter(pk=request.session[MEMBER_SESSION_KEY]["id"]).update(
+        session_key=request.session.session_key
+    )
+    event_record("stepup_ok", request=request, member=getattr(request, "member", None))
 
 
 def stepup_spend(request: HttpRequest) -> None:

@@ -7,6 +7,7 @@ from itertools import pairwise
 from django.core.exceptions import ValidationError
 
 from oficina.members.models import Member
+from oficina.signin.common_pins import is_common_pin
 from oficina.signin.pin import secret_check
 
 PIN_HISTORY_DEPTH = 3
@@ -40,6 +41,21 @@ class NoSequenceValidator:
 
     def get_help_text(self) -> str:
         return "No uses secuencias (123456) ni repeticiones (111111, 121212, 123123)."
+
+
+class NotCommonPinValidator:
+    """Keypad shapes (147258, 159753), mirrored halves (123321), doubled digits (112233), years."""
+
+    def validate(self, pin: str, member: Member | None = None) -> None:
+        if is_common_pin(pin):
+            raise ValidationError(
+                "Esa clave es de las más usadas y fáciles de adivinar (figuras del teclado, años, "
+                "números en espejo o en pares). Elige otra.",
+                code="pin_common",
+            )
+
+    def get_help_text(self) -> str:
+        return "No uses claves comunes: figuras del teclado (147258), años (201990) ni pares (112233)."
 
 
 class NotPersonalDataValidator:
@@ -77,6 +93,7 @@ class NotRecentPinValidator:
 PIN_VALIDATORS = (
     SixDigitsValidator(),
     NoSequenceValidator(),
+    NotCommonPinValidator(),
     NotPersonalDataValidator(),
     NotRecentPinValidator(),
 )
