@@ -264,6 +264,11 @@ OUTBOX_RETRY_BASE_SECONDS = envint("OUTBOX_RETRY_BASE_SECONDS", 10, minimum=1)
 # A worker that dies mid-send holds a message this long before the sweep hands it to another.
 OUTBOX_LEASE_SECONDS = envint("OUTBOX_LEASE_SECONDS", 120, minimum=1)
 
+# Retention (manage.py purge_expired, daily): days before deleting what is no longer needed.
+RETENTION_CODES_DAYS = envint("RETENTION_CODES_DAYS", 30, minimum=1)
+RETENTION_OUTBOX_DAYS = envint("RETENTION_OUTBOX_DAYS", 90, minimum=1)
+RETENTION_TASKS_DAYS = envint("RETENTION_TASKS_DAYS", 14, minimum=1)
+
 # Branding: any cooperative can put its own name, contact and colour.
 COOPERATIVE_NAME = envstr("COOPERATIVE_NAME", "Cooperativa Progressa")
 COOPERATIVE_PHONE = envstr("COOPERATIVE_PHONE", "(601) 555 0100")

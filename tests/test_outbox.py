@@ -165,3 +165,24 @@ def test_with_the_database_backend_the_worker_delivers_what_the_request_queued(c
     message.refresh_from_db()
     assert message.status == Status.SENT
     assert len(sms_outbox) == 1
+
+
+def test_purge_expired_deletes_old_codes_and_delivered_messages_but_keeps_recent_ones(client, sms_outbox):
+    from django.core.management import call_command
+
+    from oficina.signin.models import TemporaryCode
+
+    old_member, new_member = make_member(), make_member()
+    request_code(client, old_member)
+    client.cookies.clear()
+    request_code(client, new_member)
+    long_ago = timezone.now() - timedelta(days=200)
+    TemporaryCode.objects.filter(member=old_member).update(created_at=long_ago)
+    OutboxMessage.objects.filter(member=old_member).update(created_at=long_ago)
+    events_before = Event.objects.count()
+    call_command("purge_expired")
+    assert not TemporaryCode.objects.filter(member=old_member).exists()
+    assert not OutboxMessage.objects.filter(member=old_member).exists()
+    assert TemporaryCode.objects.filter(member=new_member).exists()
+    assert OutboxMessage.objects.filter(member=new_member).exists()
+    assert Event.objects.count() == events_before  # the audit chain is evidence: never purged

@@ -1,0 +1,53 @@
+"""Retention: deletes what the portal no longer needs (Ley 1581: data kept only as long as needed).
+
+Kept: members, consents and the audit chain (evidence). Deleted after their retention period:
+temporary codes, delivered/failed/expired outbox rows (they hold phone numbers and e-mail addresses),
+finished background task results, expired sessions. Run daily (cron or a systemd timer).
+"""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from oficina.notify.models import OutboxMessage
+from oficina.signin.models import TemporaryCode
+
+
+class Command(BaseCommand):
+    help = "Borra los datos vencidos según los plazos de retención (claves temporales, mensajes, sesiones)."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--dry-run", action="store_true", help="Solo cuenta lo que se borraría.")
+
+    def handle(self, *args: Any, dry_run: bool, **options: Any) -> None:
+        now = timezone.now()
+        codes = TemporaryCode.objects.filter(
+            created_at__lt=now - timedelta(days=settings.RETENTION_CODES_DAYS)
+        )
+        messages = OutboxMessage.objects.filter(
+            status__in=OutboxMessage.FINAL,
+            created_at__lt=now - timedelta(days=settings.RETENTION_OUTBOX_DAYS),
+        )
+        counts = {"claves temporales": codes.count(), "mensajes": messages.count()}
+        if not dry_run:
+            codes.delete()
+            messages.delete()
+            call_command("clearsessions")
+            if settings.TASKS["default"]["BACKEND"].startswith("django_tasks_db"):
+                call_command(
+                    "prune_db_task_results",
+                    "--queue-name",
+                    "*",
+                    "--min-age-days",
+                    str(settings.RETENTION_TASKS_DAYS),
+                    verbosity=0,
+                )
+        verb = "Se borrarían" if dry_run else "Borrados"
+        self.stdout.write(f"{verb}: " + ", ".join(f"{n} {what}" for what, n in counts.items()) + ".")
