@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core import mail
 
@@ -71,7 +73,7 @@ def test_the_image_and_phrase_change_after_the_step_up(client):
     assert (member.security_image, member.security_phrase) == ("cometa", "El viento me lleva")
 
 
-def test_contact_data_change_tells_the_old_channels(client, sms_outbox, django_capture_on_commit_callbacks):
+def test_a_new_mobile_is_confirmed_with_a_code_sent_to_it_before_it_is_saved(client, sms_outbox):
     member = make_member(returning=True)
     signed_in(client, member)
     client.get("/oficina/datos-de-contacto/")
@@ -79,15 +81,62 @@ def test_contact_data_change_tells_the_old_channels(client, sms_outbox, django_c
     refused = client.post("/oficina/datos-de-contacto/", {"celular": "12345", "correo": "no-es-correo"})
     assert "móvil colombiano" in refused.content.decode()
     assert client.post("/oficina/datos-de-contacto/", {"celular": "", "correo": ""}).status_code == 200
-    with django_capture_on_commit_callbacks(execute=True):
-        done = client.post(
-            "/oficina/datos-de-contacto/", {"celular": "310 000 1122", "correo": "nuevo@Correo.com"}
-        )
-    assert done.url == "/oficina/"
+    both = client.post(
+        "/oficina/datos-de-contacto/", {"celular": "310 000 1122", "correo": "nuevo@correo.com"}
+    )
+    assert "Cambia un dato a la vez" in both.content.decode()
+
+    asked = client.post("/oficina/datos-de-contacto/", {"celular": "310 000 1122", "correo": member.email})
+    assert asked.url == "/oficina/datos-de-contacto/confirmar/"
+    (verification,) = sms_outbox
+    assert verification.to == "+573100001122"  # the code goes to the NEW number
+    code = re.search(r"\b(\d{6})\b", verification.body).group(1)
     member.refresh_from_db()
-    assert (member.mobile, member.email) == ("+573100001122", "nuevo@correo.com")
-    assert [m.to for m in sms_outbox] == ["+573111234567"]
+    assert member.mobile == "+573111234567"  # nothing saved yet
+    wrong = type_on_keypad(
+        client, "/oficina/datos-de-contacto/confirmar/", "000000" if code != "000000" else "111111"
+    )
+    assert "no es correcto" in wrong.content.decode()
+    sms_outbox.clear()
+    assert type_on_keypad(client, "/oficina/datos-de-contacto/confirmar/", code).url == "/oficina/"
+    member.refresh_from_db()
+    assert member.mobile == "+573100001122"
+    assert [m.to for m in sms_outbox] == ["+573111234567"]  # the old number is told
     assert [m.to for m in mail.outbox] == [["mynameis@mail.com"]]
+    assert Event.objects.filter(kind="contact_changed", member_id=member.pk).exists()
+
+
+def test_five_wrong_contact_codes_cancel_the_change(client, settings, sms_outbox):
+    settings.RATE_LIMITS = {}
+    member = make_member(returning=True)
+    signed_in(client, member)
+    client.get("/oficina/datos-de-contacto/")
+    type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN)
+    client.post("/oficina/datos-de-contacto/", {"celular": member.mobile, "correo": "otro@correo.com"})
+    code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(4):
+        type_on_keypad(client, "/oficina/datos-de-contacto/confirmar/", wrong)
+    assert (
+        type_on_keypad(client, "/oficina/datos-de-contacto/confirmar/", wrong).url
+        == "/oficina/datos-de-contacto/"
+    )
+    assert client.get("/oficina/datos-de-contacto/confirmar/").url == "/oficina/datos-de-contacto/"
+    member.refresh_from_db()
+    assert member.email == "mynameis@mail.com"
+
+
+def test_removing_one_channel_needs_no_code(client, sms_outbox):
+    member = make_member(returning=True)
+    signed_in(client, member)
+    client.get("/oficina/datos-de-contacto/")
+    type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN)
+    assert (
+        client.post("/oficina/datos-de-contacto/", {"celular": "311 123 4567", "correo": ""}).url
+        == "/oficina/"
+    )
+    member.refresh_from_db()
+    assert member.email == "" and member.mobile == "+573111234567"
 
 
 def test_self_block_stops_the_pin_until_a_reset(client):

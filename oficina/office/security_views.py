@@ -23,6 +23,10 @@ from oficina.lib.phone import InvalidMobile, normalise_mobile
 from oficina.lib.ratelimit import ratelimit_consume
 from oficina.members.models import Member
 from oficina.office.services import (
+    contact_verification_cancel,
+    contact_verification_check,
+    contact_verification_pending,
+    contact_verification_start,
     member_contact_change,
     member_pin_change,
     member_security_image_change,
@@ -228,6 +232,15 @@ def contact(request: HttpRequest) -> HttpResponse:
             errors["celular"] = (
                 "Necesitamos al menos un celular o un correo para enviarte tus claves temporales."
             )
+        new_mobile = bool(mobile) and mobile != member.mobile
+        new_email = bool(email) and email != member.email
+        if not errors and new_mobile and new_email:
+            errors["celular"] = "Cambia un dato a la vez: así podemos confirmar el nuevo con un código."
+        if not errors and (new_mobile or new_email):
+            # A new destination becomes a way to reset the PIN: prove it first, with a code sent there.
+            ratelimit_consume(request, action="code_request", key=member.document)
+            contact_verification_start(request=request, member=member, mobile=mobile, email=email)
+            return redirect("office:contact_confirm")
         if not errors:
             member_contact_change(request=request, member=member, mobile=mobile, email=email)
             stepup_spend(request)
@@ -241,3 +254,45 @@ def contact(request: HttpRequest) -> HttpResponse:
         "masked_email": mask_email(member.email),
     }
     return render(request, "office/contact.html", context)
+
+
+@_guarded
+@stepup_required("office:contact")
+@sensitive_post_parameters()
+def contact_confirm(request: HttpRequest) -> HttpResponse:
+    """The code sent to the new mobile or e-mail, typed on the keypad, before the change is saved."""
+    member = _member(request)
+    pending = contact_verification_pending(request)
+    if pending is None:
+        return redirect("office:contact")
+    error = None
+    tokens: list[str] = []
+    if request.method == "POST":
+        if request.POST.get("action") == "regresar":
+            contact_verification_cancel(request)
+            return redirect("office:contact")
+        result = keypad_post(request, purpose="contact_code")
+        error, tokens = result.error, result.tokens
+        if result.digits is not None:
+            ratelimit_consume(request, action="code_entry", key=member.document)
+            outcome = contact_verification_check(request=request, code=result.digits)
+            if outcome == "ok":
+                member_contact_change(
+                    request=request, member=member, mobile=pending["mobile"], email=pending["email"]
+                )
+                stepup_spend(request)
+                messages.success(
+                    request,
+                    "Confirmamos y guardamos tus datos de contacto. Avisamos a tus medios anteriores.",
+                )
+                return redirect("office:home")
+            if outcome == "exhausted":
+                messages.error(request, "Superaste los intentos o el código venció. Vuelve a intentarlo.")
+                return redirect("office:contact")
+            error = "El código no es correcto. Revisa el mensaje que te enviamos."
+    context = {
+        "error": error,
+        "destination": pending["masked"],
+        **keypad_context(request, purpose="contact_code", tokens=tokens),
+    }
+    return render(request, "office/contact_confirm.html", context)

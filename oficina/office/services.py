@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from copy import copy
+from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -90,3 +92,66 @@ def member_contact_change(*, request: HttpRequest, member: Member, mobile: str, 
         )
         notices = _notice(before, "contact")
     outbox_dispatch(notices)
+
+
+CONTACT_KEY = "contact_change"
+
+
+def contact_verification_start(*, request: HttpRequest, member: Member, mobile: str, email: str) -> None:
+    """Sends a code to the one new destination and keeps the pending change (and the code's hash) in
+    the session; nothing about the member changes until the code comes back."""
+    from oficina.lib.masking import mask_email, mask_mobile
+    from oficina.notify.outbox import message_queue
+    from oficina.signin.flows.reset import code_generate
+    from oficina.signin.pin import secret_hash
+
+    channel = "sms" if mobile and mobile != member.mobile else "email"
+    target = copy(member)
+    target.mobile, target.email = (mobile, "") if channel == "sms" else ("", email)
+    code = code_generate()
+    request.session[CONTACT_KEY] = {
+        "mobile": mobile,
+        "email": email,
+        "masked": mask_mobile(mobile) if channel == "sms" else mask_email(email),
+        "code_hash": secret_hash(code),
+        "expires": time.time() + settings.CODE_VALIDITY_SECONDS,
+        "attempts": 0,
+    }
+    with transaction.atomic():
+        message = message_queue(
+            member=target,
+            channel=channel,
+            template="contact_verify",
+            context={"code": code},
+            expires_at=timezone.now() + timedelta(seconds=settings.CODE_VALIDITY_SECONDS),
+        )
+        event_record("contact_verification_sent", request=request, member=member, channel=channel)
+    outbox_dispatch([message])
+
+
+def contact_verification_pending(request: HttpRequest) -> dict[str, Any] | None:
+    pending = request.session.get(CONTACT_KEY)
+    return pending if isinstance(pending, dict) else None
+
+
+def contact_verification_cancel(request: HttpRequest) -> None:
+    request.session.pop(CONTACT_KEY, None)
+
+
+def contact_verification_check(*, request: HttpRequest, code: str) -> str:
+    """ "ok", "wrong" or "exhausted" (expired, or CODE_MAX_ATTEMPTS wrong tries: start again)."""
+    from oficina.signin.pin import secret_check
+
+    pending = contact_verification_pending(request)
+    if pending is None or time.time() > float(pending["expires"]):
+        contact_verification_cancel(request)
+        return "exhausted"
+    pending["attempts"] = int(pending["attempts"]) + 1
+    request.session.modified = True
+    if secret_check(code, str(pending["code_hash"])):
+        contact_verification_cancel(request)
+        return "ok"
+    if pending["attempts"] >= settings.CODE_MAX_ATTEMPTS:
+        contact_verification_cancel(request)
+        return "exhausted"
+    return "wrong"

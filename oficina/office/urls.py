@@ -16,4 +16,5 @@ urlpatterns = [
     path("cambiar-clave/confirmar/", security_views.change_pin_confirm, name="change_pin_confirm"),
     path("imagen-y-frase/", security_views.security_image, name="security_image"),
     path("datos-de-contacto/", security_views.contact, name="contact"),
+    path("datos-de-contacto/confirmar/", security_views.contact_confirm, name="contact_confirm"),
 ]

@@ -40,7 +40,7 @@ class Command(BaseCommand):
             codes.delete()
             messages.delete()
             call_command("clearsessions")
-            if settings.TASKS["default"]["BACKEND"].startswith("django_tasks_db"):
+            if str(settings.TASKS["default"]["BACKEND"]).startswith("django_tasks_db"):
                 call_command(
                     "prune_db_task_results",
                     "--queue-name",
