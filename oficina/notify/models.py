@@ -55,4 +55,6 @@ class OutboxMessage(models.Model):
             "pin_changed": "Aviso de cambio de clave",
             "access_locked": "Aviso de bloqueo",
             "security_change": "Aviso de cambio de seguridad",
+            "signin_after_failures": "Aviso de ingreso tras intentos fallidos",
+            "contact_verify": "Código para confirmar contacto",
         }.get(self.kind, self.kind)

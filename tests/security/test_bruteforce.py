@@ -342,3 +342,23 @@ def test_a_busy_hasher_still_answers_within_the_wait(settings):
     finally:
         slots.release()
     assert 0.9 <= time.perf_counter() - started < 5
+
+
+def test_a_success_after_wrong_pins_is_notified_on_both_channels(client, member, sms_outbox):
+    from django.core import mail
+
+    from tests.factories import DEFAULT_PIN
+    from tests.keypad import type_on_keypad
+
+    for _ in range(2):
+        client.post("/", {"usuario": member.document})
+        type_on_keypad(client, "/clave/", "730519")
+    client.post("/", {"usuario": member.document})
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/oficina/"
+    assert any("2 intentos" in m.body for m in sms_outbox)
+    assert any("2 intentos" in m.body for m in mail.outbox)
+    sms_outbox.clear()
+    client.post("/oficina/cerrar-sesion/")
+    client.post("/", {"usuario": member.document})
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/oficina/"
+    assert sms_outbox == []  # a clean sign-in sends nothing

@@ -55,8 +55,16 @@ def pin_verify(*, request: HttpRequest, document: str, pin: str) -> Member | Non
         matched = secret_check_in_slot(pin, member.pin_hash if member is not None and claimed else None)
     if matched:
         assert member is not None
+        earlier_failures = member.failed_pin_attempts  # as loaded, before this attempt was counted
         Member.objects.filter(pk=member.pk).update(failed_pin_attempts=0)
         member.failed_pin_attempts = 0
+        if earlier_failures:
+            # Someone typed wrong PINs before this success: the member should know (maybe it was not them).
+            outbox_dispatch(
+                notice_queue(
+                    member=member, template="signin_after_failures", context={"failures": earlier_failures}
+                )
+            )
         return member
     locked = _lock_if_due(target)
     reason = "unknown" if target == NOBODY else ("wrong_pin" if claimed else "locked")
