@@ -135,7 +135,21 @@ AUTH_PASSWORD_VALIDATORS = [
 MESSAGE_STORAGE = "oficina.lib.messages.HostCookieStorage"
 
 # Sessions live on the server (the keypad's digit maps are kept there, never in a cookie).
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# With Redis they live there (no database write per request; a Redis flush only signs members out:
+# locks, codes and the one-session rule are in the database). Without Redis, in the database.
+SESSION_STORE = envstr("SESSION_STORE", "cache" if REDIS_URL else "db")
+if SESSION_STORE == "cache":
+    if not REDIS_URL:
+        raise ImproperlyConfigured(
+            "SESSION_STORE=cache needs REDIS_URL (sessions must be shared by instances)."
+        )
+    CACHES["sessions"] = {**CACHES["default"], "KEY_PREFIX": "oficina-session"}
+    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+    SESSION_CACHE_ALIAS = "sessions"
+elif SESSION_STORE == "db":
+    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+else:
+    raise ImproperlyConfigured(f"SESSION_STORE must be 'cache' or 'db', not {SESSION_STORE!r}")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Strict"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

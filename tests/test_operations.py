@@ -29,7 +29,8 @@ def test_readyz_checks_the_database(client):
 def test_readyz_reports_an_unreachable_cache(client, settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": settings.REDIS_URL}
+        **settings.CACHES,
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": settings.REDIS_URL},
     }
     response = client.get("/readyz")
     assert response.status_code == 503

@@ -69,10 +69,13 @@ def policy_ensure_published(policy: PolicyVersion) -> PolicyVersion:
 
 
 def member_needs_consent(member: Member) -> bool:
-    current = policy_current()
-    if current is None:
-        return True
-    return not Consent.objects.filter(member=member, policy=current, text_sha256=current.text_sha256).exists()
+    """One query on every sign-in: has the member accepted the newest published text?"""
+    current = PolicyVersion.objects.order_by("-published_at", "-id").values("id", "text_sha256")[:1]
+    return not Consent.objects.filter(
+        member=member,
+        policy_id__in=current.values("id"),
+        text_sha256__in=current.values("text_sha256"),
+    ).exists()
 
 
 def consent_record(*, member: Member, policy: PolicyVersion, request: HttpRequest) -> Consent:

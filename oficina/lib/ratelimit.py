@@ -68,11 +68,10 @@ def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = No
         if not value:
             continue
         bucket, retry_after = _bucket(action, rule, value, now)
-        django_cache.add(bucket, 0, timeout=rule.period + 1)
+        # One round trip in the common case: INCR an existing window; only its first hit creates it.
         try:
             hits = django_cache.incr(bucket)
-        except ValueError:  # expired between add and incr
-            django_cache.add(bucket, 1, timeout=rule.period + 1)
-            hits = 1
+        except ValueError:
+            hits = 1 if django_cache.add(bucket, 1, timeout=rule.period + 1) else django_cache.incr(bucket)
         if hits > rule.limit:
             raise Throttled(action, retry_after)

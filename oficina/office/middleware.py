@@ -10,6 +10,8 @@ from django.utils.crypto import constant_time_compare
 from oficina.members.models import Member
 from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash
 
+SEEN_AT_RESOLUTION = 10  # seconds
+
 
 class MemberSessionMiddleware:
     """Sets request.member for a live member session, enforcing idle and absolute timeouts and
@@ -55,6 +57,8 @@ class MemberSessionMiddleware:
             request.member_session_ended = reason  # type: ignore[attr-defined]
             event_record("session_expired", request=request, member=member, reason=reason)
             return None
-        data["seen_at"] = now
-        request.session.modified = True
+        if now - float(data.get("seen_at", 0)) >= SEEN_AT_RESOLUTION:  # type: ignore[arg-type]
+            # The idle clock needs no finer grain: skipping the session write saves a query per page.
+            data["seen_at"] = now
+            request.session.modified = True
         return member

@@ -7,11 +7,11 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from importlib import import_module
 
 import pytest
 from django.apps import apps
 from django.conf import settings as django_settings
-from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -407,7 +407,7 @@ class Stage:
         self.data = dict(client.session.items())
 
     def browser(self) -> Client:
-        session = SessionStore()
+        session = import_module(django_settings.SESSION_ENGINE).SessionStore()
         session.update(self.data)
         session.save()
         browser = Client(raise_request_exception=False)

@@ -56,6 +56,7 @@ def pin_verify(*, request: HttpRequest, document: str, pin: str) -> Member | Non
     if matched:
         assert member is not None
         earlier_failures = member.failed_pin_attempts  # as loaded, before this attempt was counted
+        # The claim added one; undo it (and any earlier failures) in the same single UPDATE.
         Member.objects.filter(pk=member.pk).update(failed_pin_attempts=0)
         member.failed_pin_attempts = 0
         if earlier_failures:
@@ -97,7 +98,6 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> None:
         "signed_in_at": time.time(),
         "seen_at": time.time(),
     }
-    request.session.save()
     # The member's earlier session, if any, no longer matches member.session_key: on its next request
     # the office middleware ends it and tells that browser why.
     Member.objects.filter(pk=member.pk).update(
