@@ -1,0 +1,60 @@
+"""The floor: server CPU per request for pages that do no sign-in work, through the same gunicorn.
+
+    .venv/bin/python bench/floor.py [--requests 3000]
+
+GET /healthz (every middleware, no session, no template) and GET / ("Ingresa tu usuario": a template
+and a CSRF cookie, no database) on one keep-alive connection per thread. What five requests cost
+before any sign-in logic runs, i.e. the part of the 6 ms budget that serving alone takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import sys
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.journey import server_start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", default="bench")
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+    server = server_start(args.db, 2, {}, None)
+    try:
+        for path in ("/healthz", "/", "/healthz", "/"):
+
+            def hit(n: int, path: str = path) -> None:
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+                for _ in range(n):
+                    conn.request("GET", path)
+                    response = conn.getresponse()
+                    response.read()
+                    assert response.status == 200, response.status
+                conn.close()
+
+            c0 = server.cpu_seconds()
+            threads = [
+                threading.Thread(target=hit, args=(args.requests // args.threads,))
+                for _ in range(args.threads)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            cpu = server.cpu_seconds() - c0
+            print(
+                f"GET {path:<9} server CPU {cpu / args.requests * 1000:.2f} ms/request "
+                f"({args.requests} requests)"
+            )
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

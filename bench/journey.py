@@ -1,0 +1,565 @@
+"""Complete member sign-ins against the production setup (gunicorn, PostgreSQL, Redis, DEBUG=0).
+
+    .venv/bin/python bench/journey.py --members 1000 --phase sat:8:60 --phase rate:38.7:120
+
+A journey is one new browser (fresh cookie jar, one keep-alive connection) doing the five requests
+of a sign-in: GET / ("Ingresa tu usuario"), POST / (the cédula) -> 302 /clave/, GET /clave/ (image,
+phrase and the shuffled keypad), POST /clave/ (the PIN as keypad tokens) -> 302 /oficina/,
+GET /oficina/ (the office). Members are drawn at random from those made by bench/setup_members.py.
+
+Phases (repeatable, run in order against one gunicorn start, after a short warm-up):
+  sat:CLIENTS:SECONDS   closed loop: CLIENTS concurrent browsers, each starting a new journey as soon
+                        as the last ends -> journeys per second at saturation.
+  rate:R:SECONDS        open loop: a new journey every 1/R s whatever the server does (constant
+                        arrival rate, no coordinated omission); latencies of each step.
+
+Why a custom driver and not locust: the driver shares the two cores with the server, PostgreSQL and
+Redis, so it must be cheap and its cost known. This one is ~250 lines of stdlib (http.client on
+threads), costs ~1 ms of CPU per journey (printed as "driver CPU"), needs no gevent, and schedules
+arrivals itself from a monotonic clock, so an open-loop phase never slows down because the server did.
+
+Server CPU is read from /proc: utime+stime of the gunicorn master and live workers, plus the master's
+cutime+cstime (workers recycled by max_requests are counted once reaped). Worker memory: VmRSS
+sampled every 0.5 s and VmHWM (the kernel's own peak) of every worker seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._env import KNOWN_PIN, PYTHON, ROOT, production_env
+from bench.setup_members import FIRST_DOCUMENT
+
+CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+KEY_RE = re.compile(r'name="press" value="([A-Za-z0-9_-]+)" data-keypad-digit>(\d)</button>')
+STEPS = ("identify_get", "identify_post", "password_get", "pin_post", "office_get")
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# ---------------------------------------------------------------- the client: one browser, one journey
+class JourneyError(Exception):
+    pass
+
+
+class Browser:
+    """A cookie-keeping HTTP/1.1 client on one keep-alive connection (a browser tab, minimal)."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, str, str]:
+        headers = {"User-Agent": "bench-journey/1"}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.conn.request(method, path, body=body, headers=headers)
+        response = self.conn.getresponse()
+        text = response.read().decode("utf-8", "replace")
+        for value in response.headers.get_all("Set-Cookie") or ():
+            pair = value.split(";", 1)[0]
+            name, _, cookie = pair.partition("=")
+            if cookie in ("", '""') or "max-age=0" in value.lower():
+                self.cookies.pop(name.strip(), None)
+            else:
+                self.cookies[name.strip()] = cookie
+        return response.status, response.headers.get("Location", ""), text
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def journey(host: str, port: int, document: str, timeout: float) -> dict[str, float]:
+    """One complete sign-in; the seconds each step took. Raises JourneyError on anything unexpected."""
+    browser = Browser(host, port, timeout)
+    times: dict[str, float] = {}
+    clock = time.perf_counter
+
+    def step(
+        name: str, method: str, path: str, form: dict[str, str] | None, status: int, where: str = ""
+    ) -> str:
+        t0 = clock()
+        got, location, html = browser.request(method, path, form)
+        times[name] = clock() - t0
+        if got != status or (where and not location.endswith(where)):
+            raise JourneyError(f"{name}: HTTP {got} {location}")
+        return html
+
+    try:
+        html = step("identify_get", "GET", "/", None, 200)
+        csrf = CSRF_RE.search(html)
+        if not csrf:
+            raise JourneyError("identify_get: no CSRF token")
+        step(
+            "identify_post",
+            "POST",
+            "/",
+            {"csrfmiddlewaretoken": csrf.group(1), "usuario": document},
+            302,
+            "/clave/",
+        )
+        html = step("password_get", "GET", "/clave/", None, 200)
+        keys = {digit: token for token, digit in KEY_RE.findall(html)}
+        csrf = CSRF_RE.search(html)
+        if len(keys) != 10 or not csrf:
+            raise JourneyError("password_get: no keypad")
+        form = {
+            "csrfmiddlewaretoken": csrf.group(1),
+            "keys": " ".join(keys[d] for d in KNOWN_PIN),
+            "action": "continuar",
+        }
+        step("pin_post", "POST", "/clave/", form, 302, "/oficina/")
+        html = step("office_get", "GET", "/oficina/", None, 200)
+        if "Cerrar sesión" not in html:
+            raise JourneyError("office_get: not the office")
+    except (OSError, http.client.HTTPException) as exc:
+        raise JourneyError(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        browser.close()
+    return times
+
+
+# ---------------------------------------------------------------- the server and its processes
+def _stat(pid: int) -> tuple[int, int, int, int, int] | None:
+    """(utime, stime, cutime, cstime, ppid) in ticks."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return int(fields[11]), int(fields[12]), int(fields[13]), int(fields[14]), int(fields[1])
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def _status_kib(pid: int, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _procs_cpu(comm: str) -> float:
+    """Seconds of CPU of every process named `comm` (plus their reaped children): PostgreSQL, Redis."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() != comm:
+                    continue
+        except OSError:
+            continue
+        st = _stat(int(entry))
+        if st:
+            total += st[0] + st[1] + st[2] + st[3]
+    return total / TICK
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:]]
+    idle = values[3] + values[4]
+    total = sum(values[:8])
+    return (total - idle) / TICK, total / TICK
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen  # type: ignore[type-arg]
+    port: int
+    workdir: Path
+    samples: list[tuple[float, dict[int, int]]] = field(default_factory=list)  # (t, {worker pid: RSS KiB})
+    hwm: dict[int, int] = field(default_factory=dict)  # worker pid -> VmHWM KiB
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def master(self) -> int:
+        return self.process.pid
+
+    def workers(self) -> list[int]:
+        return _children(self.master)
+
+    def cpu_seconds(self) -> float:
+        master = _stat(self.master)
+        assert master is not None, "gunicorn master is gone"
+        total = sum(master[:4])
+        for pid in self.workers():
+            st = _stat(pid)
+            if st:
+                total += st[0] + st[1]
+        return total / TICK
+
+    def sample_forever(self, every: float = 0.5) -> None:
+        while not self._stop.wait(every):
+            rss = {}
+            for pid in self.workers():
+                rss[pid] = _status_kib(pid, "VmRSS:")
+                self.hwm[pid] = max(self.hwm.get(pid, 0), _status_kib(pid, "VmHWM:"))
+            self.samples.append((time.monotonic(), rss))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def server_start(db: str, workers: int, extra_env: dict[str, str], settings_module: str | None) -> Server:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-gunicorn-"))
+    env = production_env(db, STATIC_ROOT=str(workdir / "static"), GUNICORN_WORKERS=str(workers), **extra_env)
+    if settings_module:
+        env["DJANGO_SETTINGS_MODULE"] = settings_module
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(Path(__file__).resolve().parents[1])])
+    subprocess.run([PYTHON, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    port = _free_port()
+    log = open(workdir / "gunicorn.log", "wb")
+    process = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "oficina.wsgi:application",
+            "-c",
+            "gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(process, port, workdir)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"gunicorn exited: {(workdir / 'gunicorn.log').read_text()[-3000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200 and len(server.workers()) >= workers:
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        raise SystemExit("gunicorn did not come up")
+    threading.Thread(target=server.sample_forever, daemon=True).start()
+    return server
+
+
+# ---------------------------------------------------------------- the load
+@dataclass
+class PhaseResult:
+    name: str
+    seconds: float = 0.0
+    journeys: int = 0
+    errors: int = 0
+    dropped: int = 0  # open loop: arrivals that found every driver thread busy (counted as errors)
+    error_kinds: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    steps: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    journey_s: list[float] = field(default_factory=list)
+    start_lag: list[float] = field(default_factory=list)
+
+
+_sequence = itertools.count(random.randrange(1 << 20))
+_STRIDE = 1_000_003  # a prime: k * stride mod N visits every member once before any repeats
+
+
+def _next_member(members: int) -> int:
+    """Members in a scattered order with no repeats for N journeys: two journeys in flight never sign
+    in the same member (which would, correctly, end the first one's session as "replaced")."""
+    return (next(_sequence) * _STRIDE) % members
+
+
+def _run_one(
+    args: argparse.Namespace, port: int, result: PhaseResult, lock: threading.Lock, planned: float
+) -> None:
+    started = time.monotonic()
+    document = str(FIRST_DOCUMENT + _next_member(args.members))
+    try:
+        times = journey("127.0.0.1", port, document, args.timeout)
+    except JourneyError as exc:
+        with lock:
+            result.errors += 1
+            result.error_kinds[str(exc)[:80]] += 1
+        return
+    ended = time.monotonic()
+    with lock:
+        result.journeys += 1
+        result.journey_s.append(ended - started)
+        result.start_lag.append(started - planned)
+        for name, seconds in times.items():
+            result.steps[name].append(seconds)
+
+
+def phase_closed(args: argparse.Namespace, port: int, clients: int, seconds: float, name: str) -> PhaseResult:
+    result, lock = PhaseResult(name), threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client() -> None:
+        while time.monotonic() < deadline:
+            _run_one(args, port, result, lock, time.monotonic())
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    t0 = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def phase_open(args: argparse.Namespace, port: int, rate: float, seconds: float, name: str) -> PhaseResult:
+    result, lock = PhaseResult(name), threading.Lock()
+    slots = threading.BoundedSemaphore(args.max_in_flight)
+    pool = ThreadPoolExecutor(max_workers=args.max_in_flight)
+
+    def run(planned: float) -> None:
+        try:
+            _run_one(args, port, result, lock, planned)
+        finally:
+            slots.release()
+
+    total = int(rate * seconds)
+    t0 = time.monotonic()
+    for i in range(total):
+        planned = t0 + i / rate
+        delay = planned - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        if not slots.acquire(blocking=False):
+            with lock:
+                result.dropped += 1
+                result.errors += 1
+                result.error_kinds["dropped: max in-flight journeys reached"] += 1
+            continue
+        pool.submit(run, planned)
+    pool.shutdown(wait=True)
+    result.seconds = max(seconds, time.monotonic() - t0)
+    return result
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] * 1000
+
+
+def report(
+    result: PhaseResult,
+    server_cpu: float,
+    driver_cpu: float,
+    pg_cpu: float,
+    redis_cpu: float,
+    machine: tuple[float, float],
+    verify_ms: float,
+    wall: float,
+) -> dict[str, object]:
+    done = result.journeys
+    per_journey = server_cpu / done * 1000 if done else float("nan")
+    out: dict[str, object] = {
+        "phase": result.name,
+        "seconds": round(result.seconds, 1),
+        "journeys": done,
+        "journeys_per_s": round(done / result.seconds, 2),
+        "errors": result.errors,
+        "error_kinds": dict(result.error_kinds),
+        "server_cpu_ms_per_journey": round(per_journey, 2),
+        "server_cpu_over_verify": round(per_journey / verify_ms, 3) if verify_ms else None,
+        "non_hash_ms_per_journey": round(per_journey - verify_ms, 2) if verify_ms else None,
+        "driver_cpu_ms_per_journey": round(driver_cpu / max(done, 1) * 1000, 2),
+        "driver_cpu_cores": round(driver_cpu / wall, 3),
+        "server_cpu_cores": round(server_cpu / wall, 3),
+        "postgres_cpu_ms_per_journey": round(pg_cpu / max(done, 1) * 1000, 2),
+        "redis_cpu_ms_per_journey": round(redis_cpu / max(done, 1) * 1000, 2),
+        "machine_busy_cores": round(machine[0] / wall, 3),
+        "machine_busy_ms_per_journey": round(machine[0] / max(done, 1) * 1000, 2),
+        "steps_ms": {
+            name: {"p50": round(_pct(v, 50), 1), "p95": round(_pct(v, 95), 1), "p99": round(_pct(v, 99), 1)}
+            for name, v in ((n, result.steps[n]) for n in STEPS)
+        },
+        "journey_ms": {
+            "p50": round(_pct(result.journey_s, 50), 1),
+            "p95": round(_pct(result.journey_s, 95), 1),
+            "p99": round(_pct(result.journey_s, 99), 1),
+        },
+        "start_lag_ms_p99": round(_pct(result.start_lag, 99), 1),
+    }
+    print(
+        f"\n== {result.name}: {done} journeys in {result.seconds:.1f} s = {out['journeys_per_s']} /s, "
+        f"errors {result.errors} {dict(result.error_kinds) or ''}"
+    )
+    print(
+        f"   server CPU {per_journey:.2f} ms/journey = {out['server_cpu_over_verify']} x verify "
+        f"(non-hash {out['non_hash_ms_per_journey']} ms); server {out['server_cpu_cores']} cores busy"
+    )
+    print(
+        f"   PostgreSQL {out['postgres_cpu_ms_per_journey']} ms/journey, "
+        f"Redis {out['redis_cpu_ms_per_journey']} "
+        f"ms/journey; machine busy {out['machine_busy_cores']} of {os.cpu_count()} cores "
+        f"({out['machine_busy_ms_per_journey']} ms/journey, includes anything else running)"
+    )
+    print(
+        f"   driver CPU {out['driver_cpu_ms_per_journey']} ms/journey ({out['driver_cpu_cores']} cores); "
+        f"start lag p99 {out['start_lag_ms_p99']} ms"
+    )
+    print("   step            p50      p95      p99  (ms)")
+    for name in STEPS:
+        s = out["steps_ms"][name]  # type: ignore[index]
+        print(f"   {name:<14}{s['p50']:>7.1f}  {s['p95']:>7.1f}  {s['p99']:>7.1f}")
+    j = out["journey_ms"]
+    print(f"   {'journey':<14}{j['p50']:>7.1f}  {j['p95']:>7.1f}  {j['p99']:>7.1f}")  # type: ignore[index]
+    return out
+
+
+def memory_summary(server: Server, since: float) -> dict[str, object]:
+    samples = [(t, rss) for t, rss in server.samples if t >= since]
+    if not samples:
+        return {}
+    peak_rss = max((max(rss.values()) for _, rss in samples if rss), default=0)
+    minutes: dict[int, list[int]] = defaultdict(list)
+    for t, rss in samples:
+        if rss:
+            minutes[int((t - since) // 60)].append(max(rss.values()))
+    per_minute = [round(max(v) / 1024, 1) for _, v in sorted(minutes.items())]
+    return {
+        "peak_worker_rss_mib": round(peak_rss / 1024, 1),
+        "peak_worker_hwm_mib": round(max(server.hwm.values(), default=0) / 1024, 1),
+        "worker_pids_seen": len(server.hwm),
+        "max_worker_rss_mib_per_minute": per_minute,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", default="bench")
+    parser.add_argument("--members", type=int, required=True, help="members in the db (setup_members.py)")
+    parser.add_argument(
+        "--phase", action="append", required=True, help="sat:CLIENTS:SECONDS or rate:R:SECONDS"
+    )
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--verify-ms", type=float, default=0.0, help="one verify's CPU ms (bench/hash.py)")
+    parser.add_argument(
+        "--warmup", type=float, default=5.0, help="seconds of closed-loop warm-up, not counted"
+    )
+    parser.add_argument("--max-in-flight", type=int, default=200)
+    parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--env", action="append", default=[], help="extra server env NAME=VALUE")
+    parser.add_argument("--settings", default=None, help="DJANGO_SETTINGS_MODULE for the server (profiling)")
+    parser.add_argument("--json", type=Path, default=None, help="append results as JSON lines here")
+    args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.env)
+    server = server_start(args.db, args.workers, extra, args.settings)
+    print(
+        f"gunicorn master {server.master}, workers {server.workers()} on 127.0.0.1:{server.port} "
+        f"(src {ROOT}, db {args.db}, {args.members} members)"
+    )
+    results = []
+    try:
+        if args.warmup:
+            phase_closed(args, server.port, 4, args.warmup, "warm-up")
+        for spec in args.phase:
+            kind, a, b = spec.split(":")
+            c0, d0 = server.cpu_seconds(), resource.getrusage(resource.RUSAGE_SELF)
+            pg0, r0, m0 = _procs_cpu("postgres"), _procs_cpu("redis-server"), _machine_busy()
+            t0 = time.monotonic()
+            if kind == "sat":
+                result = phase_closed(args, server.port, int(a), float(b), f"saturate {a} clients {b} s")
+            elif kind == "rate":
+                result = phase_open(args, server.port, float(a), float(b), f"rate {a}/s {b} s")
+            else:
+                raise SystemExit(f"unknown phase {spec!r}")
+            wall = time.monotonic() - t0
+            d1 = resource.getrusage(resource.RUSAGE_SELF)
+            driver = (d1.ru_utime + d1.ru_stime) - (d0.ru_utime + d0.ru_stime)
+            m1 = _machine_busy()
+            out = report(
+                result,
+                server.cpu_seconds() - c0,
+                driver,
+                _procs_cpu("postgres") - pg0,
+                _procs_cpu("redis-server") - r0,
+                (m1[0] - m0[0], m1[1] - m0[1]),
+                args.verify_ms,
+                wall,
+            )
+            out.update(memory_summary(server, t0))
+            out.update(members=args.members, workers=args.workers, src=str(ROOT))
+            mem = out
+            print(
+                f"   worker memory: peak RSS {mem.get('peak_worker_rss_mib')} MiB, peak HWM "
+                f"{mem.get('peak_worker_hwm_mib')} MiB, "
+                f"max RSS per minute {mem.get('max_worker_rss_mib_per_minute')}"
+                f", worker pids seen {mem.get('worker_pids_seen')}"
+            )
+            results.append(out)
+            if args.json:
+                with open(args.json, "a") as f:
+                    f.write(json.dumps(out) + "\n")
+    finally:
+        log = server.workdir / "gunicorn.log"
+        errors = [
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if '" 5' in line or "Traceback" in line or "CRITICAL" in line or "WORKER TIMEOUT" in line
+        ]
+        print(
+            f"\ngunicorn log: {len(errors)} lines with 5xx/tracebacks/timeouts"
+            + (f"; first: {errors[:3]}" if errors else "")
+        )
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
