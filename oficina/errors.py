@@ -61,4 +61,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    from oficina.audit.services import event_record
+
+    event_record("csrf_refused", request=request, path=request.path[:200])
     return render(request, "errors/403_csrf.html", status=403)

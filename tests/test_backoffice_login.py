@@ -45,3 +45,34 @@ def test_operator_sign_ins_failures_and_sign_outs_are_audited(client):
     assert ("staff_login_ok", {"operator": user.username}) in kinds
     assert ("staff_logout", {"operator": user.username}) in kinds
     assert not any(PASSWORD in str(data) for _, data in kinds)
+
+
+def test_an_operator_can_end_a_members_session_without_touching_the_access(client):
+    from django.test import Client
+
+    from oficina.members.models import Member
+    from tests.factories import DEFAULT_PIN, make_member
+    from tests.keypad import type_on_keypad
+    from tests.test_backoffice import signed_in_operator
+
+    member = make_member(returning=True)
+    browser = Client()
+    browser.post("/", {"usuario": member.document})
+    assert type_on_keypad(browser, "/clave/", DEFAULT_PIN).url == "/oficina/"
+    signed_in_operator(client)
+    client.post(f"/operadores/members/member/{member.pk}/operacion/cerrar-sesion/")
+    assert browser.get("/oficina/").url == "/"
+    member.refresh_from_db()
+    assert member.status == Member.Status.ACTIVE and member.locked_at is None
+    assert Event.objects.filter(kind="operator_session_end", member_id=member.pk).exists()
+
+
+def test_refused_keypad_tokens_csrf_failures_and_out_of_order_stages_are_audited(client):
+    from django.test import Client
+
+    client.get("/nueva-clave/")
+    Client(enforce_csrf_checks=True).post("/", {"usuario": "1234567"})
+    client.post("/", {"usuario": "1234567"})
+    client.post("/clave/", {"keys": "forged-token-aaaa " * 6, "action": "continuar"})
+    kinds = set(Event.objects.values_list("kind", flat=True))
+    assert {"stage_refused", "csrf_refused", "keypad_refused"} <= kinds

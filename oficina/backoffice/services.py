@@ -73,6 +73,25 @@ def member_disable(*, request: HttpRequest, member: Member) -> None:
         import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key).delete()
 
 
+def member_session_end(*, request: HttpRequest, member: Member) -> bool:
+    """Ends the member's open office session (a lost phone, a shared computer) without touching their
+    access. Returns whether there was one."""
+    with transaction.atomic():
+        session_key = (
+            Member.objects.select_for_update()
+            .filter(pk=member.pk)
+            .values_list("session_key", flat=True)
+            .get()
+        )
+        Member.objects.filter(pk=member.pk).update(session_key="")
+        operator_event(
+            "operator_session_end", request=request, member=member, session_ended=bool(session_key)
+        )
+    if session_key:
+        import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key).delete()
+    return bool(session_key)
+
+
 def member_enable(*, request: HttpRequest, member: Member) -> None:
     with transaction.atomic():
         Member.objects.filter(pk=member.pk).update(status=Member.Status.ACTIVE, updated_at=timezone.now())

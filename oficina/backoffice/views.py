@@ -85,7 +85,14 @@ def _operation_enable(request: HttpRequest, member: Member) -> str:
     return f"Habilitamos el acceso de {member.name}."
 
 
+def _operation_session_end(request: HttpRequest, member: Member) -> str:
+    if services.member_session_end(request=request, member=member):
+        return f"Cerramos la sesión abierta de {member.name}; su acceso sigue igual."
+    return f"{member.name} no tenía una sesión abierta."
+
+
 MEMBER_OPERATIONS = {
+    "cerrar-sesion": _operation_session_end,
     "desbloquear": _operation_unlock,
     "enviar-clave-temporal": _operation_reset_help,
     "deshabilitar": _operation_disable,

@@ -33,6 +33,10 @@ def keypad_post(request: HttpRequest, *, purpose: str) -> KeypadResult:
             tokens = tokens + parse_tokens(press, limit=1)
         entry.decode(tokens)  # every token must come from this entry's renders
     except KeypadError:
+        from oficina.audit.services import event_record
+
+        # Replayed, forged, from another session, or simply a stale page: worth a trail either way.
+        event_record("keypad_refused", request=request, purpose=purpose)
         request.session.pop(SESSION_KEY, None)
         return KeypadResult(error=MSG_STALE)
     action = request.POST.get("action")

@@ -65,6 +65,8 @@ def _guarded(view: Any) -> Any:
 
 
 def _restart(request: HttpRequest) -> HttpResponse:
+    # A stage asked for out of order (a bookmark, a direct POST, a flow that timed out).
+    event_record("stage_refused", request=request, path=request.path[:200], method=request.method)
     messages.info(request, MSG_FLOW_EXPIRED)
     return redirect("signin:identify")
 
