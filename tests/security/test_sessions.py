@@ -244,3 +244,13 @@ def test_production_cookies_are_host_prefixed_and_secure():
     assert production_settings(
         "SESSION_COOKIE_NAME", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_NAME", "CSRF_COOKIE_SECURE"
     ) == ["__Host-sessionid", "True", "__Host-csrftoken", "True"]
+
+
+def test_the_flash_messages_cookie_is_host_prefixed_when_cookies_are_secure(settings, rf):
+    from oficina.lib.messages import HostCookieStorage
+
+    settings.SECURE_COOKIES = True
+    assert HostCookieStorage(rf.get("/")).cookie_name == "__Host-messages"
+    settings.SECURE_COOKIES = False
+    assert HostCookieStorage(rf.get("/")).cookie_name == "messages"
+    assert settings.MESSAGE_STORAGE == "oficina.lib.messages.HostCookieStorage"
