@@ -36,7 +36,7 @@ from oficina.office.services import (
 )
 from oficina.office.views import member_required
 from oficina.signin.flows.login import member_sign_out, pin_verify
-from oficina.signin.flows.new_credentials import image_clean, new_pin_accept, phrase_clean
+from oficina.signin.flows.new_credentials import new_pin_accept, security_choice_parse
 from oficina.signin.keypad_form import keypad_context, keypad_post
 from oficina.signin.pin import secret_check
 from oficina.signin.validators import pin_help_texts
@@ -177,16 +177,7 @@ def security_image(request: HttpRequest) -> HttpResponse:
     errors: dict[str, str] = {}
     chosen, phrase = member.security_image, member.security_phrase
     if request.method == "POST":
-        raw_phrase = request.POST.get("frase", "")
-        phrase = raw_phrase[:200] if isinstance(raw_phrase, str) else ""
-        try:
-            chosen = image_clean(request.POST.get("imagen", ""))
-        except ValidationError as exc:
-            errors["imagen"] = exc.messages[0]
-        try:
-            phrase = phrase_clean(raw_phrase)
-        except ValidationError as exc:
-            errors["frase"] = exc.messages[0]
+        chosen, phrase, errors = security_choice_parse(request.POST)
         if not errors:
             member_security_image_change(request=request, member=member, image_id=chosen, phrase=phrase)
             stepup_spend(request)

@@ -27,9 +27,8 @@ from oficina.signin.flows.identify import document_parse, security_display
 from oficina.signin.flows.login import member_sign_in, pin_verify, session_auth_hash
 from oficina.signin.flows.new_credentials import (
     credentials_complete,
-    image_clean,
     new_pin_accept,
-    phrase_clean,
+    security_choice_parse,
 )
 from oficina.signin.flows.reset import CHANNELS, code_request, code_verify, reset_channels
 from oficina.signin.keypad_form import keypad_context, keypad_post
@@ -287,20 +286,9 @@ def security_image(request: HttpRequest) -> HttpResponse:
     if flow is None:
         return _restart(request)
     errors: dict[str, str] = {}
-    chosen = ""
-    phrase = ""
+    chosen = phrase = ""
     if request.method == "POST":
-        raw_image = request.POST.get("imagen", "")
-        raw_phrase = request.POST.get("frase", "")
-        phrase = raw_phrase[:200] if isinstance(raw_phrase, str) else ""
-        try:
-            chosen = image_clean(raw_image)
-        except ValidationError as exc:
-            errors["imagen"] = exc.messages[0]
-        try:
-            phrase = phrase_clean(raw_phrase)
-        except ValidationError as exc:
-            errors["frase"] = exc.messages[0]
+        chosen, phrase, errors = security_choice_parse(request.POST)
         if not errors:
             flow.advance(Stage.POLICY, image_id=chosen, phrase=phrase)
             return redirect("signin:policy")

@@ -7,7 +7,7 @@ import unicodedata
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 
 from oficina.antiphishing.gallery import is_valid_image_id
@@ -63,6 +63,24 @@ def image_clean(raw: object) -> str:
     if not is_valid_image_id(raw):
         raise ValidationError("Selecciona una de las imágenes de seguridad.", code="image_missing")
     return str(raw)
+
+
+def security_choice_parse(data: QueryDict) -> tuple[str, str, dict[str, str]]:
+    """(image id, phrase, errors by field) from the "Imagen y frase de seguridad" form; the phrase
+    comes back as typed (trimmed to a sane length) when it is refused, for the form to show again."""
+    errors: dict[str, str] = {}
+    raw_phrase = data.get("frase", "")
+    image = ""
+    phrase = raw_phrase[:200] if isinstance(raw_phrase, str) else ""
+    try:
+        image = image_clean(data.get("imagen", ""))
+    except ValidationError as exc:
+        errors["imagen"] = exc.messages[0]
+    try:
+        phrase = phrase_clean(raw_phrase)
+    except ValidationError as exc:
+        errors["frase"] = exc.messages[0]
+    return image, phrase, errors
 
 
 def credentials_complete(
