@@ -30,3 +30,20 @@ class TemporaryCode(models.Model):
 
     def __str__(self) -> str:
         return f"Clave temporal {self.pk} ({self.get_channel_display()})"
+
+
+class UnknownAttempt(models.Model):
+    """PIN attempts that cannot be counted on a member (unknown or disabled cédula, no PIN yet, or an
+    access already locked), keyed by the cédula's keyed hash. Counting them costs the same one write
+    a member's attempt costs, so the time of a failure does not tell whose cédula it was."""
+
+    document_hmac = models.CharField(max_length=64, unique=True)
+    failed = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "intento con cédula no habilitada"
+        verbose_name_plural = "intentos con cédulas no habilitadas"
+
+    def __str__(self) -> str:
+        return f"{self.document_hmac[:12]}… ({self.failed})"

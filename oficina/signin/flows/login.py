@@ -5,53 +5,85 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from oficina.audit.services import event_record
+from oficina.audit.services import document_hmac, event_record
 from oficina.members.models import Member
 from oficina.notify.outbox import notice_queue, outbox_dispatch
 from oficina.signin.flows.identify import member_for_signin
+from oficina.signin.models import UnknownAttempt
 from oficina.signin.pin import hash_slot, secret_check_in_slot
 
 MEMBER_SESSION_KEY = "member"
 
 
-NOBODY = -1  # a primary key no row has: unknown cédulas run the same UPDATEs, matching nothing
+NOBODY = -1  # a primary key no row has: the lock UPDATE of an unknown cédula matches nothing
 
 
 def _attempt_claim(member_pk: int) -> bool:
     """Counts this attempt before the hash is checked, in one conditional UPDATE, so parallel guesses
-    can never get more than PIN_MAX_FAILED_ATTEMPTS checks of the real hash."""
-    return (
-        Member.objects.filter(
-            pk=member_pk, locked_at__isnull=True, failed_pin_attempts__lt=settings.PIN_MAX_FAILED_ATTEMPTS
-        ).update(failed_pin_attempts=F("failed_pin_attempts") + 1)
-        == 1
-    )
+    can never get more than PIN_MAX_FAILED_ATTEMPTS checks of the real hash. Plain SQL, like its twin
+    _unknown_attempt_record: both cost the same, so timing tells nothing."""
+    table = Member._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET failed_pin_attempts = failed_pin_attempts + 1 "  # noqa: S608
+            "WHERE id = %s AND locked_at IS NULL AND failed_pin_attempts < %s",
+            [member_pk, settings.PIN_MAX_FAILED_ATTEMPTS],
+        )
+        return cursor.rowcount == 1
+
+
+def _unknown_attempt_record(document: str) -> None:
+    """The write an unknown cédula's attempt costs: one upsert, like the member's one UPDATE."""
+    table = UnknownAttempt._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (document_hmac, failed, updated_at) VALUES (%s, 1, %s) "  # noqa: S608
+            f"ON CONFLICT (document_hmac) DO UPDATE SET failed = {table}.failed + 1, updated_at = %s",
+            [document_hmac(document), timezone.now(), timezone.now()],
+        )
 
 
 def _lock_if_due(member_pk: int) -> bool:
-    return (
-        Member.objects.filter(
-            pk=member_pk, locked_at__isnull=True, failed_pin_attempts__gte=settings.PIN_MAX_FAILED_ATTEMPTS
-        ).update(locked_at=timezone.now())
-        == 1
-    )
+    table = Member._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET locked_at = %s "  # noqa: S608
+            "WHERE id = %s AND locked_at IS NULL AND failed_pin_attempts >= %s",
+            [timezone.now(), member_pk, settings.PIN_MAX_FAILED_ATTEMPTS],
+        )
+        return cursor.rowcount == 1
+
+
+def _lock_check_twin(document: str) -> None:
+    """What _lock_if_due costs, for an attempt counted in UnknownAttempt: reads the row, changes nothing."""
+    table = UnknownAttempt._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET updated_at = %s WHERE document_hmac = %s AND failed < 0",  # noqa: S608
+            [timezone.now(), document_hmac(document)],
+        )
 
 
 def pin_verify(*, request: HttpRequest, document: str, pin: str) -> Member | None:
     """The member when `pin` is right and their access is open; None for every failure alike.
 
-    Every failure costs the same work, whoever the cédula belongs to: one SELECT, the attempt UPDATE,
-    one Argon2 verify, the lock UPDATE and one audit event. Only a success does more."""
+    Every failure costs the same work, whoever the cédula belongs to: one SELECT, one counting write
+    (the member's attempt UPDATE, or an UnknownAttempt upsert), one Argon2 verify, the lock UPDATE
+    and one audit event. Only a success does more."""
     member = member_for_signin(document=document)
     target = member.pk if member is not None and member.pin_hash else NOBODY
     # The slot is taken first: a busy hasher (503) must not cost the member an attempt.
     with hash_slot():
-        claimed = _attempt_claim(target)
+        claimed = target != NOBODY and _attempt_claim(target)
+        if not claimed:
+            # Unknown, disabled, no PIN yet or already locked: the same one write, elsewhere.
+            _unknown_attempt_record(document)
         matched = secret_check_in_slot(pin, member.pin_hash if member is not None and claimed else None)
     if matched:
         assert member is not None
@@ -67,7 +99,11 @@ def pin_verify(*, request: HttpRequest, document: str, pin: str) -> Member | Non
                 )
             )
         return member
-    locked = _lock_if_due(target)
+    if claimed:
+        locked = _lock_if_due(target)
+    else:
+        _lock_check_twin(document)
+        locked = False
     reason = "unknown" if target == NOBODY else ("wrong_pin" if claimed else "locked")
     event_record("signin_failed", request=request, member=member, document=document, reason=reason)
     if locked and member is not None:

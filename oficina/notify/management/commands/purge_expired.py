@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from oficina.notify.models import OutboxMessage
-from oficina.signin.models import TemporaryCode
+from oficina.signin.models import TemporaryCode, UnknownAttempt
 
 
 class Command(BaseCommand):
@@ -35,10 +35,18 @@ class Command(BaseCommand):
             status__in=OutboxMessage.FINAL,
             created_at__lt=now - timedelta(days=settings.RETENTION_OUTBOX_DAYS),
         )
-        counts = {"claves temporales": codes.count(), "mensajes": messages.count()}
+        unknown = UnknownAttempt.objects.filter(
+            updated_at__lt=now - timedelta(days=settings.RETENTION_CODES_DAYS)
+        )
+        counts = {
+            "claves temporales": codes.count(),
+            "mensajes": messages.count(),
+            "contadores de cédulas no habilitadas": unknown.count(),
+        }
         if not dry_run:
             codes.delete()
             messages.delete()
+            unknown.delete()
             call_command("clearsessions")
             if str(settings.TASKS["default"]["BACKEND"]).startswith("django_tasks_db"):
                 call_command(
