@@ -196,4 +196,5 @@ def test_a_wrong_pin_takes_as_long_for_a_member_as_for_an_unknown_cedula(setting
         f"unknown {statistics.median(unknown) * 1000:.2f} ms, ratio {ratio:.3f}, Mann-Whitney p={p:.2g}"
     )
     assert 0.85 <= ratio <= 1.15
-    assert p >= 0.01
+    # 0.001: a real leak of ~1 ms (two UPDATEs) gave p < 1e-4; equal distributions fail 1 run in 1000.
+    assert p >= 0.001
