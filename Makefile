@@ -26,8 +26,10 @@ demo: migrate
 	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 ## make test: the whole suite (SQLite and in-process cache unless DATABASE_URL / REDIS_URL are set).
+## Browser tests need Debian's Chromium (apt-get install -y chromium): without it they are skipped with
+## that reason, except under CI=true, where they fail. Race tests need PostgreSQL: make test-postgres.
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not browser" -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider
 
 ## make test-postgres: the suite on this machine's PostgreSQL and Redis; race tests may not skip.
 test-postgres: $(STAMP)
@@ -35,7 +37,7 @@ test-postgres: $(STAMP)
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/15} REQUIRE_SERVICES=1 \
 	$(BIN)/python -m pytest -m "not browser" -p no:cacheprovider
 
-## make test-browser: Playwright + Debian's Chromium (apt-get install -y chromium).
+## make test-browser: only the Playwright + Chromium tests.
 test-browser: $(STAMP)
 	REQUIRE_SERVICES=1 $(BIN)/python -m pytest -m browser -p no:cacheprovider
 

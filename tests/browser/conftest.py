@@ -277,8 +277,8 @@ def import_member(live_app, app_dir) -> Callable[..., str]:
 def browser():
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         message = f"{CHROMIUM} is missing: apt-get install -y chromium (Playwright never downloads one here)"
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(f"REQUIRE_SERVICES=1 but {message}")
+        if os.environ.get("REQUIRE_SERVICES") == "1" or os.environ.get("CI") == "true":
+            pytest.fail(f"REQUIRE_SERVICES=1 or CI=true, but {message}")
         pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
