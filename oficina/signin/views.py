@@ -24,7 +24,7 @@ from oficina.lib.ratelimit import ratelimit_consume
 from oficina.members.models import Member
 from oficina.notify.services import DeliveryError
 from oficina.signin.flows.identify import document_parse, security_display
-from oficina.signin.flows.login import member_sign_in, pin_verify, session_auth_hash
+from oficina.signin.flows.login import member_attempts_reset, member_sign_in, pin_verify, session_auth_hash
 from oficina.signin.flows.new_credentials import (
     credentials_complete,
     new_pin_accept,
@@ -137,9 +137,12 @@ def password(request: HttpRequest) -> HttpResponse:
             else:
                 error = MSG_WRONG_CODE
         elif result.digits is not None:
-            member = pin_verify(request=request, document=flow.document, pin=result.digits)
+            member = pin_verify(
+                request=request, document=flow.document, pin=result.digits, reset_attempts=False
+            )
             if member is not None:
                 if member_needs_consent(member):
+                    member_attempts_reset(member)
                     flow.advance(
                         Stage.POLICY, member_id=member.pk, kind="reconsent", auth=session_auth_hash(member)
                     )

@@ -70,8 +70,13 @@ def _lock_check_twin(document: str) -> None:
         )
 
 
-def pin_verify(*, request: HttpRequest, document: str, pin: str) -> Member | None:
+def pin_verify(
+    *, request: HttpRequest, document: str, pin: str, reset_attempts: bool = True
+) -> Member | None:
     """The member when `pin` is right and their access is open; None for every failure alike.
+
+    On success the attempt counter goes back to zero here, or, with reset_attempts=False, in the
+    caller's own UPDATE (member_sign_in does it: one statement less on every sign-in).
 
     Every failure costs the same work, whoever the cédula belongs to: one SELECT, one counting write
     (the member's attempt UPDATE, or an UnknownAttempt upsert), one Argon2 verify, the lock UPDATE
@@ -88,9 +93,8 @@ def pin_verify(*, request: HttpRequest, document: str, pin: str) -> Member | Non
     if matched:
         assert member is not None
         earlier_failures = member.failed_pin_attempts  # as loaded, before this attempt was counted
-        # The claim added one; undo it (and any earlier failures) in the same single UPDATE.
-        Member.objects.filter(pk=member.pk).update(failed_pin_attempts=0)
-        member.failed_pin_attempts = 0
+        if reset_attempts:
+            member_attempts_reset(member)
         if earlier_failures:
             # Someone typed wrong PINs before this success: the member should know (maybe it was not them).
             outbox_dispatch(
@@ -118,6 +122,12 @@ def pin_verify(*, request: HttpRequest, document: str, pin: str) -> Member | Non
     return None
 
 
+def member_attempts_reset(member: Member) -> None:
+    """After a right PIN: the claim added one, and earlier failures no longer count."""
+    Member.objects.filter(pk=member.pk).update(failed_pin_attempts=0)
+    member.failed_pin_attempts = 0
+
+
 def session_auth_hash(member: Member) -> str:
     """Changes whenever the PIN changes, which ends every session opened with the old one."""
     return salted_hmac("oficina.member.session", member.pin_hash, algorithm="sha256").hexdigest()
@@ -137,7 +147,10 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> None:
     # The member's earlier session, if any, no longer matches member.session_key: on its next request
     # the office middleware ends it and tells that browser why.
     Member.objects.filter(pk=member.pk).update(
-        previous_login_at=F("last_login_at"), last_login_at=now, session_key=request.session.session_key
+        previous_login_at=F("last_login_at"),
+        last_login_at=now,
+        session_key=request.session.session_key,
+        failed_pin_attempts=0,  # a sign-in always follows a right PIN
     )
     event_record("signin_ok", request=request, member=member)
 
