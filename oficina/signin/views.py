@@ -22,7 +22,6 @@ from oficina.consent.services import consent_record, member_needs_consent, polic
 from oficina.lib.national_id import InvalidDocument
 from oficina.lib.ratelimit import ratelimit_consume
 from oficina.members.models import Member
-from oficina.notify.services import DeliveryError
 from oficina.signin.flows.identify import document_parse, security_display
 from oficina.signin.flows.login import member_attempts_reset, member_sign_in, pin_verify, session_auth_hash
 from oficina.signin.flows.new_credentials import (
@@ -44,12 +43,6 @@ MSG_WRONG_PIN = (
 MSG_WRONG_CODE = "La clave temporal no es correcta o ya venció. Revisa el mensaje que te enviamos."
 MSG_CODE_EXHAUSTED = (
     "Superaste los intentos con esta clave temporal. Solicita una nueva con «Olvidé mi clave»."
-)
-MSG_SEND_FAILED = " ".join(
-    [
-        "No pudimos enviar la clave temporal en este momento.",
-        "Intenta de nuevo en unos minutos o elige otro medio.",
-    ]
 )
 MSG_FLOW_EXPIRED = "Tu sesión de ingreso terminó. Ingresa tu usuario para continuar."
 CHANNEL_NAMES = {"sms": "celular", "email": "correo electrónico"}
@@ -181,22 +174,19 @@ def forgot_pin(request: HttpRequest) -> HttpResponse:
             error = "Selecciona por dónde quieres recibir la clave temporal."
         else:
             ratelimit_consume(request, action="code_request", key=flow.document)
-            try:
-                issued = code_request(request=request, document=flow.document, channel=channel)
-            except DeliveryError:
-                error = MSG_SEND_FAILED
-            else:
-                earlier = _pending_reset(request, flow)
-                if issued.sent or earlier is None:
-                    request.session[RESET_SESSION_KEY] = {
-                        "document": flow.document,
-                        "flow_id": issued.flow_id,
-                        "channel": channel,
-                        "attempts": 0,
-                    }
-                # else: a second click within the limits keeps this session's earlier, live code.
-                flow_end(request.session)
-                return redirect("signin:code_sent")
+            # The code and its message are saved together; the worker sends it (with retries).
+            issued = code_request(request=request, document=flow.document, channel=channel)
+            earlier = _pending_reset(request, flow)
+            if issued.sent or earlier is None:
+                request.session[RESET_SESSION_KEY] = {
+                    "document": flow.document,
+                    "flow_id": issued.flow_id,
+                    "channel": channel,
+                    "attempts": 0,
+                }
+            # else: a second click within the limits keeps this session's earlier, live code.
+            flow_end(request.session)
+            return redirect("signin:code_sent")
     return render(request, "signin/forgot_pin.html", {"channels": channels, "error": error})
 
 
