@@ -13,12 +13,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from oficina.audit.services import event_record
-from oficina.members.models import Member, PinHistory
+from oficina.members.models import Member
 from oficina.notify.models import OutboxMessage
 from oficina.notify.outbox import notice_queue, outbox_dispatch
 from oficina.notify.services import SECURITY_CHANGES
 from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash
-from oficina.signin.validators import PIN_HISTORY_DEPTH
+from oficina.signin.flows.new_credentials import pin_history_append
 
 STEPUP_KEY = "stepup_at"
 
@@ -55,11 +55,7 @@ def member_pin_change(*, request: HttpRequest, member: Member, pin_hash: str) ->
         member.pin_hash = pin_hash
         member.pin_changed_at = timezone.now()
         member.save(update_fields=["pin_hash", "pin_changed_at", "updated_at"])
-        PinHistory.objects.create(member=member, pin_hash=pin_hash)
-        stale = member.pin_history.order_by("-created_at", "-id").values_list("pk", flat=True)[
-            PIN_HISTORY_DEPTH:
-        ]
-        PinHistory.objects.filter(pk__in=list(stale)).delete()
+        pin_history_append(member=member, pin_hash=pin_hash)
         event_record("pin_changed", request=request, member=member)
         notices = _notice(member, "pin")
     # This session stays open (it proved the PIN); any other one is ended by the new auth hash.

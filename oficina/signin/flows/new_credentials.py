@@ -83,6 +83,13 @@ def security_choice_parse(data: QueryDict) -> tuple[str, str, dict[str, str]]:
     return image, phrase, errors
 
 
+def pin_history_append(*, member: Member, pin_hash: str) -> None:
+    """Remembers the new PIN's hash and forgets all but the last PIN_HISTORY_DEPTH (the reuse rule)."""
+    PinHistory.objects.create(member=member, pin_hash=pin_hash)
+    stale = member.pin_history.order_by("-created_at", "-id").values_list("pk", flat=True)[PIN_HISTORY_DEPTH:]
+    PinHistory.objects.filter(pk__in=list(stale)).delete()
+
+
 def credentials_complete(
     *,
     request: HttpRequest,
@@ -105,11 +112,7 @@ def credentials_complete(
         member.self_blocked_at = None
         member.session_key = ""  # every session opened with the old PIN ends (see session_auth_hash)
         member.save()
-        PinHistory.objects.create(member=member, pin_hash=pin_hash)
-        stale = member.pin_history.order_by("-created_at", "-id").values_list("pk", flat=True)[
-            PIN_HISTORY_DEPTH:
-        ]
-        PinHistory.objects.filter(pk__in=list(stale)).delete()
+        pin_history_append(member=member, pin_hash=pin_hash)
         consent_record(member=member, policy=policy, request=request)
         event_record("reset_completed", request=request, member=member)
         event_record("consent_given", request=request, member=member, policy=policy.version)
