@@ -4,12 +4,12 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.core.validators import EmailValidator
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm
 
 from oficina.consent.models import PolicyVersion
 from oficina.consent.services import policy_current, text_sha256
+from oficina.lib.email import InvalidEmail, normalise_email
 from oficina.lib.phone import InvalidMobile, normalise_mobile
 from oficina.members.models import Member
 
@@ -75,9 +75,10 @@ class MemberContactForm(forms.ModelForm):
         email = (self.cleaned_data.get("email") or "").strip()
         if not email:
             return ""
-        EmailValidator(message="El correo no es válido.")(email)
-        local, _, domain = email.rpartition("@")
-        return f"{local}@{domain.lower()}"
+        try:
+            return normalise_email(email)
+        except InvalidEmail as exc:
+            raise ValidationError(str(exc), code="invalid") from exc
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -19,24 +19,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, TextIO
 
-from django.core.exceptions import ValidationError
-from django.core.validators import EmailValidator
 from django.db import connection, transaction
 from django.utils import timezone
 
+from oficina.lib.email import InvalidEmail, normalise_email
 from oficina.lib.national_id import InvalidDocument, normalise_document
 from oficina.lib.phone import InvalidMobile, normalise_mobile
 from oficina.members.models import Member
 
 HEADER = ("documento", "nombre", "celular", "correo")
 MAX_NAME_LENGTH = 150
-MAX_EMAIL_LENGTH = 254
 UPDATED_FIELDS = ["name", "mobile", "email", "updated_at"]  # all an import may change in a member
 _CONTACT_FIELDS = ("name", "mobile", "email")
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes smuggled in by errors="surrogateescape"
 _CONTROL_CATEGORIES = {"Cc", "Cf", "Cs"}  # tabs, newlines, bidi overrides, zero-width characters
-_validate_email = EmailValidator()
 
 
 @dataclass(frozen=True)
@@ -215,16 +212,10 @@ def _clean_name(raw: str) -> str:
 
 
 def _clean_email(raw: str) -> str:
-    """Validated, with the domain lowercased (the local part is the mailbox owner's business)."""
-    email = raw.strip()
-    if len(email) > MAX_EMAIL_LENGTH:
-        raise ValueError(f"El correo no puede tener más de {MAX_EMAIL_LENGTH} caracteres.")
     try:
-        _validate_email(email)
-    except ValidationError as exc:
-        raise ValueError("El correo no es válido.") from exc
-    local, _, domain = email.rpartition("@")
-    return f"{local}@{domain.lower()}"
+        return normalise_email(raw)
+    except InvalidEmail as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _flush(batch: list[_Row], *, report: ImportReport, now: datetime, write: bool) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,6 +17,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from oficina.antiphishing.gallery import GALLERY
+from oficina.lib.email import InvalidEmail, normalise_email
 from oficina.lib.masking import mask_email, mask_mobile
 from oficina.lib.phone import InvalidMobile, normalise_mobile
 from oficina.lib.ratelimit import ratelimit_consume
@@ -212,12 +212,9 @@ def contact(request: HttpRequest) -> HttpResponse:
             except InvalidMobile as exc:
                 errors["celular"] = str(exc)
         if email_value.strip():
-            email = email_value.strip()
-            local, _, domain = email.rpartition("@")
-            email = f"{local}@{domain.lower()}" if local else email
             try:
-                validate_email(email)
-            except ValidationError:
+                email = normalise_email(email_value)
+            except InvalidEmail:
                 errors["correo"] = "Escribe un correo electrónico válido, por ejemplo nombre@correo.com."
         if not errors and not mobile and not email:
             errors["celular"] = (
