@@ -158,3 +158,21 @@ def test_the_worker_survives_the_database_dropping_every_connection(settings, sm
         worker.terminate()
         worker.wait(timeout=10)
     assert len(sms_gateway.requests) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_stop_signal_mid_send_finishes_that_message_and_then_stops_the_worker(settings, sms_gateway):
+    use_database_backend(settings)
+    member = make_member()
+    message = message_queue(member=member, channel="sms", template="pin_changed", context={})
+    outbox_dispatch([message])
+    worker = start_worker(worker_env(settings, sms_gateway.url("/hang")))
+    try:
+        assert wait_for(lambda: len(sms_gateway.requests) == 1)
+        worker.terminate()  # SIGTERM while the gateway holds the request
+        sms_gateway.release.set()  # the gateway answers 200
+        assert worker.wait(timeout=15) == 0
+    finally:
+        worker.kill()
+    assert OutboxMessage.objects.get(pk=message.pk).status == Status.SENT

@@ -1,5 +1,9 @@
 """The delivery worker: runs the Django Tasks database worker and the outbox sweep in one loop, and
-survives a database restart (it waits and reconnects instead of exiting)."""
+survives a database restart (it waits and reconnects instead of exiting).
+
+It drives django-tasks-db's Worker itself rather than calling the db_worker command: that command
+installs its own SIGTERM handler, which could swallow a stop signal that arrives mid-task and leave
+this loop running. Here one handler stops both: the task in hand finishes, then the process exits."""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ import time
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connections
 from django.db.utils import InterfaceError, OperationalError
+from django.utils.crypto import get_random_string
+from django_tasks_db.management.commands.db_worker import Worker
 
 from oficina.notify.outbox import outbox_sweep
 
@@ -31,10 +36,13 @@ class Command(BaseCommand):
         self, *args: Any, interval: float, sweep_every: float, max_seconds: float, **options: Any
     ) -> None:
         running = True
+        worker: Worker | None = None
 
         def stop(signum: int, frame: object) -> None:
             nonlocal running
             running = False
+            if worker is not None:
+                worker.running = False  # finish the task in hand, take no other
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
@@ -47,15 +55,17 @@ class Command(BaseCommand):
                 if time.monotonic() - last_sweep >= sweep_every:
                     outbox_sweep()
                     last_sweep = time.monotonic()
-                call_command(
-                    "db_worker",
-                    "--batch",
-                    "--queue-name",
-                    "outbox,default",
-                    "--no-startup-delay",
-                    "--no-reload",
-                    verbosity=0,
+                worker = Worker(
+                    queue_names=["outbox", "default"],
+                    interval=0,
+                    batch=True,  # everything ready now, then back here
+                    backend_name="default",
+                    startup_delay=False,
+                    max_tasks=None,
+                    worker_id=get_random_string(32),
+                    excluded_queue_names=[],
                 )
+                worker.run()
                 failures = 0
             except (OperationalError, InterfaceError) as exc:
                 failures += 1
