@@ -63,7 +63,6 @@ MIDDLEWARE = [
     "oficina.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -111,7 +110,7 @@ REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "oficina.lib.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "oficina",
         }
@@ -144,7 +143,7 @@ if SESSION_STORE == "cache":
             "SESSION_STORE=cache needs REDIS_URL (sessions must be shared by instances)."
         )
     CACHES["sessions"] = {**CACHES["default"], "KEY_PREFIX": "oficina-session"}
-    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+    SESSION_ENGINE = "oficina.lib.sessions"
     SESSION_CACHE_ALIAS = "sessions"
 elif SESSION_STORE == "db":
     SESSION_ENGINE = "django.contrib.sessions.backends.db"

@@ -1,0 +1,191 @@
+"""The Redis-only code paths: rate limits counted in one pipelined round trip, the session store
+that writes a new key with SET NX without asking first whether it exists, and the cache backend that
+keeps one redis-py client per pool.
+
+They run against a real Redis (REDIS_URL, or this machine's 127.0.0.1:6379 db 12) in both suites.
+Without a reachable Redis they skip with the reason, except under CI=true or REQUIRE_SERVICES=1,
+where they fail."""
+
+from __future__ import annotations
+
+import os
+import threading
+from unittest import mock
+
+import pytest
+import redis
+from django.contrib.sessions.backends.base import CreateError
+from django.core.cache import caches
+from django.test import RequestFactory
+from redis.connection import AbstractConnection
+
+from oficina.lib import ratelimit
+from oficina.lib.ratelimit import Throttled, ratelimit_consume
+
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/12"
+
+
+@pytest.fixture
+def redis_caches(settings):
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI") == "true" or os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(f"Redis at {REDIS_URL} is required here and unreachable: {exc}")
+        pytest.skip(f"needs Redis at {REDIS_URL} ({exc})")
+    backend = {"BACKEND": "oficina.lib.cache.RedisCache", "LOCATION": REDIS_URL}
+    settings.CACHES = {
+        "default": {**backend, "KEY_PREFIX": "test-rl"},
+        "sessions": {**backend, "KEY_PREFIX": "test-session"},
+    }
+    settings.SESSION_CACHE_ALIAS = "sessions"
+    caches["default"].clear()
+    yield caches["default"]
+    caches["default"].clear()
+
+
+def request_from(ip: str):
+    return RequestFactory().post("/", REMOTE_ADDR=ip)
+
+
+def round_trips():
+    """Counts commands written to Redis (a pipeline is written as one)."""
+    return mock.patch.object(
+        AbstractConnection,
+        "send_packed_command",
+        autospec=True,
+        side_effect=AbstractConnection.send_packed_command,
+    )
+
+
+def test_every_rule_of_a_call_is_counted_in_one_round_trip(redis_caches, settings):
+    settings.RATE_LIMITS = {"pin": "3/m/ip,2/5m/key"}
+    with round_trips() as sent:
+        ratelimit_consume(request_from("10.0.0.1"), action="pin", key="1020304050")
+    assert sent.call_count == 1
+
+
+def test_the_limit_refuses_the_hit_after_the_last_allowed_one(redis_caches, settings):
+    settings.RATE_LIMITS = {"pin": "2/5m/key"}
+    request = request_from("10.0.0.2")
+    ratelimit_consume(request, action="pin", key="1020304050")
+    ratelimit_consume(request, action="pin", key="1020304050")
+    with pytest.raises(Throttled) as refused:
+        ratelimit_consume(request, action="pin", key="1020304050")
+    assert 1 <= refused.value.retry_after <= 301
+    # Another cédula has its own counter.
+    ratelimit_consume(request, action="pin", key="9988776655")
+
+
+def test_a_window_expires_with_its_period(redis_caches, settings):
+    settings.RATE_LIMITS = {"identify": "5/m/ip"}
+    ratelimit_consume(request_from("10.0.0.3"), action="identify")
+    client = redis_caches._cache.get_client(write=True)
+    keys = client.keys("test-rl:*rl:identify:ip:*")
+    assert len(keys) == 1
+    assert int(client.get(keys[0])) == 1
+    assert 0 < client.ttl(keys[0]) <= 61
+
+
+def test_parallel_hits_are_all_counted(redis_caches, settings):
+    """INCR is atomic: 40 simultaneous hits against a limit of 10 let exactly 10 through."""
+    settings.RATE_LIMITS = {"pin": "10/m/key"}
+    allowed, refused = [], []
+    start = threading.Barrier(40)
+
+    def hit() -> None:
+        start.wait()
+        try:
+            ratelimit_consume(request_from("10.0.0.4"), action="pin", key="1020304050")
+        except Throttled:
+            refused.append(1)
+        else:
+            allowed.append(1)
+
+    threads = [threading.Thread(target=hit) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (len(allowed), len(refused)) == (10, 30)
+
+
+def test_the_locmem_path_counts_the_same(settings):
+    """The demo and SQLite tests use the in-process cache: same rule, same answer."""
+    settings.RATE_LIMITS = {"pin": "2/m/ip"}
+    request = request_from("10.0.0.5")
+    ratelimit_consume(request, action="pin")
+    ratelimit_consume(request, action="pin")
+    with pytest.raises(Throttled):
+        ratelimit_consume(request, action="pin")
+    assert ratelimit.parse_rules("2/m/ip")[0].period == 60
+
+
+def test_the_cache_reuses_one_client_per_pool(redis_caches):
+    import redis as redis_lib
+
+    with mock.patch.object(redis_lib, "Redis", wraps=redis_lib.Redis) as built:
+        redis_caches._cache._client = built
+        redis_caches._cache._clients.clear()
+        for n in range(5):
+            redis_caches.set(f"k{n}", n)
+            assert redis_caches.get(f"k{n}") == n
+    assert built.call_count == 1
+    assert redis_caches._cache.get_client(write=True) is redis_caches._cache.get_client(write=False)
+
+
+# --- Sessions ------------------------------------------------------------------------------------
+
+
+def test_a_new_session_is_written_without_an_exists_round_trip(redis_caches):
+    from oficina.lib.sessions import SessionStore
+
+    store = SessionStore()
+    store["flow"] = {"stage": "password"}
+    assert not store.exists("warm-up")  # opens the pooled connection (its handshake is not counted)
+    with round_trips() as sent:
+        store.save()
+    assert sent.call_count == 1  # SET NX only
+    assert SessionStore(session_key=store.session_key).load() == {"flow": {"stage": "password"}}
+
+
+def test_a_clashing_key_is_never_overwritten(redis_caches):
+    """ADD (SET NX) refuses a taken key, so the store draws another: the first session is intact."""
+    from oficina.lib.sessions import SessionStore
+
+    first = SessionStore()
+    first["member"] = {"id": 1}
+    first.save()
+    second = SessionStore()
+    second["member"] = {"id": 2}
+    keys = iter([first.session_key, "x" * 32])
+    with mock.patch.object(SessionStore, "_get_new_session_key", side_effect=lambda: next(keys)):
+        second.save()
+    assert second.session_key == "x" * 32
+    assert SessionStore(session_key=first.session_key).load() == {"member": {"id": 1}}
+    assert SessionStore(session_key="x" * 32).load() == {"member": {"id": 2}}
+
+
+def test_cycle_key_moves_the_data_and_kills_the_old_key(redis_caches):
+    from oficina.lib.sessions import SessionStore
+
+    store = SessionStore()
+    store["member"] = {"id": 7}
+    store.save()
+    old = store.session_key
+    store.cycle_key()
+    store.save()
+    assert store.session_key != old
+    assert not SessionStore().exists(old)
+    assert SessionStore(session_key=store.session_key).load() == {"member": {"id": 7}}
+
+
+def test_save_must_create_still_refuses_a_taken_key(redis_caches):
+    from oficina.lib.sessions import SessionStore
+
+    store = SessionStore()
+    store.save()
+    twin = SessionStore(session_key=store.session_key)
+    twin._session_key = store.session_key
+    with pytest.raises(CreateError):
+        twin.save(must_create=True)
