@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest
 from django.template import engines
 from django.utils import timezone
@@ -68,14 +69,26 @@ def policy_ensure_published(policy: PolicyVersion) -> PolicyVersion:
         return existing or policy_publish(version=policy.version, text=policy.text)
 
 
-def member_needs_consent(member: Member) -> bool:
-    """One query on every sign-in: has the member accepted the newest published text?"""
+def consent_current_exists() -> Exists:
+    """SQL for "this member (OuterRef pk) accepted the newest published text", to annotate a member
+    query with (the sign-in folds the check into the member lookup it makes anyway)."""
     current = PolicyVersion.objects.order_by("-published_at", "-id").values("id", "text_sha256")[:1]
-    return not Consent.objects.filter(
-        member=member,
-        policy_id__in=current.values("id"),
-        text_sha256__in=current.values("text_sha256"),
-    ).exists()
+    return Exists(
+        Consent.objects.filter(
+            member=OuterRef("pk"),
+            policy_id__in=current.values("id"),
+            text_sha256__in=current.values("text_sha256"),
+        )
+    )
+
+
+def member_needs_consent(member: Member) -> bool:
+    """Has the member not accepted the newest published text? Read from the member's own query when it
+    was annotated with consent_current_exists() as `has_current_consent`; one query otherwise."""
+    annotated = getattr(member, "has_current_consent", None)
+    if annotated is not None:
+        return not annotated
+    return not Member.objects.filter(pk=member.pk).filter(consent_current_exists()).exists()
 
 
 def consent_record(*, member: Member, policy: PolicyVersion, request: HttpRequest) -> Consent:

@@ -7,10 +7,15 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 
+from oficina.lib.prepared import PreparedQuery
 from oficina.members.models import Member
 from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash
 
 SEEN_AT_RESOLUTION = 10  # seconds
+# Read on every office page: compiled once per connection (oficina/lib/prepared.py).
+_ACTIVE_BY_ID = PreparedQuery(
+    "member_active_by_id", lambda pk, status: Member.objects.filter(pk=pk, status=status)[:1], int, str
+)
 
 
 class MemberSessionMiddleware:
@@ -37,11 +42,7 @@ class MemberSessionMiddleware:
         elif now - float(data.get("signed_in_at", 0)) > settings.MEMBER_ABSOLUTE_SECONDS:  # type: ignore[arg-type]
             reason = "absolute"
         member_id = data.get("id")
-        member = (
-            Member.objects.filter(pk=member_id, status=Member.Status.ACTIVE).first()
-            if isinstance(member_id, int)
-            else None
-        )
+        member = _ACTIVE_BY_ID.first(member_id, Member.Status.ACTIVE) if isinstance(member_id, int) else None
         if reason is None and (
             member is None or not constant_time_compare(str(data.get("auth", "")), session_auth_hash(member))
         ):

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from oficina.antiphishing.decoys import decoy_for
 from oficina.antiphishing.gallery import GalleryImage, get_image
+from oficina.consent.services import consent_current_exists
 from oficina.lib.national_id import normalise_document
+from oficina.lib.prepared import PreparedQuery
 from oficina.members.models import Member
 
 
@@ -21,9 +23,19 @@ def document_parse(*, raw: object) -> str:
     return normalise_document(raw if isinstance(raw, str) else "")
 
 
-def member_for_signin(*, document: str) -> Member | None:
-    """The member behind a cédula when they may sign in; None for unknown and disabled alike."""
-    member = Member.objects.filter(document=document).first()
+_BY_DOCUMENT = PreparedQuery("member_by_document", lambda d: Member.objects.filter(document=d)[:1], str)
+_BY_DOCUMENT_WITH_CONSENT = PreparedQuery(
+    "member_by_document_with_consent",
+    lambda d: Member.objects.filter(document=d).annotate(has_current_consent=consent_current_exists())[:1],
+    str,
+)
+
+
+def member_for_signin(*, document: str, with_consent: bool = False) -> Member | None:
+    """The member behind a cédula when they may sign in; None for unknown and disabled alike.
+    with_consent: also reads, in the same query, whether they accepted the current policy.
+    (Every sign-in reads this: the SQL is compiled once per connection, see oficina/lib/prepared.py.)"""
+    member = (_BY_DOCUMENT_WITH_CONSENT if with_consent else _BY_DOCUMENT).first(document)
     if member is None or not member.is_active:
         return None
     return member
