@@ -24,8 +24,9 @@ def main() -> None:
     parser.add_argument("--db", default="bench")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--env", action="append", default=[], help="extra server env NAME=VALUE")
     args = parser.parse_args()
-    server = server_start(args.db, 2, {}, None)
+    server = server_start(args.db, 2, dict(item.split("=", 1) for item in args.env), None)
     try:
         for path in ("/healthz", "/", "/healthz", "/"):
 

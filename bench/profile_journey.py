@@ -89,6 +89,9 @@ def main() -> None:
     parser.add_argument("--journeys", type=int, default=40)
     parser.add_argument("--sql", action="store_true")
     parser.add_argument("--pyinstrument", type=Path, default=None)
+    parser.add_argument(
+        "--cprofile", type=Path, default=None, help="write one cProfile of every recorded request here"
+    )
     args = parser.parse_args()
     import os
     import re
@@ -118,9 +121,15 @@ def main() -> None:
         args.pyinstrument.mkdir(parents=True, exist_ok=True)
         profilers = {s: Profiler(interval=0.0005) for s in STEPS}
 
+    import cProfile
+
+    whole = cProfile.Profile(time.process_time) if args.cprofile else None  # CPU, not wall
+
     def run(step: str, call, expect: int, record: bool):  # type: ignore[no-untyped-def]
         _cpu.clear()
         profiler = profilers.get(step) if record else None
+        if whole is not None and record:
+            whole.enable()
         with CaptureQueriesContext(connection) as queries:
             if profiler:
                 profiler.start()
@@ -129,6 +138,8 @@ def main() -> None:
             cpu, wall = time.process_time() - c0, time.perf_counter() - w0
             if profiler:
                 profiler.stop()
+        if whole is not None and record:
+            whole.disable()
         assert response.status_code == expect, (step, response.status_code)
         if record:
             s = stats[step]
@@ -168,6 +179,9 @@ def main() -> None:
         run("pin_post", lambda: client.post("/clave/", form), 302, record)  # noqa: B023
         run("office_get", lambda: client.get("/oficina/"), 200, record)
 
+    if whole is not None:
+        whole.dump_stats(args.cprofile)
+        print(f"cProfile of {args.journeys} journeys: {args.cprofile} (python -m pstats)")
     med = statistics.median
     print(
         f"{args.journeys} journeys through django.test.Client, db {args.db} ({args.members} members); "
