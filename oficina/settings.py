@@ -277,6 +277,15 @@ OUTBOX_RETRY_BASE_SECONDS = envint("OUTBOX_RETRY_BASE_SECONDS", 10, minimum=1)
 # A worker that dies mid-send holds a message this long before the sweep hands it to another.
 OUTBOX_LEASE_SECONDS = envint("OUTBOX_LEASE_SECONDS", 120, minimum=1)
 
+# The audit chain: a request only appends its events; the sealer chains them in order. "deferred": the
+# worker seals every second (outbox_worker, or `manage.py audit_seal --loop 1` without it); "on_commit":
+# each commit seals at once (demo and tests: the chain is complete right away, at a lock per request).
+AUDIT_SEAL = envstr("AUDIT_SEAL", "on_commit" if DEBUG or TESTING else "deferred")
+if AUDIT_SEAL not in {"deferred", "on_commit"}:
+    raise ImproperlyConfigured(f"AUDIT_SEAL must be 'deferred' or 'on_commit', not {AUDIT_SEAL!r}")
+# audit_verify reports events left unsealed longer than this (is the worker running?).
+AUDIT_SEAL_MAX_DELAY_SECONDS = envint("AUDIT_SEAL_MAX_DELAY_SECONDS", 300, minimum=1)
+
 # Retention (manage.py purge_expired, daily): days before deleting what is no longer needed.
 RETENTION_CODES_DAYS = envint("RETENTION_CODES_DAYS", 30, minimum=1)
 RETENTION_OUTBOX_DAYS = envint("RETENTION_OUTBOX_DAYS", 90, minimum=1)

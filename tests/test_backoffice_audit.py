@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client, RequestFactory
 
 from oficina.audit.models import Event
-from oficina.audit.services import event_record
+from oficina.audit.services import audit_seal, event_record
 from oficina.consent.models import Consent, PolicyVersion
 from oficina.consent.services import policy_current, text_sha256
 from oficina.notify.models import OutboxMessage
@@ -66,6 +66,7 @@ def test_the_csv_export_has_every_column_in_utf8_with_utc_times(client, operator
     member = make_member()
     event_record("signin_failed", member=member, reason="wrong_pin", nota="contraseña ñandú")
     event_record("signin_ok", member=member)
+    assert audit_seal() >= 2  # on_commit callbacks never fire inside the test's transaction
     response = client.get(f"{EVENTS}exportar.csv", {"kind": "signin_failed"})
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert "attachment" in response["Content-Disposition"]
@@ -90,7 +91,7 @@ def test_the_csv_export_has_every_column_in_utf8_with_utc_times(client, operator
     )
     assert row["member_id"] == str(member.pk) and row["document_hmac"] == stored.document_hmac
     assert json.loads(row["data"]) == {"reason": "wrong_pin", "nota": "contraseña ñandú"}
-    assert row["hash"] == stored.hash and row["prev_hash"] == stored.prev_hash
+    assert len(row["hash"]) == 64 and row["hash"] == stored.hash and row["prev_hash"] == stored.prev_hash
     export = Event.objects.filter(kind="operator_audit_export").get()
     assert export.data["operator"] == operator.username and "signin_failed" in export.data["filters"]
 
@@ -114,6 +115,7 @@ def test_chain_verification_says_intact_then_finds_a_tampered_event(client, oper
     member = make_member()
     for _ in range(3):
         event_record("signin_ok", member=member)
+    audit_seal()  # on_commit callbacks never fire inside the test's transaction
     assert "Verificar cadena" in client.get(f"{EVENTS}verificar-cadena/").content.decode()
     total = Event.objects.count()
     ok = client.post(f"{EVENTS}verificar-cadena/").content.decode()

@@ -24,9 +24,11 @@ EVENT_FIELDS: tuple[str, ...] = (
     "ip",
     "browser",
     "event_data",
+    "chain_position",
     "previous_hash",
     "event_hash",
 )
+PENDING = "pendiente de sellar"
 
 
 @admin.register(Event)
@@ -52,8 +54,20 @@ class EventAdmin(admin.ModelAdmin):
     ip = shown_as("ip_address", "dirección IP")
     browser = shown_as("user_agent", "navegador")
     event_data = shown_as("data", "datos")
-    previous_hash = shown_as("prev_hash", "hash anterior")
-    event_hash = shown_as("hash", "hash")
+
+    # Until the sealer chains an event (about a second with the worker running) it has no place in
+    # the chain and no hash yet.
+    @admin.display(description="n.º en la cadena")
+    def chain_position(self, event: Event) -> str:
+        return PENDING if event.seq is None else str(event.seq)
+
+    @admin.display(description="hash anterior")
+    def previous_hash(self, event: Event) -> str:
+        return event.prev_hash or PENDING
+
+    @admin.display(description="hash")
+    def event_hash(self, event: Event) -> str:
+        return event.hash or PENDING
 
     @admin.display(description="operador")
     def operator(self, event: Event) -> str:
@@ -61,7 +75,7 @@ class EventAdmin(admin.ModelAdmin):
 
     @admin.display(description="hash")
     def short_hash(self, event: Event) -> str:
-        return f"{event.hash[:12]}…"
+        return f"{event.hash[:12]}…" if event.hash else PENDING
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Event], search_term: str

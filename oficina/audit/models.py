@@ -22,8 +22,10 @@ class EventQuerySet(models.QuerySet["Event"]):
 class Event(models.Model):
     """An append-only security event. Never holds a PIN, code, keypad token or session id.
 
-    Each event carries the hash of the one before it, so an edit or a deletion made behind the
-    application's back (in the database itself) breaks the chain: `manage.py audit_verify` finds it.
+    A request appends the event "unsealed" (no `seq`, `prev_hash` or `hash`); the sealer
+    (`audit_seal`, run by the worker) then gives it the next `seq` and chains it: its hash covers the
+    hash of the event before it, so an edit or a deletion made behind the application's back (in the
+    database itself) breaks the chain: `manage.py audit_verify` finds it. The chain's order is `seq`.
     """
 
     created_at = models.DateTimeField(db_index=True)
@@ -34,8 +36,11 @@ class Event(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=400, blank=True)
     data = models.JSONField(default=dict, blank=True)
-    prev_hash = models.CharField(max_length=64, editable=False)
-    hash = models.CharField(max_length=64, editable=False, unique=True)
+    # Set once, by the sealer; NULL until then. NULL rather than "" because `hash` is unique and
+    # several events wait unsealed at once (NULLs never collide, on PostgreSQL or SQLite).
+    seq = models.BigIntegerField(null=True, unique=True, editable=False)
+    prev_hash = models.CharField(max_length=64, null=True, editable=False)  # noqa: DJ001
+    hash = models.CharField(max_length=64, null=True, editable=False, unique=True)  # noqa: DJ001
 
     objects = EventQuerySet.as_manager()
 
@@ -43,6 +48,10 @@ class Event(models.Model):
         verbose_name = "evento de seguridad"
         verbose_name_plural = "eventos de seguridad"
         ordering = ["-id"]
+        indexes = [
+            # The sealer's queue: only the few unsealed rows, however many millions are sealed.
+            models.Index(fields=["id"], name="audit_event_unsealed", condition=models.Q(seq__isnull=True)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.kind}"
@@ -56,6 +65,9 @@ class Event(models.Model):
         raise AppendOnlyError("security events cannot be deleted")
 
     def compute_hash(self) -> str:
+        """SHA-256 of `prev_hash` and the canonical JSON of the content; needs `prev_hash` set."""
+        if self.prev_hash is None:
+            raise ValueError("an unsealed event has no previous hash to chain to")
         body = {
             "created_at": self.created_at.isoformat(),
             "kind": self.kind,
@@ -70,9 +82,11 @@ class Event(models.Model):
 
 
 class ChainHead(models.Model):
-    """One row: the hash of the newest event. Locking it serialises appends across instances."""
+    """One row: the `seq` and hash of the newest sealed event. Locking it serialises the sealers
+    (never the requests, which only append); comparing it with the chain detects deleted tails."""
 
     last_hash = models.CharField(max_length=64)
+    last_seq = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return self.last_hash

@@ -1,11 +1,16 @@
+"""The audit trail: append an event (one INSERT, on the request path), seal the chain (the worker),
+verify it (operators)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Q, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -15,6 +20,10 @@ from oficina.lib.client import client_ip, user_agent
 from oficina.members.models import Member
 
 GENESIS = "0" * 64
+SEAL_BATCH = 1000
+# One call seals at most this many batches, so a huge backlog does not hold the head lock (and the
+# worker's other duties) for minutes: the next round continues.
+SEAL_MAX_BATCHES = 50
 
 
 def document_hmac(document: str) -> str:
@@ -31,44 +40,136 @@ def event_record(
     document: str = "",
     **data: Any,
 ) -> Event:
-    """Appends one event to the chain. `data` holds only non-secret facts (reason, channel, version)."""
+    """Appends one event, unsealed: a single INSERT in the caller's transaction (if any), no lock.
+
+    `data` holds only non-secret facts (reason, channel, version). The sealer chains it later."""
     who = document or (member.document if member else "")
-    with transaction.atomic():
-        head, _ = ChainHead.objects.select_for_update().get_or_create(pk=1, defaults={"last_hash": GENESIS})
-        event = Event(
-            created_at=timezone.now(),
-            kind=kind,
-            member_id=member.pk if member else None,
-            document_hmac=document_hmac(who) if who else "",
-            ip_address=client_ip(request) if request else None,
-            user_agent=user_agent(request) if request else "",
-            data=data,
-            prev_hash=head.last_hash,
-        )
-        event.hash = event.compute_hash()
-        event.save()
-        ChainHead.objects.filter(pk=1).update(last_hash=event.hash)
+    event = Event(
+        created_at=timezone.now(),
+        kind=kind,
+        member_id=member.pk if member else None,
+        document_hmac=document_hmac(who) if who else "",
+        ip_address=client_ip(request) if request else None,
+        user_agent=user_agent(request) if request else "",
+        data=data,
+    )
+    event.save()
+    if settings.AUDIT_SEAL == "on_commit":
+        # Demo and tests: the chain is complete as soon as the change is. A failure here must not
+        # turn a committed request into an error: the event stays pending for the next seal.
+        transaction.on_commit(audit_seal, robust=True)
     return event
+
+
+def audit_seal(*, limit: int = SEAL_BATCH, max_batches: int = SEAL_MAX_BATCHES) -> int:
+    """Chains the unsealed events, oldest id first, in batches of `limit`; returns how many.
+
+    Safe with several sealers at once: each batch locks the head row before it reads the pending
+    events, so sealers take turns and none sees a row another has sealed as pending. An event whose
+    transaction commits after a later id was sealed simply gets the next `seq` in a later batch."""
+    sealed = 0
+    for _ in range(max_batches):
+        count = _seal_batch(limit)
+        sealed += count
+        if count < limit:
+            break
+    return sealed
+
+
+def _seal_batch(limit: int) -> int:
+    with transaction.atomic():
+        head, _ = ChainHead.objects.select_for_update().get_or_create(
+            pk=1, defaults={"last_hash": GENESIS, "last_seq": 0}
+        )
+        pending = list(Event.objects.filter(seq__isnull=True).order_by("id")[:limit])
+        if not pending:
+            return 0
+        seq, prev_hash = head.last_seq, _chain_tip(head)
+        for event in pending:
+            seq += 1
+            event.seq, event.prev_hash = seq, prev_hash
+            event.hash = prev_hash = event.compute_hash()
+        # The base manager's plain queryset: Event.objects refuses every update, on purpose.
+        Event._base_manager.bulk_update(pending, ["seq", "prev_hash", "hash"])
+        ChainHead.objects.filter(pk=1).update(last_seq=seq, last_hash=prev_hash)
+    return len(pending)
+
+
+def _chain_tip(head: ChainHead) -> str:
+    """The hash to chain after: the newest sealed event's own hash. The head's copy is a fallback for
+    when that event is gone (verify reports the gap): during a rolling upgrade an instance still
+    running the previous version rewrites `last_hash` on every append, and chaining after that value
+    would leave a break in the chain for good."""
+    if head.last_seq == 0:
+        return GENESIS
+    tip = Event.objects.filter(seq=head.last_seq).values_list("hash", flat=True).first()
+    return tip or head.last_hash
+
+
+def chain_counts() -> tuple[int, int]:
+    """(sealed, pending) events: those the chain protects and those still waiting for the sealer."""
+    counts = Event.objects.aggregate(total=Count("id"), pending=Count("id", filter=Q(seq__isnull=True)))
+    return counts["total"] - counts["pending"], counts["pending"]
 
 
 @dataclass(frozen=True)
 class ChainBreak:
-    event_id: int
+    event_id: int  # 0: the chain's head
     problem: str
 
 
-def chain_verify() -> Iterator[ChainBreak]:
-    """Walks the chain from the first event; yields every place where it does not hold."""
-    expected_prev = GENESIS
-    last_hash = GENESIS
-    for event in Event.objects.order_by("id").iterator(chunk_size=2000):
+def chain_verify(*, now: datetime | None = None) -> Iterator[ChainBreak]:
+    """Walks the sealed events by `seq` from the first; yields every place where the chain does not
+    hold, and the pending events that waited longer than AUDIT_SEAL_MAX_DELAY_SECONDS."""
+    now = now or timezone.now()
+    # The head first: what the sealers seal while we walk lies beyond it and is verified next time.
+    head = ChainHead.objects.filter(pk=1).values_list("last_seq", "last_hash").first()
+    sealed = Event.objects.filter(seq__isnull=False)
+    if head is not None:
+        sealed = sealed.filter(seq__lte=head[0])
+    expected_seq, expected_prev = 1, GENESIS
+    for event in sealed.order_by("seq").iterator(chunk_size=2000):
+        assert event.seq is not None  # for the type checker: filtered above
+        if event.seq != expected_seq:
+            yield ChainBreak(event.pk, _missing(expected_seq, event.seq - 1))
         if event.prev_hash != expected_prev:
             yield ChainBreak(event.pk, "el hash anterior no coincide: falta o se alteró un evento previo")
-        if event.compute_hash() != event.hash:
+        if event.prev_hash is None or event.compute_hash() != event.hash:
             yield ChainBreak(event.pk, "el contenido del evento fue modificado")
-        expected_prev = last_hash = event.hash
-    head = ChainHead.objects.filter(pk=1).values_list("last_hash", flat=True).first()
-    if head is not None and head != last_hash:
+        expected_seq, expected_prev = event.seq + 1, event.hash or ""
+    if head is None:
+        if expected_seq > 1:
+            yield ChainBreak(0, "falta la cabeza de la cadena: se borró por fuera de la aplicación")
+    elif head != (expected_seq - 1, expected_prev):
         yield ChainBreak(
             0, "el último evento registrado no coincide con la cabeza de la cadena: se borraron eventos"
+        )
+    else:
+        # One statement (one snapshot), so a sealer committing meanwhile is not mistaken for this.
+        head_seq = Subquery(ChainHead.objects.filter(pk=1).values("last_seq")[:1])
+        beyond = Event.objects.filter(seq__gt=head_seq).order_by("seq").values_list("pk", flat=True)
+        if (first := beyond.first()) is not None:
+            yield ChainBreak(
+                first, "sellado después de la cabeza de la cadena: se agregó por fuera de la aplicación"
+            )
+    yield from _overdue(now)
+
+
+def _missing(first: int, last: int) -> str:
+    if first == last:
+        return f"falta el evento sellado n.º {first}: se borró"
+    return f"faltan los eventos sellados n.º {first} a {last}: se borraron"
+
+
+def _overdue(now: datetime) -> Iterator[ChainBreak]:
+    delay = settings.AUDIT_SEAL_MAX_DELAY_SECONDS
+    late = Event.objects.filter(seq__isnull=True, created_at__lt=now - timedelta(seconds=delay))
+    count = late.count()
+    if count:
+        oldest = late.order_by("id").values_list("pk", flat=True)[0]
+        events = "1 evento no se selló" if count == 1 else f"{count} eventos no se sellaron"
+        yield ChainBreak(
+            oldest,
+            f"{events} a tiempo (más de {delay} s pendientes de sellar; este es el más antiguo): "
+            "¿está corriendo el worker?",
         )

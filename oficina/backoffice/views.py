@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from oficina.audit.models import Event
-from oficina.audit.services import chain_verify
+from oficina.audit.services import chain_counts, chain_verify
 from oficina.backoffice import services
 from oficina.backoffice.csvexport import cell_text, csv_response, utc_iso
 from oficina.backoffice.forms import MemberImportForm
@@ -227,8 +227,8 @@ def _event_row(event: Event) -> list[Any]:
         event.ip_address or "",
         cell_text(event.user_agent),
         json.dumps(event.data, sort_keys=True, ensure_ascii=False, separators=(",", ":")),
-        event.prev_hash,
-        event.hash,
+        event.prev_hash or "",  # empty until the event is sealed
+        event.hash or "",
     ]
 
 
@@ -255,17 +255,24 @@ def chain_verify_page(request: HttpRequest, *, model_admin: admin.ModelAdmin[Any
     _require(request, "audit.view_event")
     result = None
     if request.method == "POST":
-        total = Event.objects.count()
         breaks = list(chain_verify())
+        sealed, pending = chain_counts()
         services.operator_event(
-            "operator_chain_verify", request=request, events=total, breaks=len(breaks), intact=not breaks
+            "operator_chain_verify",
+            request=request,
+            events=sealed + pending,
+            sealed=sealed,
+            pending=pending,
+            breaks=len(breaks),
+            intact=not breaks,
         )
-        result = {"total": total, "breaks": breaks}
+        result = {"total": sealed + pending, "sealed": sealed, "pending": pending, "breaks": breaks}
     context = _context(
         model_admin,
         request,
         title="Verificar la cadena de eventos",
         result=result,
+        max_delay=settings.AUDIT_SEAL_MAX_DELAY_SECONDS,
         changelist_url=reverse("admin:audit_event_changelist"),
     )
     return TemplateResponse(request, "admin/backoffice/chain_verify.html", context)

@@ -97,11 +97,14 @@ def test_every_event_has_utc_time_ip_user_agent_and_who_but_never_the_cedula(rec
 
 
 @pytest.fixture
-def events(client, member) -> list[Event]:
-    sign_in(client, member.document, "480263")
-    client.post("/oficina/cerrar-sesion/")
+def events(client, member, django_capture_on_commit_callbacks) -> list[Event]:
+    """A sign-in and a logout, their events sealed as each request commits (AUDIT_SEAL=on_commit)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        sign_in(client, member.document, "480263")
+        client.post("/oficina/cerrar-sesion/")
     recorded = list(Event.objects.order_by("id"))
     assert len(recorded) >= 3
+    assert [event.seq for event in recorded] == list(range(1, len(recorded) + 1))
     return recorded
 
 

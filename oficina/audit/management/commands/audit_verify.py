@@ -4,8 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from oficina.audit.models import Event
-from oficina.audit.services import chain_verify
+from oficina.audit.services import chain_counts, chain_verify
 
 
 class Command(BaseCommand):
@@ -14,10 +13,18 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         breaks = list(chain_verify())
         for item in breaks:
-            self.stdout.write(f"Evento {item.event_id}: {item.problem}")
-        total = Event.objects.count()
+            where = f"Evento {item.event_id}" if item.event_id else "Cabeza de la cadena"
+            self.stdout.write(f"{where}: {item.problem}")
+        sealed, pending = chain_counts()
+        counts = (
+            f"{sealed} evento{_s(sealed)} sellado{_s(sealed)}, {pending} pendiente{_s(pending)} de sellar"
+        )
         if breaks:
             raise CommandError(
-                f"La cadena de auditoría NO es íntegra: {len(breaks)} problemas en {total} eventos."
+                f"La cadena de auditoría NO es íntegra: {len(breaks)} problema{_s(len(breaks))} ({counts})."
             )
-        self.stdout.write(self.style.SUCCESS(f"Cadena de auditoría íntegra: {total} eventos verificados."))
+        self.stdout.write(self.style.SUCCESS(f"Cadena de auditoría íntegra: {counts}."))
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"

@@ -1,5 +1,5 @@
-"""The delivery worker: runs the Django Tasks database worker and the outbox sweep in one loop, and
-survives a database restart (it waits and reconnects instead of exiting).
+"""The delivery worker: runs the Django Tasks database worker, the outbox sweep and the audit chain's
+sealer in one loop, and survives a database restart (it waits and reconnects instead of exiting).
 
 It drives django-tasks-db's Worker itself rather than calling the db_worker command: that command
 installs its own SIGTERM handler, which could swallow a stop signal that arrives mid-task and leave
@@ -19,6 +19,7 @@ from django.db.utils import InterfaceError, OperationalError
 from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import Worker
 
+from oficina.audit.services import audit_seal
 from oficina.notify.outbox import outbox_sweep
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class Command(BaseCommand):
         while running and (not max_seconds or time.monotonic() - started < max_seconds):
             try:
                 close_old_connections()
+                audit_seal()  # every round: a request's events are chained within about a second
                 if time.monotonic() - last_sweep >= sweep_every:
                     outbox_sweep()
                     last_sweep = time.monotonic()

@@ -1,0 +1,613 @@
+"""The audit chain, sealed off the request path: a request appends its events with one INSERT and no
+lock; the sealer (the worker, or `manage.py audit_seal`) chains them in order; verification walks the
+chain by `seq` and reports the events the sealer left waiting too long."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import OperationalError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
+from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from oficina.audit.management.commands import audit_seal as audit_seal_command
+from oficina.audit.models import AppendOnlyError, ChainHead, Event
+from oficina.audit.services import GENESIS, audit_seal, chain_counts, chain_verify, event_record
+from oficina.notify.management.commands import outbox_worker
+from tests.factories import DEFAULT_PIN, make_member
+from tests.security import run_together, sign_in
+from tests.test_backoffice import signed_in_operator
+
+ROOT = Path(__file__).resolve().parents[1]
+
+deferred = override_settings(AUDIT_SEAL="deferred")
+
+
+def record(count: int, kind: str = "signin_ok") -> list[Event]:
+    return [event_record(kind, document="1020304050", attempt=i) for i in range(count)]
+
+
+def chain() -> list[Event]:
+    return list(Event.objects.filter(seq__isnull=False).order_by("seq"))
+
+
+def problems(**kwargs) -> list[str]:
+    return [f"{item.event_id}: {item.problem}" for item in chain_verify(**kwargs)]
+
+
+def raw(sql: str, params: list) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql.replace("{table}", connection.ops.quote_name(Event._meta.db_table)), params)
+
+
+# --- Append: on the request path -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@deferred
+def test_recording_an_event_is_one_insert_and_takes_no_lock():
+    member = make_member()
+
+    with CaptureQueriesContext(connection) as queries:
+        event = event_record("signin_ok", member=member, channel="sms")
+
+    assert len(queries) == 1, [q["sql"] for q in queries]
+    sql = queries[0]["sql"].upper()
+    assert sql.startswith("INSERT INTO") and "AUDIT_EVENT" in sql
+    assert "FOR UPDATE" not in sql and "CHAINHEAD" not in sql
+    stored = Event.objects.get(pk=event.pk)
+    assert (stored.seq, stored.prev_hash, stored.hash) == (None, None, None)
+    assert stored.data == {"channel": "sms"}
+    assert not ChainHead.objects.exists()
+
+
+@pytest.mark.django_db
+@deferred
+def test_a_member_signing_in_never_touches_the_chain_head(client):
+    member = make_member(returning=True)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert sign_in(client, member.document, DEFAULT_PIN).url == "/oficina/"
+
+    audit = [q["sql"].upper() for q in queries if "AUDIT_" in q["sql"].upper()]
+    assert len(audit) >= 2  # image_shown and signin_ok at least
+    assert all(sql.startswith("INSERT INTO") and "AUDIT_EVENT" in sql for sql in audit), audit
+    assert Event.objects.filter(seq__isnull=True).count() == len(audit)
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_change_leaves_no_event():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        event_record("operator_unlock", document="1020304050")
+        raise RuntimeError("the change failed")
+
+    assert not Event.objects.exists()
+
+
+@pytest.mark.django_db
+@deferred
+def test_deferred_mode_leaves_sealing_to_the_worker(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        record(2)
+
+    assert callbacks == []
+    assert chain_counts() == (0, 2)
+
+
+@pytest.mark.django_db
+def test_on_commit_mode_seals_as_soon_as_the_change_commits(settings, django_capture_on_commit_callbacks):
+    assert settings.AUDIT_SEAL == "on_commit"  # the default under DEBUG or in tests
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first, second = record(2)
+        assert chain_counts() == (0, 2)  # nothing is sealed before the commit
+    for callback in callbacks:
+        callback()
+
+    assert chain_counts() == (2, 0)
+    assert [event.pk for event in chain()] == [first.pk, second.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_commit_mode_outside_a_transaction_seals_right_away():
+    event = event_record("logout", document="1020304050")
+
+    assert Event.objects.get(pk=event.pk).seq == 1
+    assert problems() == []
+
+
+# --- Seal: in the worker ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@deferred
+def test_pending_events_are_sealed_in_id_order_with_contiguous_seq():
+    recorded = record(5)
+
+    assert audit_seal() == 5
+
+    sealed = chain()
+    assert [event.pk for event in sealed] == [event.pk for event in recorded]
+    assert [event.seq for event in sealed] == [1, 2, 3, 4, 5]
+    assert sealed[0].prev_hash == GENESIS
+    for before, after in pairwise(sealed):
+        assert after.prev_hash == before.hash
+    assert all(event.hash == event.compute_hash() and len(event.hash) == 64 for event in sealed)
+    head = ChainHead.objects.get(pk=1)
+    assert (head.last_seq, head.last_hash) == (5, sealed[-1].hash)
+    assert problems() == []
+    assert chain_counts() == (5, 0)
+
+
+@pytest.mark.django_db
+@deferred
+def test_sealing_again_seals_nothing_and_new_events_continue_the_chain():
+    record(3)
+    assert audit_seal() == 3
+    before = [(event.pk, event.seq, event.hash) for event in chain()]
+
+    assert audit_seal() == 0
+    assert [(event.pk, event.seq, event.hash) for event in chain()] == before
+
+    record(2, kind="logout")
+    assert audit_seal() == 2
+    sealed = chain()
+    assert [event.seq for event in sealed] == [1, 2, 3, 4, 5]
+    assert sealed[3].prev_hash == sealed[2].hash
+    assert ChainHead.objects.get(pk=1).last_seq == 5
+    assert problems() == []
+
+
+@pytest.mark.django_db
+@deferred
+def test_a_backlog_is_sealed_in_batches_up_to_a_maximum_per_call():
+    record(7)
+
+    assert audit_seal(limit=2, max_batches=2) == 4
+    assert chain_counts() == (4, 3)
+    assert audit_seal(limit=2) == 3  # loops until nothing is pending
+    assert [event.seq for event in chain()] == list(range(1, 8))
+    assert problems() == []
+
+
+@pytest.mark.django_db
+@deferred
+def test_an_event_committed_after_a_later_one_was_sealed_gets_a_higher_seq():
+    # What PostgreSQL does when two transactions commit out of id order, reproduced with explicit ids.
+    first = record(1)[0]
+    later = Event(created_at=timezone.now(), kind="signin_ok", data={"n": "later"}, pk=first.pk + 10)
+    later.save()
+    assert audit_seal() == 2
+    earlier = Event(created_at=timezone.now(), kind="signin_failed", data={"n": "earlier"}, pk=first.pk + 5)
+    earlier.save()
+
+    assert audit_seal() == 1
+
+    assert [event.pk for event in chain()] == [first.pk, later.pk, earlier.pk]
+    assert Event.objects.get(pk=earlier.pk).seq == 3
+    assert problems() == []
+
+
+@pytest.mark.django_db
+@deferred
+def test_the_sealer_still_refuses_every_other_edit():
+    event = record(1)[0]
+    audit_seal()
+
+    with pytest.raises(AppendOnlyError):
+        Event.objects.filter(pk=event.pk).update(seq=None, hash=None)
+    stored = Event.objects.get(pk=event.pk)
+    stored.kind = "nada_paso"
+    with pytest.raises(AppendOnlyError):
+        stored.save()
+
+
+# --- Verify: tampering and a stalled sealer ----------------------------------------------------------
+
+
+@pytest.fixture
+def sealed_chain(db) -> list[Event]:
+    with override_settings(AUDIT_SEAL="deferred"):
+        record(4)
+        audit_seal()
+        record(1, kind="logout")  # a fresh pending event is not a problem
+    events = chain()
+    assert problems() == []
+    return events
+
+
+def test_editing_a_sealed_event_is_detected(sealed_chain):
+    victim = sealed_chain[1]
+    raw("UPDATE {table} SET kind = %s WHERE id = %s", ["signin_failed", victim.pk])
+
+    assert problems() == [f"{victim.pk}: el contenido del evento fue modificado"]
+
+
+def test_deleting_a_sealed_event_is_detected(sealed_chain):
+    raw("DELETE FROM {table} WHERE id = %s", [sealed_chain[1].pk])
+
+    found = problems()
+    after = sealed_chain[2].pk
+    assert f"{after}: falta el evento sellado n.º 2: se borró" in found
+    assert f"{after}: el hash anterior no coincide: falta o se alteró un evento previo" in found
+
+
+def test_deleting_the_newest_sealed_event_is_detected(sealed_chain):
+    raw("DELETE FROM {table} WHERE id = %s", [sealed_chain[-1].pk])
+
+    assert problems() == [
+        "0: el último evento registrado no coincide con la cabeza de la cadena: se borraron eventos"
+    ]
+
+
+def test_deleting_the_head_is_detected(sealed_chain):
+    ChainHead.objects.filter(pk=1).delete()
+
+    assert problems() == ["0: falta la cabeza de la cadena: se borró por fuera de la aplicación"]
+
+
+def test_an_event_sealed_by_hand_beyond_the_head_is_detected(sealed_chain):
+    forged = Event.objects.get(seq__isnull=True)
+    forged.seq, forged.prev_hash = 5, sealed_chain[-1].hash
+    raw(
+        "UPDATE {table} SET seq = %s, prev_hash = %s, hash = %s WHERE id = %s",
+        [5, forged.prev_hash, forged.compute_hash(), forged.pk],
+    )
+
+    assert problems() == [
+        f"{forged.pk}: sellado después de la cabeza de la cadena: se agregó por fuera de la aplicación"
+    ]
+
+
+@pytest.mark.django_db
+@deferred
+def test_an_event_left_unsealed_longer_than_the_limit_is_reported(settings):
+    settings.AUDIT_SEAL_MAX_DELAY_SECONDS = 60
+    now = timezone.now()
+    Event(created_at=now - timedelta(seconds=59), kind="signin_ok").save()
+    assert problems(now=now) == []
+
+    stale = Event(created_at=now - timedelta(seconds=61), kind="signin_ok")
+    stale.save()
+    found = problems(now=now)
+
+    assert found == [
+        f"{stale.pk}: 1 evento no se selló a tiempo (más de 60 s pendientes de sellar; "
+        "este es el más antiguo): ¿está corriendo el worker?"
+    ]
+    assert "2 eventos no se sellaron a tiempo" in problems(now=now + timedelta(seconds=2))[0]
+    audit_seal()
+    assert problems(now=now + timedelta(hours=1)) == []
+
+
+# --- The commands ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@deferred
+def test_audit_verify_reports_sealed_and_pending_counts_and_a_stalled_sealer():
+    record(3)
+    audit_seal()
+    record(1)
+    out = io.StringIO()
+    call_command("audit_verify", stdout=out)
+    assert "Cadena de auditoría íntegra: 3 eventos sellados, 1 pendiente de sellar." in out.getvalue()
+
+    Event(created_at=timezone.now() - timedelta(hours=1), kind="signin_ok").save()
+    out = io.StringIO()
+    with pytest.raises(CommandError, match=r"NO es íntegra: 1 problema \(3 eventos sellados, 2 pendientes"):
+        call_command("audit_verify", stdout=out)
+    assert "no se selló a tiempo" in out.getvalue()
+
+
+@pytest.mark.django_db
+@deferred
+def test_the_audit_seal_command_seals_what_is_pending_and_says_how_many():
+    record(3)
+    out = io.StringIO()
+
+    call_command("audit_seal", stdout=out)
+    call_command("audit_seal", stdout=out)
+
+    assert out.getvalue().splitlines() == ["Eventos sellados: 3.", "Eventos sellados: 0."]
+    assert chain_counts() == (3, 0)
+
+
+@pytest.fixture
+def restore_signals():
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    yield saved
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+@pytest.mark.django_db(transaction=True)
+@deferred
+def test_audit_seal_loop_keeps_sealing_until_sigterm(monkeypatch, restore_signals):
+    record(3)
+    calls = []
+
+    def seal_then_act() -> int:
+        sealed = audit_seal()
+        calls.append(sealed)
+        if len(calls) == 2:
+            record(1)  # a request arrives between two rounds
+        if len(calls) == 4:
+            signal.raise_signal(signal.SIGTERM)  # what systemd sends on stop
+        return sealed
+
+    monkeypatch.setattr(audit_seal_command, "audit_seal", seal_then_act)
+    out = io.StringIO()
+
+    call_command("audit_seal", "--loop", "0.01", stdout=out)
+
+    assert calls == [3, 0, 1, 0]
+    assert out.getvalue().splitlines() == [
+        "Eventos sellados: 3.",
+        "Eventos sellados: 1.",
+        "Sellado detenido.",
+    ]
+    assert {sig: signal.getsignal(sig) for sig in restore_signals} == restore_signals
+    assert chain_counts() == (4, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+@deferred
+def test_the_outbox_worker_seals_the_chain_every_round(restore_signals):
+    record(2)
+
+    call_command("outbox_worker", "--interval", "0.05", "--max-seconds", "0.5")
+
+    assert chain_counts() == (2, 0)
+    assert problems() == []
+
+
+@pytest.mark.django_db(transaction=True)
+@deferred
+def test_the_outbox_worker_survives_the_database_failing_while_it_seals(monkeypatch, restore_signals):
+    record(2)
+    calls = []
+    real_sleep = time.sleep
+
+    def flaky_seal() -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return audit_seal()
+
+    monkeypatch.setattr(outbox_worker, "audit_seal", flaky_seal)
+    monkeypatch.setattr(outbox_worker.time, "sleep", lambda seconds: real_sleep(min(seconds, 0.05)))
+
+    call_command("outbox_worker", "--interval", "0.05", "--max-seconds", "0.5")
+
+    assert len(calls) >= 2
+    assert chain_counts() == (2, 0)
+
+
+# --- The back office ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@deferred
+def test_the_back_office_shows_a_pending_event_as_pending_and_counts_it(client):
+    signed_in_operator(client)
+    event = event_record("signin_failed", document="1020304050", reason="wrong_pin")
+    events = "/operadores/audit/event/"
+
+    detail = client.get(f"{events}{event.pk}/change/").content.decode()
+    assert detail.count("pendiente de sellar") == 3  # n.º en la cadena, hash anterior, hash
+    assert "pendiente de sellar" in client.get(events).content.decode()
+    body = b"".join(client.get(f"{events}exportar.csv").streaming_content).decode().removeprefix("\ufeff")
+    row = next(r for r in csv.DictReader(io.StringIO(body)) if r["id"] == str(event.pk))
+    assert (row["prev_hash"], row["hash"]) == ("", "")
+
+    sealed, pending = chain_counts()
+    assert sealed == 0 and pending >= 3  # the operator's sign-in, this event, the export
+    page = client.post(f"{events}verificar-cadena/").content.decode()
+    assert f"Cadena íntegra: 0 eventos sellados</strong>, {pending} pendientes de sellar." in page
+    audit_seal()  # seals the verification's own event too
+    page = client.post(f"{events}verificar-cadena/").content.decode()
+    assert f"Cadena íntegra: {pending + 1} eventos sellados</strong>, 0 pendientes de sellar." in page
+    detail = client.get(f"{events}{event.pk}/change/").content.decode()
+    assert "pendiente de sellar" not in detail and Event.objects.get(pk=event.pk).hash in detail
+
+
+# --- Settings --------------------------------------------------------------------------------------
+
+
+def settings_in_subprocess(**env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AUDIT_", "DEBUG", "OFICINA_"))}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from oficina import settings as s; print(s.AUDIT_SEAL, s.AUDIT_SEAL_MAX_DELAY_SECONDS)",
+        ],
+        cwd=ROOT,
+        env={**clean, "SECRET_KEY": "x" * 50, "SMS_BACKEND": "console", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_defers_sealing_to_the_worker_and_the_demo_seals_on_commit():
+    assert settings_in_subprocess(DEBUG="0").stdout.split() == ["deferred", "300"]
+    assert settings_in_subprocess(DEBUG="1").stdout.split() == ["on_commit", "300"]
+    tuned = settings_in_subprocess(AUDIT_SEAL="on_commit", AUDIT_SEAL_MAX_DELAY_SECONDS="30")
+    assert tuned.stdout.split() == ["on_commit", "30"]
+
+
+def test_an_unknown_seal_mode_stops_the_start():
+    result = settings_in_subprocess(AUDIT_SEAL="later")
+
+    assert result.returncode != 0
+    assert "AUDIT_SEAL must be 'deferred' or 'on_commit', not 'later'" in result.stderr
+
+
+# --- PostgreSQL: real concurrency ------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@deferred
+def test_an_event_whose_transaction_commits_late_is_sealed_in_the_next_batch():
+    inserted, release = threading.Event(), threading.Event()
+    late_id: list[int] = []
+
+    def slow_request() -> None:
+        try:
+            with transaction.atomic():
+                late_id.append(event_record("signin_failed", document="1020304050").pk)
+                inserted.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=slow_request)
+    thread.start()
+    try:
+        assert inserted.wait(timeout=30)
+        quick = event_record("signin_ok", document="1020304050")  # higher id, committed first
+        assert quick.pk > late_id[0]
+        assert audit_seal() == 1
+    finally:
+        release.set()
+        thread.join(timeout=30)
+
+    assert audit_seal() == 1
+    assert [event.pk for event in chain()] == [quick.pk, late_id[0]]
+    assert problems() == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@deferred
+def test_parallel_sealers_and_appenders_seal_every_event_exactly_once():
+    threads, per_thread = 8, 30
+
+    def work(index: int) -> int:
+        sealed = 0
+        for n in range(per_thread):
+            event_record("signin_ok", document=f"10203040{index:02d}", n=n)
+            if index % 2:  # half the threads also seal, in small batches, while the others append
+                sealed += audit_seal(limit=7)
+        return sealed
+
+    results = run_together(threads, work)
+
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    total = threads * per_thread
+    assert sum(results) + audit_seal() == total  # no event sealed twice, none left behind
+    assert [event.seq for event in chain()] == list(range(1, total + 1))
+    assert chain_counts() == (total, 0)
+    assert ChainHead.objects.get(pk=1).last_seq == total
+    assert problems() == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_members_signing_in_in_parallel_with_a_sealer_leave_an_intact_chain(settings):
+    """Through the same doors as a member: six sign-ins at once while two sealers run."""
+    settings.RATE_LIMITS = {}
+    settings.HASH_CONCURRENCY = 8
+    settings.HASH_WAIT_SECONDS = 120
+    members = [make_member(returning=True) for _ in range(6)]
+
+    def sealer() -> int:  # two of these, like two workers
+        sealed = 0
+        for _ in range(40):
+            sealed += audit_seal()
+            time.sleep(0.02)
+        return sealed
+
+    with override_settings(AUDIT_SEAL="deferred"):
+        results = run_together(
+            8, lambda i: sign_in(Client(), members[i].document, DEFAULT_PIN).url if i < 6 else sealer()
+        )
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert results[:6] == ["/oficina/"] * 6
+    assert results[6] + results[7] > 0
+    audit_seal()
+    sealed, pending = chain_counts()
+    assert pending == 0 and sealed >= 12
+    assert problems() == []
+
+
+# --- The migration ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_numbers_the_events_chained_by_id_and_the_sealer_continues_after_them(monkeypatch):
+    numbering = importlib.import_module("oficina.audit.migrations.0003_event_seq_number")
+    monkeypatch.setattr(numbering, "BATCH", 2)  # five events: three batches
+    executor = MigrationExecutor(connection)
+    before, schema = [("audit", "0001_initial")], [("audit", "0002_event_seq_sealing")]
+    after = executor.loader.graph.leaf_nodes("audit")
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps
+        OldEvent, OldHead = old.get_model("audit", "Event"), old.get_model("audit", "ChainHead")
+        prev_hash = GENESIS
+        for n in range(5):  # appended the old way: chained by id at append time
+            event = Event(created_at=timezone.now(), kind="signin_ok", data={"n": n}, prev_hash=prev_hash)
+            prev_hash = event.compute_hash()
+            OldEvent.objects.create(
+                created_at=event.created_at,
+                kind=event.kind,
+                data=event.data,
+                prev_hash=event.prev_hash,
+                hash=prev_hash,
+            )
+        OldHead.objects.create(pk=1, last_hash=prev_hash)
+        MigrationExecutor(connection).migrate(schema)
+        first_two = list(OldEvent.objects.order_by("id").values_list("id", flat=True)[:2])
+        for seq, pk in enumerate(first_two, start=1):  # a numbering interrupted after its first batch
+            raw("UPDATE {table} SET seq = %s WHERE id = %s", [seq, pk])
+    finally:
+        MigrationExecutor(connection).migrate(after)
+
+    migrated = list(Event.objects.order_by("id"))
+    assert [event.seq for event in migrated] == [1, 2, 3, 4, 5]
+    assert ChainHead.objects.get(pk=1).last_seq == 5
+    assert problems() == []
+    with override_settings(AUDIT_SEAL="deferred"):
+        record(1)
+    assert audit_seal() == 1
+    assert Event.objects.get(seq=6).prev_hash == migrated[-1].hash
+    assert problems() == []
+
+
+@pytest.mark.django_db
+@deferred
+def test_an_instance_still_on_the_previous_version_during_the_upgrade_leaves_the_chain_intact():
+    record(2)
+    audit_seal()
+    head = ChainHead.objects.get(pk=1)
+    # What the previous version's event_record does: chain after the head's hash, move the head.
+    old = Event(created_at=timezone.now(), kind="signin_ok", data={"by": "old"}, prev_hash=head.last_hash)
+    old.hash = old.compute_hash()
+    old.save()
+    ChainHead.objects.filter(pk=1).update(last_hash=old.hash)
+    record(1)  # the new version, meanwhile
+
+    assert audit_seal() == 2
+
+    assert [event.seq for event in chain()] == [1, 2, 3, 4]
+    assert Event.objects.get(pk=old.pk).seq == 3
+    assert problems() == []
