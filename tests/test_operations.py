@@ -55,5 +55,14 @@ def test_gunicorn_runs_one_worker_per_core_with_sane_timeouts(monkeypatch):
     import multiprocessing
 
     assert conf["workers"] == multiprocessing.cpu_count()
+    assert (conf["worker_class"], conf["threads"]) == ("sync", 1)  # docs/performance.md: cheaper per sign-in
     assert 10 <= conf["timeout"] <= 60
     assert "%(q)s" not in conf["access_log_format"]
+
+
+def test_gunicorn_leaves_the_access_log_to_the_proxy_unless_asked(monkeypatch):
+    path = str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py")
+    monkeypatch.delenv("GUNICORN_ACCESS_LOG", raising=False)
+    assert runpy.run_path(path)["accesslog"] is None
+    monkeypatch.setenv("GUNICORN_ACCESS_LOG", "1")
+    assert runpy.run_path(path)["accesslog"] == "-"
