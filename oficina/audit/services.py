@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
@@ -53,12 +53,31 @@ def event_record(
         user_agent=user_agent(request) if request else "",
         data=data,
     )
-    event.save()
+    _insert(event)
     if settings.AUDIT_SEAL == "on_commit":
         # Demo and tests: the chain is complete as soon as the change is. A failure here must not
         # turn a committed request into an error: the event stays pending for the next seal.
         transaction.on_commit(audit_seal, robust=True)
     return event
+
+
+def _insert(event: Event) -> None:
+    """event.save(), as one plain INSERT: two events per sign-in, and the ORM's insert compiler costs
+    more CPU than the statement. Values are prepared by each field, as the ORM does (the JSON column,
+    the UTC time and the address are adapted the way this database backend expects)."""
+    fields = [f for f in Event._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    returning = connection.features.can_return_columns_from_insert
+    sql = (
+        f"INSERT INTO {quote(Event._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))})" + (" RETURNING id" if returning else "")
+    )
+    values = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        event.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    event._state.adding = False
+    event._state.db = connection.alias
 
 
 def audit_seal(*, limit: int = SEAL_BATCH, max_batches: int = SEAL_MAX_BATCHES) -> int:
@@ -89,8 +108,15 @@ def _seal_batch(limit: int) -> int:
             seq += 1
             event.seq, event.prev_hash = seq, prev_hash
             event.hash = prev_hash = event.compute_hash()
-        # The base manager's plain queryset: Event.objects refuses every update, on purpose.
-        Event._base_manager.bulk_update(pending, ["seq", "prev_hash", "hash"])
+        # The one write the application makes to an event: its seal, once (seq IS NULL). Plain SQL in one
+        # executemany (Event.objects refuses every update, on purpose; bulk_update's CASE expressions
+        # cost the sealer ~1 ms of CPU per event).
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {Event._meta.db_table} SET seq = %s, prev_hash = %s, hash = %s "  # noqa: S608
+                "WHERE id = %s AND seq IS NULL",
+                [(event.seq, event.prev_hash, event.hash, event.pk) for event in pending],
+            )
         ChainHead.objects.filter(pk=1).update(last_seq=seq, last_hash=prev_hash)
     return len(pending)
 
