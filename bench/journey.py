@@ -19,7 +19,8 @@ threads), costs ~1 ms of CPU per journey (printed as "driver CPU"), needs no gev
 arrivals itself from a monotonic clock, so an open-loop phase never slows down because the server did.
 
 Server CPU is read from /proc: utime+stime of the gunicorn master and live workers, plus the master's
-cutime+cstime (workers recycled by max_requests are counted once reaped). Worker memory: VmRSS
+cutime+cstime (workers recycled by max_requests are counted once reaped), plus the audit sealer
+process (`manage.py audit_seal --loop 1`, as the worker does in production). Worker memory: VmRSS
 sampled every 0.5 s and VmHWM (the kernel's own peak) of every worker seen.
 """
 
@@ -206,6 +207,7 @@ class Server:
     process: subprocess.Popen  # type: ignore[type-arg]
     port: int
     workdir: Path
+    sealer: subprocess.Popen | None = None  # type: ignore[type-arg]  # manage.py audit_seal --loop 1
     samples: list[tuple[float, dict[int, int]]] = field(default_factory=list)  # (t, {worker pid: RSS KiB})
     hwm: dict[int, int] = field(default_factory=dict)  # worker pid -> VmHWM KiB
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -227,6 +229,20 @@ class Server:
                 total += st[0] + st[1]
         return total / TICK
 
+    def verify_totals(self) -> tuple[int, float]:
+        """(verifies, their CPU seconds) counted inside the workers (bench/wsgi_measured.py)."""
+        count, cpu = 0, 0.0
+        for path in self.workdir.glob("verify-*"):
+            fields = path.read_text().split()
+            if len(fields) == 2:
+                count, cpu = count + int(fields[0]), cpu + float(fields[1])
+        return count, cpu
+
+    def sealer_cpu_seconds(self) -> float:
+        """The audit sealer's CPU: work each sign-in causes, done beside the request (AUDIT_SEAL=deferred)."""
+        st = _stat(self.sealer.pid) if self.sealer else None
+        return (st[0] + st[1]) / TICK if st else 0.0
+
     def sample_forever(self, every: float = 0.5) -> None:
         while not self._stop.wait(every):
             rss = {}
@@ -237,6 +253,9 @@ class Server:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.sealer is not None:
+            self.sealer.terminate()
+            self.sealer.wait(timeout=25)
         self.process.terminate()
         try:
             self.process.wait(timeout=25)
@@ -254,9 +273,11 @@ def _free_port() -> int:
 def server_start(db: str, workers: int, extra_env: dict[str, str], settings_module: str | None) -> Server:
     workdir = Path(tempfile.mkdtemp(prefix="bench-gunicorn-"))
     env = production_env(db, STATIC_ROOT=str(workdir / "static"), GUNICORN_WORKERS=str(workers), **extra_env)
+    # The bench's WSGI module wraps the app to count verify CPU in the server (bench/wsgi_measured.py).
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(Path(__file__).resolve().parents[1])])
+    env["BENCH_VERIFY_DIR"] = str(workdir)
     if settings_module:
         env["DJANGO_SETTINGS_MODULE"] = settings_module
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(Path(__file__).resolve().parents[1])])
     subprocess.run([PYTHON, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     port = _free_port()
     log = open(workdir / "gunicorn.log", "wb")
@@ -265,7 +286,7 @@ def server_start(db: str, workers: int, extra_env: dict[str, str], settings_modu
             PYTHON,
             "-m",
             "gunicorn",
-            "oficina.wsgi:application",
+            "bench.wsgi_measured:application",
             "-c",
             "gunicorn.conf.py",
             "--bind",
@@ -290,6 +311,15 @@ def server_start(db: str, workers: int, extra_env: dict[str, str], settings_modu
             time.sleep(0.2)
     else:
         raise SystemExit("gunicorn did not come up")
+    # Production seals the audit chain in the worker (AUDIT_SEAL=deferred); here a sealer process does it
+    # every second, and its CPU is counted with the server's.
+    server.sealer = subprocess.Popen(
+        [PYTHON, "manage.py", "audit_seal", "--loop", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     threading.Thread(target=server.sample_forever, daemon=True).start()
     return server
 
@@ -397,15 +427,22 @@ def _pct(values: list[float], q: float) -> float:
 def report(
     result: PhaseResult,
     server_cpu: float,
+    sealer_cpu: float,
     driver_cpu: float,
     pg_cpu: float,
     redis_cpu: float,
     machine: tuple[float, float],
     verify_ms: float,
     wall: float,
+    hashes: tuple[int, float] = (0, 0.0),
 ) -> dict[str, object]:
     done = result.journeys
+    server_cpu += sealer_cpu  # the audit sealer's share is part of what a sign-in costs
     per_journey = server_cpu / done * 1000 if done else float("nan")
+    sealer_ms = sealer_cpu / done * 1000 if done else float("nan")
+    # The verify as the server itself paid it, in the same seconds (bench/wsgi_measured.py).
+    served_verify_ms = hashes[1] / hashes[0] * 1000 if hashes[0] else float("nan")
+    hash_ms_per_journey = hashes[1] / done * 1000 if done else float("nan")
     out: dict[str, object] = {
         "phase": result.name,
         "seconds": round(result.seconds, 1),
@@ -414,6 +451,11 @@ def report(
         "errors": result.errors,
         "error_kinds": dict(result.error_kinds),
         "server_cpu_ms_per_journey": round(per_journey, 2),
+        "sealer_cpu_ms_per_journey": round(sealer_ms, 2),
+        "served_verify_ms": round(served_verify_ms, 2),
+        "verifies_per_journey": round(hashes[0] / max(done, 1), 3),
+        "server_cpu_over_served_verify": round(per_journey / served_verify_ms, 3),
+        "served_non_hash_ms_per_journey": round(per_journey - hash_ms_per_journey, 2),
         "server_cpu_over_verify": round(per_journey / verify_ms, 3) if verify_ms else None,
         "non_hash_ms_per_journey": round(per_journey - verify_ms, 2) if verify_ms else None,
         "driver_cpu_ms_per_journey": round(driver_cpu / max(done, 1) * 1000, 2),
@@ -440,7 +482,8 @@ def report(
     )
     print(
         f"   server CPU {per_journey:.2f} ms/journey = {out['server_cpu_over_verify']} x verify "
-        f"(non-hash {out['non_hash_ms_per_journey']} ms); server {out['server_cpu_cores']} cores busy"
+        f"(non-hash {out['non_hash_ms_per_journey']} ms, of which audit sealer {sealer_ms:.2f}); "
+        f"server {out['server_cpu_cores']} cores busy"
     )
     print(
         f"   PostgreSQL {out['postgres_cpu_ms_per_journey']} ms/journey, "
@@ -451,6 +494,12 @@ def report(
     print(
         f"   driver CPU {out['driver_cpu_ms_per_journey']} ms/journey ({out['driver_cpu_cores']} cores); "
         f"start lag p99 {out['start_lag_ms_p99']} ms"
+    )
+    print(
+        f"   measured in the server: one verify {served_verify_ms:.2f} ms CPU "
+        f"({out['verifies_per_journey']} per journey) -> server CPU = "
+        f"{out['server_cpu_over_served_verify']} x verify, "
+        f"non-hash {out['served_non_hash_ms_per_journey']} ms"
     )
     print("   step            p50      p95      p99  (ms)")
     for name in STEPS:
@@ -512,6 +561,7 @@ def main() -> None:
         for spec in args.phase:
             kind, a, b = spec.split(":")
             c0, d0 = server.cpu_seconds(), resource.getrusage(resource.RUSAGE_SELF)
+            s0, v0 = server.sealer_cpu_seconds(), server.verify_totals()
             pg0, r0, m0 = _procs_cpu("postgres"), _procs_cpu("redis-server"), _machine_busy()
             t0 = time.monotonic()
             if kind == "sat":
@@ -527,12 +577,14 @@ def main() -> None:
             out = report(
                 result,
                 server.cpu_seconds() - c0,
+                server.sealer_cpu_seconds() - s0,
                 driver,
                 _procs_cpu("postgres") - pg0,
                 _procs_cpu("redis-server") - r0,
                 (m1[0] - m0[0], m1[1] - m0[1]),
                 args.verify_ms,
                 wall,
+                tuple(b - a for a, b in zip(v0, server.verify_totals(), strict=True)),  # type: ignore[arg-type]
             )
             out.update(memory_summary(server, t0))
             out.update(members=args.members, workers=args.workers, src=str(ROOT))
