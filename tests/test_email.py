@@ -18,3 +18,55 @@ def test_it_refuses_what_is_not_an_address(raw):
 def test_it_refuses_an_address_longer_than_the_column():
     with pytest.raises(InvalidEmail, match="más de 254"):
         normalise_email("a" * 250 + "@x.co")
+
+
+AGREEMENT = [
+    "mynam.e@mail.com",
+    "ana_maria+coop@correo.example",
+    "a@b.co",
+    "x@sub-domain.example.org",
+    "first.last@xn--cooperativa-9db.co",
+    "weird!#$&'*/=?^`{|}~@mail.com",
+    ".lead@mail.com",
+    "trail.@mail.com",
+    "dou..ble@mail.com",
+    "no-at-sign.example.com",
+    "a@-bad.com",
+    "a@bad-.com",
+    "a@mail.c",
+    "a@mail.c0m",
+    "a@localhost",
+    '"quoted local"@mail.com',
+    "a@mail..com",
+    "ñandú@correo.co",
+    "a@correo.ñ",
+    "x" * 64 + "@mail.com",
+    "x" * 65 + "@mail.com",
+    "a@" + "b" * 63 + ".com",
+    "a@" + "b" * 64 + ".com",
+]
+
+
+@pytest.mark.parametrize("raw", AGREEMENT)
+def test_the_fast_path_and_djangos_validator_agree(raw):
+    from django.core.exceptions import ValidationError
+    from django.core.validators import EmailValidator
+
+    try:
+        EmailValidator()(raw)
+        expected = True
+    except ValidationError:
+        expected = False
+    try:
+        normalise_email(raw)
+        accepted = True
+    except InvalidEmail:
+        accepted = False
+    assert accepted == expected
+
+
+def test_plain_addresses_skip_djangos_validator(monkeypatch):
+    from oficina.lib import email
+
+    monkeypatch.setattr(email, "_validate", lambda value: pytest.fail(f"validator called for {value!r}"))
+    assert normalise_email("Asociado0@Correo.Example") == "Asociado0@correo.example"

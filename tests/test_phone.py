@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from oficina.lib.phone import InvalidMobile, normalise_mobile
+from oficina.lib.phone import InvalidMobile, _parse, normalise_mobile
 
 
 @pytest.mark.parametrize(
@@ -47,18 +47,42 @@ def test_it_rejects_anything_but_a_colombian_mobile(raw):
         normalise_mobile(raw)
 
 
+FORMS = (
+    "{p}1234567",
+    "({p}) 123-4567",
+    "+57 {p} 123 4567",
+    "57{p}1234567",
+    "+57{p}1234567",
+    "{p}.123.4567",
+    "+57-{p}-123-4567",
+    " {p} 123 4567 ",
+    "+57\u00a0{p}\u00a0123\u00a04567",
+)
+
+
 @pytest.mark.parametrize("prefix", [str(prefix) for prefix in range(300, 400)])
 def test_it_gives_the_same_answer_on_the_fast_path_and_the_full_parse(prefix):
-    def outcome(raw: str) -> str:
+    """normalise_mobile takes a fast path for these forms; phonenumbers (_parse) must agree on each."""
+
+    def outcome(check, raw: str) -> str:
         try:
-            return normalise_mobile(raw)
+            return check(raw)
         except InvalidMobile:
             return "invalid"
 
-    plain = outcome(f"{prefix}1234567")  # the core system's plain form
-    punctuated = outcome(f"({prefix}) 123-4567")  # goes through phonenumbers.parse
-    assert plain == punctuated
-    assert plain in {"invalid", f"+57{prefix}1234567"}
+    for form in FORMS:
+        raw = form.format(p=prefix)
+        fast = outcome(normalise_mobile, raw)
+        assert fast == outcome(_parse, raw.strip()), raw
+        assert fast in {"invalid", f"+57{prefix}1234567"}
+
+
+def test_the_fast_path_skips_phonenumbers_for_the_forms_people_type(monkeypatch):
+    from oficina.lib import phone
+
+    monkeypatch.setattr(phone, "_parse", lambda text: pytest.fail(f"full parse for {text!r}"))
+    for form in FORMS:
+        assert normalise_mobile(form.format(p="311")) == "+573111234567"
 
 
 def test_it_knows_the_common_operators_prefixes():

@@ -15,9 +15,11 @@ _ALLOWED = re.compile(r"[0-9+()\-.\s]*")
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 # Fast path for the forms the core system exports (an import may hold a million rows, and a full
-# phonenumbers parse costs ~25 µs): it checks the same metadata pattern phonenumbers uses for MOBILE,
-# and anything it does not accept falls through to the full parse.
+# phonenumbers parse costs ~60 µs): once the separators people type are removed, it checks the same
+# metadata pattern phonenumbers uses for MOBILE, and anything it does not accept falls through to the
+# full parse. tests/test_phone.py checks that both paths agree on every form.
 _PLAIN = re.compile(r"(?:\+?57)?(3[0-9]{9})")
+_SEPARATORS = re.compile(r"[\s\-.()]+")
 
 
 def _colombian_mobile_pattern() -> re.Pattern[str]:
@@ -40,7 +42,7 @@ def normalise_mobile(raw: str) -> str:
     if len(raw) > MAX_RAW_LENGTH:
         raise InvalidMobile(MESSAGE)
     text = raw.strip()
-    plain = _PLAIN.fullmatch(text)
+    plain = _PLAIN.fullmatch(_SEPARATORS.sub("", text)) if _ALLOWED.fullmatch(text) else None
     if plain and _CO_MOBILE.fullmatch(plain.group(1)):
         return "+57" + plain.group(1)
     return _parse(text)
