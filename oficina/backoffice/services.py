@@ -57,25 +57,25 @@ def member_unlock(*, request: HttpRequest, member: Member) -> None:
 
 def member_disable(*, request: HttpRequest, member: Member) -> None:
     """The member can no longer sign in (they look like an unknown cédula) and their session ends now."""
-    with transaction.atomic():
-        session_key = (
-            Member.objects.select_for_update()
-            .filter(pk=member.pk)
-            .values_list("session_key", flat=True)
-            .get()
-        )
-        Member.objects.filter(pk=member.pk).update(
-            status=Member.Status.DISABLED, session_key="", updated_at=timezone.now()
-        )
-        operator_event("operator_disable", request=request, member=member, session_ended=bool(session_key))
-    if session_key:
-        # The office middleware would end it on its next request anyway; deleting it ends it at once.
-        import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key).delete()
+    _session_end_with(
+        request=request,
+        member=member,
+        event="operator_disable",
+        status=Member.Status.DISABLED,
+        updated_at=timezone.now(),
+    )
 
 
 def member_session_end(*, request: HttpRequest, member: Member) -> bool:
     """Ends the member's open office session (a lost phone, a shared computer) without touching their
     access. Returns whether there was one."""
+    return _session_end_with(request=request, member=member, event="operator_session_end")
+
+
+def _session_end_with(*, request: HttpRequest, member: Member, event: str, **changes: Any) -> bool:
+    """Clears the member's session key together with `changes`, audited as `event`, then deletes the
+    session itself (the office middleware would end it on its next request anyway; this ends it at
+    once). Returns whether there was one."""
     with transaction.atomic():
         session_key = (
             Member.objects.select_for_update()
@@ -83,10 +83,8 @@ def member_session_end(*, request: HttpRequest, member: Member) -> bool:
             .values_list("session_key", flat=True)
             .get()
         )
-        Member.objects.filter(pk=member.pk).update(session_key="")
-        operator_event(
-            "operator_session_end", request=request, member=member, session_ended=bool(session_key)
-        )
+        Member.objects.filter(pk=member.pk).update(session_key="", **changes)
+        operator_event(event, request=request, member=member, session_ended=bool(session_key))
     if session_key:
         import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key).delete()
     return bool(session_key)
