@@ -6,7 +6,10 @@ hasher, threads that start together); everything else lives in the test that nee
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
+from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
 
@@ -22,6 +26,34 @@ from oficina.signin import pin as pin_module
 from tests.keypad import type_on_keypad
 
 MSG_WRONG_PIN = "La clave no es correcta o tu acceso no está disponible"
+
+PRODUCTION_ENV = {
+    "DEBUG": "0",
+    "SECRET_KEY": "x",
+    "ALLOWED_HOSTS": "a",
+    "SMS_BACKEND": "console",  # production's default (http) also needs the gateway's address
+    "DJANGO_SETTINGS_MODULE": "oficina.settings",
+}
+
+
+def run_in_production(code: str) -> str:
+    """Runs `code` with production's environment (DEBUG=0, no pytest), returns what it printed."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"OFICINA_TESTING", "SECURE_COOKIES", "SECURE_SSL_REDIRECT", "DEBUG"}
+    }
+    env.update(PRODUCTION_ENV)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=django_settings.BASE_DIR,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
 
 
 def identify(client: Client, document: str):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from types import SimpleNamespace
 from unittest import mock
@@ -16,7 +13,15 @@ from django.test import Client
 from oficina.office import middleware as office_middleware
 from tests.factories import DEFAULT_PIN
 from tests.keypad import type_on_keypad
-from tests.security import MSG_WRONG_PIN, code_request, identify, last_sms_code, reset_complete, sign_in
+from tests.security import (
+    MSG_WRONG_PIN,
+    code_request,
+    identify,
+    last_sms_code,
+    reset_complete,
+    run_in_production,
+    sign_in,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -209,34 +214,10 @@ def test_the_session_and_csrf_cookies_are_httponly_and_samesite_strict(client, m
     assert csrf_cookie["samesite"] == "Strict"
 
 
-PRODUCTION_ENV = {
-    "DEBUG": "0",
-    "SECRET_KEY": "x",
-    "ALLOWED_HOSTS": "a",
-    "SMS_BACKEND": "console",  # production's default (http) also needs the gateway's address
-    "DJANGO_SETTINGS_MODULE": "oficina.settings",
-}
-
-
 def production_settings(*names: str) -> list[str]:
     """The named settings as `python -c` sees them with production's environment (no pytest)."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"OFICINA_TESTING", "SECURE_COOKIES", "SECURE_SSL_REDIRECT", "DEBUG"}
-    }
-    env.update(PRODUCTION_ENV)
     code = "from django.conf import settings as s\n" + "".join(f"print(s.{name})\n" for name in names)
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=django_settings.BASE_DIR,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.split()
+    return run_in_production(code).split()
 
 
 @pytest.mark.django_db(databases=[])

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from importlib import import_module
 
@@ -22,7 +19,7 @@ from oficina.members.models import Member
 from oficina.signin.models import TemporaryCode
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import KEY_RE, keypad_body
-from tests.security import code_from, code_request, identify, last_sms_code, sign_in
+from tests.security import code_from, code_request, identify, last_sms_code, run_in_production, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -157,32 +154,6 @@ def test_the_inline_code_patterns_catch_what_they_must():
     assert STYLE_ATTRIBUTE.search('<p class="x" style="color:red">')
     assert HANDLER_ATTRIBUTE.search('<img src=x onerror="alert(1)">')
     assert not HANDLER_ATTRIBUTE.search('<button data-once name="action">')
-
-
-def run_in_production(code: str) -> str:
-    """Runs `code` with production's environment (DEBUG=0, no pytest), returns what it printed."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"OFICINA_TESTING", "SECURE_COOKIES", "SECURE_SSL_REDIRECT", "DEBUG"}
-    }
-    env.update(
-        DEBUG="0",
-        SECRET_KEY="x",
-        ALLOWED_HOSTS="a",
-        SMS_BACKEND="console",
-        DJANGO_SETTINGS_MODULE="oficina.settings",
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=django_settings.BASE_DIR,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
 
 
 @pytest.mark.django_db(databases=[])
