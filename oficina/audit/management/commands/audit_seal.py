@@ -10,10 +10,10 @@ from argparse import ArgumentParser
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections, connections
-from django.db.utils import InterfaceError, OperationalError
+from django.db import close_old_connections
 
 from oficina.audit.services import audit_seal
+from oficina.lib.db import DATABASE_DOWN, database_outage_pause
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +47,9 @@ class Command(BaseCommand):
                     close_old_connections()
                     sealed = audit_seal()
                     failures = 0
-                except (OperationalError, InterfaceError) as exc:  # the database restarts: wait, reconnect
+                except DATABASE_DOWN as exc:  # the database restarts: wait, reconnect
                     failures += 1
-                    wait = min(2**failures, 30)
-                    logger.warning("database unavailable (%s); retrying in %ss", type(exc).__name__, wait)
-                    for connection in connections.all():
-                        connection.close()
-                    stop.wait(wait)
+                    stop.wait(database_outage_pause(exc, failures=failures, logger=logger))
                     continue
                 if sealed:
                     self.stdout.write(f"Eventos sellados: {sealed}.")

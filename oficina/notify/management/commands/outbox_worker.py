@@ -14,12 +14,12 @@ from argparse import ArgumentParser
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections, connections
-from django.db.utils import InterfaceError, OperationalError
+from django.db import close_old_connections
 from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import Worker
 
 from oficina.audit.services import audit_seal
+from oficina.lib.db import DATABASE_DOWN, database_outage_pause
 from oficina.notify.outbox import outbox_sweep
 
 logger = logging.getLogger(__name__)
@@ -69,13 +69,8 @@ class Command(BaseCommand):
                 )
                 worker.run()
                 failures = 0
-            except (OperationalError, InterfaceError) as exc:
+            except DATABASE_DOWN as exc:
                 failures += 1
-                wait = min(2**failures, 30)
-                logger.warning("database unavailable (%s); retrying in %ss", type(exc).__name__, wait)
-                for connection in connections.all():
-                    connection.close_if_unusable_or_obsolete()
-                    connection.close()
-                time.sleep(wait)
+                time.sleep(database_outage_pause(exc, failures=failures, logger=logger))
                 continue
             time.sleep(interval)
