@@ -3,6 +3,7 @@ verify it (operators)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q, Subquery
+from django.db.models import Count, Field, Q, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -65,19 +66,27 @@ def _insert(event: Event) -> None:
     """event.save(), as one plain INSERT: two events per sign-in, and the ORM's insert compiler costs
     more CPU than the statement. Values are prepared by each field, as the ORM does (the JSON column,
     the UTC time and the address are adapted the way this database backend expects)."""
-    fields = [f for f in Event._meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    returning = connection.features.can_return_columns_from_insert
-    sql = (
-        f"INSERT INTO {quote(Event._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))})" + (" RETURNING id" if returning else "")
-    )
+    sql, fields, returning = _insert_statement(connection.vendor)
     values = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         event.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
     event._state.adding = False
     event._state.db = connection.alias
+
+
+@functools.cache
+def _insert_statement(vendor: str) -> tuple[str, tuple[Field[Any, Any], ...], bool]:
+    """The INSERT of _insert, its fields and whether it returns the id: built once per database
+    vendor (a process uses one), not on every event."""
+    fields = tuple(f for f in Event._meta.concrete_fields if not f.primary_key)
+    quote = connection.ops.quote_name
+    returning = connection.features.can_return_columns_from_insert
+    sql = (
+        f"INSERT INTO {quote(Event._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))})" + (" RETURNING id" if returning else "")
+    )
+    return sql, fields, returning
 
 
 def audit_seal(*, limit: int = SEAL_BATCH, max_batches: int = SEAL_MAX_BATCHES) -> int:
