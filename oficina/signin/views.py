@@ -204,7 +204,7 @@ def code_sent(request: HttpRequest) -> HttpResponse:
 
 
 def _keypad_stage(
-    request: HttpRequest, *, stage: Stage, template: str, extra: dict[str, Any] | None = None
+    request: HttpRequest, *, stage: Stage
 ) -> tuple[Flow | None, str | None, list[str], str | None]:
     """Common part of the new-PIN pages: (flow, digits, tokens, error)."""
     flow = flow_get(request.session, stage=stage)
@@ -218,7 +218,7 @@ def _keypad_stage(
 @sensitive_post_parameters()
 def new_pin(request: HttpRequest) -> HttpResponse:
     """Paso 6: define the new six-digit PIN."""
-    flow, digits, tokens, error = _keypad_stage(request, stage=Stage.NEW_PIN, template="")
+    flow, digits, tokens, error = _keypad_stage(request, stage=Stage.NEW_PIN)
     if flow is None:
         return _restart(request)
     if request.method == "POST" and request.POST.get("action") == "regresar":
@@ -249,7 +249,7 @@ def new_pin(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters()
 def confirm_pin(request: HttpRequest) -> HttpResponse:
     """Paso 6 (b): type the new PIN again."""
-    flow, digits, tokens, error = _keypad_stage(request, stage=Stage.CONFIRM_PIN, template="")
+    flow, digits, tokens, error = _keypad_stage(request, stage=Stage.CONFIRM_PIN)
     if flow is None:
         return _restart(request)
     if request.method == "POST" and request.POST.get("action") == "regresar":
