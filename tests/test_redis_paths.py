@@ -189,3 +189,84 @@ def test_save_must_create_still_refuses_a_taken_key(redis_caches):
     twin._session_key = store.session_key
     with pytest.raises(CreateError):
         twin.save(must_create=True)
+
+
+def test_saving_an_existing_session_is_one_round_trip(redis_caches):
+    from oficina.lib.sessions import SessionStore
+
+    store = SessionStore()
+    store["flow"] = {"stage": "password"}
+    store.save()
+    again = SessionStore(session_key=store.session_key)
+    again["flow"] = {"stage": "pin"}
+    with round_trips() as sent:
+        again.save()
+    assert sent.call_count == 1  # SET XX; Django's store sends GET, then SET
+    assert SessionStore(session_key=store.session_key).load() == {"flow": {"stage": "pin"}}
+
+
+def test_a_session_deleted_meanwhile_is_not_brought_back(redis_caches):
+    """Signed out in another tab (or ended by an operator) while this request ran: its save fails
+    as Django's does, and the session stays deleted."""
+    from django.contrib.sessions.backends.base import UpdateError
+
+    from oficina.lib.sessions import SessionStore
+
+    store = SessionStore()
+    store["member"] = {"id": 3}
+    store.save()
+    running = SessionStore(session_key=store.session_key)
+    assert running.get("member") == {"id": 3}  # read at the start of the request
+    store.delete()
+    running["member"] = {"id": 3, "seen_at": 1}
+    with pytest.raises(UpdateError):
+        running.save()
+    assert not SessionStore().exists(store.session_key)
+
+
+def test_cycle_key_writes_and_deletes_in_one_round_trip(redis_caches):
+    from oficina.lib.sessions import SessionStore
+
+    store = SessionStore()
+    store["flow"] = {"stage": "pin"}
+    store.save()
+    old = store.session_key
+    with round_trips() as sent:
+        store.cycle_key()
+    assert sent.call_count == 1  # one pipeline: SET NX new, DEL old
+    assert not SessionStore().exists(old)
+    assert SessionStore(session_key=store.session_key).load() == {"flow": {"stage": "pin"}}
+    store["member"] = {"id": 9}
+    store.save()  # the request's own save then finds the new key
+    saved = SessionStore(session_key=store.session_key).load()
+    assert saved == {"flow": {"stage": "pin"}, "member": {"id": 9}}
+
+
+def test_cycle_key_draws_again_when_the_new_key_is_taken(redis_caches):
+    from oficina.lib.sessions import SessionStore
+
+    taken = SessionStore()
+    taken["member"] = {"id": 1}
+    taken.save()
+    store = SessionStore()
+    store["flow"] = {"stage": "pin"}
+    store.save()
+    old = store.session_key
+    keys = iter([taken.session_key, "y" * 32])
+    with mock.patch.object(SessionStore, "_get_new_session_key", side_effect=lambda: next(keys)):
+        store.cycle_key()
+    assert store.session_key == "y" * 32
+    assert SessionStore(session_key=taken.session_key).load() == {"member": {"id": 1}}  # not overwritten
+    assert not SessionStore().exists(old)
+    assert SessionStore(session_key="y" * 32).load() == {"flow": {"stage": "pin"}}
+
+
+def test_a_session_with_no_time_left_is_deleted_not_saved(redis_caches):
+    from oficina.lib.sessions import SessionStore
+
+    store = SessionStore()
+    store.save()
+    with mock.patch.object(SessionStore, "get_expiry_age", return_value=0):
+        store["x"] = 1
+        store.save()
+    assert not SessionStore().exists(store.session_key)
