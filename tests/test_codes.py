@@ -246,3 +246,18 @@ def test_the_sent_page_states_the_configured_validity(client, member, sms_outbox
     assert "Vence en 5 min." in sms_outbox[-1].body
     page = client.get("/olvide-mi-clave/enviado/").content.decode()
     assert "Vence en 5 minutos" in page
+
+
+@pytest.mark.parametrize("page", ["/nueva-clave/", "/nueva-clave/confirmar/"])
+def test_regresar_with_stale_keys_on_the_page_records_no_keypad_refusal(client, member, sms_outbox, page):
+    """ "Regresar" reads no keypad: the keys left on a page the member abandons are not a forgery."""
+    from oficina.audit.models import Event
+
+    code = request_code(client, member, sms_outbox)
+    assert type_code(client, member, code).url == "/nueva-clave/"
+    if page == "/nueva-clave/confirmar/":
+        assert type_on_keypad(client, "/nueva-clave/", "482915").url == "/nueva-clave/confirmar/"
+    before = Event.objects.filter(kind="keypad_refused").count()
+    response = client.post(page, {"action": "regresar", "keys": "stale.tokens.from.an.old.render"})
+    assert response.status_code == 302
+    assert Event.objects.filter(kind="keypad_refused").count() == before

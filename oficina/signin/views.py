@@ -208,8 +208,8 @@ def _keypad_stage(
 ) -> tuple[Flow | None, str | None, list[str], str | None]:
     """Common part of the new-PIN pages: (flow, digits, tokens, error)."""
     flow = flow_get(request.session, stage=stage)
-    if flow is None or request.method != "POST":
-        return flow, None, [], None
+    if flow is None or request.method != "POST" or request.POST.get("action") == "regresar":
+        return flow, None, [], None  # "Regresar" reads no keypad: stale keys on the page are no forgery
     result = keypad_post(request, purpose=stage.value)
     return flow, result.digits, result.tokens, result.error
 
