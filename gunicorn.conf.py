@@ -21,6 +21,12 @@ graceful_timeout = 20
 keepalive = 5
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = 500
+# The application is imported (and warmed: oficina/lib/warmup.py) once in the master, then forked: a
+# worker replaced after max_requests costs a fork instead of ~0.45 s of CPU importing Django and
+# compiling templates again (about one replacement every thousand sign-ins per worker), and the
+# workers share that memory. Deploy new code with a restart (docs/operations.md), not a HUP: a HUP forks
+# new workers from the master's already-imported code. GUNICORN_PRELOAD=0 imports in each worker.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1").lower() not in {"0", "false", "no", "off"}
 # Access log: off unless GUNICORN_ACCESS_LOG=1. The reverse proxy in front logs every request
 # (docs/operations.md, nginx `log_format oficina`), and gunicorn's own line costs ~0.2 ms of CPU per
 # request (bench/floor.py): a fifth of a sign-in's non-hash budget, to write the same line twice.

@@ -66,3 +66,86 @@ def test_gunicorn_leaves_the_access_log_to_the_proxy_unless_asked(monkeypatch):
     assert runpy.run_path(path)["accesslog"] is None
     monkeypatch.setenv("GUNICORN_ACCESS_LOG", "1")
     assert runpy.run_path(path)["accesslog"] == "-"
+
+
+def test_gunicorn_preloads_the_application_unless_asked_not_to(monkeypatch):
+    path = str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py")
+    monkeypatch.delenv("GUNICORN_PRELOAD", raising=False)
+    assert runpy.run_path(path)["preload_app"] is True
+    monkeypatch.setenv("GUNICORN_PRELOAD", "0")
+    assert runpy.run_path(path)["preload_app"] is False
+
+
+_MASTER_PROBE = """
+import os, sys, threading
+from oficina.wsgi import application
+from django.template import engines
+def target(fd):
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # the directory listing's own descriptor, closed since
+        return ""
+sockets = [fd for fd in os.listdir("/proc/self/fd") if target(fd).startswith("socket:")]
+loader = engines["django"].engine.template_loaders[0]
+print(len(sockets), threading.active_count(), len(loader.get_template_cache))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="reads /proc (Linux)")
+def test_loading_the_application_opens_no_connection_and_warms_the_templates(tmp_path):
+    """With preload_app the master loads the application and forks the workers: a socket (database,
+    Redis) or a thread made while loading would be shared by every worker."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "oficina.settings",
+        "DEBUG": "0",
+        "OFICINA_TESTING": "0",
+        "SECRET_KEY": "preload-probe-" + "k" * 50,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "STATIC_ROOT": str(tmp_path / "static"),
+        # Unreachable on purpose: loading must not even try them.
+        "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none",
+        "REDIS_URL": "redis://127.0.0.1:9/0",
+        "SMS_BACKEND": "locmem",
+        "EMAIL_BACKEND": "locmem",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=root, env=env, check=True
+    )
+    probe = subprocess.run(
+        [sys.executable, "-c", _MASTER_PROBE], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    sockets, threads, templates = map(int, probe.stdout.split())
+    assert (sockets, threads) == (0, 1)
+    assert templates >= 10  # the sign-in and office pages are compiled before any request
+
+
+def test_loading_without_collected_static_files_fails_at_start_with_the_remedy(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "oficina.settings",
+        "DEBUG": "0",
+        "OFICINA_TESTING": "0",
+        "SECRET_KEY": "preload-probe-" + "k" * 50,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "STATIC_ROOT": str(tmp_path / "empty"),
+        "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none",
+        "SMS_BACKEND": "locmem",
+        "EMAIL_BACKEND": "locmem",
+    }
+    probe = subprocess.run(
+        [sys.executable, "-c", "import oficina.wsgi"], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert probe.returncode != 0
+    assert "run `manage.py collectstatic`" in probe.stderr
