@@ -12,6 +12,11 @@ Phases (repeatable, run in order against one gunicorn start, after a short warm-
                         as the last ends -> journeys per second at saturation.
   rate:R:SECONDS        open loop: a new journey every 1/R s whatever the server does (constant
                         arrival rate, no coordinated omission); latencies of each step.
+  rate:P%:SECONDS       the same at P % of the limit measured right before the phase (bench/hash.py,
+                        5 s, server idle): this VM's speed drifts by 10-40 % within the hour, so a
+                        limit measured minutes earlier can put "50 %" anywhere from 40 to 70 % of
+                        what the machine can do during the phase. The phase's ratio then uses the
+                        verify measured with it.
 
 Why a custom driver and not locust: the driver shares the two cores with the server, PostgreSQL and
 Redis, so it must be cheap and its cost known. This one is ~250 lines of stdlib (http.client on
@@ -191,6 +196,20 @@ def _procs_cpu(comm: str) -> float:
         if st:
             total += st[0] + st[1] + st[2] + st[3]
     return total / TICK
+
+
+def limit_now() -> tuple[float, float]:
+    """(one verify's CPU ms, verifies/s with one looping process per core), measured now."""
+    done = subprocess.run(
+        [PYTHON, str(Path(__file__).resolve().parent / "hash.py"), "--seconds", "5", "--samples", "30"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"RESULT verify_cpu_ms=([\d.]+) limit_per_s=([\d.]+)", done.stdout)
+    if found is None:
+        raise SystemExit(f"bench/hash.py printed no RESULT line: {done.stdout[-500:]}")
+    return float(found.group(1)), float(found.group(2))
 
 
 def _machine_busy() -> tuple[float, float]:
@@ -535,7 +554,7 @@ def main() -> None:
     parser.add_argument("--db", default="bench")
     parser.add_argument("--members", type=int, required=True, help="members in the db (setup_members.py)")
     parser.add_argument(
-        "--phase", action="append", required=True, help="sat:CLIENTS:SECONDS or rate:R:SECONDS"
+        "--phase", action="append", required=True, help="sat:CLIENTS:SECONDS, rate:R[%%]:SECONDS"
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--verify-ms", type=float, default=0.0, help="one verify's CPU ms (bench/hash.py)")
@@ -560,6 +579,11 @@ def main() -> None:
             phase_closed(args, server.port, 4, args.warmup, "warm-up")
         for spec in args.phase:
             kind, a, b = spec.split(":")
+            verify_ms, limit = args.verify_ms, None
+            if kind == "rate" and a.endswith("%"):
+                verify_ms, limit = limit_now()
+                a = f"{float(a[:-1]) / 100 * limit:.1f}"
+                print(f"   limit now {limit:.1f} verifies/s (one verify {verify_ms:.2f} ms): {spec} -> {a}/s")
             c0, d0 = server.cpu_seconds(), resource.getrusage(resource.RUSAGE_SELF)
             s0, v0 = server.sealer_cpu_seconds(), server.verify_totals()
             pg0, r0, m0 = _procs_cpu("postgres"), _procs_cpu("redis-server"), _machine_busy()
@@ -582,12 +606,12 @@ def main() -> None:
                 _procs_cpu("postgres") - pg0,
                 _procs_cpu("redis-server") - r0,
                 (m1[0] - m0[0], m1[1] - m0[1]),
-                args.verify_ms,
+                verify_ms,
                 wall,
                 tuple(b - a for a, b in zip(v0, server.verify_totals(), strict=True)),  # type: ignore[arg-type]
             )
             out.update(memory_summary(server, t0))
-            out.update(members=args.members, workers=args.workers, src=str(ROOT))
+            out.update(members=args.members, workers=args.workers, src=str(ROOT), limit_now=limit)
             mem = out
             print(
                 f"   worker memory: peak RSS {mem.get('peak_worker_rss_mib')} MiB, peak HWM "
