@@ -499,9 +499,14 @@ def report(
         f"\n== {result.name}: {done} journeys in {result.seconds:.1f} s = {out['journeys_per_s']} /s, "
         f"errors {result.errors} {dict(result.error_kinds) or ''}"
     )
+    against = (
+        f" = {out['server_cpu_over_verify']} x verify "
+        f"(non-hash {out['non_hash_ms_per_journey']} ms, of which "
+        if verify_ms
+        else " (no --verify-ms given: see the in-server ratio below; of which "
+    )
     print(
-        f"   server CPU {per_journey:.2f} ms/journey = {out['server_cpu_over_verify']} x verify "
-        f"(non-hash {out['non_hash_ms_per_journey']} ms, of which audit sealer {sealer_ms:.2f}); "
+        f"   server CPU {per_journey:.2f} ms/journey{against}audit sealer {sealer_ms:.2f}); "
         f"server {out['server_cpu_cores']} cores busy"
     )
     print(
