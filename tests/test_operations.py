@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,15 +94,12 @@ print(len(sockets), threading.active_count(), len(loader.get_template_cache))
 """
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="reads /proc (Linux)")
-def test_loading_the_application_opens_no_connection_and_warms_the_templates(tmp_path):
-    """With preload_app the master loads the application and forks the workers: a socket (database,
-    Redis) or a thread made while loading would be shared by every worker."""
-    import os
-    import subprocess
-    import sys
+ROOT = Path(__file__).resolve().parent.parent
 
-    root = Path(__file__).resolve().parent.parent
+
+def _load_in_production(tmp_path: Path, code: str, *, static_root: str) -> subprocess.CompletedProcess[str]:
+    """Runs `code` in a new Python with production's settings, the database and Redis unreachable on
+    purpose (loading the application must not even try them)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "oficina.settings",
@@ -107,19 +107,23 @@ def test_loading_the_application_opens_no_connection_and_warms_the_templates(tmp
         "OFICINA_TESTING": "0",
         "SECRET_KEY": "preload-probe-" + "k" * 50,
         "ALLOWED_HOSTS": "127.0.0.1",
-        "STATIC_ROOT": str(tmp_path / "static"),
-        # Unreachable on purpose: loading must not even try them.
+        "STATIC_ROOT": str(tmp_path / static_root),
         "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none",
         "REDIS_URL": "redis://127.0.0.1:9/0",
         "SMS_BACKEND": "locmem",
         "EMAIL_BACKEND": "locmem",
     }
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=root, env=env, check=True
-    )
-    probe = subprocess.run(
-        [sys.executable, "-c", _MASTER_PROBE], cwd=root, env=env, capture_output=True, text=True
-    )
+    if static_root == "static":
+        collect = [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"]
+        subprocess.run(collect, cwd=ROOT, env=env, check=True)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="reads /proc (Linux)")
+def test_loading_the_application_opens_no_connection_and_warms_the_templates(tmp_path):
+    """With preload_app the master loads the application and forks the workers: a socket (database,
+    Redis) or a thread made while loading would be shared by every worker."""
+    probe = _load_in_production(tmp_path, _MASTER_PROBE, static_root="static")
     assert probe.returncode == 0, probe.stderr[-2000:]
     sockets, threads, templates = map(int, probe.stdout.split())
     assert (sockets, threads) == (0, 1)
@@ -127,25 +131,6 @@ def test_loading_the_application_opens_no_connection_and_warms_the_templates(tmp
 
 
 def test_loading_without_collected_static_files_fails_at_start_with_the_remedy(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parent.parent
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "oficina.settings",
-        "DEBUG": "0",
-        "OFICINA_TESTING": "0",
-        "SECRET_KEY": "preload-probe-" + "k" * 50,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "STATIC_ROOT": str(tmp_path / "empty"),
-        "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none",
-        "SMS_BACKEND": "locmem",
-        "EMAIL_BACKEND": "locmem",
-    }
-    probe = subprocess.run(
-        [sys.executable, "-c", "import oficina.wsgi"], cwd=root, env=env, capture_output=True, text=True
-    )
+    probe = _load_in_production(tmp_path, "import oficina.wsgi", static_root="empty")
     assert probe.returncode != 0
     assert "run `manage.py collectstatic`" in probe.stderr
