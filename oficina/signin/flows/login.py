@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -23,50 +25,51 @@ MEMBER_SESSION_KEY = "member"
 NOBODY = -1  # a primary key no row has: the lock UPDATE of an unknown cédula matches nothing
 
 
+def _rows_written(sql: str, params: Sequence[Any]) -> int:
+    """One plain statement. The writes of every PIN attempt (and the sign-in UPDATE) are plain SQL:
+    they run on every attempt, and the ORM's UPDATE compiler alone costs more CPU than the statement.
+    Table names come from the models' metadata, values always as parameters."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
 def _attempt_claim(member_pk: int) -> bool:
     """Counts this attempt before the hash is checked, in one conditional UPDATE, so parallel guesses
-    can never get more than PIN_MAX_FAILED_ATTEMPTS checks of the real hash. Plain SQL, like its twin
-    _unknown_attempt_record: both cost the same, so timing tells nothing."""
+    can never get more than PIN_MAX_FAILED_ATTEMPTS checks of the real hash. Its twin
+    _unknown_attempt_record costs the same, so timing tells nothing."""
     table = Member._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET failed_pin_attempts = failed_pin_attempts + 1 "  # noqa: S608
-            "WHERE id = %s AND locked_at IS NULL AND failed_pin_attempts < %s",
-            [member_pk, settings.PIN_MAX_FAILED_ATTEMPTS],
-        )
-        return cursor.rowcount == 1
+    sql = (
+        f"UPDATE {table} SET failed_pin_attempts = failed_pin_attempts + 1 "  # noqa: S608
+        "WHERE id = %s AND locked_at IS NULL AND failed_pin_attempts < %s"
+    )
+    return _rows_written(sql, [member_pk, settings.PIN_MAX_FAILED_ATTEMPTS]) == 1
 
 
 def _unknown_attempt_record(document: str) -> None:
     """The write an unknown cédula's attempt costs: one upsert, like the member's one UPDATE."""
     table = UnknownAttempt._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (document_hmac, failed, updated_at) VALUES (%s, 1, %s) "  # noqa: S608
-            f"ON CONFLICT (document_hmac) DO UPDATE SET failed = {table}.failed + 1, updated_at = %s",
-            [document_hmac(document), timezone.now(), timezone.now()],
-        )
+    sql = (
+        f"INSERT INTO {table} (document_hmac, failed, updated_at) VALUES (%s, 1, %s) "  # noqa: S608
+        f"ON CONFLICT (document_hmac) DO UPDATE SET failed = {table}.failed + 1, updated_at = %s"
+    )
+    _rows_written(sql, [document_hmac(document), timezone.now(), timezone.now()])
 
 
 def _lock_if_due(member_pk: int) -> bool:
     table = Member._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET locked_at = %s "  # noqa: S608
-            "WHERE id = %s AND locked_at IS NULL AND failed_pin_attempts >= %s",
-            [timezone.now(), member_pk, settings.PIN_MAX_FAILED_ATTEMPTS],
-        )
-        return cursor.rowcount == 1
+    sql = (
+        f"UPDATE {table} SET locked_at = %s "  # noqa: S608
+        "WHERE id = %s AND locked_at IS NULL AND failed_pin_attempts >= %s"
+    )
+    return _rows_written(sql, [timezone.now(), member_pk, settings.PIN_MAX_FAILED_ATTEMPTS]) == 1
 
 
 def _lock_check_twin(document: str) -> None:
     """What _lock_if_due costs, for an attempt counted in UnknownAttempt: reads the row, changes nothing."""
     table = UnknownAttempt._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET updated_at = %s WHERE document_hmac = %s AND failed < 0",  # noqa: S608
-            [timezone.now(), document_hmac(document)],
-        )
+    sql = f"UPDATE {table} SET updated_at = %s WHERE document_hmac = %s AND failed < 0"  # noqa: S608
+    _rows_written(sql, [timezone.now(), document_hmac(document)])
 
 
 def pin_verify(
@@ -145,15 +148,12 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> None:
     }
     # The member's earlier session, if any, no longer matches member.session_key: on its next request
     # the office middleware ends it and tells that browser why.
-    # Plain SQL, like _attempt_claim: this runs on every sign-in, and the ORM's UPDATE compiler alone
-    # costs more CPU than the statement.
     table = Member._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET previous_login_at = last_login_at, last_login_at = %s, "  # noqa: S608
-            "session_key = %s, failed_pin_attempts = 0 WHERE id = %s",  # 0: a sign-in follows a right PIN
-            [now, request.session.session_key, member.pk],
-        )
+    sql = (
+        f"UPDATE {table} SET previous_login_at = last_login_at, last_login_at = %s, "  # noqa: S608
+        "session_key = %s, failed_pin_attempts = 0 WHERE id = %s"  # 0: a sign-in follows a right PIN
+    )
+    _rows_written(sql, [now, request.session.session_key, member.pk])
     event_record("signin_ok", request=request, member=member)
 
 
