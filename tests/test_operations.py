@@ -90,7 +90,8 @@ def target(fd):
         return ""
 sockets = [fd for fd in os.listdir("/proc/self/fd") if target(fd).startswith("socket:")]
 loader = engines["django"].engine.template_loaders[0]
-print(len(sockets), threading.active_count(), len(loader.get_template_cache))
+import gc
+print(len(sockets), threading.active_count(), len(loader.get_template_cache), gc.get_freeze_count())
 """
 
 
@@ -120,14 +121,15 @@ def _load_in_production(tmp_path: Path, code: str, *, static_root: str) -> subpr
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="reads /proc (Linux)")
-def test_loading_the_application_opens_no_connection_and_warms_the_templates(tmp_path):
+def test_loading_the_application_opens_no_connection_warms_and_freezes(tmp_path):
     """With preload_app the master loads the application and forks the workers: a socket (database,
     Redis) or a thread made while loading would be shared by every worker."""
     probe = _load_in_production(tmp_path, _MASTER_PROBE, static_root="static")
     assert probe.returncode == 0, probe.stderr[-2000:]
-    sockets, threads, templates = map(int, probe.stdout.split())
+    sockets, threads, templates, frozen = map(int, probe.stdout.split())
     assert (sockets, threads) == (0, 1)
     assert templates >= 10  # the sign-in and office pages are compiled before any request
+    assert frozen > 10_000  # what was loaded is out of the garbage collector's way (and shared after fork)
 
 
 def test_loading_without_collected_static_files_fails_at_start_with_the_remedy(tmp_path):
