@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 from django.core.cache import cache
 
+from oficina.lib import ratelimit
 from oficina.notify import sms
 from tests.factories import make_member
 
@@ -18,6 +21,14 @@ def _local_backends(settings):
     settings.SMS_BACKEND = "oficina.notify.sms.locmem.SmsBackend"
     sms.outbox.clear()
     cache.clear()  # rate-limit counters live in the cache (Redis in production)
+
+
+@pytest.fixture
+def frozen_window():
+    """Keeps every rate-limit counter in one window: the windows are fixed (a minute, five minutes),
+    so a test counting hits across a boundary would see the counter start again, however rarely."""
+    with mock.patch.object(ratelimit, "time", SimpleNamespace(time=lambda: 1_700_000_010.0)):
+        yield
 
 
 def pytest_collection_modifyitems(config, items):

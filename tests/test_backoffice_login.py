@@ -23,6 +23,7 @@ def test_a_wrong_password_and_a_wrong_code_get_the_same_message(client):
     assert GENERIC in right_password_wrong_code and GENERIC in wrong_password
 
 
+@pytest.mark.usefixtures("frozen_window")
 def test_the_operators_login_is_throttled_per_username(client):
     user, device = make_operator()
     statuses = [

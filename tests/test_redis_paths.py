@@ -65,6 +65,7 @@ def test_every_rule_of_a_call_is_counted_in_one_round_trip(redis_caches, setting
     assert sent.call_count == 1
 
 
+@pytest.mark.usefixtures("frozen_window")
 def test_the_limit_refuses_the_hit_after_the_last_allowed_one(redis_caches, settings):
     settings.RATE_LIMITS = {"pin": "2/5m/key"}
     request = request_from("10.0.0.2")
@@ -87,6 +88,7 @@ def test_a_window_expires_with_its_period(redis_caches, settings):
     assert 0 < client.ttl(keys[0]) <= 61
 
 
+@pytest.mark.usefixtures("frozen_window")
 def test_parallel_hits_are_all_counted(redis_caches, settings):
     """INCR is atomic: 40 simultaneous hits against a limit of 10 let exactly 10 through."""
     settings.RATE_LIMITS = {"pin": "10/m/key"}
@@ -110,6 +112,7 @@ def test_parallel_hits_are_all_counted(redis_caches, settings):
     assert (len(allowed), len(refused)) == (10, 30)
 
 
+@pytest.mark.usefixtures("frozen_window")
 def test_the_locmem_path_counts_the_same(settings):
     """The demo and SQLite tests use the in-process cache: same rule, same answer."""
     settings.RATE_LIMITS = {"pin": "2/m/ip"}

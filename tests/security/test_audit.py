@@ -45,7 +45,7 @@ def event_text(event: Event) -> str:
 
 
 @pytest.fixture
-def recorded(settings, sms_outbox) -> tuple[Member, dict[str, list[Event]]]:
+def recorded(settings, sms_outbox, frozen_window) -> tuple[Member, dict[str, list[Event]]]:
     """A member's first access, sign-in, logout, idle expiry, lock and a throttled request."""
     settings.RATE_LIMITS = {}
     member = make_member()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from types import SimpleNamespace
-from unittest import mock
 
 import pytest
 from django.conf import settings as django_settings
@@ -13,7 +11,6 @@ from django.core import mail
 from django.core.cache import cache
 from django.test import Client
 
-from oficina.lib import ratelimit
 from oficina.members.models import Member
 from oficina.notify import sms
 from oficina.signin import pin as pin_module
@@ -39,13 +36,6 @@ DEFAULT_RATE_LIMITS = dict(django_settings.RATE_LIMITS)
 def no_rate_limits(settings):
     """For tests about the lock itself: the per-cédula PIN limit (5/5m) would answer 429 first."""
     settings.RATE_LIMITS = {}
-
-
-@pytest.fixture
-def frozen_window():
-    """Keeps every rate-limit counter in one window, so "within a minute" holds however slow CI is."""
-    with mock.patch.object(ratelimit, "time", SimpleNamespace(time=lambda: 1_700_000_010.0)):
-        yield
 
 
 def only_rate_limit(settings, action: str) -> None:
