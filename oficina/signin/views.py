@@ -203,28 +203,27 @@ def code_sent(request: HttpRequest) -> HttpResponse:
     return render(request, "signin/code_sent.html", context)
 
 
-def _keypad_stage(
-    request: HttpRequest, *, stage: Stage
-) -> tuple[Flow | None, str | None, list[str], str | None]:
-    """Common part of the new-PIN pages: (flow, digits, tokens, error)."""
-    flow = flow_get(request.session, stage=stage)
-    if flow is None or request.method != "POST" or request.POST.get("action") == "regresar":
-        return flow, None, [], None  # "Regresar" reads no keypad: stale keys on the page are no forgery
+def _keypad_read(request: HttpRequest, *, stage: Stage) -> tuple[str | None, list[str], str | None]:
+    """The keypad of a new-PIN page's POST: (digits, tokens, error). The views handle "Regresar"
+    before they call this, so a page abandoned with stale keys on it records no keypad refusal."""
+    if request.method != "POST":
+        return None, [], None
     result = keypad_post(request, purpose=stage.value)
-    return flow, result.digits, result.tokens, result.error
+    return result.digits, result.tokens, result.error
 
 
 @_guarded
 @sensitive_post_parameters()
 def new_pin(request: HttpRequest) -> HttpResponse:
     """Paso 6: define the new six-digit PIN."""
-    flow, digits, tokens, error = _keypad_stage(request, stage=Stage.NEW_PIN)
+    flow = flow_get(request.session, stage=Stage.NEW_PIN)
     if flow is None:
         return _restart(request)
     if request.method == "POST" and request.POST.get("action") == "regresar":
         flow_end(request.session)
         messages.info(request, "Cancelaste el cambio de clave. No hicimos ningún cambio.")
         return redirect("signin:identify")
+    digits, tokens, error = _keypad_read(request, stage=Stage.NEW_PIN)
     if digits is not None:
         member = Member.objects.get(pk=flow.require_member_id())
         try:
@@ -249,12 +248,13 @@ def new_pin(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters()
 def confirm_pin(request: HttpRequest) -> HttpResponse:
     """Paso 6 (b): type the new PIN again."""
-    flow, digits, tokens, error = _keypad_stage(request, stage=Stage.CONFIRM_PIN)
+    flow = flow_get(request.session, stage=Stage.CONFIRM_PIN)
     if flow is None:
         return _restart(request)
     if request.method == "POST" and request.POST.get("action") == "regresar":
         flow.advance(Stage.NEW_PIN, pending_pin_hash=None)
         return redirect("signin:new_pin")
+    digits, tokens, error = _keypad_read(request, stage=Stage.CONFIRM_PIN)
     if digits is not None:
         if secret_check(digits, flow.get("pending_pin_hash")):
             flow.advance(Stage.SECURITY_IMAGE)
