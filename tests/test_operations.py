@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import runpy
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from oficina.lib.jsonlog import JsonFormatter
+from tests.security import production_env
 
 pytestmark = pytest.mark.django_db
 
@@ -99,21 +99,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _load_in_production(tmp_path: Path, code: str, *, static_root: str) -> subprocess.CompletedProcess[str]:
-    """Runs `code` in a new Python with production's settings, the database and Redis unreachable on
-    purpose (loading the application must not even try them)."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "oficina.settings",
-        "DEBUG": "0",
-        "OFICINA_TESTING": "0",
-        "SECRET_KEY": "preload-probe-" + "k" * 50,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "STATIC_ROOT": str(tmp_path / static_root),
-        "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none",
-        "REDIS_URL": "redis://127.0.0.1:9/0",
-        "SMS_BACKEND": "locmem",
-        "EMAIL_BACKEND": "locmem",
-    }
+    """Runs `code` in a new Python with production's environment, the database and Redis unreachable
+    on purpose (loading the application must not even try them)."""
+    env = production_env(
+        STATIC_ROOT=str(tmp_path / static_root),
+        DATABASE_URL="postgres://nobody@127.0.0.1:9/none",
+        REDIS_URL="redis://127.0.0.1:9/0",
+    )
     if static_root == "static":
         collect = [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"]
         subprocess.run(collect, cwd=ROOT, env=env, check=True)

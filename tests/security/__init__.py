@@ -36,17 +36,23 @@ PRODUCTION_ENV = {
 }
 
 
-def run_in_production(code: str) -> str:
-    """Runs `code` with production's environment (DEBUG=0, no pytest), returns what it printed."""
+def production_env(**extra: str) -> dict[str, str]:
+    """This process's environment as production would set it (DEBUG=0, no test switches), plus `extra`."""
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in {"OFICINA_TESTING", "SECURE_COOKIES", "SECURE_SSL_REDIRECT", "DEBUG"}
     }
     env.update(PRODUCTION_ENV)
+    env.update(extra)
+    return env
+
+
+def run_in_production(code: str) -> str:
+    """Runs `code` with production's environment (DEBUG=0, no pytest), returns what it printed."""
     result = subprocess.run(
         [sys.executable, "-c", code],
-        env=env,
+        env=production_env(),
         capture_output=True,
         text=True,
         timeout=60,
