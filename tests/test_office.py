@@ -161,6 +161,7 @@ def test_the_step_up_gives_a_new_session_id_and_keeps_the_member_signed_in(clien
     assert after != before
     member.refresh_from_db()
     assert member.session_key == after
+    assert client.get("/oficina/imagen-y-frase/").status_code == 200  # the step-up is in the new session
     assert client.get("/oficina/").status_code == 200
     assert Event.objects.filter(kind="stepup_ok", member_id=member.pk).exists()
 

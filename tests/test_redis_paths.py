@@ -273,3 +273,95 @@ def test_a_session_with_no_time_left_is_deleted_not_saved(redis_caches):
         store["x"] = 1
         store.save()
     assert not SessionStore().exists(store.session_key)
+
+
+def test_a_new_key_is_32_lowercase_base32_characters_from_160_random_bits(redis_caches):
+    from django.contrib.sessions.backends.base import VALID_KEY_CHARS
+
+    from oficina.lib.sessions import SessionStore
+
+    keys = {SessionStore()._get_new_session_key() for _ in range(2000)}
+    assert len(keys) == 2000
+    assert all(len(key) == 32 and set(key) <= set(VALID_KEY_CHARS) for key in keys)
+    assert set("".join(keys)) == set("abcdefghijklmnopqrstuvwxyz234567")  # the whole alphabet is drawn
+
+
+def test_the_save_after_cycle_key_sends_nothing_when_the_data_did_not_change(redis_caches):
+    from oficina.lib.sessions import SessionStore
+
+    store = SessionStore()
+    store["flow"] = {"stage": "pin"}
+    store.save()
+    store["member"] = {"id": 4, "seen_at": 1.0}
+    store.cycle_key()
+    assert store.modified  # the response still sets the cookie with the new key
+    with round_trips() as sent:
+        store.save()
+    assert sent.call_count == 0
+    assert SessionStore(session_key=store.session_key).load() == {
+        "flow": {"stage": "pin"},
+        "member": {"id": 4, "seen_at": 1.0},
+    }
+
+
+def test_a_change_after_cycle_key_is_still_written_even_deep_inside_the_data(redis_caches):
+    from oficina.lib.sessions import SessionStore
+
+    store = SessionStore()
+    store["member"] = {"id": 4, "seen_at": 1.0}
+    store.save()
+    store.cycle_key()
+    store["member"]["seen_at"] = 2.0  # changed in place, as the office middleware does
+    store.modified = True
+    with round_trips() as sent:
+        store.save()
+    assert sent.call_count == 1
+    assert SessionStore(session_key=store.session_key).load() == {"member": {"id": 4, "seen_at": 2.0}}
+    with round_trips() as sent:
+        store.save()  # written now: nothing new to say
+    assert sent.call_count == 0
+
+
+def test_a_session_deleted_after_its_write_is_not_silently_saved_again(redis_caches):
+    from django.contrib.sessions.backends.base import UpdateError
+
+    from oficina.lib.sessions import SessionStore
+
+    store = SessionStore()
+    store["member"] = {"id": 5}
+    store.save()
+    store.cycle_key()
+    SessionStore().delete(store.session_key)  # ended elsewhere (an operator, another tab)
+    store["member"] = {"id": 5, "seen_at": 3.0}
+    with pytest.raises(UpdateError):
+        store.save()
+    store.delete()
+    with pytest.raises(UpdateError):  # the same data as written before the delete: not skipped
+        store.save()
+    assert not SessionStore().exists(store.session_key)
+
+
+@pytest.mark.django_db
+def test_a_pin_sign_in_costs_three_round_trips(redis_caches, settings, client, member, frozen_window):
+    """Load the session, count the attempt against the limits, write the new key and drop the old
+    one: the request's own save has nothing left to write."""
+    from oficina.signin.flows.login import MEMBER_SESSION_KEY
+    from tests.factories import DEFAULT_PIN
+    from tests.keypad import keypad_body
+
+    settings.SESSION_ENGINE = "oficina.lib.sessions"
+    assert client.post("/", {"usuario": member.document}).url == "/clave/"
+    old_key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    page = client.get("/clave/").content.decode()
+    with round_trips() as sent:
+        response = client.post("/clave/", keypad_body(page, DEFAULT_PIN))
+    assert response.url == "/oficina/"
+    assert sent.call_count == 3
+    from oficina.lib.sessions import SessionStore
+
+    new_key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    assert new_key != old_key and not SessionStore().exists(old_key)
+    assert SessionStore(session_key=new_key).load()[MEMBER_SESSION_KEY]["id"] == member.pk
+    member.refresh_from_db()
+    assert member.session_key == new_key
+    assert client.get("/oficina/").status_code == 200

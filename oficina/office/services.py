@@ -30,9 +30,8 @@ def stepup_is_fresh(request: HttpRequest) -> bool:
 
 def stepup_grant(request: HttpRequest) -> None:
     """The PIN was proven again: a new session id, as at sign-in, and the member's one session moves."""
-    request.session.cycle_key()
     request.session[MEMBER_SESSION_KEY][STEPUP_KEY] = time.time()
-    request.session.save()
+    request.session.cycle_key()  # writes the data under the new key: the request's save has nothing left
     Member.objects.filter(pk=request.session[MEMBER_SESSION_KEY]["id"]).update(
         session_key=request.session.session_key
     )

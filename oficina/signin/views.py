@@ -119,8 +119,8 @@ def password(request: HttpRequest) -> HttpResponse:
             )
             if member is not None:
                 request.session.pop(RESET_SESSION_KEY, None)
-                request.session.cycle_key()
                 flow.advance(Stage.NEW_PIN, member_id=member.pk, kind="reset")
+                request.session.cycle_key()  # after the change: one write, under the new key
                 return redirect("signin:new_pin")
             reset["attempts"] = int(reset.get("attempts", 0)) + 1
             request.session.modified = True

@@ -138,7 +138,6 @@ def session_auth_hash(member: Member) -> str:
 def member_sign_in(*, request: HttpRequest, member: Member) -> None:
     """Opens the member's office session: a new session id (a planted one is useless), and the
     member's previous session, in any browser, is ended (one active session per member)."""
-    request.session.cycle_key()
     now = timezone.now()
     request.session[MEMBER_SESSION_KEY] = {
         "id": member.pk,
@@ -146,6 +145,9 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> None:
         "signed_in_at": time.time(),
         "seen_at": time.time(),
     }
+    # After the data, so that cycle_key's write under the new key is the only one (the store skips
+    # the request's own save of the same data; oficina/lib/sessions.py).
+    request.session.cycle_key()
     # The member's earlier session, if any, no longer matches member.session_key: on its next request
     # the office middleware ends it and tells that browser why.
     table = Member._meta.db_table
