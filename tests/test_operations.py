@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from oficina.lib.jsonlog import JsonFormatter
 from tests.security import production_env
@@ -77,6 +78,20 @@ def test_gunicorn_preloads_the_application_unless_asked_not_to(monkeypatch):
     assert runpy.run_path(path)["preload_app"] is True
     monkeypatch.setenv("GUNICORN_PRELOAD", "0")
     assert runpy.run_path(path)["preload_app"] is False
+
+
+@pytest.mark.parametrize("name", ["GUNICORN_PRELOAD", "GUNICORN_ACCESS_LOG", "GUNICORN_WORKERS"])
+def test_gunicorn_reads_its_variables_as_the_settings_do_and_a_typo_stops_it(monkeypatch, name):
+    path = str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py")
+    if name != "GUNICORN_WORKERS":  # one spelling of booleans everywhere: "off" and "on" too
+        key = {"GUNICORN_PRELOAD": "preload_app", "GUNICORN_ACCESS_LOG": "accesslog"}[name]
+        monkeypatch.setenv(name, "off")
+        assert not runpy.run_path(path)[key]
+        monkeypatch.setenv(name, "on")
+        assert runpy.run_path(path)[key]
+    monkeypatch.setenv(name, "tal vez")
+    with pytest.raises(ImproperlyConfigured, match=name):
+        runpy.run_path(path)
 
 
 _MASTER_PROBE = """
