@@ -5,7 +5,8 @@ and what is "ip" (the client address) or "key" (the normalised cédula). Counter
 in the shared cache (Redis with REDIS_URL), so they hold across every instance; INCR is atomic there.
 Values are keyed-hashed before they become cache keys, so no cédula or address is stored in Redis.
 
-With Redis, every rule of one call is counted in a single round trip: a pipeline of
+With Redis (oficina.lib.cache.RedisCache.count_hits), every rule of one call is counted in a single
+round trip: a pipeline of
 `SET key 0 EX period+1 NX` (the window's first hit creates it with its expiry) and `INCR key` per rule.
 Django's cache API would need two to four round trips per rule (its incr() checks EXISTS first).
 """
@@ -20,7 +21,6 @@ from functools import cache
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
-from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
 
@@ -77,24 +77,14 @@ def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = No
     if not windows:
         return
     backend = caches["default"]
-    if isinstance(backend, RedisCache):
-        counts = _hits_redis(backend, windows)
+    count_hits = getattr(backend, "count_hits", None)  # oficina.lib.cache.RedisCache: one round trip
+    if count_hits is not None:
+        counts = count_hits([(bucket, rule.period + 1) for rule, bucket, _retry in windows])
     else:
         counts = _hits_cache(backend, windows)
     for (rule, _bucket_key, retry_after), hits in zip(windows, counts, strict=True):
         if hits > rule.limit:
             raise Throttled(action, retry_after)
-
-
-def _hits_redis(backend: RedisCache, windows: list[tuple[Rule, str, int]]) -> list[int]:
-    """All rules in one round trip; each INCR is atomic, so parallel hits are all counted."""
-    client = backend._cache.get_client(write=True)  # type: ignore[attr-defined]  # Django 5.2: RedisCacheClient
-    pipe = client.pipeline(transaction=False)
-    for rule, bucket, _retry_after in windows:
-        redis_key = backend.make_and_validate_key(bucket)
-        pipe.set(redis_key, 0, ex=rule.period + 1, nx=True)
-        pipe.incr(redis_key)
-    return [int(hits) for hits in pipe.execute()[1::2]]
 
 
 def _hits_cache(backend: BaseCache, windows: list[tuple[Rule, str, int]]) -> list[int]:
