@@ -1,0 +1,49 @@
+"""The bench tools' own logic (not timings): how bench/spy_summary.py sorts py-spy's samples."""
+
+from __future__ import annotations
+
+from bench.spy_summary import categorise, leaf_kind
+
+WORKER = "run (gunicorn/workers/sync.py:126);handle_request (gunicorn/workers/sync.py:180)"
+APP = (
+    WORKER
+    + ";__call__ (django/core/handlers/wsgi.py:124)"
+    + ";WhiteNoiseMiddleware.__call__ (whitenoise/middleware.py:123)"
+)
+
+
+def test_a_request_passing_through_whitenoise_is_not_counted_as_static_files():
+    stack = (
+        APP + ";inner (django/core/handlers/exception.py:55);get_response (django/core/handlers/base.py:140)"
+    )
+    assert categorise(stack) == "django request/response + middleware"
+    served = APP + ";StaticFile.get_response (whitenoise/responders.py:150)"
+    assert categorise(served) == "whitenoise (static files)"
+
+
+def test_gunicorn_gets_only_what_runs_outside_the_application():
+    write = WORKER + ";Response.write (gunicorn/http/wsgi.py:512);write (gunicorn/util.py:348)"
+    assert categorise(write) == "gunicorn HTTP (accept, parse, write, close)"
+    assert leaf_kind(write) == "socket I/O: client (gunicorn accept/recv/write/close)"
+    parse = WORKER + ";Request.parse (gunicorn/http/message.py:300)"
+    assert leaf_kind(parse) == "gunicorn (Python)"
+
+
+def test_a_session_write_is_a_session_sample_and_redis_socket_time():
+    stack = (
+        APP
+        + ";SessionMiddleware.process_response (django/contrib/sessions/middleware.py:60)"
+        + ";SessionStore.save (oficina/lib/sessions.py:51);RedisCache.set_existing (oficina/lib/cache.py:49)"
+        + ";AbstractConnection.send_packed_command (redis/connection.py:1349)"
+    )
+    assert categorise(stack) == "session load/save (Redis or SQL)"
+    assert leaf_kind(stack) == "socket I/O: Redis (send/recv)"
+
+
+def test_the_verify_is_left_out_of_the_second_table():
+    stack = APP + ";secret_check_in_slot (oficina/signin/pin.py:61);verify_secret (argon2/low_level.py:90)"
+    assert categorise(stack) == "argon2 verify"
+    assert leaf_kind(stack) is None
+    sql = APP + ";ClientCursorMixin._execute_send (psycopg/client_cursor.py:78)"
+    assert leaf_kind(sql) == "socket I/O: PostgreSQL (psycopg send/wait)"
+    assert leaf_kind(APP + ";_mask_cipher_secret (django/middleware/csrf.py:66)") == "Django"
