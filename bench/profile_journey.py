@@ -5,9 +5,10 @@
 
 Runs complete journeys through django.test.Client (CSRF enforced) in this process with the
 production settings (DEBUG=0) against a bench database made by bench/setup_members.py, and prints for
-each of the five requests: CPU ms, SQL queries (count, ms), and the CPU ms of the parts that cost:
-the Argon2 verify, session load/save, template rendering, audit events (hash-chain lock included),
-rate limits, the consent check. "rest" is the framework, middleware and view glue.
+each of the five requests: CPU ms, SQL queries (count, ms), Redis round trips (a pipeline counts
+once), and the CPU ms of the parts that cost: the Argon2 verify, session load/save (database or
+Redis store; cycle_key is counted in member_sign_in), template rendering, audit events, rate limits,
+the consent check. "rest" is the framework, middleware and view glue.
 --sql lists every statement of one journey; --pyinstrument writes one HTML/text profile per step.
 """
 
@@ -45,6 +46,21 @@ def _timed(component: str, func):  # type: ignore[no-untyped-def]
     return wrapper
 
 
+_redis_round_trips = [0]  # commands (a pipeline counts once) written to Redis in the current request
+
+
+def count_redis_round_trips() -> None:
+    from redis.connection import AbstractConnection
+
+    send = AbstractConnection.send_packed_command
+
+    def counted(self, command, check_health=True):  # type: ignore[no-untyped-def]
+        _redis_round_trips[0] += 1
+        return send(self, command, check_health)
+
+    AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+
+
 def instrument() -> list[str]:
     import django.template.backends.django as template_backend
     from django.contrib.sessions.backends import db as session_db
@@ -56,8 +72,13 @@ def instrument() -> list[str]:
     import oficina.signin.views as views
 
     pin.check_password = _timed("argon2 verify", pin.check_password)
+    import oficina.lib.sessions as session_redis
+
     for name in ("load", "save", "create", "delete", "exists"):
         setattr(session_db.SessionStore, name, _timed("session db", getattr(session_db.SessionStore, name)))
+    for name in ("load", "save", "create", "delete", "exists"):  # cycle_key: inside member_sign_in
+        method = getattr(session_redis.SessionStore, name)
+        setattr(session_redis.SessionStore, name, _timed("session redis", method))
     template_backend.Template.render = _timed("template render", template_backend.Template.render)
     audit_timed = _timed("audit event", audit.event_record)
     audit.event_record = views.event_record = login.event_record = audit_timed
@@ -71,6 +92,7 @@ def instrument() -> list[str]:
         "argon2 verify",
         "pin_verify (incl. argon2)",
         "session db",
+        "session redis",
         "template render",
         "audit event",
         "rate limit (redis)",
@@ -110,6 +132,7 @@ def main() -> None:
     from bench.setup_members import FIRST_DOCUMENT
 
     components = instrument()
+    count_redis_round_trips()
     csrf_re = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
     key_re = re.compile(r'name="press" value="([A-Za-z0-9_-]+)" data-keypad-digit>(\d)</button>')
     stats: dict[str, dict[str, list[float]]] = {s: defaultdict(list) for s in STEPS}
@@ -127,6 +150,7 @@ def main() -> None:
 
     def run(step: str, call, expect: int, record: bool):  # type: ignore[no-untyped-def]
         _cpu.clear()
+        _redis_round_trips[0] = 0
         profiler = profilers.get(step) if record else None
         if whole is not None and record:
             whole.enable()
@@ -146,6 +170,7 @@ def main() -> None:
             s["cpu"].append(cpu * 1000)
             s["wall"].append(wall * 1000)
             s["queries"].append(len(queries))
+            s["redis round trips"].append(_redis_round_trips[0])
             s["sql ms"].append(sum(float(q["time"]) for q in queries.captured_queries) * 1000)
             for name in components:
                 s[name].append(_cpu.get(name, 0.0) * 1000)
@@ -187,7 +212,7 @@ def main() -> None:
         f"{args.journeys} journeys through django.test.Client, db {args.db} ({args.members} members); "
         "medians, CPU ms unless noted\n"
     )
-    cols = ["cpu", "wall", "queries", "sql ms", *components]
+    cols = ["cpu", "wall", "queries", "redis round trips", "sql ms", *components]
     print(f"{'':<28}" + "".join(f"{s:>14}" for s in STEPS) + f"{'journey':>14}")
     for col in cols:
         values = [med(stats[s][col]) for s in STEPS]
@@ -196,6 +221,7 @@ def main() -> None:
         med(stats[s]["cpu"])
         - med(stats[s]["template render"])
         - med(stats[s]["session db"])
+        - med(stats[s]["session redis"])
         - med(stats[s]["audit event"])
         - med(stats[s]["rate limit (redis)"])
         - med(stats[s]["consent check"])
