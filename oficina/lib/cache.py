@@ -34,30 +34,35 @@ class RedisCache(DjangoRedisCache):
         super().__init__(server, params)
         self._class = RedisCacheClient
 
-    def _client_and_serializer(self, key: str) -> tuple[Any, Any]:
-        client: RedisCacheClient = self._cache  # type: ignore[attr-defined]  # Django's cached_property
-        return client.get_client(key, write=True), client._serializer  # type: ignore[attr-defined]
+    def _client(self) -> Any:
+        return self._cache.get_client(write=True)  # type: ignore[attr-defined]  # Django's cached_property
 
-    def set_existing(self, key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
-        """Writes `value` only if `key` still exists (SET XX): False, and nothing written, if it was
-        deleted meanwhile. One atomic round trip, where Django's session store asks GET then SET."""
+    def dumps(self, value: Any) -> bytes:
+        """`value` as this cache stores it (Django's RedisSerializer): what set_existing and add_replacing
+        take, so that a caller can keep the very bytes it wrote."""
+        return self._cache._serializer.dumps(value)  # type: ignore[attr-defined]
+
+    def set_existing(self, key: str, payload: bytes, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
+        """Writes `payload` (from dumps()) only if `key` still exists (SET XX): False, and nothing
+        written, if it was deleted meanwhile. One atomic round trip, where Django's session store asks
+        GET then SET."""
         key = self.make_and_validate_key(key)
         backend_timeout = self.get_backend_timeout(timeout)
-        client, serializer = self._client_and_serializer(key)
+        client = self._client()
         if backend_timeout == 0:  # as Django's set(): a non-positive timeout deletes
             return bool(client.delete(key))
-        return bool(client.set(key, serializer.dumps(value), ex=backend_timeout, xx=True))
+        return bool(client.set(key, payload, ex=backend_timeout, xx=True))
 
     def add_replacing(
-        self, key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT, *, replaced: str | None
+        self, key: str, payload: bytes, timeout: float | None = DEFAULT_TIMEOUT, *, replaced: str | None
     ) -> bool:
-        """add(key) and delete(replaced) in one pipelined round trip. The delete happens whether or not
-        the add found `key` taken (False then: the caller draws another key and tries again)."""
+        """add(key) with `payload` (from dumps()) and delete(replaced) in one pipelined round trip. The
+        delete happens whether or not the add found `key` taken (False then: the caller draws another
+        key and tries again)."""
         key = self.make_and_validate_key(key)
         backend_timeout = self.get_backend_timeout(timeout)
-        client, serializer = self._client_and_serializer(key)
-        pipe = client.pipeline(transaction=False)
-        pipe.set(key, serializer.dumps(value), ex=backend_timeout, nx=True)
+        pipe = self._client().pipeline(transaction=False)
+        pipe.set(key, payload, ex=backend_timeout, nx=True)
         if replaced is not None:
             pipe.delete(self.make_and_validate_key(replaced))
         return bool(pipe.execute()[0])
@@ -66,8 +71,7 @@ class RedisCache(DjangoRedisCache):
         """One hit counted in each (key, seconds to live) bucket, all in one pipelined round trip:
         SET NX starts a bucket with its lifetime, INCR counts atomically, so parallel hits are all
         counted. Returns each bucket's count after this hit."""
-        client, _serializer = self._client_and_serializer("")
-        pipe = client.pipeline(transaction=False)
+        pipe = self._client().pipeline(transaction=False)
         for key, ttl in buckets:
             redis_key = self.make_and_validate_key(key)
             pipe.set(redis_key, 0, ex=ttl, nx=True)

@@ -20,7 +20,6 @@ With another cache (never in production: sessions need the shared Redis) it beha
 from __future__ import annotations
 
 import base64
-import pickle
 import secrets
 from typing import Any
 
@@ -28,12 +27,8 @@ from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.backends.cache import SessionStore as CacheSessionStore
 
 
-def _snapshot(data: dict[str, Any]) -> bytes:
-    return pickle.dumps(data, pickle.HIGHEST_PROTOCOL)
-
-
 class SessionStore(CacheSessionStore):
-    # (session key, snapshot of the data) as this store last wrote them in Redis
+    # (session key, serialized data) as this store last wrote them in Redis
     _written: tuple[str, bytes] | None = None
 
     def _get_new_session_key(self) -> str:
@@ -44,11 +39,11 @@ class SessionStore(CacheSessionStore):
         if self.session_key is None or must_create or set_existing is None:
             self._written = None
             return super().save(must_create=must_create)
-        data = self._get_session(no_load=False)  # type: ignore[attr-defined]
-        written = (self.session_key, _snapshot(data))
+        payload = self._cache.dumps(self._get_session(no_load=False))  # type: ignore[attr-defined]
+        written = (self.session_key, payload)
         if written == self._written:
-            return None  # this very data was written under this key by this store, a moment ago
-        if not set_existing(self.cache_key, data, self.get_expiry_age()):
+            return None  # these very bytes were written under this key by this store, a moment ago
+        if not set_existing(self.cache_key, payload, self.get_expiry_age()):
             raise UpdateError
         self._written = written
         return None
@@ -62,13 +57,14 @@ class SessionStore(CacheSessionStore):
         if add_replacing is None:
             return super().cycle_key()
         data: dict[str, Any] = self._session  # type: ignore[attr-defined]
+        payload = self._cache.dumps(data)  # type: ignore[attr-defined]
         replaced = self.cache_key_prefix + self.session_key if self.session_key else None
         for _ in range(100):
             self._session_key = self._get_new_session_key()
-            if add_replacing(self.cache_key, data, self.get_expiry_age(), replaced=replaced):
+            if add_replacing(self.cache_key, payload, self.get_expiry_age(), replaced=replaced):
                 self._session_cache = data
                 self.modified = True  # the response must still carry the new key in its cookie
-                self._written = (self._session_key, _snapshot(data))
+                self._written = (self._session_key, payload)
                 return None
             replaced = None  # deleted by the first try
         raise RuntimeError("Unable to create a new session key. It is likely that the cache is unavailable.")
