@@ -17,6 +17,9 @@ from tests.security import production_env
 
 pytestmark = pytest.mark.django_db
 
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN_CONF = str(ROOT / "gunicorn.conf.py")
+
 
 def test_healthz_answers_without_touching_anything(client):
     response = client.get("/healthz")
@@ -55,7 +58,7 @@ def test_log_lines_are_json_objects():
 
 def test_gunicorn_runs_one_worker_per_core_with_sane_timeouts(monkeypatch):
     monkeypatch.delenv("GUNICORN_WORKERS", raising=False)
-    conf = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
+    conf = runpy.run_path(GUNICORN_CONF)
     import multiprocessing
 
     assert conf["workers"] == multiprocessing.cpu_count()
@@ -65,33 +68,30 @@ def test_gunicorn_runs_one_worker_per_core_with_sane_timeouts(monkeypatch):
 
 
 def test_gunicorn_leaves_the_access_log_to_the_proxy_unless_asked(monkeypatch):
-    path = str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py")
     monkeypatch.delenv("GUNICORN_ACCESS_LOG", raising=False)
-    assert runpy.run_path(path)["accesslog"] is None
+    assert runpy.run_path(GUNICORN_CONF)["accesslog"] is None
     monkeypatch.setenv("GUNICORN_ACCESS_LOG", "1")
-    assert runpy.run_path(path)["accesslog"] == "-"
+    assert runpy.run_path(GUNICORN_CONF)["accesslog"] == "-"
 
 
 def test_gunicorn_preloads_the_application_unless_asked_not_to(monkeypatch):
-    path = str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py")
     monkeypatch.delenv("GUNICORN_PRELOAD", raising=False)
-    assert runpy.run_path(path)["preload_app"] is True
+    assert runpy.run_path(GUNICORN_CONF)["preload_app"] is True
     monkeypatch.setenv("GUNICORN_PRELOAD", "0")
-    assert runpy.run_path(path)["preload_app"] is False
+    assert runpy.run_path(GUNICORN_CONF)["preload_app"] is False
 
 
 @pytest.mark.parametrize("name", ["GUNICORN_PRELOAD", "GUNICORN_ACCESS_LOG", "GUNICORN_WORKERS"])
 def test_gunicorn_reads_its_variables_as_the_settings_do_and_a_typo_stops_it(monkeypatch, name):
-    path = str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py")
     if name != "GUNICORN_WORKERS":  # one spelling of booleans everywhere: "off" and "on" too
         key = {"GUNICORN_PRELOAD": "preload_app", "GUNICORN_ACCESS_LOG": "accesslog"}[name]
         monkeypatch.setenv(name, "off")
-        assert not runpy.run_path(path)[key]
+        assert not runpy.run_path(GUNICORN_CONF)[key]
         monkeypatch.setenv(name, "on")
-        assert runpy.run_path(path)[key]
+        assert runpy.run_path(GUNICORN_CONF)[key]
     monkeypatch.setenv(name, "tal vez")
     with pytest.raises(ImproperlyConfigured, match=name):
-        runpy.run_path(path)
+        runpy.run_path(GUNICORN_CONF)
 
 
 _MASTER_PROBE = """
@@ -110,18 +110,15 @@ print(len(sockets), threading.active_count(), len(loader.get_template_cache), gc
 """
 
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_in_production(tmp_path: Path, code: str, *, static_root: str) -> subprocess.CompletedProcess[str]:
+def _load_in_production(tmp_path: Path, code: str, *, collected: bool) -> subprocess.CompletedProcess[str]:
     """Runs `code` in a new Python with production's environment, the database and Redis unreachable
     on purpose (loading the application must not even try them)."""
     env = production_env(
-        STATIC_ROOT=str(tmp_path / static_root),
+        STATIC_ROOT=str(tmp_path / "static"),
         DATABASE_URL="postgres://nobody@127.0.0.1:9/none",
         REDIS_URL="redis://127.0.0.1:9/0",
     )
-    if static_root == "static":
+    if collected:
         collect = [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"]
         subprocess.run(collect, cwd=ROOT, env=env, check=True)
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -131,7 +128,7 @@ def _load_in_production(tmp_path: Path, code: str, *, static_root: str) -> subpr
 def test_loading_the_application_opens_no_connection_warms_and_freezes(tmp_path):
     """With preload_app the master loads the application and forks the workers: a socket (database,
     Redis) or a thread made while loading would be shared by every worker."""
-    probe = _load_in_production(tmp_path, _MASTER_PROBE, static_root="static")
+    probe = _load_in_production(tmp_path, _MASTER_PROBE, collected=True)
     assert probe.returncode == 0, probe.stderr[-2000:]
     sockets, threads, templates, frozen = map(int, probe.stdout.split())
     assert (sockets, threads) == (0, 1)
@@ -140,6 +137,6 @@ def test_loading_the_application_opens_no_connection_warms_and_freezes(tmp_path)
 
 
 def test_loading_without_collected_static_files_fails_at_start_with_the_remedy(tmp_path):
-    probe = _load_in_production(tmp_path, "import oficina.wsgi", static_root="empty")
+    probe = _load_in_production(tmp_path, "import oficina.wsgi", collected=False)
     assert probe.returncode != 0
     assert "run `manage.py collectstatic`" in probe.stderr
