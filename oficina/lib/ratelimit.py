@@ -1,9 +1,10 @@
 """Rate limits named per action, in django-allauth's notation: "20/m/ip,5/5m/key".
 
 Each rule is "<count>/<period>/<what>": period is s, m, h or d with an optional multiplier (5m),
-and what is "ip" (the client address) or "key" (the normalised cédula). Counters are fixed windows
-in the shared cache (Redis with REDIS_URL), so they hold across every instance; INCR is atomic there.
-Values are keyed-hashed before they become cache keys, so no cédula or address is stored in Redis.
+and what is "ip" (the client address, an IPv6 client by its /64: `client_network`) or "key" (the
+normalised cédula). Counters are fixed windows in the shared cache (Redis with REDIS_URL), so they
+hold across every instance; INCR is atomic there. Values are keyed-hashed before they become cache
+keys, so no cédula or address is stored in Redis.
 
 With Redis (oficina.lib.cache.RedisCache.count_hits), every rule of one call is counted in a single
 round trip: a pipeline of
@@ -13,6 +14,7 @@ Django's cache API would need two to four round trips per rule (its incr() check
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from django.core.cache.backends.base import BaseCache
 from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
 
-from oficina.lib.client import client_ip
+from oficina.lib.client import client_address
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _RULE = re.compile(r"^(\d+)/(\d*)([smhd])/(ip|key)$")
@@ -63,6 +65,17 @@ def _bucket(action: str, rule: Rule, value: str, now: float) -> tuple[str, int]:
     return f"rl:{action}:{rule.what}:{rule.period}:{digest}:{window}", retry_after
 
 
+def client_network(request: HttpRequest) -> str:
+    """What an "ip" rule counts: the client's IPv4 address, or its IPv6 /64 (one subscriber's
+    allocation: counting single IPv6 addresses would give an attacker 2**64 buckets)."""
+    address = client_address(request)
+    if address is None:
+        return "unknown"
+    if address.version == 6:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = None) -> None:
     """Counts one hit of `action`; raises Throttled when any of its rules is over its limit."""
     spec = settings.RATE_LIMITS.get(action)
@@ -70,8 +83,10 @@ def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = No
         return
     now = time.time()
     windows: list[tuple[Rule, str, int]] = []
-    for rule in parse_rules(spec):
-        value = (client_ip(request) or "unknown") if rule.what == "ip" else key
+    rules = parse_rules(spec)
+    network = client_network(request) if any(rule.what == "ip" for rule in rules) else None
+    for rule in rules:
+        value = network if rule.what == "ip" else key
         if value:
             windows.append((rule, *_bucket(action, rule, value, now)))
     if not windows:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
 import re
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,10 +27,39 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _UnixSocketHandler(urllib.request.HTTPHandler):
+    """http:// URLs sent over a Unix socket (a proxy's `proxy_pass http://unix:/run/...`)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def http_open(self, req):  # type: ignore[no-untyped-def]
+        path = self.path
+
+        class Connection(http.client.HTTPConnection):
+            def connect(self) -> None:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(self.timeout)
+                self.sock.connect(path)
+
+        return self.do_open(Connection, req)
+
+
 class Browser:
-    def __init__(self) -> None:
+    """`forwarded_for`: sent as X-Forwarded-For on every request, as the proxy in front would;
+    `unix_socket`: every request goes to that socket, whatever the URL's host."""
+
+    def __init__(self, *, forwarded_for: str | None = None, unix_socket: str | None = None) -> None:
         self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect)
+        handlers: list[urllib.request.BaseHandler] = [
+            urllib.request.HTTPCookieProcessor(self.jar),
+            _NoRedirect(),
+        ]
+        if unix_socket:
+            handlers.append(_UnixSocketHandler(unix_socket))
+        self.opener = urllib.request.build_opener(*handlers)
+        self.forwarded_for = forwarded_for
 
     def copy_cookies_from(self, other: Browser) -> None:
         for cookie in other.jar:
@@ -37,6 +68,8 @@ class Browser:
     def request(self, url: str, data: dict[str, str] | None = None, referer: str | None = None) -> Page:
         body = urllib.parse.urlencode(data).encode() if data is not None else None
         request = urllib.request.Request(url, data=body)
+        if self.forwarded_for:
+            request.add_header("X-Forwarded-For", self.forwarded_for)
         if referer:
             request.add_header("Referer", referer)
         try:

@@ -36,16 +36,15 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 3
     raise RuntimeError(f"{url} did not come up")
 
 
-@pytest.fixture
-def two_instances(transactional_db, settings, tmp_path) -> Iterator[tuple[str, str, Path]]:
-    """Base URLs of two gunicorn instances on the test database, and their SMS folder."""
+def instance_env(settings, tmp_path: Path) -> dict[str, str]:
+    """Production's environment for an instance on the test database (PostgreSQL only), with static
+    files collected into tmp_path."""
     db = settings.DATABASES["default"]
     if not db["ENGINE"].endswith("postgresql"):
-        pytest.skip("two instances need PostgreSQL")  # the 'postgres' marker makes this fail in CI instead
+        pytest.skip("real instances need PostgreSQL")  # the 'postgres' marker makes this fail in CI instead
     database_url = (
         f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     )
-    sms_dir = tmp_path / "sms"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "oficina.settings",
@@ -58,7 +57,7 @@ def two_instances(transactional_db, settings, tmp_path) -> Iterator[tuple[str, s
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"),
         "TASKS_BACKEND": "immediate",
         "SMS_BACKEND": "file",
-        "SMS_FILE_PATH": str(sms_dir),
+        "SMS_FILE_PATH": str(tmp_path / "sms"),
         "EMAIL_BACKEND": "locmem",
         "RATE_LIMIT_IDENTIFY": "10/h/ip",  # an hour: no window edge inside a test
         "RATE_LIMIT_PIN": "1000/m/ip",
@@ -69,42 +68,73 @@ def two_instances(transactional_db, settings, tmp_path) -> Iterator[tuple[str, s
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
     )
+    return env
+
+
+def gunicorn(env: dict[str, str], bind: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "oficina.wsgi:application",
+            "--bind",
+            bind,
+            "--workers",
+            "1",
+            "--threads",
+            "8",
+            "--no-control-socket",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def two_instances(transactional_db, settings, tmp_path) -> Iterator[tuple[str, str, Path]]:
+    """Base URLs of two gunicorn instances on the test database, and their SMS folder."""
+    env = instance_env(settings, tmp_path)
     processes = []
     urls = []
     try:
         for _ in range(2):
             port = free_port()
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "oficina.wsgi:application",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    "1",
-                    "--threads",
-                    "8",
-                    "--no-control-socket",
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            processes.append(process)
+            processes.append(gunicorn(env, f"127.0.0.1:{port}"))
             urls.append(f"http://127.0.0.1:{port}")
         for url, process in zip(urls, processes, strict=True):
             wait_until_up(url + "/healthz", process)
-        yield urls[0], urls[1], sms_dir
+        yield urls[0], urls[1], Path(env["SMS_FILE_PATH"])
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
+
+
+@pytest.fixture
+def unix_instance(transactional_db, settings, tmp_path) -> Iterator[str]:
+    """The path of a Unix socket a gunicorn instance serves on (nginx's proxy_pass http://unix:...)."""
+    env = instance_env(settings, tmp_path)
+    path = str(tmp_path / "gunicorn.sock")
+    process = gunicorn(env, f"unix:{path}")
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(path):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not come up on its Unix socket")
+            time.sleep(0.2)
+        yield path
+    finally:
+        stop([process])

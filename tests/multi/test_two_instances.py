@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from oficina.audit.models import Event
 from oficina.members.models import Member
 from tests.factories import DEFAULT_PIN, make_member
 from tests.multi.browser import Browser
@@ -90,3 +91,30 @@ def test_the_per_ip_rate_limit_is_shared_by_both_instances(two_instances):
     assert statuses[10:] == [429, 429]
     assert "Demasiados intentos" in browser.post_form(a + "/", {"usuario": "70000099"}).html
     assert Member.objects.count() == 0
+
+
+def test_behind_the_proxy_each_client_is_limited_and_recorded_by_its_own_address(two_instances):
+    """gunicorn's REMOTE_ADDR is the proxy (here the test, on 127.0.0.1, a trusted proxy by default);
+    the client's address comes in X-Forwarded-For. Read wrongly, every member would share one
+    10-an-hour budget and the audit trail would name the proxy."""
+    a, b, _ = two_instances
+    for n in range(12):
+        identify(Browser(forwarded_for=f"203.0.113.{n}"), (a, b)[n % 2], str(72_000_000 + n))
+    one = Browser(forwarded_for="10.1.2.3, 198.51.100.7")  # the client's own claim (10.1.2.3) is ignored
+    statuses = [one.post_form(a + "/", {"usuario": str(72_100_000 + n)}).status for n in range(11)]
+    assert statuses == [302] * 10 + [429]
+
+    member = make_member(returning=True)
+    first = Browser(forwarded_for="203.0.113.99")
+    identify(first, b, member.document)
+    assert first.get(b + "/clave/").status == 200
+    assert Event.objects.get(kind="image_shown").ip_address == "203.0.113.99"
+
+
+def test_behind_a_proxy_on_a_unix_socket_the_client_address_comes_from_the_proxy(unix_instance):
+    member = make_member(returning=True)
+    browser = Browser(forwarded_for="203.0.113.77", unix_socket=unix_instance)
+    identify(browser, "http://127.0.0.1", member.document)
+
+    assert browser.get("http://127.0.0.1/clave/").status == 200
+    assert Event.objects.get(kind="image_shown").ip_address == "203.0.113.77"
