@@ -10,13 +10,12 @@ before any sign-in logic runs, i.e. the part of the 6 ms budget that serving alo
 from __future__ import annotations
 
 import argparse
-import http.client
 import sys
 import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.journey import server_start
+from bench.journey import connection, server_start
 
 
 def main() -> None:
@@ -25,13 +24,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--env", action="append", default=[], help="extra server env NAME=VALUE")
+    parser.add_argument("--unix", action="store_true", help="gunicorn on a Unix socket")
     args = parser.parse_args()
-    server = server_start(args.db, 2, dict(item.split("=", 1) for item in args.env), None)
+    server = server_start(args.db, 2, dict(item.split("=", 1) for item in args.env), None, args.unix)
     try:
         for path in ("/healthz", "/", "/healthz", "/"):
 
             def hit(n: int, path: str = path) -> None:
-                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+                conn = connection(server.target, 30)
                 for _ in range(n):
                     conn.request("GET", path)
                     response = conn.getresponse()

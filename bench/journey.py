@@ -18,10 +18,15 @@ Phases (repeatable, run in order against one gunicorn start, after a short warm-
                         what the machine can do during the phase. The phase's ratio then uses the
                         verify measured with it.
 
-Why a custom driver and not locust: the driver shares the two cores with the server, PostgreSQL and
+Why a custom driver and not locust (bench/locustfile.py runs the same journey, for loading a staging
+deployment from another machine): the driver shares the two cores with the server, PostgreSQL and
 Redis, so it must be cheap and its cost known. This one is ~250 lines of stdlib (http.client on
-threads), costs ~1 ms of CPU per journey (printed as "driver CPU"), needs no gevent, and schedules
-arrivals itself from a monotonic clock, so an open-loop phase never slows down because the server did.
+threads), costs 1.7-3.3 ms of CPU per journey on this VM (printed as "driver CPU"; locust measured
+9.5-11 ms), needs no gevent, and schedules arrivals itself from a monotonic clock, so an open-loop phase
+never slows down because the server did.
+
+Every request carries X-Forwarded-For (one client address per journey), as behind nginx; --unix binds
+gunicorn to a Unix socket and sends the requests there, as nginx on the same host can.
 
 Server CPU is read from /proc: utime+stime of the gunicorn master and live workers, plus the master's
 cutime+cstime (workers recycled by max_requests are counted once reaped), plus the audit sealer
@@ -68,15 +73,40 @@ class JourneyError(Exception):
     pass
 
 
-class Browser:
-    """A cookie-keeping HTTP/1.1 client on one keep-alive connection (a browser tab, minimal)."""
+# Where gunicorn listens: ("127.0.0.1", port), or the path of a Unix socket (--unix).
+Target = tuple[str, int] | str
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket, as nginx's `proxy_pass http://unix:/run/...` speaks to gunicorn."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("127.0.0.1", timeout=timeout)  # the Host header ALLOWED_HOSTS expects
+        self.unix_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def connection(target: Target, timeout: float) -> http.client.HTTPConnection:
+    if isinstance(target, str):
+        return UnixHTTPConnection(target, timeout)
+    return http.client.HTTPConnection(*target, timeout=timeout)
+
+
+class Browser:
+    """A cookie-keeping HTTP/1.1 client on one keep-alive connection (a browser tab, minimal). Every
+    request carries X-Forwarded-For, as behind the proxy (the client's address, one per browser)."""
+
+    def __init__(self, target: Target, timeout: float, address: str) -> None:
+        self.conn = connection(target, timeout)
         self.cookies: dict[str, str] = {}
+        self.address = address
 
     def request(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, str, str]:
-        headers = {"User-Agent": "bench-journey/1"}
+        headers = {"User-Agent": "bench-journey/1", "X-Forwarded-For": self.address}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
@@ -99,9 +129,10 @@ class Browser:
         self.conn.close()
 
 
-def journey(host: str, port: int, document: str, timeout: float) -> dict[str, float]:
+def journey(target: Target, document: str, timeout: float) -> dict[str, float]:
     """One complete sign-in; the seconds each step took. Raises JourneyError on anything unexpected."""
-    browser = Browser(host, port, timeout)
+    number = int(document)
+    browser = Browser(target, timeout, f"198.{18 + number % 2}.{number // 256 % 256}.{number % 256}")
     times: dict[str, float] = {}
     clock = time.perf_counter
 
@@ -224,7 +255,7 @@ def _machine_busy() -> tuple[float, float]:
 @dataclass
 class Server:
     process: subprocess.Popen  # type: ignore[type-arg]
-    port: int
+    target: Target
     workdir: Path
     sealer: subprocess.Popen | None = None  # type: ignore[type-arg]  # manage.py audit_seal --loop 1
     samples: list[tuple[float, dict[int, int]]] = field(default_factory=list)  # (t, {worker pid: RSS KiB})
@@ -289,7 +320,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def server_start(db: str, workers: int, extra_env: dict[str, str], settings_module: str | None) -> Server:
+def server_start(
+    db: str, workers: int, extra_env: dict[str, str], settings_module: str | None, unix: bool
+) -> Server:
     workdir = Path(tempfile.mkdtemp(prefix="bench-gunicorn-"))
     env = production_env(db, STATIC_ROOT=str(workdir / "static"), GUNICORN_WORKERS=str(workers), **extra_env)
     # The bench's WSGI module wraps the app to count verify CPU in the server (bench/wsgi_measured.py).
@@ -298,7 +331,8 @@ def server_start(db: str, workers: int, extra_env: dict[str, str], settings_modu
     if settings_module:
         env["DJANGO_SETTINGS_MODULE"] = settings_module
     subprocess.run([PYTHON, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    port = _free_port()
+    target: Target = str(workdir / "gunicorn.sock") if unix else ("127.0.0.1", _free_port())
+    bind = f"unix:{target}" if isinstance(target, str) else f"{target[0]}:{target[1]}"
     log = open(workdir / "gunicorn.log", "wb")
     process = subprocess.Popen(
         [
@@ -309,20 +343,20 @@ def server_start(db: str, workers: int, extra_env: dict[str, str], settings_modu
             "-c",
             "gunicorn.conf.py",
             "--bind",
-            f"127.0.0.1:{port}",
+            bind,
         ],
         cwd=ROOT,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    server = Server(process, port, workdir)
+    server = Server(process, target, workdir)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"gunicorn exited: {(workdir / 'gunicorn.log').read_text()[-3000:]}")
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn = connection(target, 2)
             conn.request("GET", "/readyz")
             if conn.getresponse().status == 200 and len(server.workers()) >= workers:
                 break
@@ -361,19 +395,19 @@ _sequence = itertools.count(random.randrange(1 << 20))
 _STRIDE = 1_000_003  # a prime: k * stride mod N visits every member once before any repeats
 
 
-def _next_member(members: int) -> int:
+def next_member(members: int) -> int:
     """Members in a scattered order with no repeats for N journeys: two journeys in flight never sign
     in the same member (which would, correctly, end the first one's session as "replaced")."""
     return (next(_sequence) * _STRIDE) % members
 
 
 def _run_one(
-    args: argparse.Namespace, port: int, result: PhaseResult, lock: threading.Lock, planned: float
+    args: argparse.Namespace, target: Target, result: PhaseResult, lock: threading.Lock, planned: float
 ) -> None:
     started = time.monotonic()
-    document = str(FIRST_DOCUMENT + _next_member(args.members))
+    document = str(FIRST_DOCUMENT + next_member(args.members))
     try:
-        times = journey("127.0.0.1", port, document, args.timeout)
+        times = journey(target, document, args.timeout)
     except JourneyError as exc:
         with lock:
             result.errors += 1
@@ -388,13 +422,15 @@ def _run_one(
             result.steps[name].append(seconds)
 
 
-def phase_closed(args: argparse.Namespace, port: int, clients: int, seconds: float, name: str) -> PhaseResult:
+def phase_closed(
+    args: argparse.Namespace, target: Target, clients: int, seconds: float, name: str
+) -> PhaseResult:
     result, lock = PhaseResult(name), threading.Lock()
     deadline = time.monotonic() + seconds
 
     def client() -> None:
         while time.monotonic() < deadline:
-            _run_one(args, port, result, lock, time.monotonic())
+            _run_one(args, target, result, lock, time.monotonic())
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     t0 = time.monotonic()
@@ -406,14 +442,16 @@ def phase_closed(args: argparse.Namespace, port: int, clients: int, seconds: flo
     return result
 
 
-def phase_open(args: argparse.Namespace, port: int, rate: float, seconds: float, name: str) -> PhaseResult:
+def phase_open(
+    args: argparse.Namespace, target: Target, rate: float, seconds: float, name: str
+) -> PhaseResult:
     result, lock = PhaseResult(name), threading.Lock()
     slots = threading.BoundedSemaphore(args.max_in_flight)
     pool = ThreadPoolExecutor(max_workers=args.max_in_flight)
 
     def run(planned: float) -> None:
         try:
-            _run_one(args, port, result, lock, planned)
+            _run_one(args, target, result, lock, planned)
         finally:
             slots.release()
 
@@ -571,17 +609,20 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], help="extra server env NAME=VALUE")
     parser.add_argument("--settings", default=None, help="DJANGO_SETTINGS_MODULE for the server (profiling)")
     parser.add_argument("--json", type=Path, default=None, help="append results as JSON lines here")
+    parser.add_argument(
+        "--unix", action="store_true", help="gunicorn on a Unix socket (as behind nginx on the same host)"
+    )
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)
-    server = server_start(args.db, args.workers, extra, args.settings)
+    server = server_start(args.db, args.workers, extra, args.settings, args.unix)
     print(
-        f"gunicorn master {server.master}, workers {server.workers()} on 127.0.0.1:{server.port} "
+        f"gunicorn master {server.master}, workers {server.workers()} on {server.target} "
         f"(src {ROOT}, db {args.db}, {args.members} members)"
     )
     results = []
     try:
         if args.warmup:
-            phase_closed(args, server.port, 4, args.warmup, "warm-up")
+            phase_closed(args, server.target, 4, args.warmup, "warm-up")
         for spec in args.phase:
             kind, a, b = spec.split(":")
             verify_ms, limit = args.verify_ms, None
@@ -594,9 +635,9 @@ def main() -> None:
             pg0, r0, m0 = _procs_cpu("postgres"), _procs_cpu("redis-server"), _machine_busy()
             t0 = time.monotonic()
             if kind == "sat":
-                result = phase_closed(args, server.port, int(a), float(b), f"saturate {a} clients {b} s")
+                result = phase_closed(args, server.target, int(a), float(b), f"saturate {a} clients {b} s")
             elif kind == "rate":
-                result = phase_open(args, server.port, float(a), float(b), f"rate {a}/s {b} s")
+                result = phase_open(args, server.target, float(a), float(b), f"rate {a}/s {b} s")
             else:
                 raise SystemExit(f"unknown phase {spec!r}")
             wall = time.monotonic() - t0
