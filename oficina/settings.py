@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from oficina.lib.client import TrustedProxies
 from oficina.lib.env import envbool, envchoice, envint, envlist, envstr
+from oficina.lib.ratelimit import parse_rules
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -98,8 +99,20 @@ DATABASES = {
     "default": dj_database_url.parse(
         envstr("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
         conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        # Off by default: it costs one "SELECT 1" round trip at the start of every request that uses
+        # the database (3 a sign-in). Without it, after a database restart each worker's next request
+        # fails once with the error page (nothing is half-written: every write is in a transaction).
+        conn_health_checks=envbool("DATABASE_CONN_HEALTH_CHECKS"),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # psycopg waits 130 s for an unreachable server, beyond gunicorn's 30 s timeout: the worker would be
+    # killed instead of answering the error page, and /readyz would never say 503. A ?connect_timeout=
+    # in DATABASE_URL wins.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "connect_timeout", envint("DATABASE_CONNECT_TIMEOUT", 5, minimum=1, maximum=60)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})
     # Wait for the writer lock instead of failing with "database is locked".
@@ -196,6 +209,11 @@ RATE_LIMITS = {
     "code_entry": envstr("RATE_LIMIT_CODE_ENTRY", "20/m/ip,10/5m/key"),
     "staff_login": envstr("RATE_LIMIT_STAFF_LOGIN", "10/m/ip,5/5m/key"),  # key = operator's username
 }
+for _action, _spec in RATE_LIMITS.items():  # a typo stops the start, not every request of that action
+    try:
+        parse_rules(_spec)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"RATE_LIMIT_{_action.upper()}: {exc}") from None
 CODE_SENDS_PER_HOUR = envint("CODE_SENDS_PER_HOUR", 3, minimum=1)
 CODE_RESEND_SECONDS = envint("CODE_RESEND_SECONDS", 60, minimum=0)
 # At most this many Argon2 computations at once per process; excess waits, then is told to retry.

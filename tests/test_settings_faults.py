@@ -1,0 +1,84 @@
+"""Settings that decide how the portal fails: a typo stops the start; a silent database is given up on
+in seconds, in time for the error page and a 503 from /readyz, instead of a killed worker."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from django.conf import settings as django_settings
+
+from tests.security import production_env
+
+_PRINT_DATABASE = """
+import json, django
+django.setup()
+from django.conf import settings
+db = settings.DATABASES["default"]
+print(json.dumps({"options": db.get("OPTIONS", {}), "health": db["CONN_HEALTH_CHECKS"]}))
+"""
+
+_READYZ = """
+import time, django
+django.setup()
+from django.test import Client
+started = time.monotonic()
+response = Client().get("/readyz", HTTP_HOST="a", secure=True)
+database = response.json()["checks"]["database"].split(":")[0]
+print(response.status_code, round(time.monotonic() - started, 1), database)
+"""
+
+
+def run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=production_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=django_settings.BASE_DIR,
+    )
+
+
+@pytest.mark.parametrize("name", ["RATE_LIMIT_PIN", "RATE_LIMIT_IDENTIFY", "RATE_LIMIT_STAFF_LOGIN"])
+def test_a_typo_in_a_rate_limit_stops_the_start_with_the_variable_name(name):
+    started = run("import django; django.setup()", **{name: "20/m/ip,5/5min/key"})
+
+    assert started.returncode != 0
+    assert f"ImproperlyConfigured: {name}: invalid rate limit rule '5/5min/key'" in started.stderr
+
+
+def test_postgresql_connections_give_up_after_five_seconds_unless_the_url_says_otherwise():
+    default = run(_PRINT_DATABASE, DATABASE_URL="postgres://u@127.0.0.1:5432/x")
+    own = run(_PRINT_DATABASE, DATABASE_URL="postgres://u@127.0.0.1:5432/x?connect_timeout=9")
+
+    assert json.loads(default.stdout) == {"options": {"connect_timeout": 5}, "health": False}
+    assert json.loads(own.stdout)["options"] == {"connect_timeout": 9}
+    checked = run(_PRINT_DATABASE, DATABASE_URL="postgres://u@127.0.0.1/x", DATABASE_CONN_HEALTH_CHECKS="1")
+    assert json.loads(checked.stdout)["health"] is True
+
+
+def test_a_database_that_accepts_but_never_answers_makes_readyz_say_503_within_the_timeout():
+    """The worst case for a client: the TCP connection opens (the kernel accepts it) and then nothing."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        probe = run(
+            _READYZ,
+            DATABASE_URL=f"postgres://u@127.0.0.1:{port}/x",
+            DATABASE_CONNECT_TIMEOUT="2",
+            REDIS_URL="",
+        )
+        elapsed = time.monotonic() - started
+
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    status, seconds, database = probe.stdout.split()
+    assert (status, database) == ("503", "error")
+    assert 1.5 <= float(seconds) < 10
+    assert elapsed < 20
