@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "oficina.middleware.SecurityHeadersMiddleware",
+    "oficina.overload.QueueWaitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -219,6 +220,8 @@ CODE_RESEND_SECONDS = envint("CODE_RESEND_SECONDS", 60, minimum=0)
 # At most this many Argon2 computations at once per process; excess waits, then is told to retry.
 HASH_CONCURRENCY = envint("HASH_CONCURRENCY", min(5, os.cpu_count() or 1), minimum=1)
 HASH_WAIT_SECONDS = envint("HASH_WAIT_SECONDS", 3, minimum=0)
+# A request the proxy stamped (X-Request-Start) more than this long ago gets the 503 page at once (0: off).
+QUEUE_WAIT_SECONDS = envint("QUEUE_WAIT_SECONDS", 10, minimum=0)
 
 LANGUAGE_CODE = "es-co"
 LANGUAGES = [("es-co", "Español (Colombia)")]

@@ -1,0 +1,66 @@
+"""Load shedding: a request that waited too long for a worker gets "Estamos muy ocupados" at once.
+
+gunicorn's sync workers take one request at a time; when sign-ins arrive faster than the cores can
+hash PINs, the excess waits in the listen queue, unseen by the application. The proxy stamps each
+request with the time it received it (nginx: `proxy_set_header X-Request-Start "t=${msec}";`), and a
+request that waited more than QUEUE_WAIT_SECONDS is answered with the 503 page and `Retry-After`
+before anything else runs: no session is read, no PIN attempt counted, no code checked. The member
+tries again in a few seconds, and the queue drains instead of growing until the proxy gives up (and
+the worker then spends a hash on an answer nobody reads).
+
+Only a trusted proxy's stamp is read (oficina.lib.client.from_trusted_proxy); a stamp in the future
+(clocks of two hosts) or unreadable is ignored. The probes are never shed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+
+from oficina.lib.client import from_trusted_proxy
+
+logger = logging.getLogger(__name__)
+
+PROBES = ("/healthz", "/readyz")
+RETRY_AFTER_SECONDS = 5
+
+
+def queue_wait(request: HttpRequest, now: float) -> float | None:
+    """Seconds between the proxy receiving the request and now; None without a readable stamp."""
+    raw = str(request.META.get("HTTP_X_REQUEST_START", "")).strip()
+    if not raw or not from_trusted_proxy(request):
+        return None
+    try:
+        stamped = float(raw.removeprefix("t="))
+    except ValueError:
+        return None
+    waited = now - stamped
+    return waited if 0 <= waited < 86400 else None
+
+
+class QueueWaitMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.QUEUE_WAIT_SECONDS
+        if limit and request.path not in PROBES:
+            waited = queue_wait(request, time.time())
+            if waited is not None and waited > limit:
+                logger.warning("request shed after %.1f s in the queue: %s", waited, request.path)
+                return busy(request)
+        return self.get_response(request)
+
+
+def busy(request: HttpRequest) -> HttpResponse:
+    """The 503 page, rendered without the request (no session, no user, no CSRF token)."""
+    from oficina.context_processors import branding
+
+    response = HttpResponse(render_to_string("errors/503.html", branding(request)), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
