@@ -45,6 +45,14 @@ def production_env(db: str, **extra: str) -> dict[str, str]:
         "RATE_LIMIT_CODE_REQUEST": high,
         "RATE_LIMIT_CODE_ENTRY": high,
         "LOG_LEVEL": "WARNING",
+        # Required in production (oficina/settings.py PRODUCTION_IDENTITY); the demo's example values.
+        "COOPERATIVE_NAME": "Cooperativa Progressa",
+        "COOPERATIVE_NIT": "900.000.000-0",
+        "COOPERATIVE_ADDRESS": "Calle 10 # 20-30, Bogotá D.C.",
+        "COOPERATIVE_EMAIL": "atencion@cooperativa.example",
+        "COOPERATIVE_PHONE": "(601) 555 0100",
+        "SITE_URL": "http://127.0.0.1",
+        "DEFAULT_FROM_EMAIL": "Oficina Virtual <no-responder@localhost>",
     }
     env.update(extra)
     return env

@@ -332,6 +332,24 @@ if not re.fullmatch(r"#[0-9a-fA-F]{6}", COOPERATIVE_COLOR):
     raise ImproperlyConfigured(f"COOPERATIVE_COLOR must look like #0b6e4f, not {COOPERATIVE_COLOR!r}")
 # Operators' second factor (django-otp): the name their authenticator app shows for this account.
 OTP_TOTP_ISSUER = COOPERATIVE_NAME
+# In production the demo cooperative's identity must never reach a member: the data policy (Ley 1581),
+# published at the first migrate, names the data controller from these, and e-mails carry SITE_URL's
+# links from DEFAULT_FROM_EMAIL. The demo and the tests keep the example values above.
+PRODUCTION_IDENTITY = (
+    "COOPERATIVE_NAME",
+    "COOPERATIVE_NIT",
+    "COOPERATIVE_ADDRESS",
+    "COOPERATIVE_EMAIL",
+    "COOPERATIVE_PHONE",
+    "SITE_URL",
+    "DEFAULT_FROM_EMAIL",
+)
+if not DEBUG and not TESTING and (_missing := [name for name in PRODUCTION_IDENTITY if not envstr(name)]):
+    raise ImproperlyConfigured(
+        f"Set {', '.join(_missing)}: in production the cooperative's own identity is required (the data "
+        "policy published at the first migrate names it; e-mails link to SITE_URL). README: Running in "
+        "production."
+    )
 
 LOG_FORMAT = envstr("LOG_FORMAT", "plain" if DEBUG or TESTING else "json")
 if LOG_FORMAT not in {"plain", "json"}:

@@ -13,6 +13,21 @@ from tests.factories import make_member
 
 pytest_plugins = ["tests.notify_fixtures"]
 
+# The example cooperative's identity (the settings' own demo defaults), in the environment so that the
+# processes the tests start with production's settings (gunicorn instances, workers, probes of the
+# settings) get it too: in production it is required (oficina/settings.py PRODUCTION_IDENTITY).
+DEMO_IDENTITY = {
+    "COOPERATIVE_NAME": "Cooperativa Progressa",
+    "COOPERATIVE_NIT": "900.000.000-0",
+    "COOPERATIVE_ADDRESS": "Calle 10 # 20-30, Bogotá D.C.",
+    "COOPERATIVE_EMAIL": "atencion@cooperativa.example",
+    "COOPERATIVE_PHONE": "(601) 555 0100",
+    "SITE_URL": "http://127.0.0.1:8000",
+    "DEFAULT_FROM_EMAIL": "Oficina Virtual <no-responder@localhost>",
+}
+for _name, _value in DEMO_IDENTITY.items():
+    os.environ.setdefault(_name, _value)
+
 
 @pytest.fixture(autouse=True)
 def _local_backends(settings):

@@ -82,3 +82,19 @@ def test_a_database_that_accepts_but_never_answers_makes_readyz_say_503_within_t
     assert (status, database) == ("503", "error")
     assert 1.5 <= float(seconds) < 10
     assert elapsed < 20
+
+
+def test_production_refuses_to_start_with_the_demo_cooperatives_identity(monkeypatch):
+    """The data policy published at the first migrate names the data controller (Ley 1581)."""
+    for name in ("COOPERATIVE_NIT", "SITE_URL"):
+        monkeypatch.delenv(name)
+
+    started = run("import django; django.setup()")
+
+    assert started.returncode != 0
+    assert "ImproperlyConfigured: Set COOPERATIVE_NIT, SITE_URL: in production" in started.stderr
+    assert (
+        run("import django; django.setup()", COOPERATIVE_NIT="890.123.456-7", SITE_URL="https://x").returncode
+        == 0
+    )
+    assert run("import django; django.setup()", DEBUG="1").returncode == 0  # the demo keeps its example
