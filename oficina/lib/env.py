@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -60,4 +61,6 @@ def envchoice(name: str, choices: dict[str, str], default: str) -> str:
 
 
 def envlist(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    """Values separated by commas or line breaks, from NAME or from the file named by NAME_FILE (as
+    envstr): a file with one old key a line must not become one key with a line break in it."""
+    return [item.strip() for item in re.split(r"[,\n]", envstr(name, default)) if item.strip()]

@@ -5,11 +5,10 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.utils.crypto import constant_time_compare
 
 from oficina.lib.prepared import PreparedQuery
 from oficina.members.models import Member
-from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash
+from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash, session_auth_match
 
 SEEN_AT_RESOLUTION = 10  # seconds
 # Read on every office page: compiled once per connection (oficina/lib/prepared.py).
@@ -43,9 +42,8 @@ class MemberSessionMiddleware:
             reason = "absolute"
         member_id = data.get("id")
         member = _ACTIVE_BY_ID.first(member_id, Member.Status.ACTIVE) if isinstance(member_id, int) else None
-        if reason is None and (
-            member is None or not constant_time_compare(str(data.get("auth", "")), session_auth_hash(member))
-        ):
+        auth = session_auth_match(member, data.get("auth")) if reason is None and member is not None else None
+        if reason is None and auth is None:
             reason = "revoked"
         elif reason is None and member is not None and member.session_key != request.session.session_key:
             reason = "replaced"
@@ -58,6 +56,13 @@ class MemberSessionMiddleware:
             request.member_session_ended = reason  # type: ignore[attr-defined]
             event_record("session_expired", request=request, member=member, reason=reason)
             return None
+        if auth == "fallback" and member is not None:
+            # Opened before a SECRET_KEY rotation: from now on the current key's hash, so the session
+            # outlives the old key's removal from SECRET_KEY_FALLBACKS, as in django.contrib.auth.get_user
+            # but without its cycle_key: Member.session_key names this id (one session per member), and a
+            # new id here would race the same browser's concurrent requests into "replaced".
+            data["auth"] = session_auth_hash(member)
+            request.session.modified = True
         if now - float(data.get("seen_at", 0)) >= SEEN_AT_RESOLUTION:  # type: ignore[arg-type]
             # The idle clock needs no finer grain: skipping the session write saves a query per page.
             data["seen_at"] = now

@@ -10,7 +10,6 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
@@ -23,7 +22,13 @@ from oficina.lib.national_id import InvalidDocument
 from oficina.lib.ratelimit import ratelimit_consume
 from oficina.members.models import Member
 from oficina.signin.flows.identify import document_parse, security_display
-from oficina.signin.flows.login import member_attempts_reset, member_sign_in, pin_verify, session_auth_hash
+from oficina.signin.flows.login import (
+    member_attempts_reset,
+    member_sign_in,
+    pin_verify,
+    session_auth_hash,
+    session_auth_match,
+)
 from oficina.signin.flows.new_credentials import (
     credentials_complete,
     new_pin_accept,
@@ -323,11 +328,13 @@ def policy(request: HttpRequest) -> HttpResponse:
             )
         elif flow.get("kind") == "reconsent":
             member = Member.objects.get(pk=flow.require_member_id())
-            # The PIN proven on /clave/ must still be the member's, and their access still open.
+            # The PIN proven on /clave/ must still be the member's (under the current key or, across
+            # a key rotation, an old one), and their access still open. The sign-in below stores a
+            # hash made with the current key.
             if (
                 not member.is_active
                 or member.locked_at is not None
-                or not constant_time_compare(str(flow.get("auth", "")), session_auth_hash(member))
+                or session_auth_match(member, flow.get("auth")) is None
             ):
                 flow_end(request.session)
                 return _restart(request)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from oficina.audit.services import document_hmac, event_record
 from oficina.members.models import Member
@@ -130,9 +130,29 @@ def member_attempts_reset(member: Member) -> None:
     member.failed_pin_attempts = 0
 
 
-def session_auth_hash(member: Member) -> str:
-    """Changes whenever the PIN changes, which ends every session opened with the old one."""
-    return salted_hmac("oficina.member.session", member.pin_hash, algorithm="sha256").hexdigest()
+def session_auth_hash(member: Member, *, secret: str | None = None) -> str:
+    """Changes whenever the PIN changes, which ends every session opened with the old one.
+    Made with SECRET_KEY unless another `secret` is given."""
+    return salted_hmac(
+        "oficina.member.session", member.pin_hash, secret=secret, algorithm="sha256"
+    ).hexdigest()
+
+
+def session_auth_match(member: Member, stored: object) -> Literal["current", "fallback"] | None:
+    """Which key made `stored`, the hash a session or sign-in flow keeps: "current" (SECRET_KEY),
+    "fallback" (a key of SECRET_KEY_FALLBACKS: opened before a key rotation; an office session then
+    stores session_auth_hash(member) in its place, so it outlives the old key's removal), or None:
+    the PIN changed since, and the session ends. As django.contrib.auth.get_user: the current key
+    first (one HMAC per office request), the fallbacks only after a mismatch."""
+    given = str(stored or "")
+    if not given:
+        return None
+    if constant_time_compare(given, session_auth_hash(member)):
+        return "current"
+    for secret in settings.SECRET_KEY_FALLBACKS:
+        if constant_time_compare(given, session_auth_hash(member, secret=secret)):
+            return "fallback"
+    return None
 
 
 def member_sign_in(*, request: HttpRequest, member: Member) -> None:
