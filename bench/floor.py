@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/floor.py [--requests 3000]
 
-GET /healthz (every middleware, no session, no template) and GET / ("Ingresa tu usuario": a template
-and a CSRF cookie, no database) on one keep-alive connection per thread. What five requests cost
-before any sign-in logic runs, i.e. the part of the 6 ms budget that serving alone takes.
+GET /healthz (gunicorn and the first three middlewares: since the fifth pass the probes are answered
+by oficina.health.ProbesMiddleware before the Host check; the earlier passes' figures went through all
+twelve) and GET / ("Ingresa tu usuario": every middleware, a template and a CSRF cookie, no database)
+on one keep-alive connection per thread. What serving costs before any sign-in logic runs.
 """
 
 from __future__ import annotations

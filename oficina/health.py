@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.clickjacking import xframe_options_deny
+from django.views.decorators.http import require_safe
 
 
 @never_cache
-@require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
+@xframe_options_deny
+@require_safe
+def healthz(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"status": "ok"})
 
 
 @never_cache
-@require_GET
-def readyz(request: HttpRequest) -> JsonResponse:
+@xframe_options_deny
+@require_safe
+def readyz(request: HttpRequest) -> HttpResponse:
     checks: dict[str, str] = {}
     try:
         with connection.cursor() as cursor:
@@ -37,3 +42,28 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
     )
+
+
+PROBES: dict[str, Callable[[HttpRequest], HttpResponse]] = {"/healthz": healthz, "/readyz": readyz}
+
+
+class ProbesMiddleware:
+    """Answers /healthz and /readyz before anything reads the Host header.
+
+    A balancer probes each instance by its own address (Host: 10.0.0.5:8000), often over plain HTTP.
+    CommonMiddleware checks the Host against ALLOWED_HOSTS on every request (400), so the probes are
+    answered here, after SecurityMiddleware and SecurityHeadersMiddleware (their headers still apply;
+    SECURE_REDIRECT_EXEMPT spares these two paths the HTTPS redirect) and before sessions, CSRF and
+    the member's session: a probe reads no cookie and sets none. Every other path keeps both checks.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        probe = PROBES.get(request.path_info)
+        if probe is None:
+            return self.get_response(request)
+        response = probe(request)
+        response.headers["Content-Length"] = str(len(response.content))  # as CommonMiddleware would
+        return response

@@ -9,7 +9,8 @@ tries again in a few seconds, and the queue drains instead of growing until the 
 the worker then spends a hash on an answer nobody reads).
 
 Only a trusted proxy's stamp is read (oficina.lib.client.from_trusted_proxy); a stamp in the future
-(clocks of two hosts) or unreadable is ignored. The probes are never shed.
+(clocks of two hosts) or unreadable is ignored. The probes never get here: oficina.health's
+ProbesMiddleware, before this one, answers them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from oficina.lib.client import from_trusted_proxy
 
 logger = logging.getLogger(__name__)
 
-PROBES = ("/healthz", "/readyz")
 RETRY_AFTER_SECONDS = 5
 
 
@@ -49,7 +49,7 @@ class QueueWaitMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         limit = settings.QUEUE_WAIT_SECONDS
-        if limit and request.path not in PROBES:
+        if limit:
             waited = queue_wait(request, time.time())
             if waited is not None and waited > limit:
                 logger.warning("request shed after %.1f s in the queue: %s", waited, request.path)

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "oficina.middleware.SecurityHeadersMiddleware",
+    "oficina.health.ProbesMiddleware",  # before anything reads the Host header (oficina/health.py)
     "oficina.overload.QueueWaitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -180,6 +181,8 @@ if SECURE_COOKIES:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The balancer probes each instance over plain HTTP; SecurityMiddleware matches without the leading "/".
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Who may tell us the client's address in X-Forwarded-For (oficina.lib.client): the proxy in front.
 # "unix" trusts a Unix socket's peer (gunicorn bound to unix:/run/...); a bad item stops the start.

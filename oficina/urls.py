@@ -3,11 +3,10 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from oficina import branding, health
+from oficina import branding
 
+# /healthz and /readyz are answered by oficina.health.ProbesMiddleware, before the Host check.
 urlpatterns = [
-    path("healthz", health.healthz, name="healthz"),
-    path("readyz", health.readyz, name="readyz"),
     path("marca.css", branding.brand_css, name="brand_css"),
     path("marca/logo", branding.brand_logo, name="brand_logo"),
     path("", include("oficina.signin.urls")),

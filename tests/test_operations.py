@@ -45,7 +45,120 @@ def test_readyz_reports_an_unreachable_cache(client, settings):
 
 
 def test_probes_refuse_writes(client):
-    assert client.post("/healthz").status_code in (403, 405)
+    assert client.post("/healthz").status_code == 405
+    assert client.post("/readyz").status_code == 405
+
+
+# --- Probes from a load balancer, past production's host check and HTTPS redirect -----------------
+
+PUBLIC_HOST = "oficina.cooperativa.coop"
+INSTANCE = "10.0.0.5:8000"  # a balancer probes each instance by its own address, over plain HTTP
+SECURITY_HEADERS = [
+    "Content-Security-Policy",
+    "Permissions-Policy",
+    "Cross-Origin-Opener-Policy",
+    "X-Content-Type-Options",
+    "Referrer-Policy",
+    "X-Frame-Options",
+]
+
+
+@pytest.fixture
+def in_production(settings):
+    """What SECURE_COOKIES turns on in production: the host check, the HTTPS redirect, HSTS. The
+    middleware and SECURE_REDIRECT_EXEMPT stay as oficina/settings.py has them."""
+    settings.ALLOWED_HOSTS = [PUBLIC_HOST]
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 31536000
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+
+
+@pytest.mark.parametrize("host", [INSTANCE, PUBLIC_HOST])
+def test_a_balancer_probing_an_instance_over_plain_http_gets_the_probes_answer(client, in_production, host):
+    healthz = client.get("/healthz", headers={"host": host})
+    assert (healthz.status_code, healthz.json()) == (200, {"status": "ok"})
+    readyz = client.get("/readyz", headers={"host": host})
+    assert readyz.status_code == 200 and readyz.json()["checks"]["database"] == "ok"
+    assert client.head("/healthz", headers={"host": host}).status_code == 200
+    assert client.head("/readyz", headers={"host": host}).status_code == 200
+
+
+def test_readyz_tells_a_balancer_probing_over_plain_http_that_redis_is_down(client, in_production, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": settings.REDIS_URL},
+    }
+    response = client.get("/readyz", headers={"host": INSTANCE})
+    assert response.status_code == 503
+    assert response.json()["checks"]["cache"].startswith("error")
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_probe_answers_carry_the_security_headers_and_neither_a_cookie_nor_a_session(
+    client, in_production, path
+):
+    for response in (
+        client.get(path, headers={"host": INSTANCE}),
+        client.get(path, headers={"host": PUBLIC_HOST, "x-forwarded-proto": "https"}),
+    ):
+        assert response.status_code == 200
+        assert all(response.has_header(name) for name in SECURITY_HEADERS), response.headers
+        assert response["Cache-Control"] == "no-store"
+        assert not response.cookies
+        assert "Cookie" not in response.get("Vary", "")  # the session was never read
+    assert response["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+
+
+def test_probes_still_refuse_writes_from_any_host_over_plain_http(client, in_production):
+    for path in ("/healthz", "/readyz"):
+        response = client.post(path, headers={"host": INSTANCE})
+        assert response.status_code == 405 and not response.cookies
+
+
+@pytest.mark.parametrize("path", ["/", "/oficina/", "/healthz/", "/readyz/x"])
+def test_every_other_page_still_refuses_an_unknown_host(client, in_production, path):
+    assert client.get(path, headers={"host": INSTANCE, "x-forwarded-proto": "https"}).status_code == 400
+    assert client.get(path, headers={"host": INSTANCE}).status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/", "/oficina/", "/healthz/"])
+def test_every_other_page_is_still_sent_from_plain_http_to_https(client, in_production, path):
+    response = client.get(path, headers={"host": PUBLIC_HOST})
+    assert response.status_code == 301
+    assert response["Location"] == f"https://{PUBLIC_HOST}{path}"
+
+
+_BALANCER_PROBES = """
+import json, django
+django.setup()
+from django.test import Client
+balancer = Client(headers={"host": "10.0.0.5:8000"})  # the instance's address, plain HTTP
+probes = [balancer.get("/healthz"), balancer.head("/healthz")]
+probes += [balancer.get("/readyz"), balancer.post("/readyz")]
+answers = [
+    (r.status_code, r.json() if r.content else None, r.get("Cache-Control"), bool(r.cookies)) for r in probes
+]
+home = Client(headers={"host": "a"}).get("/")
+print(json.dumps({"probes": answers, "home": [home.status_code, home.get("Location")]}))
+"""
+
+
+def test_with_production_settings_a_balancer_sees_an_instance_whose_database_is_down_as_not_ready(tmp_path):
+    """Real production settings (DEBUG=0, SECURE_COOKIES, ALLOWED_HOSTS=a) in a new Python whose
+    database and Redis are unreachable: /healthz still says the process is alive, /readyz says 503."""
+    run = _load_in_production(tmp_path, _BALANCER_PROBES, collected=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    printed = json.loads(run.stdout.strip().splitlines()[-1])
+    healthz, healthz_head, readyz, readyz_post = printed["probes"]
+    assert healthz == [200, {"status": "ok"}, "no-store", False]
+    assert healthz_head == [200, None, "no-store", False]
+    status, body, cache_control, cookies = readyz
+    assert (status, body["status"], cache_control, cookies) == (503, "unavailable", "no-store", False)
+    assert body["checks"]["database"].startswith("error") and body["checks"]["cache"].startswith("error")
+    assert readyz_post[0] == 405
+    assert printed["home"] == [301, "https://a/"]
 
 
 def test_log_lines_are_json_objects():
