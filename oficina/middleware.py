@@ -4,6 +4,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from oficina.lib.client import from_trusted_proxy
+
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -26,3 +28,24 @@ class SecurityHeadersMiddleware:
             response.headers["Cache-Control"] = "no-store"
             response.headers["Pragma"] = "no-cache"
         return response
+
+
+# What only our own proxy may tell: the scheme (Django's SECURE_PROXY_SSL_HEADER), the client's address
+# (oficina.lib.client) and when the request arrived (oficina.overload).
+PROXY_HEADERS = ("HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_FOR", "HTTP_X_REQUEST_START")
+
+
+class ProxyHeadersMiddleware:
+    """First of all: drops the proxy's headers from a request that did not come through a trusted
+    proxy (TRUSTED_PROXIES). Django reads X-Forwarded-Proto from any peer, so without this a client
+    reaching gunicorn directly could claim HTTPS (gunicorn's forwarded_allow_ips does not stop it)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        meta = request.META
+        if any(name in meta for name in PROXY_HEADERS) and not from_trusted_proxy(request):
+            for name in PROXY_HEADERS:
+                meta.pop(name, None)
+        return self.get_response(request)

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "oficina.middleware.ProxyHeadersMiddleware",  # X-Forwarded-* from TRUSTED_PROXIES only
     "django.middleware.security.SecurityMiddleware",
     "oficina.middleware.SecurityHeadersMiddleware",
     "oficina.health.ProbesMiddleware",  # before anything reads the Host header (oficina/health.py)

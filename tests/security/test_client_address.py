@@ -129,3 +129,35 @@ def test_a_bad_trusted_proxies_value_stops_the_start_with_its_name():
     )
     assert result.returncode != 0
     assert "TRUSTED_PROXIES: '10.0.0.0/33' is not an address, a network or 'unix'" in result.stderr
+
+
+@pytest.fixture
+def behind_https(settings):
+    """Production's HTTPS settings: the redirect, and the scheme told by the proxy."""
+    settings.ALLOWED_HOSTS = ["oficina.example"]
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+
+def test_only_the_proxy_may_say_the_request_came_over_https(behind_https):
+    """Django reads X-Forwarded-Proto from any peer; ProxyHeadersMiddleware drops it from strangers."""
+    proxied = Client(REMOTE_ADDR="127.0.0.1").get(
+        "/", HTTP_HOST="oficina.example", HTTP_X_FORWARDED_PROTO="https"
+    )
+    stranger = Client(REMOTE_ADDR="198.51.100.20").get(
+        "/", HTTP_HOST="oficina.example", HTTP_X_FORWARDED_PROTO="https"
+    )
+
+    assert proxied.status_code == 200 and "Ingresa tu usuario" in proxied.content.decode()
+    assert stranger.status_code == 301 and stranger["Location"] == "https://oficina.example/"
+
+
+@pytest.mark.django_db
+def test_a_stranger_cannot_forge_its_address_even_with_a_trusted_looking_chain(settings):
+    settings.RATE_LIMITS = {}
+    member = make_member(returning=True)
+    browser = Client(REMOTE_ADDR="198.51.100.20", HTTP_X_FORWARDED_FOR="203.0.113.44, 127.0.0.1")
+    identify(browser, member.document)
+
+    assert browser.get("/clave/").status_code == 200
+    assert Event.objects.get(kind="image_shown").ip_address == "198.51.100.20"
