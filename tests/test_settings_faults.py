@@ -98,3 +98,13 @@ def test_production_refuses_to_start_with_the_demo_cooperatives_identity(monkeyp
         == 0
     )
     assert run("import django; django.setup()", DEBUG="1").returncode == 0  # the demo keeps its example
+
+
+def test_the_deploy_check_warns_while_the_decoys_key_is_the_secret_key():
+    check = [sys.executable, "manage.py", "check", "--deploy"]
+    where = {"capture_output": True, "text": True, "timeout": 60, "cwd": django_settings.BASE_DIR}
+    shared = subprocess.run(check, env=production_env(SECRET_KEY="k" * 50), **where)
+    separate = subprocess.run(check, env=production_env(SECRET_KEY="k" * 50, DECOY_KEY="d" * 50), **where)
+
+    assert "oficina.W001" in shared.stderr and "DECOY_KEY is not set" in shared.stderr
+    assert "oficina.W001" not in separate.stderr + separate.stdout
