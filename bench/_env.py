@@ -23,6 +23,18 @@ def database_url(name: str) -> str:
     return f"postgres://postgres@127.0.0.1:5432/{name}"
 
 
+# Required in production (oficina/settings.py PRODUCTION_IDENTITY); the demo's example values.
+IDENTITY = {
+    "COOPERATIVE_NAME": "Cooperativa Progressa",
+    "COOPERATIVE_NIT": "900.000.000-0",
+    "COOPERATIVE_ADDRESS": "Calle 10 # 20-30, Bogotá D.C.",
+    "COOPERATIVE_EMAIL": "atencion@cooperativa.example",
+    "COOPERATIVE_PHONE": "(601) 555 0100",
+    "SITE_URL": "http://127.0.0.1",
+    "DEFAULT_FROM_EMAIL": "Oficina Virtual <no-responder@localhost>",
+}
+
+
 def production_env(db: str, **extra: str) -> dict[str, str]:
     """DEBUG=0 as in production, plain-HTTP cookies (loopback), rate limits high enough that the
     benchmark measures the work, not the limiter (the limiter's Redis round trips still happen)."""
@@ -45,14 +57,7 @@ def production_env(db: str, **extra: str) -> dict[str, str]:
         "RATE_LIMIT_CODE_REQUEST": high,
         "RATE_LIMIT_CODE_ENTRY": high,
         "LOG_LEVEL": "WARNING",
-        # Required in production (oficina/settings.py PRODUCTION_IDENTITY); the demo's example values.
-        "COOPERATIVE_NAME": "Cooperativa Progressa",
-        "COOPERATIVE_NIT": "900.000.000-0",
-        "COOPERATIVE_ADDRESS": "Calle 10 # 20-30, Bogotá D.C.",
-        "COOPERATIVE_EMAIL": "atencion@cooperativa.example",
-        "COOPERATIVE_PHONE": "(601) 555 0100",
-        "SITE_URL": "http://127.0.0.1",
-        "DEFAULT_FROM_EMAIL": "Oficina Virtual <no-responder@localhost>",
+        **IDENTITY,
     }
     env.update(extra)
     return env
@@ -67,6 +72,8 @@ def django_setup(db: str | None = None) -> None:
         os.environ.setdefault("SECRET_KEY", SECRET_KEY)
         os.environ.setdefault("SMS_BACKEND", "locmem")
         os.environ.setdefault("EMAIL_BACKEND", "locmem")
+        for name, value in IDENTITY.items():
+            os.environ.setdefault(name, value)
     sys.path.insert(0, str(ROOT))
     import django
 

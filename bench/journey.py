@@ -98,15 +98,19 @@ def connection(target: Target, timeout: float) -> http.client.HTTPConnection:
 
 class Browser:
     """A cookie-keeping HTTP/1.1 client on one keep-alive connection (a browser tab, minimal). Every
-    request carries X-Forwarded-For, as behind the proxy (the client's address, one per browser)."""
+    request carries X-Forwarded-For, as behind the proxy (the client's address, one per browser), and
+    with `stamp` X-Request-Start, the time it is sent, as nginx stamps it (oficina/overload.py)."""
 
-    def __init__(self, target: Target, timeout: float, address: str) -> None:
+    def __init__(self, target: Target, timeout: float, address: str, stamp: bool = False) -> None:
         self.conn = connection(target, timeout)
         self.cookies: dict[str, str] = {}
         self.address = address
+        self.stamp = stamp
 
     def request(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, str, str]:
         headers = {"User-Agent": "bench-journey/1", "X-Forwarded-For": self.address}
+        if self.stamp:
+            headers["X-Request-Start"] = f"t={time.time():.3f}"
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
@@ -129,10 +133,10 @@ class Browser:
         self.conn.close()
 
 
-def journey(target: Target, document: str, timeout: float) -> dict[str, float]:
+def journey(target: Target, document: str, timeout: float, stamp: bool = False) -> dict[str, float]:
     """One complete sign-in; the seconds each step took. Raises JourneyError on anything unexpected."""
     number = int(document)
-    browser = Browser(target, timeout, f"198.{18 + number % 2}.{number // 256 % 256}.{number % 256}")
+    browser = Browser(target, timeout, f"198.{18 + number % 2}.{number // 256 % 256}.{number % 256}", stamp)
     times: dict[str, float] = {}
     clock = time.perf_counter
 
@@ -407,7 +411,7 @@ def _run_one(
     started = time.monotonic()
     document = str(FIRST_DOCUMENT + next_member(args.members))
     try:
-        times = journey(target, document, args.timeout)
+        times = journey(target, document, args.timeout, args.stamp)
     except JourneyError as exc:
         with lock:
             result.errors += 1
@@ -611,6 +615,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="append results as JSON lines here")
     parser.add_argument(
         "--unix", action="store_true", help="gunicorn on a Unix socket (as behind nginx on the same host)"
+    )
+    parser.add_argument(
+        "--stamp",
+        action="store_true",
+        help="send X-Request-Start as nginx does, so that QUEUE_WAIT_SECONDS sheds what waited too long",
     )
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)

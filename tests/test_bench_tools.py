@@ -1,8 +1,17 @@
-"""The bench tools' own logic (not timings): how bench/spy_summary.py sorts py-spy's samples."""
+"""The bench tools' own logic (not timings): how bench/spy_summary.py sorts py-spy's samples, and that
+the tools start."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 from bench.spy_summary import categorise, leaf_kind
+
+ROOT = Path(__file__).resolve().parents[1]
 
 WORKER = "run (gunicorn/workers/sync.py:126);handle_request (gunicorn/workers/sync.py:180)"
 APP = (
@@ -47,3 +56,21 @@ def test_the_verify_is_left_out_of_the_second_table():
     sql = APP + ";ClientCursorMixin._execute_send (psycopg/client_cursor.py:78)"
     assert leaf_kind(sql) == "socket I/O: PostgreSQL (psycopg send/wait)"
     assert leaf_kind(APP + ";_mask_cipher_secret (django/middleware/csrf.py:66)") == "Django"
+
+
+def test_the_hash_tool_starts_with_production_settings_and_prints_its_result():
+    """bench/hash.py configures Django itself (no bench database); journey.py reads its RESULT line."""
+    hashed = subprocess.run(
+        [sys.executable, "bench/hash.py", "--seconds", "0.3", "--samples", "3"],
+        env={  # none of the identity production requires: the tool must bring its own
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("COOPERATIVE_") and key not in {"SITE_URL", "DEFAULT_FROM_EMAIL"}
+        },
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert hashed.returncode == 0, hashed.stderr[-2000:]
+    assert re.search(r"^RESULT verify_cpu_ms=[\d.]+ limit_per_s=[\d.]+$", hashed.stdout, re.M)
