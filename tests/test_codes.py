@@ -14,7 +14,7 @@ from oficina.antiphishing.decoys import decoy_for
 from oficina.members.models import Member
 from oficina.signin.models import TemporaryCode
 from tests.factories import DEFAULT_PIN, make_member
-from tests.keypad import type_on_keypad
+from tests.keypad import keypad_body, type_on_keypad
 
 pytestmark = pytest.mark.django_db
 
@@ -261,3 +261,82 @@ def test_regresar_with_stale_keys_on_the_page_records_no_keypad_refusal(client, 
     response = client.post(page, {"action": "regresar", "keys": "stale.tokens.from.an.old.render"})
     assert response.status_code == 302
     assert Event.objects.filter(kind="keypad_refused").count() == before
+
+
+def test_a_wrong_code_says_how_to_get_a_new_one(client, member, sms_outbox):
+    code = request_code(client, member, sms_outbox)
+    refused = type_code(client, member, other_code(code))
+    assert refused.status_code == 200
+    assert (
+        "La clave temporal no es correcta o ya venció. Revisa el mensaje que te enviamos. "
+        "Si ya venció, pide una nueva con «Olvidé mi clave»."
+    ) in refused.content.decode()
+
+
+def test_regresar_while_the_code_is_expected_lets_the_member_sign_in_with_the_pin(client, member, sms_outbox):
+    """The member asked for a code, then remembered the PIN: "Regresar" drops this browser's request."""
+    request_code(client, member, sms_outbox)
+    identify(client, member.document)
+    assert "Ingresa la clave temporal que te enviamos" in client.get("/clave/").content.decode()
+
+    assert client.post("/clave/", {"action": "regresar"}).url == "/"
+
+    identify(client, member.document)
+    page = client.get("/clave/").content.decode()
+    assert "Ingresa la clave temporal que te enviamos" not in page
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/oficina/"
+
+
+def test_after_regresar_the_code_typed_in_this_browser_is_refused_cleanly(client, member, sms_outbox):
+    code = request_code(client, member, sms_outbox)
+    identify(client, member.document)
+    assert client.post("/clave/", {"action": "regresar"}).url == "/"
+    assert client.get("/olvide-mi-clave/enviado/").url == "/"
+
+    refused = type_code(client, member, code)  # now taken as a PIN, like in any other browser
+
+    assert refused.status_code == 200
+    assert MSG_WRONG_PIN in refused.content.decode()
+    assert client.get("/nueva-clave/").url == "/"
+    issued = TemporaryCode.objects.get(member=member)
+    assert issued.consumed_at is None and issued.attempts == 0
+
+
+def test_a_new_code_after_regresar_is_expected_again(client, member, sms_outbox, settings):
+    settings.CODE_RESEND_SECONDS = 0  # the wait between two sends is not the rule under test
+    request_code(client, member, sms_outbox)
+    identify(client, member.document)
+    assert client.post("/clave/", {"action": "regresar"}).url == "/"
+
+    code = request_code(client, member, sms_outbox)
+
+    assert type_code(client, member, code).url == "/nueva-clave/"
+
+
+def test_regresar_after_a_code_request_looks_the_same_for_every_cedula(settings):
+    """A wrong code, "Regresar" and the page after it: unknown, disabled, locked, first-time and
+    returning cédulas see the same pages and redirects."""
+    from tests.security.test_enumeration import persona, seen
+
+    settings.RATE_LIMITS = {}
+    views: dict[str, dict[str, object]] = {}
+    for kind in ("unknown", "wrong_pin", "locked", "disabled", "no_pin"):
+        browser = Client()
+        document = persona(kind)
+        identify(browser, document)
+        assert browser.post("/olvide-mi-clave/", {"canal": "sms", "action": "continuar"}).status_code == 302
+        identify(browser, document)
+        page = browser.get("/clave/").content.decode()
+        steps = {
+            "wrong code": browser.post("/clave/", keypad_body(page, "000000")),
+            "regresar": browser.post("/clave/", {"action": "regresar"}),
+            "identify again": browser.post("/", {"usuario": document}),
+            "/clave/ again": browser.get("/clave/"),
+        }
+        views[kind] = {step: seen(response) for step, response in steps.items()}
+
+    assert views["unknown"]["regresar"]["headers"]["Location"] == "/"
+    assert "Ingresa la clave temporal" not in str(views["unknown"]["/clave/ again"]["body"])
+    for kind, steps in views.items():
+        for step, view in steps.items():
+            assert view == views["unknown"][step], f"{kind}: {step} differs"

@@ -206,3 +206,29 @@ def test_a_published_version_cannot_be_published_again():
     with pytest.raises(ValueError, match="ya fue publicada"):
         policy_publish(version="1", text="otro texto")
     assert PolicyVersion.objects.count() == 1
+
+
+def test_accepting_a_new_version_records_the_same_consent_event_as_a_first_access(sms_outbox):
+    from oficina.audit.models import Event
+
+    newcomer = make_member()
+    first = Client(HTTP_USER_AGENT=BROWSER)
+    reach_policy(first, newcomer, sms_outbox)
+    first.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "1"})
+    first_access = Event.objects.get(kind="consent_given", member_id=newcomer.pk)
+
+    returning = make_member(returning=True)
+    policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
+    browser = Client(HTTP_USER_AGENT=BROWSER)
+    assert sign_in(browser, returning).url == "/politica-de-datos/"
+    assert not Event.objects.filter(kind="consent_given", member_id=returning.pk).exists()
+    allowed = browser.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "2"})
+    assert allowed.url == "/oficina/"
+
+    event = Event.objects.get(kind="consent_given", member_id=returning.pk)
+    assert event.data == {"policy": "2"}
+    assert first_access.data == {"policy": "1"}
+    assert event.document_hmac and event.ip_address == first_access.ip_address
+    assert event.user_agent == BROWSER == first_access.user_agent
+    # Recorded before the sign-in it leads to, like the first access's before "¡Listo!".
+    assert event.pk < Event.objects.get(kind="signin_ok", member_id=returning.pk).pk

@@ -6,11 +6,14 @@ import re
 
 import pytest
 from django.core import mail
+from django.test import Client
 
 from oficina.consent.models import Consent
 from oficina.members.models import Member
 from tests.factories import make_member
 from tests.keypad import keypad_body, type_on_keypad
+from tests.security.test_enumeration import masked, persona
+from tests.test_backoffice import LOGIN_URL, make_operator
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +59,7 @@ def first_access(client, member: Member, *, channel: str, sms_outbox) -> None:
     allowed = client.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "1"})
     assert allowed.url == "/listo/"
     assert "¡Listo!" in client.get("/listo/").content.decode()
-    assert client.post("/listo/").url == "/"
+    assert client.post("/listo/").url == "/clave/"  # step 9: "ingresa tu nueva clave"
 
 
 def sign_in(client, member: Member, pin: str):
@@ -121,3 +124,68 @@ def test_the_office_shows_the_previous_sign_in_and_logout_ends_the_session(clien
     assert client.post("/oficina/cerrar-sesion/").url == "/"
     client.cookies["sessionid"] = cookie  # replaying the old cookie opens nothing
     assert client.get("/oficina/").url == "/"
+
+
+MSG_FIRST_ACCESS = (
+    "¿Es tu primer ingreso? Aún no tienes clave, y la imagen y la frase de arriba son solo de ejemplo. "
+    "Da clic en «Olvidé mi clave»: te enviaremos una clave temporal y luego definirás tu clave y "
+    "elegirás tu imagen y tu frase de seguridad."
+)
+MSG_THROTTLED_HELP = "Si olvidaste tu clave o tu acceso está bloqueado, usa «Olvidé mi clave»."
+
+
+@pytest.mark.parametrize("kind", ["unknown", "no_pin", "wrong_pin", "locked", "disabled"])
+def test_clave_de_acceso_tells_a_first_time_member_to_use_olvide_mi_clave(client, settings, kind):
+    """Guide step 2: "en la pantalla de “Clave de acceso”, da clic en “Olvidé mi clave”", told to
+    everyone alike next to the link (a first-timer sees example image and phrase, as anyone would)."""
+    settings.RATE_LIMITS = {}
+    assert identify(client, persona(kind)).url == "/clave/"
+    page = client.get("/clave/").content.decode()
+    link = page.index('<a href="/olvide-mi-clave/">Olvidé mi clave</a>')
+    hint = page.index(MSG_FIRST_ACCESS)
+    assert 0 < hint - link < 200  # right below the link
+
+
+def test_the_first_time_hint_gives_way_to_the_code_notice_once_a_code_was_asked_for(client, sms_outbox):
+    member = make_member()
+    assert identify(client, member.document).url == "/clave/"
+    assert client.post("/olvide-mi-clave/", {"canal": "sms", "action": "continuar"}).status_code == 302
+    assert identify(client, member.document).url == "/clave/"
+    page = client.get("/clave/").content.decode()
+    assert "Ingresa la clave temporal que te enviamos" in page
+    assert "¿Es tu primer ingreso?" not in page
+
+
+def keep_trying(client, document: str):
+    """Wrong PINs until the per-cédula limit answers; returns that answer."""
+    assert identify(client, document).url == "/clave/"
+    for _ in range(20):
+        response = type_on_keypad(client, "/clave/", "135790")
+        if response.status_code == 429:
+            return response
+    raise AssertionError("never throttled")
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_a_locked_member_who_keeps_trying_is_told_that_olvide_mi_clave_unlocks(client):
+    locked = make_member(returning=True)
+    throttled = keep_trying(client, locked.document)
+    locked.refresh_from_db()
+    assert locked.locked_at is not None
+    page = throttled.content.decode()
+    assert MSG_THROTTLED_HELP in page
+    assert '<a href="/">ingresa tu usuario</a>' in page
+    assert "Demasiados intentos" in page and "intenta de nuevo" in page
+
+    # The same page for anyone, member or not.
+    stranger = keep_trying(Client(), persona("unknown"))
+    assert masked(stranger.content.decode()) == masked(page)
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_the_operators_throttled_login_does_not_point_to_olvide_mi_clave(client):
+    user, _device = make_operator()
+    for _ in range(6):
+        response = client.post(LOGIN_URL, {"username": user.username, "password": "x" * 12, "otp_token": "0"})
+    assert response.status_code == 429
+    assert "Olvidé mi clave" not in response.content.decode()

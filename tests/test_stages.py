@@ -169,8 +169,38 @@ def test_after_listo_the_pages_of_the_flow_are_closed(client, sms_outbox):
     complete_reset(client, member, sms_outbox)
     for url in ["/nueva-clave/", "/imagen-y-frase/", "/politica-de-datos/"]:
         assert client.get(url).url == "/"
-    assert client.post("/listo/").url == "/"
+    assert client.post("/listo/").url == "/clave/"
     assert client.get("/listo/").url == "/"
+    for url in ["/nueva-clave/", "/imagen-y-frase/", "/politica-de-datos/"]:
+        assert client.get(url).url == "/"
+
+
+@pytest.mark.django_db
+def test_continuar_on_listo_starts_a_new_sign_in_for_the_same_cedula(client, sms_outbox):
+    """Step 9: "Haz clic en continuar, ingresa tu nueva clave": a new flow, on "Clave de Acceso"."""
+    member = make_member()
+    complete_reset(client, member, sms_outbox)
+    assert client.post("/listo/").url == "/clave/"
+    assert client.session["signin"]["document"] == member.document
+    assert client.session["signin"]["stage"] == "clave"
+    page = client.get("/clave/").content.decode()
+    assert "Mi huerta da buenos frutos" in page and "gallery/girasol.svg" in page
+    assert "Ingresa la clave temporal" not in page
+    assert client.post("/clave/", keypad_body(page, NEW_PIN)).url == "/oficina/"
+
+
+@pytest.mark.django_db
+def test_regresar_on_the_new_pin_page_says_how_to_continue(client, sms_outbox):
+    """The code is used up once accepted: to continue, the member needs a new one."""
+    member = make_member(returning=True)
+    reach_new_pin(client, member, sms_outbox)
+    assert client.post("/nueva-clave/", {"action": "regresar"}).url == "/"
+    page = client.get("/").content.decode()
+    assert (
+        "Cancelaste el cambio de clave. No hicimos ningún cambio. "
+        "Para continuar, pide una nueva clave temporal con «Olvidé mi clave»."
+    ) in page
+    assert client.get("/nueva-clave/").url == "/"
 
 
 # --- all at once -----------------------------------------------------------------------------------

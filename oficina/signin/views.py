@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from oficina.antiphishing.gallery import GALLERY
 from oficina.audit.services import event_record
-from oficina.consent.services import consent_record, member_needs_consent, policy_current_or_default
+from oficina.consent.services import member_needs_consent, policy_current_or_default
 from oficina.lib.national_id import InvalidDocument
 from oficina.lib.ratelimit import ratelimit_consume
 from oficina.members.models import Member
@@ -30,6 +30,7 @@ from oficina.signin.flows.login import (
     session_auth_match,
 )
 from oficina.signin.flows.new_credentials import (
+    consent_renew,
     credentials_complete,
     new_pin_accept,
     security_choice_parse,
@@ -45,7 +46,10 @@ RESET_SESSION_KEY = "reset"
 MSG_WRONG_PIN = (
     "La clave no es correcta o tu acceso no está disponible. Si no la recuerdas, usa «Olvidé mi clave»."
 )
-MSG_WRONG_CODE = "La clave temporal no es correcta o ya venció. Revisa el mensaje que te enviamos."
+MSG_WRONG_CODE = (
+    "La clave temporal no es correcta o ya venció. Revisa el mensaje que te enviamos. "
+    "Si ya venció, pide una nueva con «Olvidé mi clave»."
+)
 MSG_CODE_EXHAUSTED = (
     "Superaste los intentos con esta clave temporal. Solicita una nueva con «Olvidé mi clave»."
 )
@@ -112,6 +116,10 @@ def password(request: HttpRequest) -> HttpResponse:
     tokens: list[str] = []
     if request.method == "POST":
         if request.POST.get("action") == "regresar":
+            # Also this browser's pending code request: a member who asked for a code and then
+            # remembered the PIN starts over with the PIN. The code stays in the database, bound to
+            # a flow id this session no longer holds, so from here it is just a wrong PIN.
+            request.session.pop(RESET_SESSION_KEY, None)
             flow_end(request.session)
             return redirect("signin:identify")
         result = keypad_post(request, purpose="password")
@@ -226,7 +234,11 @@ def new_pin(request: HttpRequest) -> HttpResponse:
         return _restart(request)
     if request.method == "POST" and request.POST.get("action") == "regresar":
         flow_end(request.session)
-        messages.info(request, "Cancelaste el cambio de clave. No hicimos ningún cambio.")
+        messages.info(
+            request,
+            "Cancelaste el cambio de clave. No hicimos ningún cambio. "
+            "Para continuar, pide una nueva clave temporal con «Olvidé mi clave».",
+        )
         return redirect("signin:identify")
     digits, tokens, error = _keypad_read(request, stage=Stage.NEW_PIN)
     if digits is not None:
@@ -338,7 +350,7 @@ def policy(request: HttpRequest) -> HttpResponse:
             ):
                 flow_end(request.session)
                 return _restart(request)
-            consent_record(member=member, policy=current, request=request)
+            consent_renew(request=request, member=member, policy=current)
             flow_end(request.session)
             member_sign_in(request=request, member=member)
             return redirect("office:home")
@@ -362,11 +374,13 @@ def policy(request: HttpRequest) -> HttpResponse:
 
 @_guarded
 def done(request: HttpRequest) -> HttpResponse:
-    """Paso 9: "¡Listo!"; the member signs in again with the new PIN (no automatic sign-in)."""
+    """Paso 9: "¡Listo!"; "Continuar" opens a new sign-in for the same cédula on "Clave de Acceso",
+    where the member types the new PIN (no automatic sign-in)."""
     flow = flow_get(request.session, stage=Stage.DONE)
     if flow is None:
         return _restart(request)
     if request.method == "POST":
-        flow_end(request.session)
-        return redirect("signin:identify")
+        # A new flow, as "Ingresa tu usuario" would start: DONE itself leads nowhere.
+        flow_start(request.session, document=flow.document)
+        return redirect("signin:password")
     return render(request, "signin/done.html")

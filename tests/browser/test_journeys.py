@@ -88,7 +88,9 @@ def first_access(
     expect(page.get_by_role("heading", name="¡Listo!")).to_be_visible()
     shoot(page, "10-listo")
     page.get_by_role("button", name="Continuar").click()
-    expect(page).to_have_url(base + "/")
+    expect(page).to_have_url(base + "/clave/")  # "ingresa tu nueva clave e inicia sesión"
+    expect(page.get_by_role("img", name=image, exact=True)).to_be_visible()
+    expect(page.get_by_text(phrase)).to_be_visible()
     return code
 
 
@@ -120,8 +122,8 @@ def test_first_access_by_sms_ends_in_the_office(live_app, page, shoot):
         new_pin="730519",
         shoot=shoot,
     )
-    # No automatic sign-in after "¡Listo!": the member signs in with the new PIN.
-    sign_in(page, base, "79876543", "730519")
+    # No automatic sign-in after "¡Listo!": on "Clave de Acceso" the member types the new PIN.
+    enter_on_keypad(page, "730519")
     expect_office(page, base, "Carlos Andrés Pérez Londoño")
     expect(page.get_by_text("Este es tu primer ingreso")).to_be_visible()
     bodies.assert_no_digit_sent("730519", code)

@@ -119,3 +119,11 @@ def credentials_complete(
         notices = notice_queue(member=member, template="pin_changed")
     outbox_dispatch(notices)
     return member
+
+
+def consent_renew(*, request: HttpRequest, member: Member, policy: PolicyVersion) -> None:
+    """ "Permitir" of a returning member asked to accept a newer policy: the consent and its audit
+    event (the same one credentials_complete records), together or not at all."""
+    with transaction.atomic():
+        consent_record(member=member, policy=policy, request=request)
+        event_record("consent_given", request=request, member=member, policy=policy.version)
