@@ -5,20 +5,23 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test import Client, RequestFactory
+from django.utils import timezone
 
 from oficina.audit.models import Event
 from oficina.audit.services import audit_seal, event_record
 from oficina.consent.models import Consent, PolicyVersion
 from oficina.consent.services import policy_current, text_sha256
 from oficina.notify.models import OutboxMessage
-from oficina.notify.outbox import message_queue
+from oficina.notify.outbox import message_queue, outbox_deliver
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import type_on_keypad
 from tests.test_backoffice import signed_in_operator
+from tests.test_outbox import deliver_until_final, outbox_clock, use_gateway
 
 pytestmark = pytest.mark.django_db
 
@@ -210,18 +213,43 @@ def test_the_outbox_never_shows_a_message_body_or_code(client, operator):
     assert client.get(OUTBOX, {"status__exact": "failed"}).context["cl"].result_count == 0
 
 
-def test_an_operator_retries_a_failed_message(client, operator, sms_outbox):
+def test_an_operator_retries_a_failed_message(client, operator, settings, sms_gateway, sms_outbox):
+    """The gateway was down longer than every attempt (about 20 minutes): the notice failed for good
+    and is resent once it is back; a failed temporary code is not, and the page says why."""
     member = make_member()
-    message = message_queue(member=member, channel="sms", template="pin_changed", context={})
-    OutboxMessage.objects.filter(pk=message.pk).update(
-        status=OutboxMessage.Status.FAILED, attempts=6, last_error="SmsError: 503"
+    use_gateway(settings, sms_gateway, "/status/400")
+    code = message_queue(
+        member=member,
+        channel="sms",
+        template="temporary_code",
+        context={"code": "987654"},
+        expires_at=timezone.now() + timedelta(minutes=10),
     )
+    assert outbox_deliver(message_id=code.pk) == OutboxMessage.Status.FAILED  # number refused
+    settings.SMS_HTTP_URL = sms_gateway.url("/status/503")
+    notice = message_queue(member=member, channel="sms", template="pin_changed", context={})
+    with outbox_clock() as clock:
+        assert deliver_until_final(notice, clock) == OutboxMessage.Status.FAILED
     failed_list = client.get(OUTBOX, {"status__exact": "failed"}).content.decode()
-    assert "SmsError: 503" in failed_list
-    client.post(OUTBOX, {"action": "retry_selected", "_selected_action": [message.pk]})
-    message.refresh_from_db()
-    assert message.status == OutboxMessage.Status.SENT
-    assert len(sms_outbox) == 1 and sms_outbox[0].to == member.mobile
-    event = Event.objects.get(kind="operator_outbox_retry")
-    assert event.data["retried"] is True and event.data["operator"] == operator.username
-    assert event.member_id == member.pk
+    assert "answered HTTP 503" in failed_list and "answered HTTP 400" in failed_list
+
+    settings.SMS_BACKEND = "oficina.notify.sms.locmem.SmsBackend"  # the gateway is back
+    sent = message_queue(member=member, channel="sms", template="pin_changed", context={})
+    assert outbox_deliver(message_id=sent.pk) == OutboxMessage.Status.SENT
+    page = client.post(
+        OUTBOX, {"action": "retry_selected", "_selected_action": [notice.pk, code.pk, sent.pk]}, follow=True
+    ).content.decode()
+    assert "Reintentamos 1 mensaje(s)." in page
+    # The code and the message already sent; the notice just retried is not counted again.
+    assert "2 mensaje(s) no se pueden reintentar" in page and "el asociado pide uno nuevo" in page
+    notice.refresh_from_db()
+    code.refresh_from_db()
+    assert notice.status == OutboxMessage.Status.SENT and code.status == OutboxMessage.Status.FAILED
+    assert len(sms_outbox) == 2 and sms_outbox[-1].to == member.mobile
+    assert all("987654" not in sms.body for sms in sms_outbox)
+    events = Event.objects.filter(kind="operator_outbox_retry")
+    assert {event.data["message_id"]: event.data["retried"] for event in events} == {
+        notice.pk: True,
+        code.pk: False,
+    }
+    assert {(event.data["operator"], event.member_id) for event in events} == {(operator.username, member.pk)}

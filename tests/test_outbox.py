@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import ClassVar
+from unittest import mock
 
 import pytest
 from django.core import mail
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
 from oficina.audit.models import Event
+from oficina.members.models import Member
 from oficina.notify.models import OutboxMessage
-from oficina.notify.outbox import message_queue, outbox_deliver, outbox_retry, outbox_sweep
+from oficina.notify.outbox import CODE_KINDS, message_queue, outbox_deliver, outbox_retry, outbox_sweep
+from oficina.notify.sms import SmsError, SmsMessage
+from oficina.notify.sms.base import BaseSmsBackend
+from oficina.signin.models import TemporaryCode
+from oficina.signin.pin import secret_check
 from tests.factories import make_member
 
 pytestmark = pytest.mark.django_db
 
 Status = OutboxMessage.Status
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "notify"
 
 
 def request_code(client, member, channel="sms"):
@@ -29,6 +42,33 @@ def use_gateway(settings, gateway, path):
     settings.SMS_BACKEND = "oficina.notify.sms.http.SmsBackend"
     settings.SMS_HTTP_URL = gateway.url(path)
     settings.SMS_HTTP_TIMEOUT = 1
+
+
+class OutboxClock:
+    """The outbox's clock (django.utils.timezone.now), moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = timezone.now()
+
+
+@contextmanager
+def outbox_clock() -> Iterator[OutboxClock]:
+    clock = OutboxClock()
+    with mock.patch("django.utils.timezone.now", side_effect=lambda: clock.now):
+        yield clock
+
+
+def deliver_until_final(message: OutboxMessage, clock: OutboxClock) -> str:
+    """The first try, then every retry when its backoff is over, handed to the task by the sweep as the
+    worker does during a long outage (the immediate backend delivers inline); the final status."""
+    status = outbox_deliver(message_id=message.pk)
+    while status == Status.RETRYING:
+        due = OutboxMessage.objects.get(pk=message.pk).next_attempt_at
+        assert isinstance(due, datetime)
+        clock.now = due
+        assert outbox_sweep() == 1
+        status = OutboxMessage.objects.get(pk=message.pk).status
+    return status
 
 
 def test_a_code_is_written_to_the_outbox_and_its_body_erased_once_sent(client, sms_outbox):
@@ -123,17 +163,165 @@ def test_a_code_that_could_not_be_sent_in_time_is_never_sent_late(sms_outbox):
 
 
 def test_an_operator_can_retry_a_failed_message(settings, sms_gateway):
-    settings.OUTBOX_MAX_ATTEMPTS = 1
+    """A notice that failed for good during a long outage (every attempt, 10 s to 810 s apart, about
+    20 minutes) is resent by the operator's "Reintentar" once the gateway is back."""
     use_gateway(settings, sms_gateway, "/status/503")
     member = make_member()
-    message = message_queue(member=member, channel="sms", template="pin_changed", context={})
-    assert outbox_deliver(message_id=message.pk) == Status.FAILED
-    OutboxMessage.objects.filter(pk=message.pk).update(body="kept for the operator")  # failed-by-count keeps
+    message = message_queue(member=member, channel="sms", template="access_locked", context={"attempts": 5})
+    with outbox_clock() as clock:
+        started = clock.now
+        assert deliver_until_final(message, clock) == Status.FAILED
+        assert clock.now - started == timedelta(seconds=10 + 30 + 90 + 270 + 810)
     message.refresh_from_db()
+    assert message.attempts == settings.OUTBOX_MAX_ATTEMPTS == len(sms_gateway.requests)
+    assert message.body  # a notice keeps its text for the operator
+
     settings.SMS_HTTP_URL = sms_gateway.url("/send")
     assert outbox_retry(message=message) is True
     message.refresh_from_db()
-    assert message.status == Status.SENT
+    assert message.status == Status.SENT and message.body == ""
+    delivered = [r for r in sms_gateway.requests if r.path == "/send"]
+    assert (
+        len(delivered) == 1 and json.loads(delivered[0].body)["reference"] == f"oficina-outbox-{message.pk}"
+    )
+    assert outbox_retry(message=message) is False  # sent: nothing to retry
+
+
+def test_a_code_that_failed_after_every_attempt_is_erased_and_never_retried(settings, sms_gateway):
+    settings.OUTBOX_MAX_ATTEMPTS = 3  # all of them before the code's ten minutes are over
+    use_gateway(settings, sms_gateway, "/status/503")
+    member = make_member()
+    message = message_queue(
+        member=member,
+        channel="sms",
+        template="temporary_code",
+        context={"code": "123456"},
+        expires_at=timezone.now() + timedelta(minutes=10),
+    )
+    with outbox_clock() as clock:
+        assert deliver_until_final(message, clock) == Status.FAILED
+    message.refresh_from_db()
+    assert message.body == "" and message.html == ""  # the code does not outlive its delivery
+
+    settings.SMS_HTTP_URL = sms_gateway.url("/send")
+    assert outbox_retry(message=message) is False  # the member asks for a new code
+    message.refresh_from_db()
+    assert message.status == Status.FAILED
+    assert [r for r in sms_gateway.requests if r.path == "/send"] == []
+
+
+def test_every_template_that_shows_a_code_is_of_a_code_kind():
+    """A template that shows {{ code }} makes its kind a code message (CODE_KINDS)."""
+    kinds = {
+        path.name.split("_sms")[0].split("_email")[0]
+        for path in TEMPLATES.iterdir()
+        if re.search(r"{{\s*code\b", path.read_text())
+    }
+    assert kinds == set(CODE_KINDS) == {"temporary_code", "contact_verify"}
+
+
+def test_a_superseded_code_is_never_sent_once_the_gateway_is_back(client, settings, sms_gateway):
+    settings.CODE_RESEND_SECONDS = 0  # the member asks again at once: the wait is not the rule here
+    member = make_member()
+    use_gateway(settings, sms_gateway, "/status/503")
+    request_code(client, member)
+    request_code(client, member)
+    first, second = OutboxMessage.objects.filter(member=member).order_by("id")
+    assert first.status == Status.EXPIRED and first.body == "" and first.html == ""
+    assert "nueva" in first.last_error
+    assert second.status == Status.RETRYING and second.body
+
+    settings.SMS_HTTP_URL = sms_gateway.url("/send")
+    assert outbox_sweep(now=timezone.now() + timedelta(minutes=1)) == 1
+    # Neither a task still queued for the first message nor an operator can send it.
+    assert outbox_deliver(message_id=first.pk) == "skipped"
+    assert outbox_retry(message=first) is False
+    delivered = [json.loads(r.body) for r in sms_gateway.requests if r.path == "/send"]
+    assert [sms["reference"] for sms in delivered] == [f"oficina-outbox-{second.pk}"]
+    live = TemporaryCode.objects.get(member=member, superseded_at__isnull=True)
+    assert secret_check(re.findall(r"\b\d{6}\b", delivered[0]["text"])[0], live.code_hash)
+    first.refresh_from_db()
+    assert first.status == Status.EXPIRED and first.body == ""
+
+
+def test_a_superseded_code_held_by_a_dead_worker_is_not_sent_when_its_lease_runs_out(
+    client, settings, sms_gateway
+):
+    settings.CODE_RESEND_SECONDS = 0
+    member = make_member()
+    use_gateway(settings, sms_gateway, "/status/503")
+    request_code(client, member)
+    first = OutboxMessage.objects.get(member=member)
+    # A worker took its retry and died before the gateway answered.
+    OutboxMessage.objects.filter(pk=first.pk).update(
+        status=Status.SENDING, attempts=2, lease_until=timezone.now() + timedelta(seconds=60)
+    )
+    settings.SMS_HTTP_URL = sms_gateway.url("/send")
+    request_code(client, member)
+
+    assert outbox_sweep(now=timezone.now() + timedelta(minutes=5)) == 0
+    first.refresh_from_db()
+    assert first.status == Status.EXPIRED and first.body == ""
+    second = OutboxMessage.objects.exclude(pk=first.pk).get(member=member)
+    delivered = [json.loads(r.body) for r in sms_gateway.requests if r.path == "/send"]
+    assert [sms["reference"] for sms in delivered] == [f"oficina-outbox-{second.pk}"]
+
+
+class NewCodeAskedMidSend(BaseSmsBackend):
+    """A gateway still busy with a code when the member, tired of waiting, asks for another one; that
+    first send then times out or goes through (`times_out`). Every later send goes through."""
+
+    member: ClassVar[Member | None] = None
+    times_out: ClassVar[bool] = True
+    sent: ClassVar[list[SmsMessage]] = []
+
+    def send_messages(self, messages: Sequence[SmsMessage]) -> int:
+        cls = type(self)
+        if cls.member is not None:
+            member, cls.member = cls.member, None
+            request_code(Client(), member)  # its message is delivered inline, through this backend
+            if cls.times_out:
+                raise SmsError("SMS gateway timed out after 1s")
+        cls.sent.extend(messages)
+        return len(messages)
+
+
+@pytest.mark.parametrize("times_out", [True, False], ids=["times-out", "goes-through"])
+def test_a_code_superseded_while_it_is_being_sent_is_not_put_back_in_the_queue(
+    client, settings, sms_gateway, times_out
+):
+    settings.CODE_RESEND_SECONDS = 0
+    member = make_member()
+    use_gateway(settings, sms_gateway, "/status/503")
+    request_code(client, member)
+    first = OutboxMessage.objects.get(member=member)
+    settings.SMS_BACKEND = f"{__name__}.NewCodeAskedMidSend"
+    NewCodeAskedMidSend.member = member
+    NewCodeAskedMidSend.times_out = times_out
+    NewCodeAskedMidSend.sent = []
+
+    outbox_deliver(message_id=first.pk)
+
+    first.refresh_from_db()
+    second = OutboxMessage.objects.exclude(pk=first.pk).get(member=member)
+    assert second.status == Status.SENT
+    # Timed out: it stays expired (not "retrying" with an empty body). Went through: it was sent.
+    assert first.status == (Status.EXPIRED if times_out else Status.SENT) and first.body == ""
+    assert outbox_sweep(now=timezone.now() + timedelta(hours=1)) == 0
+    sent = [message.reference for message in NewCodeAskedMidSend.sent]
+    assert sent == [f"oficina-outbox-{second.pk}"] + ([] if times_out else [f"oficina-outbox-{first.pk}"])
+
+
+def test_an_unexpected_error_while_sending_is_retried_then_fails_instead_of_hanging(settings):
+    settings.SMS_BACKEND = "oficina.notify.sms.http.SmsBackend"
+    settings.SMS_HTTP_URL = "ftp://gateway.example/send"  # the backend refuses to start
+    member = make_member()
+    message = message_queue(member=member, channel="sms", template="pin_changed", context={})
+    with outbox_clock() as clock:
+        assert deliver_until_final(message, clock) == Status.FAILED  # never left "sending"
+    message.refresh_from_db()
+    assert message.attempts == settings.OUTBOX_MAX_ATTEMPTS
+    assert message.last_error.startswith("ImproperlyConfigured") and message.body
 
 
 def test_e_mail_retries_keep_one_message_id(settings):
@@ -186,3 +374,42 @@ def test_purge_expired_deletes_old_codes_and_delivered_messages_but_keeps_recent
     assert TemporaryCode.objects.filter(member=new_member).exists()
     assert OutboxMessage.objects.filter(member=new_member).exists()
     assert Event.objects.count() == events_before  # the audit chain is evidence: never purged
+
+
+def test_purge_expired_deletes_a_failed_notice_with_the_text_it_kept(settings, sms_gateway):
+    settings.OUTBOX_MAX_ATTEMPTS = 1
+    use_gateway(settings, sms_gateway, "/status/503")
+    old, recent = (
+        message_queue(member=make_member(), channel="sms", template="pin_changed", context={})
+        for _ in range(2)
+    )
+    for message in (old, recent):
+        assert outbox_deliver(message_id=message.pk) == Status.FAILED
+    OutboxMessage.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(days=settings.RETENTION_OUTBOX_DAYS + 1)
+    )
+    assert OutboxMessage.objects.get(pk=old.pk).body  # kept for "Reintentar" until then
+
+    call_command("purge_expired")
+
+    assert not OutboxMessage.objects.filter(pk=old.pk).exists()
+    assert OutboxMessage.objects.get(pk=recent.pk).body
+
+
+def test_a_new_contact_code_expires_the_one_still_undelivered(rf, settings, sms_gateway):
+    """The office keeps only the newest contact code in the session: the earlier message must not
+    arrive late and be typed against it."""
+    from importlib import import_module
+
+    from oficina.office.services import contact_verification_start
+
+    member = make_member(returning=True)
+    request = rf.post("/oficina/datos-de-contacto/")
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore()
+    use_gateway(settings, sms_gateway, "/status/503")
+    for mobile in ("+573100001122", "+573100003344"):
+        contact_verification_start(request=request, member=member, mobile=mobile, email=member.email)
+
+    first, second = OutboxMessage.objects.filter(kind="contact_verify").order_by("pk")
+    assert (first.status, first.body) == (OutboxMessage.Status.EXPIRED, "")
+    assert second.status == OutboxMessage.Status.RETRYING and second.body

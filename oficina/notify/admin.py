@@ -19,6 +19,8 @@ KIND_NAMES = {
     "security_change": "Aviso de cambio de seguridad",
     "operator_reset_help": "Instrucciones de clave temporal (operador)",
     "operator_contact_changed": "Aviso de cambio de contacto (operador)",
+    "contact_verify": "Código para confirmar contacto",
+    "signin_after_failures": "Aviso de ingreso tras intentos fallidos",
 }
 
 
@@ -88,19 +90,19 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     @admin.action(description="Reintentar los mensajes fallidos seleccionados", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
-        retried = skipped = 0
+        retried = 0
+        skipped = queryset.exclude(status=OutboxMessage.Status.FAILED).count()  # before any retry
         for message in queryset.filter(status=OutboxMessage.Status.FAILED):
             if outbox_message_retry(request=request, message=message):
                 retried += 1
             else:
                 skipped += 1
-        skipped += queryset.exclude(status=OutboxMessage.Status.FAILED).count()
         if retried:
             self.message_user(request, f"Reintentamos {retried} mensaje(s).", messages.SUCCESS)
         if skipped:
             self.message_user(
                 request,
-                f"{skipped} mensaje(s) no se pueden reintentar: solo los fallidos que aún guardan su "
-                "contenido (una clave temporal vencida no se reenvía: el asociado pide una nueva).",
+                f"{skipped} mensaje(s) no se pueden reintentar: solo los avisos fallidos; una clave "
+                "temporal o un código no se reenvían (el asociado pide uno nuevo).",
                 messages.WARNING,
             )

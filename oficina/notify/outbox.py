@@ -8,6 +8,9 @@
   with exponential backoff; a permanent fault, or too many, is final and audited. A retry carries the
   same idempotency key (the gateway's `reference`, the e-mail's Message-ID), so the member does not
   get the same message twice even when a worker dies after handing it over.
+- A final message loses its body, except a notice that failed: it keeps it for the operator's
+  "Reintentar" (`outbox_retry`). A temporary code's body never outlives its delivery (CODE_KINDS).
+- `outbox_expire` withdraws messages that are no longer worth sending (a code replaced by a new one).
 - `outbox_sweep` re-enqueues what was lost: due retries, expired leases, pending rows never enqueued
   (a database restart between commit and enqueue). Run it every few seconds (`manage.py outbox_sweep`).
 """
@@ -39,6 +42,12 @@ from oficina.notify.sms import SmsError, send_sms
 logger = logging.getLogger(__name__)
 
 PENDING_GRACE = timedelta(seconds=30)
+
+# The kinds of message that carry a temporary code (their templates show {{ code }}): erased at any
+# final state, failed included, and never resent by an operator (the member asks for a new code).
+CODE_KINDS = frozenset({"temporary_code", "contact_verify"})
+
+UNDELIVERED = (OutboxMessage.Status.PENDING, OutboxMessage.Status.SENDING, OutboxMessage.Status.RETRYING)
 
 
 def message_queue(
@@ -97,10 +106,29 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(settings.OUTBOX_RETRY_BASE_SECONDS * 3 ** (attempts - 1), 900))
 
 
-def _finish(message: OutboxMessage, status: str, **fields: Any) -> None:
-    OutboxMessage.objects.filter(pk=message.pk).update(
-        status=status, body="", html="", lease_until=None, next_attempt_at=None, **fields
+def outbox_expire(*, member: Member, kind: str, reason: str) -> int:
+    """Expires the member's undelivered messages of `kind` and erases them; call it in the transaction
+    that makes them pointless. Nothing sends an expired message: the sweep and "Reintentar" pass it
+    by, a queued task finds it final, and a worker already sending it cannot put it back in the queue
+    (its own updates require its claim, see `outbox_deliver`)."""
+    return OutboxMessage.objects.filter(member=member, kind=kind, status__in=UNDELIVERED).update(
+        status=OutboxMessage.Status.EXPIRED,
+        body="",
+        html="",
+        lease_until=None,
+        next_attempt_at=None,
+        last_error=reason,
     )
+
+
+def _finish(message: OutboxMessage, status: str, *, where: Q | None = None, **fields: Any) -> bool:
+    """Makes the message final (if `where` still holds); False when it did not."""
+    kept = status == OutboxMessage.Status.FAILED and message.kind not in CODE_KINDS
+    content = {} if kept else {"body": "", "html": ""}
+    updated = OutboxMessage.objects.filter(Q(pk=message.pk) if where is None else where).update(
+        status=status, lease_until=None, next_attempt_at=None, **content, **fields
+    )
+    return updated == 1
 
 
 def _transmit(message: OutboxMessage) -> None:
@@ -134,38 +162,69 @@ def outbox_deliver(*, message_id: int) -> str:
                 "message_expired", member=message.member, channel=message.channel, message_kind=message.kind
             )
             return OutboxMessage.Status.EXPIRED
-        message.attempts += 1
-        OutboxMessage.objects.filter(pk=message.pk).update(
+        # The claim holds only if the row is still as read (never final): `attempts` numbers the claims.
+        claimed = OutboxMessage.objects.filter(
+            pk=message.pk, status=message.status, attempts=message.attempts
+        ).update(
             status=OutboxMessage.Status.SENDING,
-            attempts=message.attempts,
+            attempts=message.attempts + 1,
             lease_until=now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS),
         )
+        if claimed != 1:
+            return "skipped"
+        message.attempts += 1
+    # From here on, a write needs our claim: the message may have been expired meanwhile (a newer
+    # code) or, our lease run out, taken by another worker.
+    ours = Q(pk=message.pk, attempts=message.attempts, status=OutboxMessage.Status.SENDING)
     try:
         _transmit(message)
     except (SmsError, OSError) as exc:
         permanent = exc.permanent if isinstance(exc, SmsError) else smtp_is_permanent(exc)
-        error = f"{type(exc).__name__}: {exc}"[:300]
-        if permanent or message.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
-            _finish(message, OutboxMessage.Status.FAILED, last_error=error)
-            event_record(
-                "message_failed",
-                member=message.member,
-                channel=message.channel,
-                message_kind=message.kind,
-                permanent=permanent,
-                attempts=message.attempts,
-            )
-            logger.warning("outbox message %s failed for good: %s", message.pk, error)
-            return OutboxMessage.Status.FAILED
-        next_at = timezone.now() + _backoff(message.attempts)
-        OutboxMessage.objects.filter(pk=message.pk).update(
-            status=OutboxMessage.Status.RETRYING, next_attempt_at=next_at, lease_until=None, last_error=error
-        )
-        logger.info("outbox message %s will be retried at %s: %s", message.pk, next_at.isoformat(), error)
-        _retry_later(message.pk, next_at)
-        return OutboxMessage.Status.RETRYING
-    _finish(message, OutboxMessage.Status.SENT, sent_at=timezone.now(), last_error="")
+        return _failed_try(message, ours, error=f"{type(exc).__name__}: {exc}"[:300], permanent=permanent)
+    except Exception as exc:
+        # Not a fault we know (a misconfigured backend, a bug): counted like a transient one, so the
+        # attempts still run out rather than the lease being taken again forever. Only the type is
+        # kept: an unknown error's text might quote the message.
+        logger.warning("outbox message %s: unexpected %s while sending", message.pk, type(exc).__name__)
+        return _failed_try(message, ours, error=f"{type(exc).__name__} (error inesperado)", permanent=False)
+    # Handed over: sent, even if it was expired while in the gateway's hands.
+    delivered = Q(
+        pk=message.pk,
+        attempts=message.attempts,
+        status__in=(OutboxMessage.Status.SENDING, OutboxMessage.Status.EXPIRED),
+    )
+    if not _finish(
+        message, OutboxMessage.Status.SENT, where=delivered, sent_at=timezone.now(), last_error=""
+    ):
+        return "overtaken"
     return OutboxMessage.Status.SENT
+
+
+def _failed_try(message: OutboxMessage, ours: Q, *, error: str, permanent: bool) -> str:
+    from oficina.audit.services import event_record
+
+    if permanent or message.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+        if not _finish(message, OutboxMessage.Status.FAILED, where=ours, last_error=error):
+            return "overtaken"
+        event_record(
+            "message_failed",
+            member=message.member,
+            channel=message.channel,
+            message_kind=message.kind,
+            permanent=permanent,
+            attempts=message.attempts,
+        )
+        logger.warning("outbox message %s failed for good: %s", message.pk, error)
+        return OutboxMessage.Status.FAILED
+    next_at = timezone.now() + _backoff(message.attempts)
+    retrying = OutboxMessage.objects.filter(ours).update(
+        status=OutboxMessage.Status.RETRYING, next_attempt_at=next_at, lease_until=None, last_error=error
+    )
+    if retrying != 1:
+        return "overtaken"
+    logger.info("outbox message %s will be retried at %s: %s", message.pk, next_at.isoformat(), error)
+    _retry_later(message.pk, next_at)
+    return OutboxMessage.Status.RETRYING
 
 
 def _retry_later(message_id: int, when: datetime) -> None:
@@ -180,11 +239,17 @@ def _retry_later(message_id: int, when: datetime) -> None:
 
 
 def outbox_retry(*, message: OutboxMessage) -> bool:
-    """An operator's "Reintentar" on a failed message: back to pending, enqueued again.
-    Only messages still holding their body (not expired, not erased) can be retried."""
-    if message.status != OutboxMessage.Status.FAILED or not message.body:
+    """An operator's "Reintentar" on a failed notice: back to pending, enqueued again for one more
+    attempt. Never a message that carried a temporary code (erased; the member asks for a new code)."""
+    if message.kind in CODE_KINDS:
         return False
-    OutboxMessage.objects.filter(pk=message.pk).update(status=OutboxMessage.Status.PENDING, last_error="")
+    retried = (
+        OutboxMessage.objects.filter(pk=message.pk, status=OutboxMessage.Status.FAILED)
+        .exclude(body="")
+        .update(status=OutboxMessage.Status.PENDING, last_error="")
+    )
+    if retried != 1:
+        return False
     outbox_dispatch([message])
     return True
 

@@ -96,7 +96,7 @@ def contact_verification_start(*, request: HttpRequest, member: Member, mobile: 
     """Sends a code to the one new destination and keeps the pending change (and the code's hash) in
     the session; nothing about the member changes until the code comes back."""
     from oficina.lib.masking import mask_email, mask_mobile
-    from oficina.notify.outbox import message_queue
+    from oficina.notify.outbox import message_queue, outbox_expire
     from oficina.signin.flows.reset import code_generate
     from oficina.signin.pin import secret_hash
 
@@ -113,6 +113,8 @@ def contact_verification_start(*, request: HttpRequest, member: Member, mobile: 
         "attempts": 0,
     }
     with transaction.atomic():
+        # The session now holds only this code: an earlier one still undelivered must never arrive.
+        outbox_expire(member=member, kind="contact_verify", reason="reemplazado por un código nuevo")
         message = message_queue(
             member=target,
             channel=channel,

@@ -21,7 +21,7 @@ from oficina.antiphishing.decoys import decoy_for
 from oficina.audit.services import event_record
 from oficina.lib.masking import mask_email, mask_mobile
 from oficina.members.models import Member
-from oficina.notify.outbox import message_queue, outbox_dispatch
+from oficina.notify.outbox import message_queue, outbox_dispatch, outbox_expire
 from oficina.signin.flows.identify import member_for_signin
 from oficina.signin.models import TemporaryCode
 from oficina.signin.pin import secret_check, secret_hash
@@ -86,6 +86,9 @@ def code_request(*, request: HttpRequest, document: str, channel: str) -> CodeRe
         TemporaryCode.objects.filter(
             member=member, consumed_at__isnull=True, superseded_at__isnull=True
         ).update(superseded_at=now)
+        # So is the message of the replaced code, if still undelivered: sent late (after an outage) its
+        # dead code would be typed and spend the live code's tries.
+        outbox_expire(member=member, kind="temporary_code", reason="reemplazada por una clave nueva")
         expires_at = now + timedelta(seconds=settings.CODE_VALIDITY_SECONDS)
         TemporaryCode.objects.create(
             member=member,
