@@ -92,7 +92,9 @@ def test_a_gateway_outage_is_retried_until_it_is_delivered_once(client, settings
 
     settings.SMS_HTTP_URL = sms_gateway.url("/send")
     later = timezone.now() + timedelta(minutes=1)
-    assert outbox_sweep(now=later) == 1  # the immediate backend delivers inline
+    with outbox_clock() as clock:
+        clock.now = later
+        assert outbox_sweep() == 1  # the immediate backend delivers inline
     message.refresh_from_db()
     assert message.status == Status.SENT and message.attempts == 2
     delivered = [r for r in sms_gateway.requests if r.path == "/send"]
@@ -119,7 +121,11 @@ def test_retries_stop_after_the_configured_attempts(settings, sms_gateway):
     use_gateway(settings, sms_gateway, "/status/500")
     member = make_member()
     message = message_queue(member=member, channel="sms", template="pin_changed", context={})
-    statuses = [outbox_deliver(message_id=message.pk) for _ in range(3)]
+    statuses = []
+    with outbox_clock() as clock:
+        for _ in range(3):
+            statuses.append(outbox_deliver(message_id=message.pk))
+            clock.now = OutboxMessage.objects.get(pk=message.pk).next_attempt_at or clock.now
     assert statuses == [Status.RETRYING, Status.RETRYING, Status.FAILED]
     assert outbox_deliver(message_id=message.pk) == "skipped"
     assert len(sms_gateway.requests) == 3
@@ -232,7 +238,9 @@ def test_a_superseded_code_is_never_sent_once_the_gateway_is_back(client, settin
     assert second.status == Status.RETRYING and second.body
 
     settings.SMS_HTTP_URL = sms_gateway.url("/send")
-    assert outbox_sweep(now=timezone.now() + timedelta(minutes=1)) == 1
+    with outbox_clock() as clock:
+        clock.now += timedelta(minutes=1)
+        assert outbox_sweep() == 1
     # Neither a task still queued for the first message nor an operator can send it.
     assert outbox_deliver(message_id=first.pk) == "skipped"
     assert outbox_retry(message=first) is False
@@ -300,7 +308,9 @@ def test_a_code_superseded_while_it_is_being_sent_is_not_put_back_in_the_queue(
     NewCodeAskedMidSend.times_out = times_out
     NewCodeAskedMidSend.sent = []
 
-    outbox_deliver(message_id=first.pk)
+    with outbox_clock() as clock:
+        clock.now = first.next_attempt_at  # its retry is due
+        outbox_deliver(message_id=first.pk)
 
     first.refresh_from_db()
     second = OutboxMessage.objects.exclude(pk=first.pk).get(member=member)
@@ -413,3 +423,21 @@ def test_a_new_contact_code_expires_the_one_still_undelivered(rf, settings, sms_
     first, second = OutboxMessage.objects.filter(kind="contact_verify").order_by("pk")
     assert (first.status, first.body) == (OutboxMessage.Status.EXPIRED, "")
     assert second.status == OutboxMessage.Status.RETRYING and second.body
+
+
+def test_a_retry_that_is_not_due_yet_spends_no_attempt(settings, sms_gateway):
+    """The sweep and the scheduled retry may both hold a task for a message: only one that comes once
+    the backoff has passed may try again, so a fast-failing gateway cannot use up the attempts."""
+    use_gateway(settings, sms_gateway, "/status/503")
+    member = make_member()
+    message = message_queue(member=member, channel="sms", template="pin_changed", context={})
+    assert outbox_deliver(message_id=message.pk) == Status.RETRYING
+
+    assert [outbox_deliver(message_id=message.pk) for _ in range(3)] == ["not due"] * 3
+
+    message.refresh_from_db()
+    assert message.attempts == 1 and len(sms_gateway.requests) == 1
+    with outbox_clock() as clock:
+        clock.now = message.next_attempt_at
+        assert outbox_deliver(message_id=message.pk) == Status.RETRYING
+    assert len(sms_gateway.requests) == 2

@@ -156,6 +156,14 @@ def outbox_deliver(*, message_id: int) -> str:
             and message.lease_until > now
         ):
             return "leased"
+        if (
+            message.status == OutboxMessage.Status.RETRYING
+            and message.next_attempt_at
+            and message.next_attempt_at > now
+        ):
+            # Not due: the sweep and the scheduled retry may both hold a task for it; only the one
+            # that comes when the backoff has passed may spend an attempt.
+            return "not due"
         if message.expires_at and now >= message.expires_at:
             _finish(message, OutboxMessage.Status.EXPIRED, last_error="venció antes de poder enviarse")
             event_record(
