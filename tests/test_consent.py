@@ -21,8 +21,11 @@ pytestmark = pytest.mark.django_db
 
 NEW_PIN = "730519"
 BROWSER = "Mozilla/5.0 (Linux; Android 14) Chrome/125.0 Mobile"
-MSG_UNTICKED = "Para continuar marca la casilla de autorización y haz clic en «Permitir»."
 MSG_STALE_VERSION = "La política se actualizó mientras la leías."
+MSG_PERMITIR_MEANS = (
+    "Al oprimir «Permitir» otorgas a {name} tu autorización previa, expresa e informada "
+    "para tratar tus datos personales según esta política."
+)
 MSG_RECONSENT = "Actualizamos nuestra política de tratamiento de datos."
 
 
@@ -63,7 +66,7 @@ def test_permitir_records_who_what_when_where_and_with_what(client, sms_outbox):
     before = timezone.now()
     allowed = client.post(
         "/politica-de-datos/",
-        {"decision": "permitir", "acepto": "si", "version": "1"},
+        {"decision": "permitir", "version": "1"},  # the click alone: there is nothing to tick
         REMOTE_ADDR="203.0.113.9",
         HTTP_USER_AGENT=BROWSER,
     )
@@ -82,30 +85,34 @@ def test_permitir_records_who_what_when_where_and_with_what(client, sms_outbox):
     assert consent.user_agent == BROWSER
 
 
-def test_nothing_is_ticked_beforehand(client, sms_outbox):
+def test_the_page_has_no_checkbox_and_says_what_permitir_means(client, sms_outbox, settings):
+    settings.COOPERATIVE_NAME = "Cooperativa de Ahorro Los Andes"
     member = make_member()
     reach_policy(client, member, sms_outbox)
     page = client.get("/politica-de-datos/").content.decode()
-    checkboxes = re.findall(r"<input[^>]*type=\"checkbox\"[^>]*>", page)
-    assert len(checkboxes) == 1
-    assert 'name="acepto"' in checkboxes[0]
-    assert "checked" not in checkboxes[0]
+    assert not re.findall(r"<input[^>]*type=\"checkbox\"", page)
+    assert 'name="acepto"' not in page
+    # Said right above the buttons, in the words of §10 of the policy, and read with the button.
+    meaning, buttons = page.split('<div class="actions">')
+    assert MSG_PERMITIR_MEANS.format(name="Cooperativa de Ahorro Los Andes") in meaning
+    assert 'value="permitir" aria-describedby="politica-permitir"' in buttons
+    assert "Al oprimir el botón «Permitir», usted otorga" in meaning  # §10, in the text itself
 
 
-def test_permitir_without_ticking_the_box_changes_nothing(client, sms_outbox):
-    member = make_member()
-    reach_policy(client, member, sms_outbox)
-    response = client.post("/politica-de-datos/", {"decision": "permitir", "version": "1"})
-    assert response.status_code == 200
-    assert MSG_UNTICKED in response.content.decode()
-    assert_untouched(member)
-    assert client.session["signin"]["stage"] == "politica"
+def test_the_returning_member_is_told_the_same(client, settings):
+    settings.COOPERATIVE_NAME = "Cooperativa de Ahorro Los Andes"
+    member = make_member(returning=True)
+    policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
+    assert sign_in(client, member).url == "/politica-de-datos/"
+    page = client.get("/politica-de-datos/").content.decode()
+    assert MSG_PERMITIR_MEANS.format(name="Cooperativa de Ahorro Los Andes") in page
+    assert 'type="checkbox"' not in page
 
 
 def test_no_permitir_ends_the_flow_and_changes_nothing(client, sms_outbox):
     member = make_member()
     reach_policy(client, member, sms_outbox)
-    refused = client.post("/politica-de-datos/", {"decision": "rechazar", "acepto": "si", "version": "1"})
+    refused = client.post("/politica-de-datos/", {"decision": "rechazar", "version": "1"})
     assert refused.url == "/"
     page = client.get("/").content.decode()
     assert "No autorizaste el tratamiento de tus datos" in page
@@ -127,7 +134,7 @@ def test_a_member_who_accepted_an_older_version_is_asked_again(client):
     assert "Versión 2" in page
     assert client.get("/oficina/").url == "/"
 
-    allowed = client.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "2"})
+    allowed = client.post("/politica-de-datos/", {"decision": "permitir", "version": "2"})
     assert allowed.url == "/oficina/"
     assert member.name in client.get("/oficina/").content.decode()
     assert Consent.objects.filter(member=member, policy__version="2").count() == 1
@@ -159,14 +166,14 @@ def test_a_policy_changed_while_reading_is_not_accepted(client, sms_outbox):
     assert "Versión 1" in client.get("/politica-de-datos/").content.decode()
     policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
 
-    stale = client.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "1"})
+    stale = client.post("/politica-de-datos/", {"decision": "permitir", "version": "1"})
     assert stale.status_code == 200
     page = stale.content.decode()
     assert MSG_STALE_VERSION in page
     assert "Versión 2" in page
     assert_untouched(member)
 
-    allowed = client.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "2"})
+    allowed = client.post("/politica-de-datos/", {"decision": "permitir", "version": "2"})
     assert allowed.url == "/listo/"
     assert Consent.objects.get(member=member).policy.version == "2"
 
@@ -175,7 +182,7 @@ def test_a_returning_member_with_a_stale_version_field_is_not_let_in(client):
     member = make_member(returning=True)
     policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
     assert sign_in(client, member).url == "/politica-de-datos/"
-    stale = client.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "1"})
+    stale = client.post("/politica-de-datos/", {"decision": "permitir", "version": "1"})
     assert stale.status_code == 200
     assert MSG_STALE_VERSION in stale.content.decode()
     assert client.get("/oficina/").url == "/"
@@ -214,7 +221,7 @@ def test_accepting_a_new_version_records_the_same_consent_event_as_a_first_acces
     newcomer = make_member()
     first = Client(HTTP_USER_AGENT=BROWSER)
     reach_policy(first, newcomer, sms_outbox)
-    first.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "1"})
+    first.post("/politica-de-datos/", {"decision": "permitir", "version": "1"})
     first_access = Event.objects.get(kind="consent_given", member_id=newcomer.pk)
 
     returning = make_member(returning=True)
@@ -222,7 +229,7 @@ def test_accepting_a_new_version_records_the_same_consent_event_as_a_first_acces
     browser = Client(HTTP_USER_AGENT=BROWSER)
     assert sign_in(browser, returning).url == "/politica-de-datos/"
     assert not Event.objects.filter(kind="consent_given", member_id=returning.pk).exists()
-    allowed = browser.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "2"})
+    allowed = browser.post("/politica-de-datos/", {"decision": "permitir", "version": "2"})
     assert allowed.url == "/oficina/"
 
     event = Event.objects.get(kind="consent_given", member_id=returning.pk)
@@ -232,3 +239,13 @@ def test_accepting_a_new_version_records_the_same_consent_event_as_a_first_acces
     assert event.user_agent == BROWSER == first_access.user_agent
     # Recorded before the sign-in it leads to, like the first access's before "¡Listo!".
     assert event.pk < Event.objects.get(kind="signin_ok", member_id=returning.pk).pk
+
+
+def test_a_post_with_neither_button_changes_nothing(client, sms_outbox):
+    member = make_member()
+    reach_policy(client, member, sms_outbox)
+    response = client.post("/politica-de-datos/", {"acepto": "si", "version": "1"})
+    assert response.status_code == 200
+    assert "Para continuar haz clic en «Permitir»" in response.content.decode()
+    assert_untouched(member)
+    assert client.session["signin"]["stage"] == "politica"

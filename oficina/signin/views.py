@@ -332,8 +332,10 @@ def policy(request: HttpRequest) -> HttpResponse:
             )
             return redirect("signin:identify")
         shown_version = request.POST.get("version")
-        if decision != "permitir" or request.POST.get("acepto") != "si":
-            error = "Para continuar marca la casilla de autorización y haz clic en «Permitir»."
+        # The consent is the click on "Permitir" itself (guide, step 8; §10 of the policy): there is
+        # no box to tick, and an "acepto" field a stale page might still send is ignored.
+        if decision != "permitir":
+            error = "Para continuar haz clic en «Permitir»; si no autorizas, haz clic en «No permitir»."
         elif shown_version != current.version:
             error = (
                 "La política se actualizó mientras la leías. Revísala y vuelve a hacer clic en «Permitir»."

@@ -39,8 +39,10 @@ def choose_image_and_phrase(page: Page, image_name: str, phrase: str) -> None:
 
 
 def allow_policy(page: Page) -> None:
-    page.get_by_role("checkbox", name=re.compile("autorizo")).check()
-    page.get_by_role("button", name="Permitir", exact=True).click()
+    """The consent is the click on "Permitir" itself; the button's description says what it means."""
+    allow = page.get_by_role("button", name="Permitir", exact=True)
+    expect(allow).to_have_accessible_description(re.compile(r"^Al oprimir «Permitir» otorgas a .+"))
+    allow.click()
 
 
 class BodyRecorder:

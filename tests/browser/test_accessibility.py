@@ -106,8 +106,11 @@ def test_every_page_and_state_of_the_guide_passes_axe(viewport, live_app, new_co
     choose_image_and_phrase(page, "Velero", "Navegar es preciso")
     expect(page).to_have_url(base + "/politica-de-datos/")
     audit.check("Política de tratamiento de datos")
+    # The one error this page still has: a policy that changed while it was being read. Playing the
+    # older version back (publishing one here would reach every other test on this server) shows it.
+    page.locator('input[name="version"]').evaluate("field => { field.value = '0'; }")
     page.get_by_role("button", name="Permitir", exact=True).click()
-    expect(page.get_by_role("alert")).to_contain_text("marca la casilla")
+    expect(page.get_by_role("alert")).to_contain_text("La política se actualizó mientras la leías")
     audit.check("Política de tratamiento de datos, con error")
     allow_policy(page)
     expect(page.get_by_role("heading", name="¡Listo!")).to_be_visible()
