@@ -5,12 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test import Client, RequestFactory
-from django.utils import timezone
 
 from oficina.audit.models import Event
 from oficina.audit.services import audit_seal, event_record
@@ -21,7 +19,7 @@ from oficina.notify.outbox import message_queue, outbox_deliver
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import type_on_keypad
 from tests.test_backoffice import signed_in_operator
-from tests.test_outbox import deliver_until_final, outbox_clock, use_gateway
+from tests.test_outbox import deliver_until_final, outbox_clock, queued_code, use_gateway
 
 pytestmark = pytest.mark.django_db
 
@@ -218,13 +216,7 @@ def test_an_operator_retries_a_failed_message(client, operator, settings, sms_ga
     and is resent once it is back; a failed temporary code is not, and the page says why."""
     member = make_member()
     use_gateway(settings, sms_gateway, "/status/400")
-    code = message_queue(
-        member=member,
-        channel="sms",
-        template="temporary_code",
-        context={"code": "987654"},
-        expires_at=timezone.now() + timedelta(minutes=10),
-    )
+    code = queued_code(member, "987654")
     assert outbox_deliver(message_id=code.pk) == OutboxMessage.Status.FAILED  # number refused
     settings.SMS_HTTP_URL = sms_gateway.url("/status/503")
     notice = message_queue(member=member, channel="sms", template="pin_changed", context={})

@@ -58,6 +58,19 @@ def outbox_clock() -> Iterator[OutboxClock]:
         yield clock
 
 
+def queued_code(
+    member, code: str = "123456", *, expires_in: timedelta = timedelta(minutes=10)
+) -> OutboxMessage:
+    """A temporary code's SMS, queued as a code request queues it."""
+    return message_queue(
+        member=member,
+        channel="sms",
+        template="temporary_code",
+        context={"code": code},
+        expires_at=timezone.now() + expires_in,
+    )
+
+
 def deliver_until_final(message: OutboxMessage, clock: OutboxClock) -> str:
     """The first try, then every retry when its backoff is over, handed to the task by the sweep as the
     worker does during a long outage (the immediate backend delivers inline); the final status."""
@@ -156,13 +169,7 @@ def test_a_message_another_worker_holds_is_left_alone(sms_outbox):
 
 def test_a_code_that_could_not_be_sent_in_time_is_never_sent_late(sms_outbox):
     member = make_member()
-    message = message_queue(
-        member=member,
-        channel="sms",
-        template="temporary_code",
-        context={"code": "123456"},
-        expires_at=timezone.now() - timedelta(seconds=1),
-    )
+    message = queued_code(member, expires_in=-timedelta(seconds=1))
     assert outbox_deliver(message_id=message.pk) == Status.EXPIRED
     message.refresh_from_db()
     assert message.body == "" and sms_outbox == []
@@ -197,13 +204,7 @@ def test_a_code_that_failed_after_every_attempt_is_erased_and_never_retried(sett
     settings.OUTBOX_MAX_ATTEMPTS = 3  # all of them before the code's ten minutes are over
     use_gateway(settings, sms_gateway, "/status/503")
     member = make_member()
-    message = message_queue(
-        member=member,
-        channel="sms",
-        template="temporary_code",
-        context={"code": "123456"},
-        expires_at=timezone.now() + timedelta(minutes=10),
-    )
+    message = queued_code(member)
     with outbox_clock() as clock:
         assert deliver_until_final(message, clock) == Status.FAILED
     message.refresh_from_db()
