@@ -254,6 +254,20 @@ def test_a_good_csv_imported_from_the_admin_creates_the_members(client, operator
     assert (event.data["created"], event.data["errors"], event.data["imported"]) == (2, 0, True)
 
 
+def test_an_import_that_changes_a_mobile_names_the_operator_and_tells_the_old_number(
+    client, operator, sms_outbox, mailoutbox
+):
+    member = make_member(document="79876543", returning=True, mobile="+573001112233", email="")
+    client.post(f"{MEMBERS}importar/", {"archivo": csv_upload(GOOD_CSV)})
+    member.refresh_from_db()
+    assert member.mobile == "+573209876543"
+    event = last_event("import_contact_changed")
+    assert (event.member_id, event.data) == (member.pk, {"operator": operator.username, "fields": ["mobile"]})
+    assert last_event("operator_import").data["contacts_changed"] == 1
+    assert [sms.to for sms in sms_outbox] == ["+573001112233"]  # the OLD number, not the new one
+    assert mailoutbox == []
+
+
 def test_a_bad_csv_imports_nothing_and_shows_the_line_errors(client, operator):
     response = client.post(f"{MEMBERS}importar/", {"archivo": csv_upload(BAD_CSV)})
     report = client.get(response.url).content.decode()

@@ -9,9 +9,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from oficina.audit.models import Event
 from oficina.members.importer import ImportReport, LineError, members_import
 from oficina.members.management.commands.import_members import Command
 from oficina.members.models import Member
+from oficina.notify.gsm import gsm7_length
+from oficina.notify.models import OutboxMessage
 from tests.factories import make_member
 
 HEADER = "documento,nombre,celular,correo\n"
@@ -21,6 +24,7 @@ GOOD_ROWS = (
     "99887766,Ana Gómez,,Ana.Gomez@Correo.co\n"
 )
 NOTHING_IMPORTED = "No se importó nada: corrige las líneas con error o usa --skip-invalid."
+ACTOR = "manage.py import_members"
 
 
 def write_csv(tmp_path: Path, text: str, *, encoding: str = "utf-8") -> Path:
@@ -255,7 +259,7 @@ def test_it_turns_a_decoding_failure_of_a_strict_reader_into_an_error(db, tmp_pa
     path = write_csv(tmp_path, HEADER + "1234567,José Rojas,3111234567,\n", encoding="latin-1")
 
     with open(path, encoding="utf-8-sig") as strict:
-        report = members_import(lines=strict)
+        report = members_import(lines=strict, actor=ACTOR)
 
     assert report.aborted
     assert report.errors[0].message.startswith("El archivo no está codificado en UTF-8.")
@@ -382,13 +386,15 @@ def test_it_imports_thousands_of_rows_in_batches_and_reimports_them_idempotently
     lines = [HEADER, *generated_rows(3_000)]
 
     with django_assert_max_num_queries(300):  # per-row work would be thousands of queries
-        report = members_import(lines=iter(lines), batch_size=250)
+        report = members_import(lines=iter(lines), actor=ACTOR, batch_size=250)
 
     assert report == ImportReport(created=3_000)
     assert Member.objects.count() == 3_000
     assert contacts("10002999") == ("Asociado 2999", "+573100002999", "asociado2999@correo.co")
 
-    report = members_import(lines=[HEADER, *generated_rows(3_000, renamed_every=10)], batch_size=250)
+    report = members_import(
+        lines=[HEADER, *generated_rows(3_000, renamed_every=10)], actor=ACTOR, batch_size=250
+    )
 
     assert (report.created, report.updated, report.unchanged, report.errors) == (0, 300, 2_700, [])
     assert Member.objects.count() == 3_000
@@ -398,7 +404,7 @@ def test_it_imports_thousands_of_rows_in_batches_and_reimports_them_idempotently
 def test_it_rolls_back_batches_already_written_when_a_later_line_is_bad(db):
     lines = [HEADER, *generated_rows(10), "12AB,Juan Pérez,3007654321,\n", *generated_rows(0)]
 
-    report = members_import(lines=lines, batch_size=3)
+    report = members_import(lines=lines, actor=ACTOR, batch_size=3)
 
     assert report == ImportReport(
         errors=[LineError(12, "La cédula debe tener entre 5 y 10 dígitos, sin letras.")]
@@ -409,7 +415,7 @@ def test_it_rolls_back_batches_already_written_when_a_later_line_is_bad(db):
 def test_it_rolls_back_written_batches_when_the_file_turns_out_not_to_be_utf8(db):
     lines = [HEADER, *generated_rows(10), "1234567,Jos\udce9 Rojas,3111234567,\n"]
 
-    report = members_import(lines=lines, skip_invalid=True, batch_size=3)
+    report = members_import(lines=lines, actor=ACTOR, skip_invalid=True, batch_size=3)
 
     assert report.aborted and report.errors[0].line == 12
     assert (report.created, report.updated, report.unchanged) == (0, 0, 0)
@@ -425,4 +431,131 @@ def test_it_summarises_a_report_in_spanish():
 
 def test_it_refuses_a_batch_size_below_one():
     with pytest.raises(ValueError, match="batch_size"):
-        members_import(lines=[HEADER], batch_size=0)
+        members_import(lines=[HEADER], actor=ACTOR, batch_size=0)
+
+
+# --- contact changes (the channels "Olvidé mi clave" sends codes to) --------------------------------------
+
+
+def contact_events() -> list[tuple[int | None, dict[str, object]]]:
+    return list(
+        Event.objects.filter(kind="import_contact_changed").order_by("id").values_list("member_id", "data")
+    )
+
+
+def notices() -> list[tuple[int | None, str, str]]:
+    return list(OutboxMessage.objects.order_by("id").values_list("member_id", "channel", "to"))
+
+
+def test_a_changed_mobile_is_audited_and_the_old_number_told_not_the_new_one(
+    db, tmp_path, sms_outbox, mailoutbox
+):
+    member = make_member(document="1234567", returning=True, mobile="+573009998877", email="ana@mail.com")
+
+    out, _ = run_import(
+        write_csv(tmp_path, HEADER + "1234567,María Fernanda Rojas,311 123 4567,ana@mail.com\n")
+    )
+
+    assert "actualizados: 1" in out
+    assert contacts("1234567")[1] == "+573111234567"
+    assert contact_events() == [(member.pk, {"operator": ACTOR, "fields": ["mobile"]})]
+    assert notices() == [(member.pk, "sms", "+573009998877")]
+    assert [sms.to for sms in sms_outbox] == ["+573009998877"]
+    assert "actualizamos tu celular o tu correo" in sms_outbox[0].body
+    assert mailoutbox == []
+
+
+def test_a_changed_email_tells_the_old_email_only(db, tmp_path, sms_outbox, mailoutbox):
+    member = make_member(document="1234567", mobile="+573111234567", email="antes@mail.com")
+
+    run_import(write_csv(tmp_path, HEADER + "1234567,María Fernanda Rojas,311 123 4567,despues@mail.com\n"))
+
+    assert contact_events() == [(member.pk, {"operator": ACTOR, "fields": ["email"]})]
+    assert [message.to for message in mailoutbox] == [["antes@mail.com"]]
+    assert mailoutbox[0].subject == "Se actualizaron tus datos de contacto"
+    assert "Hola, María" in mailoutbox[0].body and "antes del cambio" in mailoutbox[0].body
+    assert sms_outbox == []
+
+
+def test_a_removed_channel_is_told_it_was_removed(db, tmp_path, sms_outbox, mailoutbox):
+    member = make_member(document="1234567", mobile="+573111234567", email="ana@mail.com")
+
+    run_import(write_csv(tmp_path, HEADER + "1234567,María Fernanda Rojas,311 123 4567,\n"))
+
+    assert contacts("1234567")[2] == ""
+    assert contact_events() == [(member.pk, {"operator": ACTOR, "fields": ["email"]})]
+    assert [message.to for message in mailoutbox] == [["ana@mail.com"]]
+    assert sms_outbox == []
+
+
+def test_a_channel_added_where_there_was_none_is_audited_and_the_changed_one_told(
+    db, tmp_path, sms_outbox, mailoutbox
+):
+    member = make_member(document="1234567", mobile="+573111234567", email="")
+
+    run_import(write_csv(tmp_path, HEADER + "1234567,María Fernanda Rojas,300 765 4321,ana@mail.com\n"))
+
+    assert contact_events() == [(member.pk, {"operator": ACTOR, "fields": ["mobile", "email"]})]
+    # The old mobile is told; there was no old e-mail to tell, and the new one is not.
+    assert notices() == [(member.pk, "sms", "+573111234567")]
+    assert mailoutbox == []
+
+
+def test_an_unchanged_or_renamed_member_and_a_created_one_record_and_send_nothing(
+    db, tmp_path, sms_outbox, mailoutbox
+):
+    make_member(document="1234567", name="Maria Rojas", mobile="+573111234567", email="mynameis@mail.com")
+    make_member(document="7654321", name="Juan Pérez", mobile="+573007654321", email="")
+
+    out, _ = run_import(write_csv(tmp_path, HEADER + GOOD_ROWS))
+
+    assert out.splitlines() == ["Creados: 1, actualizados: 1, sin cambios: 1, con errores: 0"]
+    assert contacts("1234567")[0] == "María Fernanda Rojas"
+    assert contact_events() == [] and notices() == []
+    assert sms_outbox == [] and mailoutbox == []
+
+
+def test_a_strict_import_that_fails_changes_no_contact_records_nothing_and_sends_nothing(
+    db, tmp_path, sms_outbox, mailoutbox
+):
+    make_member(document="1234567", mobile="+573009998877", email="antes@mail.com")
+    path = write_csv(
+        tmp_path,
+        HEADER + "1234567,María Rojas,311 123 4567,despues@mail.com\n" + "12AB,Juan Pérez,3007654321,\n",
+    )
+
+    failed_import(path)
+
+    assert contacts("1234567")[1:] == ("+573009998877", "antes@mail.com")
+    assert contact_events() == [] and notices() == []
+    assert sms_outbox == [] and mailoutbox == []
+
+
+def test_contact_changes_are_found_in_every_batch_and_counted(db, sms_outbox):
+    members_import(lines=[HEADER, *generated_rows(30)], actor=ACTOR, batch_size=7)
+    changed = [
+        row.replace(",+5731", ",+5732", 1) if index % 10 == 3 else row
+        for index, row in enumerate(generated_rows(30))
+    ]
+
+    report = members_import(lines=[HEADER, *changed], actor="maria", batch_size=7)
+
+    assert (report.created, report.updated, report.unchanged, report.contacts_changed) == (0, 3, 27, 3)
+    documents = Member.objects.filter(pk__in=[pk for pk, _ in contact_events()]).values_list(
+        "document", flat=True
+    )
+    assert sorted(documents) == ["10000003", "10000013", "10000023"]
+    assert {data["operator"] for _, data in contact_events()} == {"maria"}
+    assert sorted(sms.to for sms in sms_outbox) == ["+573100000003", "+573100000013", "+573100000023"]
+
+
+def test_the_notice_fits_one_sms_even_with_a_long_cooperative_name(db, tmp_path, settings, sms_outbox):
+    settings.COOPERATIVE_NAME = (
+        "Cooperativa Multiactiva de Ahorro y Crédito de los Trabajadores de la Educación del Departamento de "
+        "Cundinamarca"
+    )
+    make_member(document="1234567", mobile="+573009998877")
+
+    run_import(write_csv(tmp_path, HEADER + "1234567,María Fernanda Rojas,311 123 4567,\n"))
+
+    assert [gsm7_length(sms.body) <= 160 for sms in sms_outbox] == [True]

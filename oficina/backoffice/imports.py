@@ -86,7 +86,7 @@ def member_import_run(*, import_id: int) -> str:
         io.BytesIO(bytes(job.content)), encoding="utf-8-sig", errors="surrogateescape", newline=""
     )
     try:
-        report = members_import(lines=_counted(lines, job.pk), skip_invalid=job.skip_invalid)
+        report = members_import(lines=_counted(lines, job.pk), actor=operator, skip_invalid=job.skip_invalid)
     except Exception:
         MemberImport.objects.filter(pk=job.pk).update(
             status=MemberImport.Status.FAILED, content=b"", finished_at=timezone.now()
@@ -115,6 +115,7 @@ def member_import_run(*, import_id: int) -> str:
         created=report.created,
         updated=report.updated,
         unchanged=report.unchanged,
+        contacts_changed=report.contacts_changed,
         errors=len(report.errors),
         aborted=report.aborted,
         skip_invalid=job.skip_invalid,

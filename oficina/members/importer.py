@@ -7,6 +7,11 @@ and invalid rows are not to be skipped, the transaction is rolled back and nothi
 
 Only name, mobile and email are ever written for an existing member: credentials, security image and
 phrase, locks and status belong to the portal, not to the core system.
+
+The mobile and the e-mail are where "Olvidé mi clave" sends temporary codes, so a change to them is
+treated as at the counter (oficina/backoffice/services.py): in the same transaction, each existing
+member whose mobile or e-mail changes gets an `import_contact_changed` event naming who imported,
+and every OLD channel that changed is told. The notices are dispatched once the import commits.
 """
 
 from __future__ import annotations
@@ -22,15 +27,19 @@ from typing import Any, NamedTuple, TextIO
 from django.db import connection, transaction
 from django.utils import timezone
 
+from oficina.audit.services import event_record
 from oficina.lib.email import InvalidEmail, normalise_email
 from oficina.lib.national_id import InvalidDocument, normalise_document
 from oficina.lib.phone import InvalidMobile, normalise_mobile
 from oficina.members.models import Member
+from oficina.notify.models import OutboxMessage
+from oficina.notify.outbox import notice_queue, outbox_dispatch
 
 HEADER = ("documento", "nombre", "celular", "correo")
 MAX_NAME_LENGTH = 150
 UPDATED_FIELDS = ["name", "mobile", "email", "updated_at"]  # all an import may change in a member
 _CONTACT_FIELDS = ("name", "mobile", "email")
+CONTACT_NOTICE_TEMPLATE = "import_contact_changed"
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes smuggled in by errors="surrogateescape"
 _CONTROL_CATEGORIES = {"Cc", "Cf", "Cs"}  # tabs, newlines, bidi overrides, zero-width characters
@@ -51,6 +60,9 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     errors: list[LineError] = field(default_factory=list)
+    # Existing members whose mobile or e-mail changed (counted in `updated` too): each was audited and
+    # their old channels told.
+    contacts_changed: int = 0
     # A problem with the file as a whole (header, encoding): nothing imported, even skipping invalid rows.
     aborted: bool = False
 
@@ -69,6 +81,18 @@ class _Row(NamedTuple):
     email: str
 
 
+class _ContactChange(NamedTuple):
+    """An existing member's mobile or e-mail as it was before this import, and as it is now."""
+
+    member_id: int
+    document: str
+    name: str
+    old_mobile: str
+    old_email: str
+    mobile: str
+    email: str
+
+
 class _FileUnreadable(Exception):
     def __init__(self, line: int, message: str) -> None:
         super().__init__(message)
@@ -80,23 +104,43 @@ class _RollBack(Exception):
 
 
 def members_import(
-    *, lines: Iterable[str] | TextIO, skip_invalid: bool = False, batch_size: int = 2000
+    *, lines: Iterable[str] | TextIO, actor: str, skip_invalid: bool = False, batch_size: int = 2000
 ) -> ImportReport:
-    """Creates or updates members by document from CSV lines; see the module docstring."""
+    """Creates or updates members by document from CSV lines; see the module docstring.
+
+    `actor` names who imported (an operator's username, or the command) in the audit events."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     report = ImportReport()
+    # Only the ids: a registry-wide change could queue a million notices.
+    notices: list[int] = []
     try:
         with transaction.atomic():
-            _import_rows(lines, report=report, skip_invalid=skip_invalid, batch_size=batch_size)
+            _import_rows(
+                lines,
+                report=report,
+                notices=notices,
+                actor=actor,
+                skip_invalid=skip_invalid,
+                batch_size=batch_size,
+            )
             if report.errors and (report.aborted or not skip_invalid):
                 raise _RollBack
     except _RollBack:
         return ImportReport(errors=report.errors, aborted=report.aborted)
+    outbox_dispatch(OutboxMessage(pk=pk) for pk in notices)
     return report
 
 
-def _import_rows(lines: Iterable[str], *, report: ImportReport, skip_invalid: bool, batch_size: int) -> None:
+def _import_rows(
+    lines: Iterable[str],
+    *,
+    report: ImportReport,
+    notices: list[int],
+    actor: str,
+    skip_invalid: bool,
+    batch_size: int,
+) -> None:
     reader = csv.reader(_checked_lines(lines), strict=True)
     now = timezone.now()
     seen: set[str] = set()
@@ -116,7 +160,14 @@ def _import_rows(lines: Iterable[str], *, report: ImportReport, skip_invalid: bo
                     batch.append(row)
             line = reader.line_num + 1
             if len(batch) >= batch_size:
-                _flush(batch, report=report, now=now, write=skip_invalid or not report.errors)
+                _flush(
+                    batch,
+                    report=report,
+                    notices=notices,
+                    actor=actor,
+                    now=now,
+                    write=skip_invalid or not report.errors,
+                )
     except _FileUnreadable as exc:
         report.errors.append(exc.error)
         report.aborted = True
@@ -126,7 +177,9 @@ def _import_rows(lines: Iterable[str], *, report: ImportReport, skip_invalid: bo
         report.errors.append(LineError(reader.line_num, message))
         report.aborted = True
         return
-    _flush(batch, report=report, now=now, write=skip_invalid or not report.errors)
+    _flush(
+        batch, report=report, notices=notices, actor=actor, now=now, write=skip_invalid or not report.errors
+    )
 
 
 def _checked_lines(lines: Iterable[str]) -> Iterator[str]:
@@ -218,29 +271,57 @@ def _clean_email(raw: str) -> str:
         raise ValueError(str(exc)) from exc
 
 
-def _flush(batch: list[_Row], *, report: ImportReport, now: datetime, write: bool) -> None:
+def _flush(
+    batch: list[_Row], *, report: ImportReport, notices: list[int], actor: str, now: datetime, write: bool
+) -> None:
     """Writes one batch; once a strict import has failed, rows are only validated, never written."""
     rows = list(batch)
     batch.clear()
     if not write or not rows:
         return
     upsert = _upsert_postgresql if connection.vendor == "postgresql" else _upsert_portable
-    created, updated = upsert(rows, now=now)
+    created, updated, changes = upsert(rows, now=now)
     report.created += created
     report.updated += updated
     report.unchanged += len(rows) - created - updated
+    report.contacts_changed += len(changes)
+    for change in changes:
+        notices.extend(_contact_change_record(change, actor=actor))
 
 
-def _upsert_portable(rows: list[_Row], *, now: datetime) -> tuple[int, int]:
+def _contact_change_record(change: _ContactChange, *, actor: str) -> list[int]:
+    """The event and the notices to the old channels, as for a change at the counter; neither holds
+    a contact, old or new. Returns the ids of the queued notices."""
+    fields = [
+        name
+        for name, old, new in (
+            ("mobile", change.old_mobile, change.mobile),
+            ("email", change.old_email, change.email),
+        )
+        if old != new
+    ]
+    # The member as the notices see them: only the old channels that changed (and had a value).
+    before = Member(
+        pk=change.member_id,
+        document=change.document,
+        name=change.name,
+        mobile=change.old_mobile if "mobile" in fields else "",
+        email=change.old_email if "email" in fields else "",
+    )
+    event_record("import_contact_changed", member=before, operator=actor, fields=fields)
+    return [message.pk for message in notice_queue(member=before, template=CONTACT_NOTICE_TEMPLATE)]
+
+
+def _upsert_portable(rows: list[_Row], *, now: datetime) -> tuple[int, int, list[_ContactChange]]:
     """One SELECT to tell new, changed and unchanged members apart, one upsert of the first two."""
     existing = {
-        document: (name, mobile, email)
-        for document, name, mobile, email in Member.objects.filter(
+        document: (pk, (name, mobile, email))
+        for pk, document, name, mobile, email in Member.objects.filter(
             document__in=[row.document for row in rows]
-        ).values_list("document", "name", "mobile", "email")
+        ).values_list("pk", "document", "name", "mobile", "email")
     }
     created = [row for row in rows if row.document not in existing]
-    updated = [row for row in rows if row.document in existing and existing[row.document] != row[1:]]
+    updated = [row for row in rows if row.document in existing and existing[row.document][1] != row[1:]]
     if created or updated:
         Member.objects.bulk_create(
             [Member(**row._asdict(), created_at=now, updated_at=now) for row in (*created, *updated)],
@@ -248,17 +329,25 @@ def _upsert_portable(rows: list[_Row], *, now: datetime) -> tuple[int, int]:
             unique_fields=["document"],
             update_fields=UPDATED_FIELDS,
         )
-    return len(created), len(updated)
+    changes = []
+    for row in updated:
+        pk, (_, old_mobile, old_email) = existing[row.document]
+        if (old_mobile, old_email) != (row.mobile, row.email):
+            changes.append(
+                _ContactChange(pk, row.document, row.name, old_mobile, old_email, row.mobile, row.email)
+            )
+    return len(created), len(updated), changes
 
 
-def _upsert_postgresql(rows: list[_Row], *, now: datetime) -> tuple[int, int]:
+def _upsert_postgresql(rows: list[_Row], *, now: datetime) -> tuple[int, int, list[_ContactChange]]:
     """The same upsert as a single statement, with the imported columns sent as four arrays.
 
     bulk_create spends ~70 µs a row building a model instance and preparing its fifteen values, and a
     separate SELECT per batch costs as much again, which would take a million-row import well past a
     minute. Here only the imported columns vary by row; every other column gets its model default,
     computed once per batch from a prototype instance (so a default must not need to differ per row).
-    An unchanged member is not rewritten; a row inserted now is told apart by its created_at.
+    An unchanged member is not rewritten; a row inserted now is told apart by its created_at. The
+    members whose mobile or e-mail changed come back in the same statement, with their old contacts.
     """
     table, column = _quoted_table_and_columns()
     prototype = Member(created_at=now, updated_at=now)
@@ -282,14 +371,24 @@ def _upsert_postgresql(rows: list[_Row], *, now: datetime) -> tuple[int, int]:
     contact = ", ".join(f"existing.{column[name]}" for name in _CONTACT_FIELDS)
     excluded_contact = ", ".join(f"EXCLUDED.{column[name]}" for name in _CONTACT_FIELDS)
     created_at = Member._meta.get_field("created_at")
+    pk, document, name, mobile, email, created_at_column = (
+        column[field] for field in (Member._meta.pk.name, "document", "name", "mobile", "email", "created_at")
+    )
+    # Every part of the statement reads the table as it was before the statement (PostgreSQL runs
+    # them on one snapshot), so joining the rows `written` back to the table gives their old contacts.
+    # Only updated rows are looked up: an inserted one has no past, an unchanged one is not written.
     sql = (
         f"WITH written AS (INSERT INTO {table} AS existing ({', '.join(targets)}) "  # noqa: S608
         f"SELECT {', '.join(values)} FROM UNNEST({arrays}) AS batch({aliases}) "
-        f"ON CONFLICT ({column['document']}) DO UPDATE SET {updates} "
+        f"ON CONFLICT ({document}) DO UPDATE SET {updates} "
         f"WHERE ({contact}) IS DISTINCT FROM ({excluded_contact}) "
-        f"RETURNING {column['created_at']}) "
-        f"SELECT COUNT(*) FILTER (WHERE {column['created_at']} = CAST(%s AS timestamp with time zone)), "
-        "COUNT(*) FROM written"
+        f"RETURNING {pk}, {document}, {name}, {mobile}, {email}, "
+        f"{created_at_column} = CAST(%s AS timestamptz) AS inserted) "
+        "SELECT (SELECT COUNT(*) FILTER (WHERE inserted) FROM written), (SELECT COUNT(*) FROM written), "
+        f"(SELECT array_agg(ARRAY[CAST(written.{pk} AS text), written.{document}, written.{name}, "
+        f"previous.{mobile}, previous.{email}, written.{mobile}, written.{email}]) "
+        f"FROM written JOIN {table} AS previous ON previous.{pk} = written.{pk} WHERE NOT written.inserted "
+        f"AND (previous.{mobile}, previous.{email}) IS DISTINCT FROM (written.{mobile}, written.{email}))"
     )
     params = [
         *constants,
@@ -298,8 +397,9 @@ def _upsert_postgresql(rows: list[_Row], *, now: datetime) -> tuple[int, int]:
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        created, written = cursor.fetchone()
-    return created, written - created
+        created, written, changed_rows = cursor.fetchone()
+    changes = [_ContactChange(int(member_id), *contacts) for member_id, *contacts in changed_rows or ()]
+    return created, written - created, changes
 
 
 def _quoted_table_and_columns() -> tuple[str, dict[str, str]]:

@@ -19,6 +19,7 @@ KIND_NAMES = {
     "security_change": "Aviso de cambio de seguridad",
     "operator_reset_help": "Instrucciones de clave temporal (operador)",
     "operator_contact_changed": "Aviso de cambio de contacto (operador)",
+    "import_contact_changed": "Aviso de cambio de contacto (importación)",
     "contact_verify": "Código para confirmar contacto",
     "signin_after_failures": "Aviso de ingreso tras intentos fallidos",
 }

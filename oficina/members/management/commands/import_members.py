@@ -8,6 +8,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from oficina.members.importer import members_import
 
+# Who imported, in the audit events of the contacts an import changes: whoever runs the command.
+ACTOR = "manage.py import_members"
+
 
 class Command(BaseCommand):
     help = (
@@ -32,7 +35,7 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"No se pudo abrir el archivo {path}: {exc.strerror}.") from exc
         with csv_file:
-            report = members_import(lines=csv_file, skip_invalid=skip_invalid)
+            report = members_import(lines=csv_file, actor=ACTOR, skip_invalid=skip_invalid)
 
         for error in report.errors:
             self.stdout.write(str(error))
