@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.template import engines
 from django.utils import timezone
 
+from oficina.audit.services import event_record
 from oficina.consent.models import Consent, PolicyVersion
 from oficina.lib.client import client_ip, user_agent
 from oficina.members.models import Member
@@ -92,12 +93,17 @@ def member_needs_consent(member: Member) -> bool:
 
 
 def consent_record(*, member: Member, policy: PolicyVersion, request: HttpRequest) -> Consent:
+    """The member's "Permitir": the consent row and its `consent_given` audit event, together or not
+    at all, whether at a first access or when a newer version is accepted."""
     policy = policy_ensure_published(policy)
-    return Consent.objects.create(
-        member=member,
-        policy=policy,
-        text_sha256=policy.text_sha256,
-        accepted_at=timezone.now(),
-        ip_address=client_ip(request),
-        user_agent=user_agent(request),
-    )
+    with transaction.atomic():
+        consent = Consent.objects.create(
+            member=member,
+            policy=policy,
+            text_sha256=policy.text_sha256,
+            accepted_at=timezone.now(),
+            ip_address=client_ip(request),
+            user_agent=user_agent(request),
+        )
+        event_record("consent_given", request=request, member=member, policy=policy.version)
+    return consent

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from oficina.antiphishing.gallery import GALLERY
 from oficina.audit.services import event_record
-from oficina.consent.services import member_needs_consent, policy_current_or_default
+from oficina.consent.services import consent_record, member_needs_consent, policy_current_or_default
 from oficina.lib.national_id import InvalidDocument
 from oficina.lib.ratelimit import ratelimit_consume
 from oficina.members.models import Member
@@ -30,7 +30,6 @@ from oficina.signin.flows.login import (
     session_auth_match,
 )
 from oficina.signin.flows.new_credentials import (
-    consent_renew,
     credentials_complete,
     new_pin_accept,
     security_choice_parse,
@@ -352,7 +351,7 @@ def policy(request: HttpRequest) -> HttpResponse:
             ):
                 flow_end(request.session)
                 return _restart(request)
-            consent_renew(request=request, member=member, policy=current)
+            consent_record(member=member, policy=current, request=request)
             flow_end(request.session)
             member_sign_in(request=request, member=member)
             return redirect("office:home")

@@ -113,17 +113,8 @@ def credentials_complete(
         member.session_key = ""  # every session opened with the old PIN ends (see session_auth_hash)
         member.save()
         pin_history_append(member=member, pin_hash=pin_hash)
-        consent_record(member=member, policy=policy, request=request)
         event_record("reset_completed", request=request, member=member)
-        event_record("consent_given", request=request, member=member, policy=policy.version)
+        consent_record(member=member, policy=policy, request=request)
         notices = notice_queue(member=member, template="pin_changed")
     outbox_dispatch(notices)
     return member
-
-
-def consent_renew(*, request: HttpRequest, member: Member, policy: PolicyVersion) -> None:
-    """ "Permitir" of a returning member asked to accept a newer policy: the consent and its audit
-    event (the same one credentials_complete records), together or not at all."""
-    with transaction.atomic():
-        consent_record(member=member, policy=policy, request=request)
-        event_record("consent_given", request=request, member=member, policy=policy.version)
