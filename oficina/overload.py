@@ -8,8 +8,9 @@ before anything else runs: no session is read, no PIN attempt counted, no code c
 tries again in a few seconds, and the queue drains instead of growing until the proxy gives up (and
 the worker then spends a hash on an answer nobody reads).
 
-Only a trusted proxy's stamp is read (oficina.lib.client.from_trusted_proxy); a stamp in the future
-(clocks of two hosts) or unreadable is ignored. The probes never get here: oficina.health's
+Only a trusted proxy's stamp reaches this middleware: oficina.middleware.ProxyHeadersMiddleware, first
+in the chain, drops X-Request-Start from anyone else. A stamp in the future (clocks of two hosts) or
+unreadable is ignored. The probes never get here: oficina.health's
 ProbesMiddleware, before this one, answers them.
 """
 
@@ -23,8 +24,6 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
-from oficina.lib.client import from_trusted_proxy
-
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
@@ -33,7 +32,7 @@ RETRY_AFTER_SECONDS = 5
 def queue_wait(request: HttpRequest, now: float) -> float | None:
     """Seconds between the proxy receiving the request and now; None without a readable stamp."""
     raw = str(request.META.get("HTTP_X_REQUEST_START", "")).strip()
-    if not raw or not from_trusted_proxy(request):
+    if not raw:
         return None
     try:
         stamped = float(raw.removeprefix("t="))

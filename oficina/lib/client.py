@@ -76,26 +76,25 @@ def parse_address(raw: str) -> Address | None:
     return address
 
 
-def _peer(request: HttpRequest) -> tuple[Address | None, bool]:
+def _peer(request: HttpRequest, trusted: TrustedProxies) -> tuple[Address | None, bool]:
     """The socket's peer, and whether it is a trusted proxy."""
     remote = str(request.META.get("REMOTE_ADDR", ""))
     peer = parse_address(remote) if remote else None
-    trusted = _trusted(tuple(settings.TRUSTED_PROXIES))
     return peer, (trusted.trusts(peer) if peer is not None else (trusted.unix and remote == ""))
 
 
 def from_trusted_proxy(request: HttpRequest) -> bool:
     """Whether the request's headers were written by our own proxy (TRUSTED_PROXIES)."""
-    return _peer(request)[1]
+    return _peer(request, _trusted(tuple(settings.TRUSTED_PROXIES)))[1]
 
 
 def client_address(request: HttpRequest) -> Address | None:
     """The client's address (module docstring); None when it cannot be told."""
-    peer, from_proxy = _peer(request)
+    trusted = _trusted(tuple(settings.TRUSTED_PROXIES))
+    peer, from_proxy = _peer(request, trusted)
     forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR", ""))
     if not from_proxy or not forwarded:
         return peer
-    trusted = _trusted(tuple(settings.TRUSTED_PROXIES))
     client = peer
     for entry in reversed(forwarded.split(",")):
         client = parse_address(entry)
@@ -107,7 +106,8 @@ def client_address(request: HttpRequest) -> Address | None:
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """The client's address as text, for the audit trail, consents and rate limits."""
+    """The client's address as text, for the audit trail and consents (rate limits count
+    `oficina.lib.ratelimit.client_network`)."""
     address = client_address(request)
     return None if address is None else str(address)
 
