@@ -36,15 +36,31 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 3
     raise RuntimeError(f"{url} did not come up")
 
 
+def suite_database_url(settings) -> str:
+    """DATABASE_URL of the suite's own test database, for the processes a test starts."""
+    db = settings.DATABASES["default"]
+    return (
+        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+
+
+def quiet_python(env: dict[str, str], *arguments: str) -> subprocess.Popen[bytes]:
+    """This Python running `arguments` from the repository, its output discarded."""
+    return subprocess.Popen(
+        [sys.executable, *arguments],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def instance_env(settings, tmp_path: Path) -> dict[str, str]:
     """Production's environment for an instance on the test database (PostgreSQL only), with static
     files collected into tmp_path."""
-    db = settings.DATABASES["default"]
-    if not db["ENGINE"].endswith("postgresql"):
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         pytest.skip("real instances need PostgreSQL")  # the 'postgres' marker makes this fail in CI instead
-    database_url = (
-        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    )
+    database_url = suite_database_url(settings)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "oficina.settings",
@@ -72,26 +88,10 @@ def instance_env(settings, tmp_path: Path) -> dict[str, str]:
 
 
 def gunicorn(env: dict[str, str], bind: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "oficina.wsgi:application",
-            "--bind",
-            bind,
-            "--workers",
-            "1",
-            "--threads",
-            "8",
-            "--no-control-socket",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return quiet_python(
+        env,
+        *("-m", "gunicorn", "oficina.wsgi:application", "--bind", bind),
+        *("--workers", "1", "--threads", "8", "--no-control-socket", "--log-level", "warning"),
     )
 
 

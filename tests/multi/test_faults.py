@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -19,9 +17,8 @@ from django.utils import timezone
 from oficina.notify.models import OutboxMessage
 from oficina.notify.outbox import message_queue, outbox_deliver, outbox_dispatch, outbox_sweep
 from tests.factories import make_member
-from tests.multi.conftest import free_port
+from tests.multi.conftest import free_port, quiet_python, suite_database_url
 
-ROOT = Path(__file__).resolve().parents[2]
 Status = OutboxMessage.Status
 
 
@@ -58,15 +55,13 @@ def test_smtp_down_then_up_delivers_the_message_once(settings):
 
 
 def worker_env(settings, sms_url: str) -> dict[str, str]:
-    db = settings.DATABASES["default"]
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "oficina.settings",
         "DEBUG": "0",
         "OFICINA_TESTING": "0",
         "SECRET_KEY": "faults-test-key-" + "x" * 40,
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
-        f"{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": suite_database_url(settings),
         "TASKS_BACKEND": "database",
         "SMS_BACKEND": "http",
         "SMS_HTTP_URL": sms_url,
@@ -78,22 +73,8 @@ def worker_env(settings, sms_url: str) -> dict[str, str]:
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "outbox_worker",
-            "--interval",
-            "0.2",
-            "--sweep-every",
-            "0.5",
-            "--max-seconds",
-            "60",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return quiet_python(
+        env, "manage.py", "outbox_worker", "--interval", "0.2", "--sweep-every", "0.5", "--max-seconds", "60"
     )
 
 
