@@ -74,3 +74,24 @@ def test_the_hash_tool_starts_with_production_settings_and_prints_its_result():
     )
     assert hashed.returncode == 0, hashed.stderr[-2000:]
     assert re.search(r"^RESULT verify_cpu_ms=[\d.]+ limit_per_s=[\d.]+$", hashed.stdout, re.M)
+
+
+def test_the_import_bench_changes_the_mobile_of_the_share_asked_and_nothing_else(tmp_path):
+    from bench.import_changes import changed_csv
+
+    source, target = tmp_path / "registry.csv", tmp_path / "changed.csv"
+    rows = [f"{1_000_000_000 + i},Asociado {i},+57 310 {i:07d},a{i}@correo.example\n" for i in range(1000)]
+    source.write_text("documento,nombre,celular,correo\n" + "".join(rows), encoding="utf-8")
+
+    assert changed_csv(source, target, 0.01) == 10
+
+    before = source.read_text(encoding="utf-8").splitlines()
+    after = target.read_text(encoding="utf-8").splitlines()
+    assert before[0] == after[0] and len(before) == len(after)
+    differing = [(old, new) for old, new in zip(before[1:], after[1:], strict=True) if old != new]
+    assert len(differing) == 10
+    for old, new in differing:
+        old_cells, new_cells = old.split(","), new.split(",")
+        assert old_cells[2] != new_cells[2] and new_cells[2].startswith("+57 320 ")
+        assert [old_cells[i] for i in (0, 1, 3)] == [new_cells[i] for i in (0, 1, 3)]
+    assert len({new.split(",")[2] for _, new in differing}) == 10
