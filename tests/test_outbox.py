@@ -342,18 +342,27 @@ def test_e_mail_retries_keep_one_message_id(settings):
     assert mail.outbox[-1].extra_headers["Message-ID"].startswith(f"<oficina-outbox-{message.pk}@")
 
 
-@pytest.mark.django_db(transaction=True)
-def test_with_the_database_backend_the_worker_delivers_what_the_request_queued(client, settings, sms_outbox):
+@pytest.fixture
+def database_tasks(settings):
+    """Delivery tasks kept as rows for the worker (django-tasks-db), as in production; django-tasks
+    drops its cached backends when TASKS changes."""
     settings.TASKS = {
         "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "outbox"]}
     }
-    from django_tasks import task_backends
 
-    task_backends._settings = task_backends.settings = None  # type: ignore[attr-defined]
-    try:
-        task_backends.__dict__.pop("settings", None)
-    except AttributeError:
-        pass
+
+def queued_task_messages() -> list[int]:
+    """The outbox ids that have a delivery task waiting, in the order they were enqueued."""
+    from django_tasks_db.models import DBTaskResult
+
+    rows = DBTaskResult.objects.order_by("enqueued_at").values_list("args_kwargs", flat=True)
+    return [row["args"][0] for row in rows]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_database_backend_the_worker_delivers_what_the_request_queued(
+    client, database_tasks, sms_outbox
+):
     member = make_member()
     assert request_code(client, member).url == "/olvide-mi-clave/enviado/"
     message = OutboxMessage.objects.get(member=member)
@@ -442,3 +451,46 @@ def test_a_retry_that_is_not_due_yet_spends_no_attempt(settings, sms_gateway):
         clock.now = message.next_attempt_at
         assert outbox_deliver(message_id=message.pk) == Status.RETRYING
     assert len(sms_gateway.requests) == 2
+
+
+def test_many_messages_are_enqueued_a_chunk_to_a_transaction(database_tasks, monkeypatch, caplog):
+    """A registry import's thousands of notices: one commit per chunk, not per task. A chunk that fails
+    is lost whole (its rows stay pending for the sweep), the others are not, and it is logged once."""
+    from django_tasks_db import DatabaseBackend
+
+    from oficina.notify import outbox
+
+    monkeypatch.setattr(outbox, "DISPATCH_CHUNK", 2)
+    member = make_member(mobile="+573001112233")
+    messages = [
+        message_queue(member=member, channel="sms", template="pin_changed", context={}) for _ in range(5)
+    ]
+    ids = [message.pk for message in messages]
+    enqueue = DatabaseBackend.enqueue
+
+    def failing_on_the_fourth(self, task, args, kwargs):  # type: ignore[no-untyped-def]
+        if args[0] == ids[3]:
+            raise RuntimeError("database gone")
+        return enqueue(self, task, args, kwargs)
+
+    monkeypatch.setattr(DatabaseBackend, "enqueue", failing_on_the_fourth)
+
+    outbox.outbox_dispatch(messages)
+
+    # ids[2] was enqueued, then ids[3] failed in the same chunk: both are left to the sweep.
+    assert queued_task_messages() == [ids[0], ids[1], ids[4]]
+    failures = [record for record in caplog.records if "could not enqueue" in record.getMessage()]
+    assert [record.getMessage() for record in failures] == [
+        f"could not enqueue outbox messages {ids[2]} to {ids[3]}; the sweep will retry"
+    ]
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {Status.PENDING}
+
+
+def test_a_single_message_is_enqueued_on_its_own(database_tasks):
+    member = make_member(mobile="+573001112233")
+    message = message_queue(member=member, channel="sms", template="pin_changed", context={})
+    from oficina.notify.outbox import outbox_dispatch
+
+    outbox_dispatch([message])
+
+    assert queued_task_messages() == [message.pk]

@@ -44,8 +44,23 @@ def event_record(
     """Appends one event, unsealed: a single INSERT in the caller's transaction (if any), no lock.
 
     `data` holds only non-secret facts (reason, channel, version). The sealer chains it later."""
+    event = event_build(kind, request=request, member=member, document=document, **data)
+    _insert(event)
+    _seal_on_commit()
+    return event
+
+
+def event_build(
+    kind: str,
+    *,
+    request: HttpRequest | None = None,
+    member: Member | None = None,
+    document: str = "",
+    **data: Any,
+) -> Event:
+    """The event event_record appends, not saved: for `events_record`, which appends many at once."""
     who = document or (member.document if member else "")
-    event = Event(
+    return Event(
         created_at=timezone.now(),
         kind=kind,
         member_id=member.pk if member else None,
@@ -54,12 +69,26 @@ def event_record(
         user_agent=user_agent(request) if request else "",
         data=data,
     )
-    _insert(event)
+
+
+def events_record(events: list[Event]) -> None:
+    """Appends built events in one executemany of the same INSERT (a registry import's many
+    contact changes); like event_record, unsealed and in the caller's transaction. Ids are not read
+    back: callers of this have no use for them."""
+    if not events:
+        return
+    sql, fields, _ = _insert_statement(connection.vendor)
+    rows = [[f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields] for event in events]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+    _seal_on_commit()
+
+
+def _seal_on_commit() -> None:
     if settings.AUDIT_SEAL == "on_commit":
         # Demo and tests: the chain is complete as soon as the change is. A failure here must not
         # turn a committed request into an error: the event stays pending for the next seal.
         transaction.on_commit(audit_seal, robust=True)
-    return event
 
 
 def _insert(event: Event) -> None:
@@ -69,7 +98,7 @@ def _insert(event: Event) -> None:
     sql, fields, returning = _insert_statement(connection.vendor)
     values = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(sql + (" RETURNING id" if returning else ""), values)
         event.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
     event._state.adding = False
     event._state.db = connection.alias
@@ -77,14 +106,15 @@ def _insert(event: Event) -> None:
 
 @functools.cache
 def _insert_statement(vendor: str) -> tuple[str, tuple[Field[Any, Any], ...], bool]:
-    """The INSERT of _insert, its fields and whether it returns the id: built once per database
-    vendor (a process uses one), not on every event."""
+    """The INSERT of _insert and events_record, its fields and whether the database can return the
+    new id (_insert then adds RETURNING): built once per database vendor (a process uses one), not
+    on every event."""
     fields = tuple(f for f in Event._meta.concrete_fields if not f.primary_key)
     quote = connection.ops.quote_name
     returning = connection.features.can_return_columns_from_insert
     sql = (
         f"INSERT INTO {quote(Event._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))})" + (" RETURNING id" if returning else "")
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
     )
     return sql, fields, returning
 

@@ -2,8 +2,11 @@
 
 - `message_queue` renders a message into an OutboxMessage row; call it inside the transaction that
   changes state, so the message exists exactly when the change does (and "Hemos enviado…" is true).
+  `message_build` / `notice_build` render without saving, for callers that save many in one INSERT
+  (`messages_save`).
 - `outbox_dispatch` enqueues one delivery task per message (Django Tasks API). With the database
-  backend the task row is transactional too; with the immediate backend (demo) delivery runs inline.
+  backend the task row is transactional too (many are enqueued a chunk to a transaction); with the
+  immediate backend (demo) delivery runs inline.
 - `outbox_deliver` sends one message, at most once at a time (a lease), retrying transient faults
   with exponential backoff; a permanent fault, or too many, is final and audited. A retry carries the
   same idempotency key (the gateway's `reference`, the e-mail's Message-ID), so the member does not
@@ -42,6 +45,7 @@ from oficina.notify.sms import SmsError, send_sms
 logger = logging.getLogger(__name__)
 
 PENDING_GRACE = timedelta(seconds=30)
+DISPATCH_CHUNK = 500  # delivery tasks enqueued per transaction by outbox_dispatch
 
 # The kinds of message that carry a temporary code (their templates show {{ code }}): erased at any
 # final state, failed included, and never resent by an operator (the member asks for a new code).
@@ -50,7 +54,7 @@ CODE_KINDS = frozenset({"temporary_code", "contact_verify"})
 UNDELIVERED = (OutboxMessage.Status.PENDING, OutboxMessage.Status.SENDING, OutboxMessage.Status.RETRYING)
 
 
-def message_queue(
+def message_build(
     *,
     member: Member,
     channel: str,
@@ -58,6 +62,7 @@ def message_queue(
     context: dict[str, Any],
     expires_at: datetime | None = None,
 ) -> OutboxMessage:
+    """The message rendered, not saved: `message_queue` saves one, `notice_queue` all of a notice at once."""
     if channel == SMS:
         to, subject, html = member.mobile, "", ""
         body = sms_text_render(f"notify/{template}_sms.txt", context)
@@ -68,7 +73,7 @@ def message_queue(
         raise ValueError(f"unknown channel {channel!r}")
     if not to:
         raise ValueError(f"member {member.pk} has no {channel} address")
-    return OutboxMessage.objects.create(
+    return OutboxMessage(
         member=member if member.pk else None,
         kind=template,
         channel=channel,
@@ -81,21 +86,68 @@ def message_queue(
     )
 
 
-def notice_queue(
+def message_queue(
+    *,
+    member: Member,
+    channel: str,
+    template: str,
+    context: dict[str, Any],
+    expires_at: datetime | None = None,
+) -> OutboxMessage:
+    message = message_build(
+        member=member, channel=channel, template=template, context=context, expires_at=expires_at
+    )
+    message.save(force_insert=True)
+    return message
+
+
+def notice_build(
     *, member: Member, template: str, context: dict[str, Any] | None = None
 ) -> list[OutboxMessage]:
-    """A security notice on every channel the member has (pass the old contacts for a contact change)."""
+    """A security notice on every channel the member has (pass the old contacts for a contact change),
+    rendered, not saved."""
     channels = [channel for channel, address in ((SMS, member.mobile), (EMAIL, member.email)) if address]
     return [
-        message_queue(member=member, channel=channel, template=template, context=context or {})
+        message_build(member=member, channel=channel, template=template, context=context or {})
         for channel in channels
     ]
 
 
+def notice_queue(
+    *, member: Member, template: str, context: dict[str, Any] | None = None
+) -> list[OutboxMessage]:
+    """notice_build, saved: one INSERT for all its channels."""
+    return messages_save(notice_build(member=member, template=template, context=context))
+
+
+def messages_save(messages: list[OutboxMessage]) -> list[OutboxMessage]:
+    """Saves rendered messages in one INSERT (their ids are set: PostgreSQL and SQLite return them)."""
+    return OutboxMessage.objects.bulk_create(messages) if messages else []
+
+
 def outbox_dispatch(messages: Iterable[OutboxMessage]) -> None:
+    """Enqueues one delivery task per message. Where tasks wait in the database (a backend that can
+    defer), many messages are enqueued DISPATCH_CHUNK to a transaction, so a registry import's
+    thousands of notices cost a commit per chunk, not one each. A chunk that fails is lost as a
+    whole and logged once: its rows stay pending, and the sweep enqueues them."""
     from oficina.notify.tasks import deliver_outbox_message
 
-    for message in messages:
+    pending = list(messages)
+    if len(pending) > 1 and deliver_outbox_message.get_backend().supports_defer:
+        for start in range(0, len(pending), DISPATCH_CHUNK):
+            chunk = pending[start : start + DISPATCH_CHUNK]
+            try:
+                with transaction.atomic():
+                    for message in chunk:
+                        deliver_outbox_message.enqueue(message.pk)
+            except Exception:
+                logger.exception(
+                    "could not enqueue outbox messages %s to %s; the sweep will retry",
+                    chunk[0].pk,
+                    chunk[-1].pk,
+                )
+        return
+    for message in pending:
         try:
             deliver_outbox_message.enqueue(message.pk)
         except Exception:  # the row is durable; the sweep enqueues it again
