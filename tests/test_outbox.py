@@ -494,3 +494,27 @@ def test_a_single_message_is_enqueued_on_its_own(database_tasks):
     outbox_dispatch([message])
 
     assert queued_task_messages() == [message.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_temporary_code_is_delivered_before_the_notices_queued_ahead_of_it(database_tasks, sms_outbox):
+    """docs/security.md G21: a registry import can queue thousands of notices; a member asking for a
+    code meanwhile must not wait behind them (the code expires in minutes)."""
+    from oficina.notify.outbox import outbox_dispatch
+
+    member = make_member(mobile="+573001112233")
+    notices = [
+        message_queue(member=member, channel="sms", template="import_contact_changed", context={})
+        for _ in range(3)
+    ]
+    outbox_dispatch(notices)
+    code = queued_code(member, "482913")
+    outbox_dispatch([code])
+
+    call_command(
+        "db_worker", "--batch", "--queue-name", "outbox", "--no-startup-delay", "--no-reload", verbosity=0
+    )
+
+    assert len(sms_outbox) == 4
+    assert "482913" in sms_outbox[0].body
+    assert all("actualizamos tu celular" in sms.body for sms in sms_outbox[1:])

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -42,10 +42,14 @@ from oficina.notify.services import (
 )
 from oficina.notify.sms import SmsError, send_sms
 
+if TYPE_CHECKING:
+    from django_tasks.base import Task
+
 logger = logging.getLogger(__name__)
 
 PENDING_GRACE = timedelta(seconds=30)
 DISPATCH_CHUNK = 500  # delivery tasks enqueued per transaction by outbox_dispatch
+CODE_PRIORITY = 50  # a temporary code's delivery task; every other message's has the default, 0
 
 # The kinds of message that carry a temporary code (their templates show {{ code }}): erased at any
 # final state, failed included, and never resent by an operator (the member asks for a new code).
@@ -139,7 +143,7 @@ def outbox_dispatch(messages: Iterable[OutboxMessage]) -> None:
             try:
                 with transaction.atomic():
                     for message in chunk:
-                        deliver_outbox_message.enqueue(message.pk)
+                        _delivery(message).enqueue(message.pk)
             except Exception:
                 logger.exception(
                     "could not enqueue outbox messages %s to %s; the sweep will retry",
@@ -149,7 +153,7 @@ def outbox_dispatch(messages: Iterable[OutboxMessage]) -> None:
         return
     for message in pending:
         try:
-            deliver_outbox_message.enqueue(message.pk)
+            _delivery(message).enqueue(message.pk)
         except Exception:  # the row is durable; the sweep enqueues it again
             logger.exception("could not enqueue outbox message %s; the sweep will retry", message.pk)
 
@@ -283,19 +287,30 @@ def _failed_try(message: OutboxMessage, ours: Q, *, error: str, permanent: bool)
     if retrying != 1:
         return "overtaken"
     logger.info("outbox message %s will be retried at %s: %s", message.pk, next_at.isoformat(), error)
-    _retry_later(message.pk, next_at)
+    _retry_later(message, next_at)
     return OutboxMessage.Status.RETRYING
 
 
-def _retry_later(message_id: int, when: datetime) -> None:
+def _retry_later(message: OutboxMessage, when: datetime) -> None:
     from oficina.notify.tasks import deliver_outbox_message
 
     if not deliver_outbox_message.get_backend().supports_defer:
         return  # the immediate backend cannot wait: the sweep will pick it up
     try:
-        deliver_outbox_message.using(run_after=when).enqueue(message_id)
+        _delivery(message).using(run_after=when).enqueue(message.pk)
     except Exception:
-        logger.exception("could not schedule the retry of outbox message %s; the sweep will", message_id)
+        logger.exception("could not schedule the retry of outbox message %s; the sweep will", message.pk)
+
+
+def _delivery(message: OutboxMessage) -> Task[[int], str]:
+    """The delivery task for `message`: a temporary code's goes before every other message waiting
+    (a member is at the screen, and the code expires in minutes), e.g. before the thousands of
+    notices a registry import queues. The others keep their order."""
+    from oficina.notify.tasks import deliver_outbox_message
+
+    if message.kind in CODE_KINDS:
+        return deliver_outbox_message.using(priority=CODE_PRIORITY)
+    return deliver_outbox_message
 
 
 def outbox_retry(*, message: OutboxMessage) -> bool:
