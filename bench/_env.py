@@ -63,6 +63,23 @@ def production_env(db: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def import_members_timed(csv_path: Path, env: dict[str, str]) -> tuple[float, str]:
+    """Runs the real `manage.py import_members` on `csv_path`: (wall seconds, what it printed)."""
+    import subprocess
+    import time
+
+    start = time.perf_counter()
+    done = subprocess.run(
+        [PYTHON, "manage.py", "import_members", str(csv_path)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return time.perf_counter() - start, done.stdout.strip()
+
+
 def django_setup(db: str | None = None) -> None:
     """Configures Django in this process (production settings, bench DB)."""
     if db is not None:

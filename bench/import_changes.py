@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._env import PYTHON, ROOT, database_url, production_env
+from bench._env import database_url, import_members_timed, production_env
 
 COUNTS = (
     "SELECT (SELECT count(*) FROM audit_event), (SELECT count(*) FROM notify_outboxmessage), "
@@ -90,22 +89,13 @@ def timed_import(db: str, csv_path: Path, label: str, probe_document: str) -> No
     before = counts(db)
     probe = Probe(db, probe_document)
     probe.start()
-    start = time.perf_counter()
-    done = subprocess.run(
-        [PYTHON, "manage.py", "import_members", str(csv_path)],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - start
+    seconds, printed = import_members_timed(csv_path, env)
     probe.stop.set()
     probe.join()
     probe.connection.close()
     added = [after - earlier for after, earlier in zip(counts(db), before, strict=True)]
     print(
-        f"{label}: {seconds:.1f} s  [{done.stdout.strip()}]  events +{added[0]}, outbox +{added[1]}, "
+        f"{label}: {seconds:.1f} s  [{printed}]  events +{added[0]}, outbox +{added[1]}, "
         f"tasks +{added[2]}; probe write: longest wait {probe.longest * 1000:.0f} ms "
         f"({probe.writes} writes)",
         flush=True,
