@@ -1,4 +1,5 @@
-"""Fixtures for messages: the locmem SMS outbox and a real local HTTP SMS gateway."""
+"""Fixtures for messages: the locmem SMS outbox, a real local HTTP SMS gateway, and delivery tasks kept
+as rows (django-tasks-db) as in production."""
 
 from __future__ import annotations
 
@@ -22,6 +23,23 @@ def sms_outbox(settings: Any) -> Iterator[list[SmsMessage]]:
     sms.outbox.clear()
     yield sms.outbox
     sms.outbox.clear()
+
+
+@pytest.fixture
+def database_tasks(settings: Any) -> None:
+    """Delivery tasks kept as rows for the worker (django-tasks-db), as in production; django-tasks
+    drops its cached backends when TASKS changes."""
+    settings.TASKS = {
+        "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "outbox"]}
+    }
+
+
+def queued_task_messages() -> list[int]:
+    """The outbox ids that have a delivery task waiting, in the order they were enqueued."""
+    from django_tasks_db.models import DBTaskResult
+
+    rows = DBTaskResult.objects.order_by("enqueued_at").values_list("args_kwargs", flat=True)
+    return [row["args"][0] for row in rows]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from oficina.members.models import Member
 from oficina.notify.gsm import gsm7_length
 from oficina.notify.models import OutboxMessage
 from tests.factories import make_member
+from tests.notify_fixtures import queued_task_messages
 
 HEADER = "documento,nombre,celular,correo\n"
 GOOD_ROWS = (
@@ -609,18 +610,12 @@ def test_contact_change_events_recorded_together_are_sealed_into_a_sound_chain(d
     assert len(sms_outbox) == 10
 
 
-def test_with_the_database_backend_every_notice_of_an_import_waits_for_the_worker(db, settings, tmp_path):
-    settings.TASKS = {
-        "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "outbox"]}
-    }
-    from django_tasks_db.models import DBTaskResult
-
+def test_with_the_database_backend_every_notice_of_an_import_waits_for_the_worker(db, database_tasks):
     members_import(lines=[HEADER, *generated_rows(30)], actor=ACTOR)
     members_import(lines=[HEADER, *changed_mobiles(30, every=3)], actor=ACTOR, batch_size=4)
 
     notices = set(OutboxMessage.objects.filter(kind="import_contact_changed").values_list("pk", flat=True))
-    tasks = [row["args"][0] for row in DBTaskResult.objects.values_list("args_kwargs", flat=True)]
-    assert len(notices) == 10 and sorted(tasks) == sorted(notices)
+    assert len(notices) == 10 and sorted(queued_task_messages()) == sorted(notices)
 
 
 def pin_attempt_waits(document: str) -> bool:

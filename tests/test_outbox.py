@@ -26,6 +26,7 @@ from oficina.notify.sms.base import BaseSmsBackend
 from oficina.signin.models import TemporaryCode
 from oficina.signin.pin import secret_check
 from tests.factories import make_member
+from tests.notify_fixtures import queued_task_messages
 
 pytestmark = pytest.mark.django_db
 
@@ -340,23 +341,6 @@ def test_e_mail_retries_keep_one_message_id(settings):
     message = message_queue(member=member, channel="email", template="pin_changed", context={})
     outbox_deliver(message_id=message.pk)
     assert mail.outbox[-1].extra_headers["Message-ID"].startswith(f"<oficina-outbox-{message.pk}@")
-
-
-@pytest.fixture
-def database_tasks(settings):
-    """Delivery tasks kept as rows for the worker (django-tasks-db), as in production; django-tasks
-    drops its cached backends when TASKS changes."""
-    settings.TASKS = {
-        "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "outbox"]}
-    }
-
-
-def queued_task_messages() -> list[int]:
-    """The outbox ids that have a delivery task waiting, in the order they were enqueued."""
-    from django_tasks_db.models import DBTaskResult
-
-    rows = DBTaskResult.objects.order_by("enqueued_at").values_list("args_kwargs", flat=True)
-    return [row["args"][0] for row in rows]
 
 
 @pytest.mark.django_db(transaction=True)

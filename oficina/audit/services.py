@@ -78,9 +78,8 @@ def events_record(events: list[Event]) -> None:
     if not events:
         return
     sql, fields, _ = _insert_statement(connection.vendor)
-    rows = [[f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields] for event in events]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        cursor.executemany(sql, [_values(event, fields) for event in events])
     _seal_on_commit()
 
 
@@ -96,12 +95,15 @@ def _insert(event: Event) -> None:
     more CPU than the statement. Values are prepared by each field, as the ORM does (the JSON column,
     the UTC time and the address are adapted the way this database backend expects)."""
     sql, fields, returning = _insert_statement(connection.vendor)
-    values = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
     with connection.cursor() as cursor:
-        cursor.execute(sql + (" RETURNING id" if returning else ""), values)
+        cursor.execute(sql + (" RETURNING id" if returning else ""), _values(event, fields))
         event.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
     event._state.adding = False
     event._state.db = connection.alias
+
+
+def _values(event: Event, fields: tuple[Field[Any, Any], ...]) -> list[Any]:
+    return [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
 
 
 @functools.cache

@@ -41,8 +41,8 @@ from oficina.notify.outbox import messages_save, notice_build, outbox_dispatch
 
 HEADER = ("documento", "nombre", "celular", "correo")
 MAX_NAME_LENGTH = 150
-UPDATED_FIELDS = ["name", "mobile", "email", "updated_at"]  # all an import may change in a member
-_CONTACT_FIELDS = ("name", "mobile", "email")
+_CONTACT_FIELDS = ("name", "mobile", "email")  # what an import brings for an existing member
+UPDATED_FIELDS = [*_CONTACT_FIELDS, "updated_at"]  # all an import may change in a member
 CONTACT_NOTICE_TEMPLATE = "import_contact_changed"
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes smuggled in by errors="surrogateescape"
@@ -138,7 +138,8 @@ def members_import(
 
 
 def _plans_by_index() -> None:
-    """On PostgreSQL, for the rest of the import's transaction: joins by nested loop, so each batch
+    """On PostgreSQL, for the rest of the import's transaction (the caller's, when the import runs
+    inside one): joins by nested loop, so each batch
     row finds its member through the document's unique index. The statistics a plan would rely on are
     those of before the import: loading a registry into an empty table, they still describe an empty
     table at the millionth row, and a hash join over the whole table per batch made the import

@@ -87,16 +87,11 @@ def wait_for(predicate, timeout: float = 20.0) -> bool:
     return False
 
 
-def use_database_backend(settings) -> None:
-    settings.TASKS = {
-        "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "outbox"]}
-    }
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_send_is_replaced_and_the_member_gets_one_message(settings, sms_gateway):
-    use_database_backend(settings)
+def test_a_worker_killed_mid_send_is_replaced_and_the_member_gets_one_message(
+    settings, database_tasks, sms_gateway
+):
     member = make_member()
     message = message_queue(member=member, channel="sms", template="pin_changed", context={})
     outbox_dispatch([message])
@@ -122,8 +117,7 @@ def test_a_worker_killed_mid_send_is_replaced_and_the_member_gets_one_message(se
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_the_worker_survives_the_database_dropping_every_connection(settings, sms_gateway):
-    use_database_backend(settings)
+def test_the_worker_survives_the_database_dropping_every_connection(settings, database_tasks, sms_gateway):
     member = make_member()
     worker = start_worker(worker_env(settings, sms_gateway.url("/send")))
     try:
@@ -145,8 +139,9 @@ def test_the_worker_survives_the_database_dropping_every_connection(settings, sm
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_stop_signal_mid_send_finishes_that_message_and_then_stops_the_worker(settings, sms_gateway):
-    use_database_backend(settings)
+def test_a_stop_signal_mid_send_finishes_that_message_and_then_stops_the_worker(
+    settings, database_tasks, sms_gateway
+):
     member = make_member()
     message = message_queue(member=member, channel="sms", template="pin_changed", context={})
     outbox_dispatch([message])
