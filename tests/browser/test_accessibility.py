@@ -62,6 +62,7 @@ def test_every_page_and_state_of_the_guide_passes_axe(viewport, live_app, new_co
     expect(page.get_by_text("La cédula debe tener entre 5 y 10 dígitos")).to_be_visible()
     audit.check("Ingresa tu usuario, con error")
     page.get_by_role("link", name="¿Olvidó su usuario?").click()
+    expect(page).to_have_url(base + "/olvido-su-usuario/")
     audit.check("¿Olvidó su usuario?")
 
     identify(page, base, document)
@@ -74,6 +75,7 @@ def test_every_page_and_state_of_the_guide_passes_axe(viewport, live_app, new_co
     audit.check("Clave de Acceso, clave errada")
 
     page.get_by_role("link", name="Olvidé mi clave").click()
+    expect(page).to_have_url(base + "/olvide-mi-clave/")
     audit.check("Confirmación de cuenta")
     sms_before = live_app.sms_files()
     page.get_by_role("radio", name=re.compile("Confirmar por SMS")).check()
@@ -139,6 +141,7 @@ def test_every_page_and_state_of_the_guide_passes_axe(viewport, live_app, new_co
     audit.check("Datos de contacto, con error")
     page.get_by_role("link", name="Regresar").click()
     page.get_by_role("link", name="Bloquear mi acceso").click()
+    expect(page).to_have_url(base + "/oficina/bloquear-mi-acceso/")
     audit.check("Bloquear mi acceso")
     assert len(audit.states) == 22
     audit.assert_clean()
@@ -210,38 +213,40 @@ def test_every_page_of_the_guide_reflows_at_320_css_pixels(live_app, new_context
     page = new_context(viewport={"width": 320, "height": 640}).new_page()
     wide: dict[str, tuple[int, int]] = {}
 
-    def measure(state: str) -> None:
+    def measure(state: str, path: str) -> None:
+        # Each page is measured once it is the page shown and loaded: a click that navigates returns
+        # before the next document exists, and measuring then reads the old page or no page at all.
+        expect(page).to_have_url(base + path)
+        page.wait_for_load_state("load")
         if (widths := _overflow(page)) is not None:
             wide[state] = widths
 
     page.goto(base + "/")
-    measure("Ingresa tu usuario")
+    measure("Ingresa tu usuario", "/")
     identify(page, base, document)
-    measure("Clave de Acceso")
+    measure("Clave de Acceso", "/clave/")
     page.get_by_role("link", name="Olvidé mi clave").click()
-    measure("Confirmación de cuenta")
+    measure("Confirmación de cuenta", "/olvide-mi-clave/")
     sms_before = live_app.sms_files()
     page.get_by_role("radio", name=re.compile("Confirmar por SMS")).check()
     page.get_by_role("button", name="Continuar").click()
-    measure("Confirmación envío de información")
+    measure("Confirmación envío de información", "/olvide-mi-clave/enviado/")
     code = live_app.wait_for_code_by_sms(before=sms_before, to="3015550103")
     identify(page, base, document)
     enter_on_keypad(page, code)
-    measure("Nueva clave")
+    measure("Nueva clave", "/nueva-clave/")
     enter_on_keypad(page, "825164")
-    measure("Confirma tu nueva clave")
+    measure("Confirma tu nueva clave", "/nueva-clave/confirmar/")
     enter_on_keypad(page, "825164")
-    expect(page).to_have_url(base + "/imagen-y-frase/")
-    measure("Imagen y frase de seguridad")
+    measure("Imagen y frase de seguridad", "/imagen-y-frase/")
     choose_image_and_phrase(page, "Velero", "Navegar es preciso")
-    measure("Política de tratamiento de datos")
+    measure("Política de tratamiento de datos", "/politica-de-datos/")
     allow_policy(page)
-    measure("¡Listo!")
+    measure("¡Listo!", "/listo/")
     page.get_by_role("button", name="Continuar").click()
     identify(page, base, document)
     enter_on_keypad(page, "825164")
-    expect(page).to_have_url(base + "/oficina/")
-    measure("Oficina")
+    measure("Oficina", "/oficina/")
     assert not wide, f"pages that scroll sideways at 320 CSS px (scrollWidth, innerWidth): {wide}"
 
 
