@@ -7,6 +7,7 @@ we send are transliterated first (á → a) while keeping what GSM-7 does have (
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
 GSM7_SEGMENT_LENGTH = 160
 
@@ -21,6 +22,8 @@ GSM7_BASIC: frozenset[str] = frozenset(
 )
 # The extension table: each character is sent as escape + code, so it counts as 2.
 GSM7_EXTENSION: frozenset[str] = frozenset("\f^{}\\[~]|€")
+
+GSM7_ALL: frozenset[str] = GSM7_BASIC | GSM7_EXTENSION
 
 # Closest GSM-7 text for characters that Unicode normalisation does not reduce to GSM-7 on its own.
 _REPLACEMENTS = {
@@ -59,29 +62,27 @@ _REPLACEMENTS = {
 
 
 def is_gsm7(text: str) -> bool:
-    return all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in text)
+    return GSM7_ALL.issuperset(text)
 
 
 def gsm7_length(text: str) -> int:
     """Septets the text takes in GSM-7: extension characters count 2. Raises ValueError outside GSM-7."""
-    length = 0
-    for char in text:
-        if char in GSM7_BASIC:
-            length += 1
-        elif char in GSM7_EXTENSION:
-            length += 2
-        else:
-            raise ValueError(f"{char!r} (U+{ord(char):04X}) is not in the GSM-7 alphabet")
-    return length
+    if not GSM7_ALL.issuperset(text):
+        char = next(char for char in text if char not in GSM7_ALL)
+        raise ValueError(f"{char!r} (U+{ord(char):04X}) is not in the GSM-7 alphabet")
+    return len(text) + sum(char in GSM7_EXTENSION for char in text)
 
 
 def to_gsm7(text: str) -> str:
     """The text with every character outside GSM-7 replaced by its closest GSM-7 text, or "?"."""
+    if GSM7_ALL.issuperset(text):  # the usual case: every SMS is rendered, each notice of an import too
+        return text
     return "".join(_to_gsm7_char(char) for char in text)
 
 
+@lru_cache(maxsize=1024)  # one character in, its replacement out: nothing of a message is kept
 def _to_gsm7_char(char: str) -> str:
-    if is_gsm7(char):
+    if char in GSM7_ALL:
         return char
     if char in _REPLACEMENTS:
         return _REPLACEMENTS[char]
