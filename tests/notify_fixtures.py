@@ -39,7 +39,11 @@ def queued_task_messages() -> list[int]:
     from django_tasks_db.models import DBTaskResult
 
     rows = DBTaskResult.objects.order_by("enqueued_at").values_list("args_kwargs", flat=True)
-    return [row["args"][0] for row in rows]
+    ids: list[int] = []
+    for row in rows:  # one message's task has its id, a batch's the list of them
+        argument = row["args"][0]
+        ids.extend(argument if isinstance(argument, list) else [argument])
+    return ids
 
 
 @dataclass(frozen=True)

@@ -445,6 +445,7 @@ def test_many_messages_are_enqueued_a_chunk_to_a_transaction(database_tasks, mon
     from oficina.notify import outbox
 
     monkeypatch.setattr(outbox, "DISPATCH_CHUNK", 2)
+    monkeypatch.setattr(outbox, "TASK_BATCH", 1)
     member = make_member(mobile="+573001112233")
     messages = [
         message_queue(member=member, channel="sms", template="pin_changed", context={}) for _ in range(5)
@@ -453,7 +454,7 @@ def test_many_messages_are_enqueued_a_chunk_to_a_transaction(database_tasks, mon
     enqueue = DatabaseBackend.enqueue
 
     def failing_on_the_fourth(self, task, args, kwargs):  # type: ignore[no-untyped-def]
-        if args[0] == ids[3]:
+        if args[0] == [ids[3]]:
             raise RuntimeError("database gone")
         return enqueue(self, task, args, kwargs)
 
@@ -502,3 +503,75 @@ def test_a_temporary_code_is_delivered_before_the_notices_queued_ahead_of_it(dat
     assert len(sms_outbox) == 4
     assert "482913" in sms_outbox[0].body
     assert all("actualizamos tu celular" in sms.body for sms in sms_outbox[1:])
+
+
+def test_many_notices_share_a_task_a_batch_while_a_code_keeps_its_own(database_tasks, monkeypatch):
+    """One task row per TASK_BATCH notices (a registry import's cost was one row each); a temporary
+    code dispatched with them still has its own task, with the priority that puts it first."""
+    from django_tasks_db.models import DBTaskResult
+
+    from oficina.notify import outbox
+
+    monkeypatch.setattr(outbox, "TASK_BATCH", 4)
+    member = make_member(mobile="+573001112233")
+    notices = [
+        message_queue(member=member, channel="sms", template="pin_changed", context={}) for _ in range(9)
+    ]
+    code = queued_code(member, "482913")
+
+    outbox.outbox_dispatch([*notices[:5], code, *notices[5:]])
+
+    tasks = list(DBTaskResult.objects.order_by("enqueued_at").values_list("args_kwargs", "priority"))
+    ids = [notice.pk for notice in notices]
+    assert tasks == [
+        ({"args": [code.pk], "kwargs": {}}, outbox.CODE_PRIORITY),
+        ({"args": [ids[0:4]], "kwargs": {}}, 0),
+        ({"args": [ids[4:8]], "kwargs": {}}, 0),
+        ({"args": [ids[8:9]], "kwargs": {}}, 0),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_delivers_every_message_of_a_batch_task(database_tasks, sms_outbox):
+    from oficina.notify.outbox import outbox_dispatch
+
+    member = make_member(mobile="+573001112233")
+    notices = [
+        message_queue(member=member, channel="sms", template="import_contact_changed", context={})
+        for _ in range(25)
+    ]
+    outbox_dispatch(notices)
+
+    call_command(
+        "db_worker", "--batch", "--queue-name", "outbox", "--no-startup-delay", "--no-reload", verbosity=0
+    )
+
+    assert len(sms_outbox) == 25
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {Status.SENT}
+
+
+def test_a_fault_with_one_message_of_a_batch_does_not_stop_the_others(monkeypatch, sms_outbox, caplog):
+    from oficina.notify import outbox
+
+    member = make_member(mobile="+573001112233")
+    ids = [
+        message_queue(member=member, channel="sms", template="pin_changed", context={}).pk for _ in range(3)
+    ]
+    deliver = outbox.outbox_deliver
+
+    def database_gone_for_the_second(*, message_id: int) -> str:
+        if message_id == ids[1]:
+            raise RuntimeError("database gone")
+        return deliver(message_id=message_id)
+
+    monkeypatch.setattr(outbox, "outbox_deliver", database_gone_for_the_second)
+
+    assert outbox.outbox_deliver_many(message_ids=ids) == "error=1 sent=2"
+
+    assert OutboxMessage.objects.get(pk=ids[1]).status == Status.PENDING  # left for the sweep
+    assert len(sms_outbox) == 2
+    assert [r.getMessage() for r in caplog.records if "could not deliver" in r.getMessage()] == [
+        f"could not deliver outbox message {ids[1]}; the sweep will retry"
+    ]
+    assert outbox.outbox_sweep(now=timezone.now() + timedelta(minutes=1)) == 1
+    assert OutboxMessage.objects.get(pk=ids[1]).status == Status.SENT

@@ -4,9 +4,10 @@
   changes state, so the message exists exactly when the change does (and "Hemos enviado…" is true).
   `message_build` / `notice_build` render without saving, for callers that save many in one INSERT
   (`messages_save`).
-- `outbox_dispatch` enqueues one delivery task per message (Django Tasks API). With the database
-  backend the task row is transactional too (many are enqueued a chunk to a transaction); with the
-  immediate backend (demo) delivery runs inline.
+- `outbox_dispatch` enqueues the delivery tasks (Django Tasks API): one per message, or, for many
+  at once with the database backend, one per TASK_BATCH messages (`outbox_deliver_many`), a chunk of
+  tasks to a transaction; a temporary code always has its own, which goes first. With the immediate
+  backend (demo) delivery runs inline.
 - `outbox_deliver` sends one message, at most once at a time (a lease), retrying transient faults
   with exponential backoff; a permanent fault, or too many, is final and audited. A retry carries the
   same idempotency key (the gateway's `reference`, the e-mail's Message-ID), so the member does not
@@ -21,6 +22,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -49,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 PENDING_GRACE = timedelta(seconds=30)
 DISPATCH_CHUNK = 500  # delivery tasks enqueued per transaction by outbox_dispatch
+TASK_BATCH = 20  # messages one task delivers, when many are dispatched at once (codes excepted)
 CODE_PRIORITY = 50  # a temporary code's delivery task; every other message's has the default, 0
 
 # The kinds of message that carry a temporary code (their templates show {{ code }}): erased at any
@@ -130,25 +133,36 @@ def messages_save(messages: list[OutboxMessage]) -> list[OutboxMessage]:
 
 
 def outbox_dispatch(messages: Iterable[OutboxMessage]) -> None:
-    """Enqueues one delivery task per message. Where tasks wait in the database (a backend that can
-    defer), many messages are enqueued DISPATCH_CHUNK to a transaction, so a registry import's
-    thousands of notices cost a commit per chunk, not one each. A chunk that fails is lost as a
-    whole and logged once: its rows stay pending, and the sweep enqueues them."""
-    from oficina.notify.tasks import deliver_outbox_message
+    """Enqueues the delivery of `messages`. Where tasks wait in the database (a backend that can
+    defer) and there are many, a registry import's thousands of notices say, one task delivers
+    TASK_BATCH of them (`outbox_deliver_many`) and the tasks are enqueued DISPATCH_CHUNK to a
+    transaction: a task row and a commit per batch, not per message. A temporary code always gets a
+    task of its own, which goes first (`_delivery`). A chunk that fails to enqueue is lost as a whole
+    and logged once: its rows stay pending, and the sweep enqueues them."""
+    from oficina.notify.tasks import deliver_outbox_message, deliver_outbox_messages
 
     pending = list(messages)
     if len(pending) > 1 and deliver_outbox_message.get_backend().supports_defer:
-        for start in range(0, len(pending), DISPATCH_CHUNK):
-            chunk = pending[start : start + DISPATCH_CHUNK]
+        jobs: list[tuple[Task[Any, str], Any, list[int]]] = [
+            (_delivery(message), message.pk, [message.pk])
+            for message in pending
+            if message.kind in CODE_KINDS
+        ]
+        rest = [message.pk for message in pending if message.kind not in CODE_KINDS]
+        for start in range(0, len(rest), TASK_BATCH):
+            batch = rest[start : start + TASK_BATCH]
+            jobs.append((deliver_outbox_messages, batch, batch))
+        for start in range(0, len(jobs), DISPATCH_CHUNK):
+            chunk = jobs[start : start + DISPATCH_CHUNK]
             try:
                 with transaction.atomic():
-                    for message in chunk:
-                        _delivery(message).enqueue(message.pk)
+                    for delivery, argument, _ in chunk:
+                        delivery.enqueue(argument)
             except Exception:
                 logger.exception(
                     "could not enqueue outbox messages %s to %s; the sweep will retry",
-                    chunk[0].pk,
-                    chunk[-1].pk,
+                    chunk[0][2][0],
+                    chunk[-1][2][-1],
                 )
         return
     for message in pending:
@@ -262,6 +276,20 @@ def outbox_deliver(*, message_id: int) -> str:
     ):
         return "overtaken"
     return OutboxMessage.Status.SENT
+
+
+def outbox_deliver_many(*, message_ids: Iterable[int]) -> str:
+    """Delivers messages one after the other, each as `outbox_deliver` would on its own; a fault with
+    one (the database, a bug) is logged and the next is tried: a message left undelivered stays in
+    the outbox, and the sweep enqueues it again. Returns how many ended in each status."""
+    outcomes: Counter[str] = Counter()
+    for message_id in message_ids:
+        try:
+            outcomes[outbox_deliver(message_id=message_id)] += 1
+        except Exception:
+            logger.exception("could not deliver outbox message %s; the sweep will retry", message_id)
+            outcomes["error"] += 1
+    return " ".join(f"{status}={count}" for status, count in sorted(outcomes.items()))
 
 
 def _failed_try(message: OutboxMessage, ours: Q, *, error: str, permanent: bool) -> str:
