@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from oficina.audit.models import Event
 from oficina.members.importer import ImportReport, LineError, members_import
@@ -15,6 +16,7 @@ from oficina.members.management.commands.import_members import Command
 from oficina.members.models import Member
 from oficina.notify.gsm import gsm7_length
 from oficina.notify.models import OutboxMessage
+from oficina.notify.outbox import BULK_PRIORITY
 from tests.factories import make_member
 from tests.notify_fixtures import queued_task_messages
 
@@ -576,7 +578,7 @@ def import_statements(lines: list[str], monkeypatch) -> int:
 
     from oficina.members import importer
 
-    monkeypatch.setattr(importer, "outbox_dispatch", lambda messages: None)
+    monkeypatch.setattr(importer, "outbox_dispatch", lambda messages, **options: None)
     with CaptureQueriesContext(connection) as queries:
         members_import(lines=lines, actor=ACTOR, batch_size=1_000)
     return len(queries)
@@ -616,6 +618,9 @@ def test_with_the_database_backend_every_notice_of_an_import_waits_for_the_worke
 
     notices = set(OutboxMessage.objects.filter(kind="import_contact_changed").values_list("pk", flat=True))
     assert len(notices) == 10 and sorted(queued_task_messages()) == sorted(notices)
+    # In bulk: fewer task rows than notices, each after whatever a member is waiting for.
+    tasks = DBTaskResult.objects.values_list("priority", flat=True)
+    assert 0 < len(tasks) < len(notices) and set(tasks) == {BULK_PRIORITY}
 
 
 def pin_attempt_waits(document: str) -> bool:

@@ -575,3 +575,26 @@ def test_a_fault_with_one_message_of_a_batch_does_not_stop_the_others(monkeypatc
     ]
     assert outbox.outbox_sweep(now=timezone.now() + timedelta(minutes=1)) == 1
     assert OutboxMessage.objects.get(pk=ids[1]).status == Status.SENT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_members_own_notice_is_delivered_before_an_imports_backlog(database_tasks, sms_outbox):
+    """docs/security.md G21: an import's notices are dispatched in bulk, after whatever else waits."""
+    from oficina.notify.outbox import outbox_dispatch
+
+    member = make_member(mobile="+573001112233")
+    backlog = [
+        message_queue(member=member, channel="sms", template="import_contact_changed", context={})
+        for _ in range(3)
+    ]
+    outbox_dispatch(backlog[:1], bulk=True)  # even one notice of an import waits behind the others
+    outbox_dispatch(backlog[1:], bulk=True)
+    outbox_dispatch([message_queue(member=member, channel="sms", template="pin_changed", context={})])
+
+    call_command(
+        "db_worker", "--batch", "--queue-name", "outbox", "--no-startup-delay", "--no-reload", verbosity=0
+    )
+
+    assert len(sms_outbox) == 4
+    assert "actualizamos tu celular" not in sms_outbox[0].body
+    assert all("actualizamos tu celular" in sms.body for sms in sms_outbox[1:])

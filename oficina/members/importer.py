@@ -133,7 +133,7 @@ def members_import(
                 raise _RollBack
     except _RollBack:
         return ImportReport(errors=report.errors, aborted=report.aborted)
-    outbox_dispatch([OutboxMessage(pk=pk) for pk in notices])
+    outbox_dispatch([OutboxMessage(pk=pk) for pk in notices], bulk=True)
     return report
 
 

@@ -52,7 +52,8 @@ logger = logging.getLogger(__name__)
 PENDING_GRACE = timedelta(seconds=30)
 DISPATCH_CHUNK = 500  # delivery tasks enqueued per transaction by outbox_dispatch
 TASK_BATCH = 20  # messages one task delivers, when many are dispatched at once (codes excepted)
-CODE_PRIORITY = 50  # a temporary code's delivery task; every other message's has the default, 0
+CODE_PRIORITY = 50  # a temporary code's delivery task; every other message's has the default, 0,
+BULK_PRIORITY = -10  # except a registry import's notices (outbox_dispatch(bulk=True)), which go last
 
 # The kinds of message that carry a temporary code (their templates show {{ code }}): erased at any
 # final state, failed included, and never resent by an operator (the member asks for a new code).
@@ -132,26 +133,29 @@ def messages_save(messages: list[OutboxMessage]) -> list[OutboxMessage]:
     return OutboxMessage.objects.bulk_create(messages) if messages else []
 
 
-def outbox_dispatch(messages: Iterable[OutboxMessage]) -> None:
+def outbox_dispatch(messages: Iterable[OutboxMessage], *, bulk: bool = False) -> None:
     """Enqueues the delivery of `messages`. Where tasks wait in the database (a backend that can
     defer) and there are many, a registry import's thousands of notices say, one task delivers
     TASK_BATCH of them (`outbox_deliver_many`) and the tasks are enqueued DISPATCH_CHUNK to a
     transaction: a task row and a commit per batch, not per message. A temporary code always gets a
-    task of its own, which goes first (`_delivery`). A chunk that fails to enqueue is lost as a whole
-    and logged once: its rows stay pending, and the sweep enqueues them."""
+    task of its own, which goes first (`_delivery`). `bulk` (a registry import's notices) puts the
+    batches after every other message waiting, so a member's own notices (a lock, a new PIN) are not
+    held behind a backlog. A chunk that fails to enqueue is lost as a whole and logged once: its rows
+    stay pending, and the sweep enqueues them."""
     from oficina.notify.tasks import deliver_outbox_message, deliver_outbox_messages
 
     pending = list(messages)
-    if len(pending) > 1 and deliver_outbox_message.get_backend().supports_defer:
+    if (bulk or len(pending) > 1) and deliver_outbox_message.get_backend().supports_defer:
         jobs: list[tuple[Task[Any, str], Any, list[int]]] = [
             (_delivery(message), message.pk, [message.pk])
             for message in pending
             if message.kind in CODE_KINDS
         ]
+        batches = deliver_outbox_messages.using(priority=BULK_PRIORITY) if bulk else deliver_outbox_messages
         rest = [message.pk for message in pending if message.kind not in CODE_KINDS]
         for start in range(0, len(rest), TASK_BATCH):
             batch = rest[start : start + TASK_BATCH]
-            jobs.append((deliver_outbox_messages, batch, batch))
+            jobs.append((batches, batch, batch))
         for start in range(0, len(jobs), DISPATCH_CHUNK):
             chunk = jobs[start : start + DISPATCH_CHUNK]
             try:
