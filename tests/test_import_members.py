@@ -73,6 +73,24 @@ def test_it_creates_members_from_a_good_file(db, tmp_path):
     assert new.pin_hash == "" and new.is_active and new.created_at is not None
 
 
+def test_names_with_quotes_backslashes_and_any_letter_arrive_as_written(db):
+    """PostgreSQL gets a batch as JSON text: nothing in a name may be read as JSON or SQL."""
+    names = ['Ana "La Toña" D\'Alemán', "Jhon \\ Ñañez Çelik", "Zoë Þórsdóttir 李小龍", "María {x} [y], ü"]
+    lines = [
+        HEADER,
+        *(
+            f'{50000 + i},"{name.replace(chr(34), chr(34) * 2)}",,p{i}@correo.example\n'
+            for i, name in enumerate(names)
+        ),
+    ]
+
+    assert members_import(lines=lines, actor=ACTOR).errors == []
+    report = members_import(lines=lines, actor=ACTOR)  # again: each is found, and found unchanged
+
+    assert [contacts(str(50000 + i))[0] for i in range(len(names))] == names
+    assert report.unchanged == len(names) and report.updated == report.created == 0
+
+
 def test_it_updates_existing_members_without_duplicating_or_touching_credentials(db, tmp_path):
     long_ago = timezone.now() - timedelta(days=30)
     existing = make_member(
