@@ -617,6 +617,24 @@ def test_a_batch_records_its_contact_changes_in_one_statement_for_events_and_one
     assert many == few
 
 
+def test_a_batch_renders_its_identical_sms_notice_once(db, monkeypatch, sms_outbox):
+    from oficina.notify import services
+
+    members_import(lines=[HEADER, *generated_rows(40)], actor=ACTOR)
+    renders: list[str] = []
+    render = services.render_to_string
+
+    def counting(template_name, context):  # type: ignore[no-untyped-def]
+        renders.append(template_name)
+        return render(template_name, context)
+
+    monkeypatch.setattr(services, "render_to_string", counting)
+    members_import(lines=[HEADER, *changed_mobiles(40, every=4)], actor=ACTOR, batch_size=20)  # 2 batches
+
+    assert renders.count("notify/import_contact_changed_sms.txt") == 2
+    assert len(sms_outbox) == 10 and len({sms.body for sms in sms_outbox}) == 1
+
+
 def test_contact_change_events_recorded_together_are_sealed_into_a_sound_chain(db, sms_outbox):
     from oficina.audit.services import audit_seal, chain_verify
 

@@ -305,3 +305,30 @@ def test_a_notice_still_goes_by_email_when_the_sms_gateway_fails(settings, sms_g
 
     assert raised.value.channel == "sms"
     assert len(mail.outbox) == 1
+
+
+def test_inside_sms_texts_reused_the_same_text_is_rendered_once(monkeypatch):
+    from oficina.notify import services
+
+    renders: list[str] = []
+    render = services.render_to_string
+
+    def counting(template_name, context):  # type: ignore[no-untyped-def]
+        renders.append(template_name)
+        return render(template_name, context)
+
+    monkeypatch.setattr(services, "render_to_string", counting)
+    template = "notify/security_change_sms.txt"
+    pin, image = services.SECURITY_CHANGES["pin"], services.SECURITY_CHANGES["image"]
+
+    with services.sms_texts_reused():
+        first = services.sms_text_render(template, {"what": pin})
+        again = services.sms_text_render(template, {"what": pin})
+        other = services.sms_text_render(template, {"what": image})
+    assert renders == [template, template]  # one per distinct context
+    assert first == again != other and "imagen" in other
+
+    renders.clear()
+    assert services.sms_text_render(template, {"what": pin}) == first
+    services.sms_text_render(template, {"what": pin})
+    assert renders == [template, template]  # outside the block, every call renders

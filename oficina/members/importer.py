@@ -39,6 +39,7 @@ from oficina.lib.phone import InvalidMobile, normalise_mobile
 from oficina.members.models import Member
 from oficina.notify.models import OutboxMessage
 from oficina.notify.outbox import messages_save, notice_build, outbox_dispatch
+from oficina.notify.services import sms_texts_reused
 
 HEADER = ("documento", "nombre", "celular", "correo")
 MAX_NAME_LENGTH = 150
@@ -315,10 +316,11 @@ def _contact_changes_record(changes: list[_ContactChange], *, actor: str) -> lis
         return []
     events: list[Event] = []
     messages: list[OutboxMessage] = []
-    for change in changes:
-        event, notices = _contact_change_build(change, actor=actor)
-        events.append(event)
-        messages.extend(notices)
+    with sms_texts_reused():  # every notice of the batch has the same SMS text
+        for change in changes:
+            event, notices = _contact_change_build(change, actor=actor)
+            events.append(event)
+            messages.extend(notices)
     events_record(events)
     return [message.pk for message in messages_save(messages)]
 

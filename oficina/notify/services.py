@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
@@ -69,11 +71,39 @@ def security_change_notice_send(*, member: Member, change: str) -> None:
     _send_everywhere(member=member, template="security_change", context={"what": SECURITY_CHANGES[change]})
 
 
+_REUSED_SMS_TEXTS: ContextVar[dict[tuple[Any, ...], str] | None] = ContextVar(
+    "reused_sms_texts", default=None
+)
+
+
+@contextmanager
+def sms_texts_reused() -> Iterator[None]:
+    """Within it, an SMS template rendered again with the same context gives back the text it gave
+    before, instead of rendering it again: a registry import's notices are one text for thousands of
+    members. The texts are kept until the block ends, so use it only where no context holds a secret
+    (never around a temporary code)."""
+    token = _REUSED_SMS_TEXTS.set({})
+    try:
+        yield
+    finally:
+        _REUSED_SMS_TEXTS.reset(token)
+
+
 def sms_text_render(template_name: str, context: dict[str, Any]) -> str:
     """The SMS text in GSM-7, within one segment; a long cooperative name is shortened to fit.
 
     Raises ValueError when even the shortest name does not fit: the template itself is too long.
     """
+    texts = _REUSED_SMS_TEXTS.get()
+    if texts is None:
+        return _sms_text_render(template_name, context)
+    key = (template_name, *sorted(context.items()))
+    if key not in texts:
+        texts[key] = _sms_text_render(template_name, context)
+    return texts[key]
+
+
+def _sms_text_render(template_name: str, context: dict[str, Any]) -> str:
     for name in _cooperative_names():
         text = to_gsm7(render_to_string(template_name, {**_common_context(), **context, "cooperative": name}))
         text = text.strip()
