@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -598,3 +599,27 @@ def test_a_members_own_notice_is_delivered_before_an_imports_backlog(database_ta
     assert len(sms_outbox) == 4
     assert "actualizamos tu celular" not in sms_outbox[0].body
     assert all("actualizamos tu celular" in sms.body for sms in sms_outbox[1:])
+
+
+def test_a_batch_stops_after_the_message_in_hand_when_the_worker_is_stopping(monkeypatch, sms_outbox):
+    """With the gateway hanging, a batch's messages would each wait out the timeout: a stop signal
+    must not wait for all of them. What is left stays pending for the sweep."""
+    from oficina.notify import outbox
+
+    member = make_member(mobile="+573001112233")
+    ids = [
+        message_queue(member=member, channel="sms", template="pin_changed", context={}).pk for _ in range(3)
+    ]
+    deliver = outbox.outbox_deliver
+
+    def signal_arrives_during_the_first(*, message_id: int) -> str:
+        outbox.outbox_stop()
+        return deliver(message_id=message_id)
+
+    monkeypatch.setattr(outbox, "outbox_deliver", signal_arrives_during_the_first)
+    monkeypatch.setattr(outbox, "_stopping", threading.Event())  # this process goes on after the test
+
+    assert outbox.outbox_deliver_many(message_ids=ids) == "left=2 sent=1"
+    statuses = dict(OutboxMessage.objects.values_list("pk", "status"))
+    assert statuses == {ids[0]: Status.SENT, ids[1]: Status.PENDING, ids[2]: Status.PENDING}
+    assert len(sms_outbox) == 1

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -58,6 +59,8 @@ BULK_PRIORITY = -10  # except a registry import's notices (outbox_dispatch(bulk=
 # The kinds of message that carry a temporary code (their templates show {{ code }}): erased at any
 # final state, failed included, and never resent by an operator (the member asks for a new code).
 CODE_KINDS = frozenset({"temporary_code", "contact_verify"})
+
+_stopping = threading.Event()  # set by outbox_stop
 
 UNDELIVERED = (OutboxMessage.Status.PENDING, OutboxMessage.Status.SENDING, OutboxMessage.Status.RETRYING)
 
@@ -282,12 +285,23 @@ def outbox_deliver(*, message_id: int) -> str:
     return OutboxMessage.Status.SENT
 
 
+def outbox_stop() -> None:
+    """Asks a batch being delivered in this process to stop after the message in hand (the worker's
+    stop signal: with the gateway hanging, a batch's twenty timeouts would hold a stop for minutes).
+    The messages left stay pending, and the sweep enqueues them again."""
+    _stopping.set()
+
+
 def outbox_deliver_many(*, message_ids: Iterable[int]) -> str:
     """Delivers messages one after the other, each as `outbox_deliver` would on its own; a fault with
     one (the database, a bug) is logged and the next is tried: a message left undelivered stays in
-    the outbox, and the sweep enqueues it again. Returns how many ended in each status."""
+    the outbox, and the sweep enqueues it again. Returns how many ended in each status ("left": not
+    tried, the worker is stopping)."""
     outcomes: Counter[str] = Counter()
     for message_id in message_ids:
+        if _stopping.is_set():
+            outcomes["left"] += 1
+            continue
         try:
             outcomes[outbox_deliver(message_id=message_id)] += 1
         except Exception:

@@ -20,7 +20,7 @@ from django_tasks_db.management.commands.db_worker import Worker
 
 from oficina.audit.services import audit_seal
 from oficina.lib.db import DATABASE_DOWN, database_outage_pause
-from oficina.notify.outbox import outbox_sweep
+from oficina.notify.outbox import outbox_stop, outbox_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class Command(BaseCommand):
         def stop(signum: int, frame: object) -> None:
             nonlocal running
             running = False
+            outbox_stop()  # a batch of messages ends after the one in hand
             if worker is not None:
                 worker.running = False  # finish the task in hand, take no other
 
