@@ -318,6 +318,9 @@ if AUDIT_SEAL not in {"deferred", "on_commit"}:
     raise ImproperlyConfigured(f"AUDIT_SEAL must be 'deferred' or 'on_commit', not {AUDIT_SEAL!r}")
 # audit_verify reports events left unsealed longer than this (is the worker running?).
 AUDIT_SEAL_MAX_DELAY_SECONDS = envint("AUDIT_SEAL_MAX_DELAY_SECONDS", 300, minimum=1)
+# Events one CSV export may hold: it streams inside a web worker, which gunicorn kills at its timeout
+# (~500,000 events in 30 s were measured); a larger selection is refused with a message to filter.
+AUDIT_EXPORT_MAX_ROWS = envint("AUDIT_EXPORT_MAX_ROWS", 200_000, minimum=1)
 
 # Retention (manage.py purge_expired, daily): days before deleting what is no longer needed.
 RETENTION_CODES_DAYS = envint("RETENTION_CODES_DAYS", 30, minimum=1)

@@ -34,9 +34,13 @@ def operator(client):
 
 
 def csv_rows(response) -> list[dict[str, str]]:
+    """The data rows, once the file's last line is checked: it counts them (docs/security.md G20)."""
     body = b"".join(response.streaming_content).decode("utf-8")
-    assert body.startswith("\ufeff")
-    return list(csv.DictReader(io.StringIO(body.removeprefix("\ufeff"))))
+    assert body.startswith("\ufeff") and body.endswith("\r\n")
+    data, _, last = body.removeprefix("\ufeff").removesuffix("\r\n").rpartition("\r\n")
+    rows = list(csv.DictReader(io.StringIO(data + "\r\n")))
+    assert last == f"# fin del archivo: {len(rows)} filas"
+    return rows
 
 
 def test_the_audit_log_is_read_only_here(client, operator):
@@ -95,6 +99,46 @@ def test_the_csv_export_has_every_column_in_utf8_with_utc_times(client, operator
     assert len(row["hash"]) == 64 and row["hash"] == stored.hash and row["prev_hash"] == stored.prev_hash
     export = Event.objects.filter(kind="operator_audit_export").get()
     assert export.data["operator"] == operator.username and "signin_failed" in export.data["filters"]
+    assert export.data["rows"] == 1
+
+
+def test_an_export_too_large_for_one_file_is_refused_with_a_message(client, operator, settings):
+    """docs/security.md G20: past the worker's timeout the file would end early; it is refused instead."""
+    settings.AUDIT_EXPORT_MAX_ROWS = 2
+    for _ in range(3):
+        event_record("signin_failed", document="1020304050", reason="wrong_pin")
+
+    response = client.get(f"{EVENTS}exportar.csv", {"kind": "signin_failed"}, follow=True)
+
+    assert response.redirect_chain == [(f"{EVENTS}?kind=signin_failed", 302)]
+    page = response.content.decode()
+    assert "La exportación tendría 3 eventos y un archivo admite hasta 2" in page
+    assert not Event.objects.filter(kind="operator_audit_export").exists()
+    settings.AUDIT_EXPORT_MAX_ROWS = 3
+    assert len(csv_rows(client.get(f"{EVENTS}exportar.csv", {"kind": "signin_failed"}))) == 3
+
+
+def test_a_file_cut_short_lacks_its_last_line(client, operator, monkeypatch):
+    from oficina.backoffice import views
+
+    for _ in range(3):
+        event_record("signin_failed", document="1020304050")
+    event_row = views._event_row
+
+    def worker_killed_on_the_third(event):  # type: ignore[no-untyped-def]
+        if event.pk == Event.objects.filter(kind="signin_failed").order_by("id")[2].pk:
+            raise SystemExit("gunicorn: worker timeout")
+        return event_row(event)
+
+    monkeypatch.setattr(views, "_event_row", worker_killed_on_the_third)
+    response = client.get(f"{EVENTS}exportar.csv", {"kind": "signin_failed"})
+    received = []
+    with pytest.raises(SystemExit):
+        for chunk in response.streaming_content:
+            received.append(chunk)
+    body = b"".join(received).decode()
+    assert body.count("\r\n") == 3  # the header and two rows
+    assert "# fin del archivo" not in body
 
 
 def test_a_user_agent_that_looks_like_a_formula_is_defused_in_the_csv(client, operator):

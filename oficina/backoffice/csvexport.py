@@ -1,4 +1,7 @@
-"""CSV files for auditors: UTF-8 with a BOM (spreadsheets then read accents right), streamed in chunks."""
+"""CSV files for auditors: UTF-8 with a BOM (spreadsheets then read accents right), streamed in chunks.
+
+Every file ends with a last line that counts its rows (`# fin del archivo: N filas`): a file cut
+short (the worker stopped mid-stream, the connection dropped) lacks it, so the auditor can tell."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 
+END_OF_FILE = "# fin del archivo: "  # the last line, then the number of rows
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -32,8 +36,11 @@ def csv_response(*, filename: str, header: list[str], rows: Iterable[list[Any]])
 
     def lines() -> Iterator[str]:
         yield "\ufeff" + writer.writerow(header)
+        count = 0
         for row in rows:
+            count += 1
             yield writer.writerow(row)
+        yield f"{END_OF_FILE}{count} filas\r\n"
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
