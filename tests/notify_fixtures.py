@@ -34,6 +34,21 @@ def database_tasks(settings: Any) -> None:
     }
 
 
+def counted_renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the templates oficina.notify.services renders from now on, in order."""
+    from oficina.notify import services
+
+    renders: list[str] = []
+    render = services.render_to_string
+
+    def counting(template_name: str, context: dict[str, Any]) -> str:
+        renders.append(template_name)
+        return render(template_name, context)
+
+    monkeypatch.setattr(services, "render_to_string", counting)
+    return renders
+
+
 def queued_task_messages() -> list[int]:
     """The outbox ids that have a delivery task waiting, in the order they were enqueued."""
     from django_tasks_db.models import DBTaskResult

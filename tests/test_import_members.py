@@ -18,7 +18,7 @@ from oficina.notify.gsm import gsm7_length
 from oficina.notify.models import OutboxMessage
 from oficina.notify.outbox import BULK_PRIORITY
 from tests.factories import make_member
-from tests.notify_fixtures import queued_task_messages
+from tests.notify_fixtures import counted_renders, queued_task_messages
 
 HEADER = "documento,nombre,celular,correo\n"
 GOOD_ROWS = (
@@ -618,17 +618,8 @@ def test_a_batch_records_its_contact_changes_in_one_statement_for_events_and_one
 
 
 def test_a_batch_renders_its_identical_sms_notice_once(db, monkeypatch, sms_outbox):
-    from oficina.notify import services
-
     members_import(lines=[HEADER, *generated_rows(40)], actor=ACTOR)
-    renders: list[str] = []
-    render = services.render_to_string
-
-    def counting(template_name, context):  # type: ignore[no-untyped-def]
-        renders.append(template_name)
-        return render(template_name, context)
-
-    monkeypatch.setattr(services, "render_to_string", counting)
+    renders = counted_renders(monkeypatch)
     members_import(lines=[HEADER, *changed_mobiles(40, every=4)], actor=ACTOR, batch_size=20)  # 2 batches
 
     assert renders.count("notify/import_contact_changed_sms.txt") == 2

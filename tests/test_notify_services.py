@@ -15,6 +15,7 @@ from oficina.notify.services import (
     temporary_code_send,
 )
 from tests.factories import make_member
+from tests.notify_fixtures import counted_renders
 
 CODE = "735104"
 LONG_NAME = (
@@ -310,14 +311,7 @@ def test_a_notice_still_goes_by_email_when_the_sms_gateway_fails(settings, sms_g
 def test_inside_sms_texts_reused_the_same_text_is_rendered_once(monkeypatch):
     from oficina.notify import services
 
-    renders: list[str] = []
-    render = services.render_to_string
-
-    def counting(template_name, context):  # type: ignore[no-untyped-def]
-        renders.append(template_name)
-        return render(template_name, context)
-
-    monkeypatch.setattr(services, "render_to_string", counting)
+    renders = counted_renders(monkeypatch)
     template = "notify/security_change_sms.txt"
     pin, image = services.SECURITY_CHANGES["pin"], services.SECURITY_CHANGES["image"]
 

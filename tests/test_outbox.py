@@ -60,6 +60,14 @@ def outbox_clock() -> Iterator[OutboxClock]:
         yield clock
 
 
+def import_notices(member: Member, count: int) -> list[OutboxMessage]:
+    """`count` notices of a contact change by a registry import, queued, not dispatched."""
+    return [
+        message_queue(member=member, channel="sms", template="import_contact_changed", context={})
+        for _ in range(count)
+    ]
+
+
 def queued_code(
     member, code: str = "123456", *, expires_in: timedelta = timedelta(minutes=10)
 ) -> OutboxMessage:
@@ -489,10 +497,7 @@ def test_a_temporary_code_is_delivered_before_the_notices_queued_ahead_of_it(dat
     from oficina.notify.outbox import outbox_dispatch
 
     member = make_member(mobile="+573001112233")
-    notices = [
-        message_queue(member=member, channel="sms", template="import_contact_changed", context={})
-        for _ in range(3)
-    ]
+    notices = import_notices(member, 3)
     outbox_dispatch(notices)
     code = queued_code(member, "482913")
     outbox_dispatch([code])
@@ -537,10 +542,7 @@ def test_the_worker_delivers_every_message_of_a_batch_task(database_tasks, sms_o
     from oficina.notify.outbox import outbox_dispatch
 
     member = make_member(mobile="+573001112233")
-    notices = [
-        message_queue(member=member, channel="sms", template="import_contact_changed", context={})
-        for _ in range(25)
-    ]
+    notices = import_notices(member, 25)
     outbox_dispatch(notices)
 
     call_command(
@@ -584,10 +586,7 @@ def test_a_members_own_notice_is_delivered_before_an_imports_backlog(database_ta
     from oficina.notify.outbox import outbox_dispatch
 
     member = make_member(mobile="+573001112233")
-    backlog = [
-        message_queue(member=member, channel="sms", template="import_contact_changed", context={})
-        for _ in range(3)
-    ]
+    backlog = import_notices(member, 3)
     outbox_dispatch(backlog[:1], bulk=True)  # even one notice of an import waits behind the others
     outbox_dispatch(backlog[1:], bulk=True)
     outbox_dispatch([message_queue(member=member, channel="sms", template="pin_changed", context={})])
