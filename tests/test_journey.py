@@ -101,11 +101,21 @@ def test_a_first_time_member_completes_the_guide_and_then_signs_in(
     assert member.name in home
     assert "Este es tu primer ingreso" in home
     assert "Cerrar sesión" in home
+    # The notice of the new clave, on every channel the member has: created, not "changed".
+    notices = [sms.body for sms in sms_outbox if "clave de acceso" in sms.body] + [
+        f"{email.subject}\n{email.body}" for email in mail.outbox if "clave de acceso" in email.subject
+    ]
+    assert len(notices) == bool(mobile) + bool(email)
+    # (GSM-7 has no "ó": the SMS reads "se creo".)
+    assert all(re.search("se cre[oó] tu clave", text, re.I) and "cambi" not in text for text in notices)
 
 
 def test_a_returning_member_forgets_the_pin_and_resets_it(client, sms_outbox):
     member = make_member(returning=True)
     first_access(client, member, channel="email", sms_outbox=sms_outbox)
+    notice = next(email for email in mail.outbox if "clave de acceso" in email.subject)
+    assert notice.subject == "Se cambió tu clave de acceso de la Oficina Virtual"
+    assert "se cambiaron tu clave de acceso" in notice.body
     assert sign_in(client, member, NEW_PIN).url == "/oficina/"
     client.post("/oficina/cerrar-sesion/")
     refused = sign_in(client, member, "480263")  # the old PIN no longer opens anything

@@ -102,6 +102,7 @@ def credentials_complete(
     """Saves everything the reset defined, in one transaction: all of it or nothing."""
     with transaction.atomic():
         member = Member.objects.select_for_update().get(pk=member_id)
+        first_access = not member.pin_hash  # the notice says the clave was created, not changed
         now = timezone.now()
         member.pin_hash = pin_hash
         member.pin_changed_at = now
@@ -115,6 +116,6 @@ def credentials_complete(
         pin_history_append(member=member, pin_hash=pin_hash)
         event_record("reset_completed", request=request, member=member)
         consent_record(member=member, policy=policy, request=request)
-        notices = notice_queue(member=member, template="pin_changed")
+        notices = notice_queue(member=member, template="pin_changed", context={"first_access": first_access})
     outbox_dispatch(notices)
     return member
