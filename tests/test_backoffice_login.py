@@ -63,6 +63,9 @@ def test_an_operator_can_end_a_members_session_without_touching_the_access(clien
     signed_in_operator(client)
     client.post(f"/operadores/members/member/{member.pk}/operacion/cerrar-sesion/")
     assert browser.get("/oficina/").url == "/"
+    notice = browser.get("/").content.decode()
+    assert "Tu sesión se cerró. Ingresa de nuevo para continuar." in notice
+    assert Event.objects.filter(kind="session_expired", member_id=member.pk, data__reason="closed").exists()
     member.refresh_from_db()
     assert member.status == Member.Status.ACTIVE and member.locked_at is None
     assert Event.objects.filter(kind="operator_session_end", member_id=member.pk).exists()

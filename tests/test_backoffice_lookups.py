@@ -30,24 +30,24 @@ def signed_in_member(settings) -> Member:
     member = make_member(returning=True)
     assert sign_in(Client(), member.document, DEFAULT_PIN).url == "/oficina/"
     member.refresh_from_db()
-    assert member.session_key
+    assert member.session_digest
     return member
 
 
 @pytest.mark.parametrize(
     "lookup",
     [
-        "session_key__startswith",
+        "session_digest__startswith",
         "pin_hash__regex",
         "pin_hash__startswith",
         "security_phrase__icontains",
-        "session_key",
+        "session_digest",
     ],
 )
 def test_a_member_secret_cannot_be_probed_through_the_members_list(
     client, operator, signed_in_member, lookup
 ):
-    value = {"pin_hash__regex": "^.argon2"}.get(lookup, signed_in_member.session_key[:1])
+    value = {"pin_hash__regex": "^.argon2"}.get(lookup, signed_in_member.session_digest[:1])
 
     response = client.get(MEMBERS, {lookup: value})
 
@@ -56,7 +56,7 @@ def test_a_member_secret_cannot_be_probed_through_the_members_list(
 
 def test_related_lookups_beyond_the_offered_filters_are_refused_too(client, operator, signed_in_member):
     for url, lookup in [
-        ("/operadores/consent/consent/", "member__session_key__startswith"),
+        ("/operadores/consent/consent/", "member__session_digest__startswith"),
         ("/operadores/consent/consent/", "member__pin_hash__regex"),
         ("/operadores/notify/outboxmessage/", "body__contains"),
         ("/operadores/signin/temporarycode/", "code_hash__startswith"),
@@ -69,9 +69,9 @@ def test_a_lookup_on_no_field_at_all_gets_the_same_answer_whatever_its_value(
 ):
     """Audit events keep a member's id, not a relation: Django answers an unknown lookup with the list's
     error redirect, the same for a right and a wrong guess, so it tells nothing."""
-    key = signed_in_member.session_key
-    right = client.get("/operadores/audit/event/", {"member__session_key__startswith": key[:1]})
-    wrong = client.get("/operadores/audit/event/", {"member__session_key__startswith": "-"})
+    digest = signed_in_member.session_digest
+    right = client.get("/operadores/audit/event/", {"member__session_digest__startswith": digest[:1]})
+    wrong = client.get("/operadores/audit/event/", {"member__session_digest__startswith": "-"})
     assert (
         (right.status_code, right["Location"])
         == (wrong.status_code, wrong["Location"])

@@ -88,9 +88,9 @@ def test_the_list_shows_the_full_cedula_and_the_access_status_in_spanish(client,
 
 
 def test_the_member_page_never_shows_or_takes_the_pin_hash_session_or_security_phrase(client, operator):
-    member = make_member(returning=True, session_key="s" * 32)
+    member = make_member(returning=True, session_digest="5" * 64)
     page = client.get(change_url(member)).content.decode()
-    assert member.pin_hash not in page and "s" * 32 not in page
+    assert member.pin_hash not in page and "5" * 64 not in page
     assert member.security_phrase not in page
     assert 'name="pin_hash"' not in page and 'name="locked_at"' not in page and 'name="name"' not in page
     saved = save_contact(
@@ -171,7 +171,7 @@ def test_disable_refuses_the_right_pin_and_ends_the_open_session_then_enable_res
 
     operation(client, member, "deshabilitar")
     member.refresh_from_db()
-    assert member.status == Member.Status.DISABLED and member.session_key == ""
+    assert member.status == Member.Status.DISABLED and member.session_digest == ""
     assert browser.get("/oficina/").status_code == 302  # the open session is over
     assert member_signs_in(member).status_code == 200  # the right PIN is refused
     assert "Deshabilitado" in client.get(MEMBERS).content.decode()

@@ -132,7 +132,7 @@ def test_every_journey_signs_a_member_in_through_the_five_steps(staging, tmp_pat
         staging,
         "SELECT m.document, count(*) FROM members_member m JOIN audit_event e ON e.member_id = m.id "
         f"WHERE e.kind = 'signin_ok' AND m.document IN ({placeholders}) "
-        "AND m.last_login_at IS NOT NULL AND m.session_key <> '' GROUP BY m.document ORDER BY m.document",
+        "AND m.last_login_at IS NOT NULL AND m.session_digest <> '' GROUP BY m.document ORDER BY m.document",
         *_documents(SIGNING_IN),
     )
     assert signed_in == [(document, 2) for document in _documents(SIGNING_IN)]
@@ -149,7 +149,7 @@ def test_a_wrong_pin_is_a_pin_post_failure_and_no_one_reaches_the_office(staging
     placeholders = ",".join("?" * WRONG_PIN[1])
     members = database(
         staging,
-        "SELECT document, failed_pin_attempts, last_login_at, session_key FROM members_member "
+        "SELECT document, failed_pin_attempts, last_login_at, session_digest FROM members_member "
         f"WHERE document IN ({placeholders}) ORDER BY document",
         *_documents(WRONG_PIN),
     )

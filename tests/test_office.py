@@ -8,7 +8,7 @@ import pytest
 from django.core import mail
 
 from oficina.audit.models import Event
-from oficina.members.models import Member
+from oficina.members.models import Member, session_digest
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import type_on_keypad
 
@@ -160,7 +160,7 @@ def test_the_step_up_gives_a_new_session_id_and_keeps_the_member_signed_in(clien
     after = client.cookies["sessionid"].value
     assert after != before
     member.refresh_from_db()
-    assert member.session_key == after
+    assert member.session_digest == session_digest(after)
     assert client.get("/oficina/imagen-y-frase/").status_code == 200  # the step-up is in the new session
     assert client.get("/oficina/").status_code == 200
     assert Event.objects.filter(kind="stepup_ok", member_id=member.pk).exists()
@@ -180,3 +180,38 @@ def test_every_office_page_offers_cerrar_sesion(client, path):
         page = client.get(path)
     html = page.content.decode()
     assert 'action="/oficina/cerrar-sesion/"' in html and "Cerrar sesión" in html
+
+
+def test_the_database_holds_a_digest_of_the_live_session_never_its_id(client):
+    """Whoever reads the members table (a backup, a replica) cannot take over a live session with it."""
+    import hashlib
+
+    member = make_member(returning=True)
+    signed_in(client, member)
+    cookie = client.cookies["sessionid"].value
+    member.refresh_from_db()
+    row = Member.objects.filter(pk=member.pk).values().get()
+    assert not any(cookie in str(value) for value in row.values())
+    assert member.session_digest == hashlib.sha256(cookie.encode()).hexdigest()
+    # And the digest is no key: a browser that sends it gets no office.
+    intruder = type(client)()
+    intruder.cookies["sessionid"] = member.session_digest
+    assert intruder.get("/oficina/").url == "/"
+
+
+def test_the_upgrade_digests_the_session_ids_stored_in_clear(db):
+    """Migration 0003: members signed in at the upgrade stay signed in."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("oficina.members.migrations.0003_member_session_digest")
+    signed_in_before = make_member(session_digest="k" * 32)  # what 0002 stored: the id itself
+    signed_out = make_member(session_digest="")
+
+    migration.digest_stored_ids(apps, None)
+
+    signed_in_before.refresh_from_db()
+    signed_out.refresh_from_db()
+    assert signed_in_before.session_digest == session_digest("k" * 32)
+    assert signed_out.session_digest == ""

@@ -7,10 +7,8 @@ staff user (`operator`); no event holds a PIN, a code or a message body.
 from __future__ import annotations
 
 from copy import copy
-from importlib import import_module
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -73,21 +71,19 @@ def member_session_end(*, request: HttpRequest, member: Member) -> bool:
 
 
 def _session_end_with(*, request: HttpRequest, member: Member, event: str, **changes: Any) -> bool:
-    """Clears the member's session key together with `changes`, audited as `event`, then deletes the
-    session itself (the office middleware would end it on its next request anyway; this ends it at
-    once). Returns whether there was one."""
+    """Clears the member's session digest together with `changes`, audited as `event`. Returns
+    whether there was a session. It ends there: the office middleware refuses it on its next request
+    (the session's own data, which only the member's browser can name, expires in the store)."""
     with transaction.atomic():
-        session_key = (
+        digest = (
             Member.objects.select_for_update()
             .filter(pk=member.pk)
-            .values_list("session_key", flat=True)
+            .values_list("session_digest", flat=True)
             .get()
         )
-        Member.objects.filter(pk=member.pk).update(session_key="", **changes)
-        operator_event(event, request=request, member=member, session_ended=bool(session_key))
-    if session_key:
-        import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key).delete()
-    return bool(session_key)
+        Member.objects.filter(pk=member.pk).update(session_digest="", **changes)
+        operator_event(event, request=request, member=member, session_ended=bool(digest))
+    return bool(digest)
 
 
 def member_enable(*, request: HttpRequest, member: Member) -> None:

@@ -22,9 +22,10 @@ class OfferedLookupsOnly(ModelAdmin):
 
     Django lets any query-string lookup on a model's own fields through (`?session_key__startswith=a`,
     `?pin_hash__regex=^.argon2`), filters or not: a yes/no oracle that let an operator read a member's
-    live session id, one character at a time, and so take over the session, or a PIN hash to attack
-    offline. Here a lookup that names a model field must be one the page's list filters or date
-    hierarchy produce; parameters that are no field (a SimpleListFilter's own) are left to Django."""
+    live session id (stored in clear until migration members/0003), one character at a time, and so
+    take over the session, or a PIN hash to attack offline. Here a lookup that names a model field
+    must be one the page's list filters or date hierarchy produce; parameters that are no field (a
+    SimpleListFilter's own) are left to Django."""
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         if not super().lookup_allowed(lookup, value, request):

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import hashlib
+
 from django.db import models
+from django.utils.crypto import constant_time_compare
 
 
 class Member(models.Model):
@@ -25,8 +28,10 @@ class Member(models.Model):
     locked_at = models.DateTimeField("bloqueado desde", null=True, blank=True)
     # Set with locked_at when the member blocked their own access ("Bloquear mi acceso").
     self_blocked_at = models.DateTimeField("bloqueado por el asociado", null=True, blank=True)
-    # The one live office session: a new sign-in replaces it, and the older browser is told why.
-    session_key = models.CharField(max_length=40, blank=True, editable=False)
+    # The one live office session, as session_digest(its id): a new sign-in replaces it, and the older
+    # browser is told why. A digest, not the id: whoever reads the database (a backup, a replica) must
+    # not be able to take over a member's live session with what is stored here.
+    session_digest = models.CharField(max_length=64, blank=True, editable=False)
     last_login_at = models.DateTimeField("último ingreso", null=True, blank=True)
     previous_login_at = models.DateTimeField("ingreso anterior", null=True, blank=True)
 
@@ -66,3 +71,19 @@ class PinHistory(models.Model):
 
     def __str__(self) -> str:
         return f"Clave anterior de {self.member_id} ({self.created_at:%Y-%m-%d})"
+
+
+def session_digest(session_key: str | None) -> str:
+    """What Member.session_digest holds for a session id: its SHA-256. The id is 32 random characters
+    (`secrets`), so no key or salt is needed to keep it from being guessed back, and none has to
+    survive a SECRET_KEY rotation. An id that is not there (a session not saved) has no digest."""
+    if not session_key:
+        raise ValueError("a session without an id has no digest")
+    return hashlib.sha256(session_key.encode()).hexdigest()
+
+
+def session_is_current(member: Member, session_key: str | None) -> bool:
+    """Whether `session_key` is the member's one live office session."""
+    return bool(session_key and member.session_digest) and constant_time_compare(
+        member.session_digest, session_digest(session_key)
+    )

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from oficina.lib.prepared import PreparedQuery
-from oficina.members.models import Member
+from oficina.members.models import Member, session_is_current
 from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash, session_auth_match
 
 SEEN_AT_RESOLUTION = 10  # seconds
@@ -45,8 +45,14 @@ class MemberSessionMiddleware:
         auth = session_auth_match(member, data.get("auth")) if reason is None and member is not None else None
         if reason is None and auth is None:
             reason = "revoked"
-        elif reason is None and member is not None and member.session_key != request.session.session_key:
-            reason = "replaced"
+        elif (
+            reason is None
+            and member is not None
+            and not session_is_current(member, request.session.session_key)
+        ):
+            # Another session is the member's now, or none is (an operator ended it, or a sign-out in
+            # another tab of the same session cleared it).
+            reason = "replaced" if member.session_digest else "closed"
         elif reason is None and member is not None and member.locked_at is not None:
             reason = "locked"
         if reason is not None:
@@ -59,7 +65,7 @@ class MemberSessionMiddleware:
         if auth == "fallback" and member is not None:
             # Opened before a SECRET_KEY rotation: from now on the current key's hash, so the session
             # outlives the old key's removal from SECRET_KEY_FALLBACKS, as in django.contrib.auth.get_user
-            # but without its cycle_key: Member.session_key names this id (one session per member), and a
+            # but without its cycle_key: Member.session_digest names this id (one session per member), and a
             # new id here would race the same browser's concurrent requests into "replaced".
             data["auth"] = session_auth_hash(member)
             request.session.modified = True

@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from oficina.audit.services import event_record
-from oficina.members.models import Member
+from oficina.members.models import Member, session_digest
 from oficina.notify.models import OutboxMessage
 from oficina.notify.outbox import notice_queue, outbox_dispatch
 from oficina.notify.services import SECURITY_CHANGES
@@ -33,7 +33,7 @@ def stepup_grant(request: HttpRequest) -> None:
     request.session[MEMBER_SESSION_KEY][STEPUP_KEY] = time.time()
     request.session.cycle_key()  # writes the data under the new key: the request's save has nothing left
     Member.objects.filter(pk=request.session[MEMBER_SESSION_KEY]["id"]).update(
-        session_key=request.session.session_key
+        session_digest=session_digest(request.session.session_key)
     )
     event_record("stepup_ok", request=request, member=getattr(request, "member", None))
 

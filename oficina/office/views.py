@@ -19,6 +19,7 @@ ENDED_MESSAGES = {
     "revoked": "Tu sesión se cerró porque tu clave cambió o tu acceso fue modificado.",
     "locked": "Tu sesión se cerró porque tu acceso fue bloqueado. Para volver usa «Olvidé mi clave».",
     "replaced": "Tu sesión se cerró porque ingresaste desde otro navegador o dispositivo.",
+    "closed": "Tu sesión se cerró. Ingresa de nuevo para continuar.",
 }
 
 

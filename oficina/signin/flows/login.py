@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from oficina.audit.services import document_hmac, event_record
-from oficina.members.models import Member
+from oficina.members.models import Member, session_digest
 from oficina.notify.outbox import notice_queue, outbox_dispatch
 from oficina.signin.flows.identify import member_for_signin
 from oficina.signin.models import UnknownAttempt
@@ -168,21 +168,21 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> None:
     # After the data, so that cycle_key's write under the new key is the only one (the store skips
     # the request's own save of the same data; oficina/lib/sessions.py).
     request.session.cycle_key()
-    # The member's earlier session, if any, no longer matches member.session_key: on its next request
+    # The member's earlier session, if any, no longer matches member.session_digest: on its next request
     # the office middleware ends it and tells that browser why.
     table = Member._meta.db_table
     sql = (
         f"UPDATE {table} SET previous_login_at = last_login_at, last_login_at = %s, "  # noqa: S608
-        "session_key = %s, failed_pin_attempts = 0 WHERE id = %s"  # 0: a sign-in follows a right PIN
+        "session_digest = %s, failed_pin_attempts = 0 WHERE id = %s"  # 0: a sign-in follows a right PIN
     )
-    _rows_written(sql, [now, request.session.session_key, member.pk])
+    _rows_written(sql, [now, session_digest(request.session.session_key), member.pk])
     event_record("signin_ok", request=request, member=member)
 
 
 def member_sign_out(*, request: HttpRequest, member: Member | None, reason: str = "logout") -> None:
     request.session.flush()  # deletes the server-side session: the old cookie is worthless
     if member is not None:
-        Member.objects.filter(pk=member.pk).update(session_key="")
+        Member.objects.filter(pk=member.pk).update(session_digest="")
     event_record(reason, request=request, member=member)
 
 

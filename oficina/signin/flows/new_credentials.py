@@ -111,7 +111,7 @@ def credentials_complete(
         member.failed_pin_attempts = 0
         member.locked_at = None
         member.self_blocked_at = None
-        member.session_key = ""  # every session opened with the old PIN ends (see session_auth_hash)
+        member.session_digest = ""  # every session opened with the old PIN ends (see session_auth_hash)
         member.save()
         pin_history_append(member=member, pin_hash=pin_hash)
         event_record("reset_completed", request=request, member=member)
