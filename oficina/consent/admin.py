@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from oficina.backoffice.forms import PolicyVersionForm
 from oficina.backoffice.labels import filter_titled, shown_as
-from oficina.backoffice.services import policy_version_publish
-from oficina.consent.models import Consent, PolicyVersion
-from oficina.consent.services import policy_current
+from oficina.backoffice.services import operator_name, policy_version_publish
+from oficina.consent.models import Consent, DataRequest, PolicyVersion
+from oficina.consent.services import data_request_answer, policy_current
 
 
 @admin.register(PolicyVersion)
@@ -100,3 +101,101 @@ class ConsentAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Consent | None = None) -> bool:
         return False
+
+
+DATA_REQUEST_FIELDS: tuple[str, ...] = (
+    "number",
+    "request_member",
+    "request_kind",
+    "request_detail",
+    "received",
+    "due",
+    "request_status",
+    "answered",
+    "answered_by",
+)
+
+
+class DataRequestAnswerForm(forms.ModelForm):
+    answer = forms.CharField(
+        label="Respuesta al asociado",
+        widget=forms.Textarea(attrs={"rows": 6, "maxlength": 2000}),
+        max_length=2000,
+        min_length=10,
+        help_text="El asociado la verá en la Oficina Virtual. Escríbela completa: no se puede cambiar luego.",
+        error_messages={
+            "required": "Escribe la respuesta.",
+            "min_length": "Escribe una respuesta de al menos 10 caracteres.",
+            "max_length": "Escribe máximo 2000 caracteres.",
+        },
+    )
+
+    class Meta:
+        model = DataRequest
+        fields = ["answer"]
+
+
+@admin.register(DataRequest)
+class DataRequestAdmin(admin.ModelAdmin):
+    """Ley 1581 requests filed in the office, for the data officer: the oldest due first; a request is
+    answered once (the member sees the answer in the office), never edited or deleted."""
+
+    list_display = ["number", "request_member", "request_kind", "received", "due", "request_status"]
+    list_filter = [
+        ("status", filter_titled("estado")),
+        ("kind", filter_titled("solicitud")),
+    ]
+    list_select_related = ["member"]
+    search_fields = ["=member__document", "member__name"]
+    search_help_text = "Busca por cédula exacta o por nombre."
+    ordering = ["status", "due_on", "id"]
+    form = DataRequestAnswerForm
+    show_full_result_count = False
+
+    number = shown_as("pk", "n.º")
+    request_member = shown_as("member", "asociado")
+
+    @admin.display(description="solicitud", ordering="kind")
+    def request_kind(self, data_request: DataRequest) -> str:
+        return data_request.get_kind_display()
+
+    request_detail = shown_as("detail", "descripción del asociado")
+    received = shown_as("received_at", "recibida")
+    due = shown_as("due_on", "responder a más tardar")
+
+    @admin.display(description="estado", ordering="status")
+    def request_status(self, data_request: DataRequest) -> str:
+        return data_request.get_status_display()
+
+    answered = shown_as("answered_at", "respondida")
+
+    def get_fields(self, request: HttpRequest, obj: DataRequest | None = None) -> tuple[str, ...]:
+        if obj is not None and obj.status == DataRequest.Status.RECEIVED:
+            return (*DATA_REQUEST_FIELDS, "answer")
+        return (*DATA_REQUEST_FIELDS, "answer_given")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: DataRequest | None = None) -> tuple[str, ...]:
+        return (*DATA_REQUEST_FIELDS, "answer_given")
+
+    @admin.display(description="respuesta")
+    def answer_given(self, data_request: DataRequest) -> str:
+        return data_request.answer
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # members file them in the office; one received by phone or mail goes there too
+
+    def has_delete_permission(self, request: HttpRequest, obj: DataRequest | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: DataRequest | None = None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or obj.status == DataRequest.Status.RECEIVED)
+
+    def save_model(self, request: HttpRequest, obj: DataRequest, form: Any, change: bool) -> None:
+        if not data_request_answer(
+            request=request,
+            data_request=obj,
+            answer=form.cleaned_data["answer"],
+            operator=operator_name(request),
+        ):
+            messages.error(request, f"La solicitud n.º {obj.pk} ya estaba respondida: no se cambió.")

@@ -40,3 +40,42 @@ class Consent(models.Model):
 
     def __str__(self) -> str:
         return f"Autorización {self.pk} ({self.policy.version})"
+
+
+class DataRequest(models.Model):
+    """A member's request about their personal data, filed in the office (Ley 1581 de 2012: art. 14
+    consultas, answered within 10 business days; art. 15 reclamos, within 15). The cooperative's data
+    officer answers it in the back office; the member sees the answer in the office."""
+
+    class Kind(models.TextChoices):
+        CONSULT = "consulta", "Conocer mis datos y el uso que se les da"
+        PROOF = "prueba", "Recibir prueba de la autorización que di"
+        UPDATE = "actualizar", "Actualizar o corregir mis datos"
+        REVOKE = "revocar", "Revocar la autorización"
+        DELETE = "suprimir", "Suprimir mis datos"
+
+    class Status(models.TextChoices):
+        RECEIVED = "recibida", "Recibida, en trámite"
+        ANSWERED = "respondida", "Respondida"
+
+    # Reclamos (art. 15): a correction, a revocation or a deletion; they need the facts described.
+    CLAIMS = frozenset({Kind.UPDATE, Kind.REVOKE, Kind.DELETE})
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="data_requests")
+    kind = models.CharField("solicitud", max_length=12, choices=Kind.choices)
+    detail = models.TextField("descripción del asociado", max_length=1000, blank=True)
+    received_at = models.DateTimeField("recibida")
+    due_on = models.DateField("responder a más tardar")
+    status = models.CharField("estado", max_length=12, choices=Status.choices, default=Status.RECEIVED)
+    answer = models.TextField("respuesta", max_length=2000, blank=True)
+    answered_at = models.DateTimeField("respondida", null=True, blank=True)
+    answered_by = models.CharField("respondida por", max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = "solicitud sobre datos personales"
+        verbose_name_plural = "solicitudes sobre datos personales"
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["status", "due_on"])]
+
+    def __str__(self) -> str:
+        return f"Solicitud n.º {self.pk} ({self.get_kind_display()})"

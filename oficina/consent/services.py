@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import date, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -11,7 +12,7 @@ from django.template import engines
 from django.utils import timezone
 
 from oficina.audit.services import event_record
-from oficina.consent.models import Consent, PolicyVersion
+from oficina.consent.models import Consent, DataRequest, PolicyVersion
 from oficina.lib.client import client_ip, user_agent
 from oficina.members.models import Member
 
@@ -107,3 +108,75 @@ def consent_record(*, member: Member, policy: PolicyVersion, request: HttpReques
         )
         event_record("consent_given", request=request, member=member, policy=policy.version)
     return consent
+
+
+DATA_REQUESTS_OPEN_MAX = 5  # requests still in process a member may have at once
+CONSULT_BUSINESS_DAYS = 10  # Ley 1581, art. 14
+CLAIM_BUSINESS_DAYS = 15  # art. 15
+
+
+class DataRequestRefused(Exception):
+    """The request cannot be filed; ``str(error)`` is a Spanish sentence fit to show the member."""
+
+
+def business_days_after(day: date, count: int) -> date:
+    """The date `count` business days after `day`, counting Monday to Friday. Colombian public
+    holidays are counted as business days, so the date is never later than the legal deadline; the
+    data officer may answer until the real one."""
+    while count:
+        day += timedelta(days=1)
+        if day.weekday() < 5:
+            count -= 1
+    return day
+
+
+def data_request_file(*, request: HttpRequest, member: Member, kind: str, detail: str) -> DataRequest:
+    """Records a member's request (and its audit event, which names the kind, not the text) with the
+    date by which the cooperative must answer."""
+    if kind not in DataRequest.Kind.values:
+        raise ValueError(f"unknown data request kind {kind!r}")
+    with transaction.atomic():
+        # One member's requests are filed one at a time, so the limit below holds under a double submit.
+        Member.objects.select_for_update().filter(pk=member.pk).first()
+        open_requests = DataRequest.objects.filter(member=member, status=DataRequest.Status.RECEIVED).count()
+        if open_requests >= DATA_REQUESTS_OPEN_MAX:
+            raise DataRequestRefused(
+                f"Tienes {open_requests} solicitudes en trámite. Espera nuestra respuesta antes de enviar "
+                f"otra, o llámanos al {settings.COOPERATIVE_PHONE}."
+            )
+        now = timezone.now()
+        days = CLAIM_BUSINESS_DAYS if kind in DataRequest.CLAIMS else CONSULT_BUSINESS_DAYS
+        data_request = DataRequest.objects.create(
+            member=member,
+            kind=kind,
+            detail=detail,
+            received_at=now,
+            due_on=business_days_after(timezone.localdate(now), days),
+        )
+        event_record(
+            "data_request_filed", request=request, member=member, request_kind=kind, number=data_request.pk
+        )
+    return data_request
+
+
+def data_request_answer(
+    *, request: HttpRequest, data_request: DataRequest, answer: str, operator: str
+) -> bool:
+    """The data officer's answer: the request is answered once, audited. False when it already was."""
+    with transaction.atomic():
+        answered = DataRequest.objects.filter(pk=data_request.pk, status=DataRequest.Status.RECEIVED).update(
+            status=DataRequest.Status.ANSWERED,
+            answer=answer,
+            answered_at=timezone.now(),
+            answered_by=operator,
+        )
+        if answered:
+            event_record(
+                "operator_data_request_answered",
+                request=request,
+                member=data_request.member,
+                operator=operator,
+                number=data_request.pk,
+                request_kind=data_request.kind,
+            )
+    return bool(answered)

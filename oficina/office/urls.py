@@ -11,6 +11,7 @@ urlpatterns = [
     path("cerrar-sesion/", views.logout, name="logout"),
     path("seguir-conectado/", views.keep_alive, name="keep_alive"),
     path("bloquear-mi-acceso/", views.self_block, name="self_block"),
+    path("mis-datos/", views.data_requests, name="data_requests"),
     path("confirmar-clave/", security_views.stepup, name="stepup"),
     path("cambiar-clave/", security_views.change_pin, name="change_pin"),
     path("cambiar-clave/confirmar/", security_views.change_pin_confirm, name="change_pin_confirm"),

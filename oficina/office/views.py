@@ -7,10 +7,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.formats import date_format
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from oficina.consent.models import DataRequest
+from oficina.consent.services import DataRequestRefused, data_request_file
 from oficina.signin.flows.login import member_self_block, member_sign_out
 
 ENDED_MESSAGES = {
@@ -81,3 +84,53 @@ def logout(request: HttpRequest) -> HttpResponse:
     member_sign_out(request=request, member=getattr(request, "member", None))
     messages.success(request, "Cerraste tu sesión de forma segura.")
     return redirect("signin:identify")
+
+
+DETAIL_MAX = 1000
+LONG_DATE = r"j \d\e F \d\e Y"  # 11 de diciembre de 2026
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+@member_required
+def data_requests(request: HttpRequest) -> HttpResponse:
+    """ "Mis datos personales": the rights of Ley 1581 de 2012 (know, update, correct, proof of the
+    authorisation, revoke it, delete), filed for the cooperative's data officer, and the member's own
+    requests with their answers."""
+    member = request.member  # type: ignore[attr-defined]
+    errors: dict[str, str] = {}
+    kind = request.POST.get("solicitud", "") if request.method == "POST" else ""
+    detail = request.POST.get("descripcion", "") if request.method == "POST" else ""
+    kind = kind if isinstance(kind, str) else ""
+    detail = " ".join(detail.split()) if isinstance(detail, str) else ""
+    if request.method == "POST":
+        if kind not in DataRequest.Kind.values:
+            errors["solicitud"] = "Selecciona qué quieres solicitar."
+        elif kind in DataRequest.CLAIMS and len(detail) < 10:
+            errors["descripcion"] = "Cuéntanos qué datos y por qué, para poder atender tu solicitud."
+        if len(detail) > DETAIL_MAX:
+            errors["descripcion"] = f"Escribe máximo {DETAIL_MAX} caracteres (llevas {len(detail)})."
+        if not errors:
+            try:
+                filed = data_request_file(request=request, member=member, kind=kind, detail=detail)
+            except DataRequestRefused as exc:
+                errors["solicitud"] = str(exc)
+            else:
+                messages.success(
+                    request,
+                    f"Recibimos tu solicitud n.º {filed.pk}. Te responderemos a más tardar el "
+                    f"{date_format(filed.due_on, LONG_DATE).lower()}.",
+                )
+                return redirect("office:data_requests")
+    context = {
+        "member": member,
+        "kinds": DataRequest.Kind.choices,
+        "claims": sorted(DataRequest.CLAIMS),
+        "errors": errors,
+        "kind": kind,
+        "detail": detail[: DETAIL_MAX + 200],
+        "detail_max": DETAIL_MAX,
+        "requests": DataRequest.objects.filter(member=member).order_by("-received_at", "-id")[:20],
+    }
+    return render(request, "office/data_requests.html", context)

@@ -143,7 +143,18 @@ def test_every_page_and_state_of_the_guide_passes_axe(viewport, live_app, new_co
     page.get_by_role("link", name="Bloquear mi acceso").click()
     expect(page).to_have_url(base + "/oficina/bloquear-mi-acceso/")
     audit.check("Bloquear mi acceso")
-    assert len(audit.states) == 22
+    page.get_by_role("link", name="Regresar").click()
+    page.get_by_role("link", name="Mis datos personales").click()
+    expect(page).to_have_url(base + "/oficina/mis-datos/")
+    audit.check("Mis datos personales")
+    page.get_by_role("button", name="Enviar solicitud").click()
+    expect(page.get_by_role("alert")).to_contain_text("Selecciona qué quieres solicitar.")
+    audit.check("Mis datos personales, con error")
+    page.get_by_role("radio", name="Conocer mis datos y el uso que se les da").check()
+    page.get_by_role("button", name="Enviar solicitud").click()
+    expect(page.get_by_text("Recibimos tu solicitud n.º")).to_be_visible()
+    audit.check("Mis datos personales, con una solicitud")
+    assert len(audit.states) == 25
     audit.assert_clean()
 
 

@@ -24,6 +24,8 @@ OPERATOR_PERMISSIONS = [
     ("members", "change_member"),
     ("consent", "view_consent"),
     ("consent", "view_policyversion"),
+    ("consent", "view_datarequest"),
+    ("consent", "change_datarequest"),  # answer a Ley 1581 request (once; never edit or delete one)
     ("audit", "view_event"),
     ("notify", "view_outboxmessage"),
     ("notify", "change_outboxmessage"),

@@ -1,0 +1,173 @@
+"""Ley 1581 de 2012 in the office: a member files a request about their data, the data officer
+answers it once in the back office, and the member reads the answer (docs/security.md G22)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from oficina.audit.models import Event
+from oficina.consent.models import DataRequest
+from oficina.consent.services import DATA_REQUESTS_OPEN_MAX, business_days_after
+from oficina.members.models import Member
+from tests.factories import DEFAULT_PIN, make_member
+from tests.keypad import type_on_keypad
+from tests.test_backoffice import make_operator, operator_login, signed_in_operator
+
+pytestmark = pytest.mark.django_db
+PAGE = "/oficina/mis-datos/"
+ADMIN = "/operadores/consent/datarequest/"
+
+
+def signed_in(client: Client, member: Member) -> None:
+    client.post("/", {"usuario": member.document})
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/oficina/"
+
+
+@pytest.fixture
+def member(client) -> Member:
+    member = make_member(returning=True)
+    signed_in(client, member)
+    return member
+
+
+def test_the_office_home_leads_to_the_page_and_it_needs_a_session(client, member):
+    assert PAGE in client.get("/oficina/").content.decode()
+    page = client.get(PAGE).content.decode()
+    assert "Mis datos personales" in page and "Ley 1581 de 2012" in page
+    for label in DataRequest.Kind.labels:
+        assert label in page
+    assert Client().get(PAGE).url == "/"
+
+
+def test_a_consultation_is_recorded_audited_and_shown_with_its_deadline(client, member):
+    response = client.post(PAGE, {"solicitud": "consulta", "descripcion": "  ¿Qué   datos míos tienen? "})
+
+    assert response.url == PAGE
+    filed = DataRequest.objects.get(member=member)
+    assert (filed.kind, filed.detail, filed.status) == ("consulta", "¿Qué datos míos tienen?", "recibida")
+    assert filed.due_on == business_days_after(timezone.localdate(filed.received_at), 10)
+    event = Event.objects.get(kind="data_request_filed")
+    assert event.member_id == member.pk
+    assert event.data == {"request_kind": "consulta", "number": filed.pk}  # never the member's text
+    page = client.get(PAGE).content.decode()
+    assert f"Recibimos tu solicitud n.º {filed.pk}. Te responderemos a más tardar el" in page
+    assert f"N.º {filed.pk}: Conocer mis datos y el uso que se les da" in page
+    assert "Recibida, en trámite" in page
+
+
+def test_a_claim_has_fifteen_business_days_and_needs_its_facts(client, member):
+    refused = client.post(PAGE, {"solicitud": "suprimir", "descripcion": "ya"})
+    assert "Cuéntanos qué datos y por qué" in refused.content.decode()
+    assert not DataRequest.objects.exists()
+
+    client.post(PAGE, {"solicitud": "suprimir", "descripcion": "Ya no quiero usar la Oficina Virtual."})
+    filed = DataRequest.objects.get()
+    assert filed.due_on == business_days_after(timezone.localdate(filed.received_at), 15)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "Selecciona qué quieres solicitar."),
+        ({"solicitud": "borrar-todo"}, "Selecciona qué quieres solicitar."),
+        ({"solicitud": ["consulta", "prueba"], "descripcion": "x"}, None),  # the last value counts
+        (
+            {"solicitud": "consulta", "descripcion": "x" * 1001},
+            "Escribe máximo 1000 caracteres (llevas 1001).",
+        ),
+    ],
+)
+def test_bad_input_gets_a_spanish_message_and_files_nothing(client, member, data, message):
+    response = client.post(PAGE, data)
+    if message is None:
+        assert response.url == PAGE and DataRequest.objects.get().kind == "prueba"
+        return
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not DataRequest.objects.exists() and not Event.objects.filter(kind="data_request_filed").exists()
+
+
+def test_a_member_cannot_flood_the_officer_with_requests(client, member):
+    for _ in range(DATA_REQUESTS_OPEN_MAX):
+        assert client.post(PAGE, {"solicitud": "consulta"}).url == PAGE
+    refused = client.post(PAGE, {"solicitud": "consulta"}).content.decode()
+    assert f"Tienes {DATA_REQUESTS_OPEN_MAX} solicitudes en trámite." in refused
+    assert DataRequest.objects.count() == DATA_REQUESTS_OPEN_MAX
+
+
+def test_a_member_sees_only_their_own_requests(client, member):
+    other = make_member(document="52000111")
+    DataRequest.objects.create(
+        member=other,
+        kind="revocar",
+        detail="Secreto de otro",
+        received_at=timezone.now(),
+        due_on=date.today(),
+    )
+    page = client.get(PAGE).content.decode()
+    assert "Secreto de otro" not in page and "Mis solicitudes" not in page
+
+
+def test_the_text_a_member_writes_is_escaped(client, member):
+    client.post(PAGE, {"solicitud": "actualizar", "descripcion": "<script>alert(1)</script> mi nombre"})
+    operator = Client()
+    signed_in_operator(operator)
+    filed = DataRequest.objects.get()
+    page = operator.get(f"{ADMIN}{filed.pk}/change/").content.decode()
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+
+
+def test_the_officer_answers_once_and_the_member_reads_it(client, member):
+    client.post(PAGE, {"solicitud": "prueba"})
+    filed = DataRequest.objects.get()
+    operator = Client()
+    user = signed_in_operator(operator)
+    listing = operator.get(ADMIN).content.decode()
+    assert f"{filed.pk}" in listing and "Recibir prueba de la autorización que di" in listing
+
+    short = operator.post(f"{ADMIN}{filed.pk}/change/", {"answer": "ok"})
+    assert "Escribe una respuesta de al menos 10 caracteres." in short.content.decode()
+    answer = "Adjuntamos la prueba de su autorización del 26 de noviembre de 2026."
+    assert operator.post(f"{ADMIN}{filed.pk}/change/", {"answer": answer}).status_code == 302
+
+    filed.refresh_from_db()
+    assert (filed.status, filed.answer, filed.answered_by) == ("respondida", answer, user.username)
+    event = Event.objects.get(kind="operator_data_request_answered")
+    assert event.data == {"operator": user.username, "number": filed.pk, "request_kind": "prueba"}
+    # Answered is final: the page is read-only and a second answer changes nothing.
+    assert 'name="answer"' not in operator.get(f"{ADMIN}{filed.pk}/change/").content.decode()
+    operator.post(f"{ADMIN}{filed.pk}/change/", {"answer": "Otra respuesta distinta de la primera."})
+    filed.refresh_from_db()
+    assert filed.answer == answer
+    page = client.get(PAGE).content.decode()
+    assert "Respondida" in page and answer in page
+
+
+def test_an_operator_of_the_counter_may_answer_requests(client, member):
+    from oficina.backoffice.management.commands.staff_create import operators_group
+
+    client.post(PAGE, {"solicitud": "consulta"})
+    user, device = make_operator("ventanilla", superuser=False)
+    user.groups.add(operators_group())
+    operator = Client()
+    assert operator_login(operator, user, device).url == "/operadores/"
+    filed = DataRequest.objects.get()
+    response = operator.post(f"{ADMIN}{filed.pk}/change/", {"answer": "Le enviamos sus datos a su correo."})
+    assert response.status_code == 302
+    assert operator.post(f"{ADMIN}{filed.pk}/delete/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("start", "count", "due"),
+    [
+        ("2026-11-27", 10, "2026-12-11"),  # a Friday: two full weeks
+        ("2026-11-28", 1, "2026-11-30"),  # a Saturday: Monday is the first business day
+        ("2026-11-23", 15, "2026-12-14"),
+    ],
+)
+def test_business_days_skip_weekends(start, count, due):
+    assert business_days_after(datetime.fromisoformat(start).date(), count) == date.fromisoformat(due)
