@@ -181,6 +181,18 @@ def test_a_returning_member_sees_image_and_phrase_before_the_keypad_and_can_log_
     shoot(page, "11-oficina")
     bodies.assert_no_digit_sent("480263")
 
+    # Ley 1581: the member files a request about their data and sees it with its due date.
+    page.get_by_role("link", name="Mis datos personales").click()
+    page.get_by_role("radio", name="Recibir prueba de la autorización que di").check()
+    page.get_by_role("button", name="Enviar solicitud").click()
+    expect(
+        page.get_by_text(re.compile(r"Recibimos tu solicitud n\.º \d+\. Te responderemos"))
+    ).to_be_visible()
+    expect(page.get_by_text("Recibida, en trámite")).to_be_visible()
+    shoot(page, "13-mis-datos-personales")
+    page.get_by_role("link", name="Regresar").click()
+    expect_office(page, base, "Ana María Gómez Restrepo")
+
     page.get_by_role("button", name="Cerrar sesión").click()
     expect(page).to_have_url(base + "/")
     expect(page.get_by_text("Cerraste tu sesión de forma segura.")).to_be_visible()
