@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from psycopg.errors import LockNotAvailable
 
 from oficina.lib.ratelimit import Throttled
 from oficina.signin.pin import HasherBusy
@@ -30,6 +32,13 @@ class FriendlyErrorsMiddleware:
             event_record("throttled", request=request, action=exception.action)
             response = render(request, "errors/429.html", status=429)
             response["Retry-After"] = str(exception.retry_after)
+            return response
+        if isinstance(exception, OperationalError) and isinstance(exception.__cause__, LockNotAvailable):
+            # lock_timeout (DATABASE_LOCK_TIMEOUT_MS): the row is held by a long transaction, e.g. a
+            # registry import changing this member's contacts (docs/security.md G18). Rolled back.
+            logger.warning("a row lock outlasted lock_timeout; asked the client to retry")
+            response = render(request, "errors/503_updating.html", status=503)
+            response["Retry-After"] = "60"
             return response
         if isinstance(exception, HasherBusy):
             logger.warning("hasher saturated; asked the client to retry")

@@ -116,6 +116,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"].setdefault(
         "connect_timeout", envint("DATABASE_CONNECT_TIMEOUT", 5, minimum=1, maximum=60)
     )
+    # A web request must not wait on a row lock (a registry import changing this member) until
+    # gunicorn kills its worker at 30 s: it gets "intenta de nuevo" instead. oficina/wsgi.py sets 10 s;
+    # commands (the import itself, migrations) wait as long as it takes unless this is set for them.
+    if lock_timeout := envint("DATABASE_LOCK_TIMEOUT_MS", 0, minimum=0, maximum=600_000):
+        DATABASES["default"]["OPTIONS"].setdefault("options", f"-c lock_timeout={lock_timeout}")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})
     # Wait for the writer lock instead of failing with "database is locked".

@@ -6,6 +6,8 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oficina.settings")
+# Web requests give up on a row lock after 10 s (oficina/settings.py): before gunicorn's 30 s timeout.
+os.environ.setdefault("DATABASE_LOCK_TIMEOUT_MS", "10000")
 application = get_wsgi_application()
 
 from oficina.lib.warmup import warm  # noqa: E402  (needs the apps loaded above)

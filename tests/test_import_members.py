@@ -696,6 +696,50 @@ def test_an_import_in_progress_does_not_hold_up_the_sign_in_of_a_member_it_leave
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_sign_in_held_up_by_an_import_gets_a_page_to_retry_instead_of_a_killed_worker():
+    """docs/security.md G18: a member whose contacts the import changes waits for its commit. A web
+    request gives up after DATABASE_LOCK_TIMEOUT_MS (10 s under gunicorn, before its 30 s timeout;
+    1 s here) with a page that says to retry, and the attempt is not counted."""
+    import threading
+
+    from django.db import connection, connections, transaction
+    from django.test import Client
+
+    from tests.factories import DEFAULT_PIN
+    from tests.keypad import type_on_keypad
+
+    make_member(returning=True, document="10000010", name="Asociado 10", mobile="+573100000010")
+    members_import(lines=[HEADER, *generated_rows(20)], actor=ACTOR)
+    responses = []
+
+    def sign_in() -> None:
+        try:
+            browser = Client()
+            browser.post("/", {"usuario": "10000010"})
+            responses.append(type_on_keypad(browser, "/clave/", DEFAULT_PIN))
+        finally:
+            connection.close()
+
+    options = connections.settings["default"].setdefault("OPTIONS", {})
+    options["options"] = "-c lock_timeout=1000"  # what DATABASE_LOCK_TIMEOUT_MS sets, for new connections
+    try:
+        with transaction.atomic():  # the import, not yet committed
+            members_import(lines=[HEADER, *changed_mobiles(20, every=10)], actor=ACTOR)
+            thread = threading.Thread(target=sign_in)
+            thread.start()
+            thread.join(timeout=20)
+    finally:
+        del options["options"]
+
+    [response] = responses
+    assert response.status_code == 503 and response["Retry-After"] == "60"
+    assert "Estamos actualizando tus datos" in response.content.decode()
+    member = Member.objects.get(document="10000010")
+    assert member.failed_pin_attempts == 0 and member.last_login_at is None
+
+
+@pytest.mark.postgres
 def test_each_batch_finds_its_members_through_the_document_index_whatever_the_statistics(db):
     """A registry loaded into a new table: its statistics still describe the empty table, and a hash join
     over the whole table per batch made a million-row import quadratic (29.6 → 42.6 s). The import's

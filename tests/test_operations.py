@@ -249,6 +249,15 @@ def test_loading_the_application_opens_no_connection_warms_and_freezes(tmp_path)
     assert frozen > 10_000  # what was loaded is out of the garbage collector's way (and shared after fork)
 
 
+def test_the_web_application_gives_up_on_a_row_lock_before_gunicorn_kills_the_worker(tmp_path):
+    """docs/security.md G18: a sign-in held by a registry import's lock gets "intenta de nuevo" after
+    10 s (gunicorn's timeout is 30 s); tests/test_import_members.py shows the page."""
+    code = "import oficina.wsgi\nfrom django.db import connection\nprint(connection.settings_dict['OPTIONS'])"
+    probe = _load_in_production(tmp_path, code, collected=True)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert "'options': '-c lock_timeout=10000'" in probe.stdout
+
+
 def test_loading_without_collected_static_files_fails_at_start_with_the_remedy(tmp_path):
     probe = _load_in_production(tmp_path, "import oficina.wsgi", collected=False)
     assert probe.returncode != 0

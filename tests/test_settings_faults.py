@@ -62,6 +62,17 @@ def test_postgresql_connections_give_up_after_five_seconds_unless_the_url_says_o
     assert json.loads(checked.stdout)["health"] is True
 
 
+def test_a_command_waits_on_a_row_lock_unless_a_lock_timeout_is_set():
+    """docs/security.md G18: the web application sets DATABASE_LOCK_TIMEOUT_MS itself
+    (tests/test_operations.py); a command that loads only the settings (the import, migrations) waits."""
+    url = "postgres://u@127.0.0.1:5432/x"
+    command = run(_PRINT_DATABASE, DATABASE_URL=url)
+    chosen = run(_PRINT_DATABASE, DATABASE_URL=url, DATABASE_LOCK_TIMEOUT_MS="2500")
+
+    assert json.loads(command.stdout)["options"] == {"connect_timeout": 5}
+    assert json.loads(chosen.stdout)["options"]["options"] == "-c lock_timeout=2500"
+
+
 def test_a_database_that_accepts_but_never_answers_makes_readyz_say_503_within_the_timeout():
     """The worst case for a client: the TCP connection opens (the kernel accepts it) and then nothing."""
     with socket.socket() as silent:
