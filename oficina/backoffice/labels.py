@@ -18,6 +18,15 @@ def shown_as(field: str, label: str) -> Any:
     return admin.display(description=label, ordering=field)(show)
 
 
+def choice_shown_as(field: str, label: str) -> Any:
+    """shown_as for a field with choices: what its value means ("Recibida, en trámite"), not the value."""
+
+    def show(model_admin: Any, obj: Any) -> Any:
+        return getattr(obj, f"get_{field}_display")()
+
+    return admin.display(description=label, ordering=field)(show)
+
+
 def filter_titled(title: str, base: type[FieldListFilter] = admin.AllValuesFieldListFilter) -> Any:
     """A list filter on a field (use as `("field", filter_titled("título"))`) under a Spanish title."""
 

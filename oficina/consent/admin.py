@@ -10,7 +10,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from oficina.backoffice.forms import PolicyVersionForm
-from oficina.backoffice.labels import filter_titled, shown_as
+from oficina.backoffice.labels import choice_shown_as, filter_titled, shown_as
 from oficina.backoffice.services import operator_name, policy_version_publish
 from oficina.consent.models import Consent, DataRequest, PolicyVersion
 from oficina.consent.services import data_request_answer, policy_current
@@ -154,19 +154,11 @@ class DataRequestAdmin(admin.ModelAdmin):
 
     number = shown_as("pk", "n.º")
     request_member = shown_as("member", "asociado")
-
-    @admin.display(description="solicitud", ordering="kind")
-    def request_kind(self, data_request: DataRequest) -> str:
-        return data_request.get_kind_display()
-
+    request_kind = choice_shown_as("kind", "solicitud")
     request_detail = shown_as("detail", "descripción del asociado")
     received = shown_as("received_at", "recibida")
     due = shown_as("due_on", "responder a más tardar")
-
-    @admin.display(description="estado", ordering="status")
-    def request_status(self, data_request: DataRequest) -> str:
-        return data_request.get_status_display()
-
+    request_status = choice_shown_as("status", "estado")
     answered = shown_as("answered_at", "respondida")
 
     def get_fields(self, request: HttpRequest, obj: DataRequest | None = None) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from oficina.backoffice.labels import filter_titled, shown_as
+from oficina.backoffice.labels import choice_shown_as, filter_titled, shown_as
 from oficina.signin.models import TemporaryCode
 
 CODE_FIELDS = ("code_member", "code_channel", "created", "expires", "tries", "consumed", "superseded")
@@ -25,11 +25,7 @@ class TemporaryCodeAdmin(admin.ModelAdmin):
 
     code_member = shown_as("member", "asociado")
     created = shown_as("created_at", "creada")
-
-    @admin.display(description="canal", ordering="channel")
-    def code_channel(self, code: TemporaryCode) -> str:
-        return code.get_channel_display()
-
+    code_channel = choice_shown_as("channel", "canal")
     expires = shown_as("expires_at", "vence")
     tries = shown_as("attempts", "intentos")
     consumed = shown_as("consumed_at", "usada")
