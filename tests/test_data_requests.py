@@ -3,9 +3,11 @@ answers it once in the back office, and the member reads the answer (docs/securi
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 import pytest
+from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
@@ -121,7 +123,7 @@ def test_the_text_a_member_writes_is_escaped(client, member):
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
 
 
-def test_the_officer_answers_once_and_the_member_reads_it(client, member):
+def test_the_officer_answers_once_and_the_member_reads_it(client, member, sms_outbox):
     client.post(PAGE, {"solicitud": "prueba"})
     filed = DataRequest.objects.get()
     operator = Client()
@@ -136,13 +138,19 @@ def test_the_officer_answers_once_and_the_member_reads_it(client, member):
 
     filed.refresh_from_db()
     assert (filed.status, filed.answer, filed.answered_by) == ("respondida", answer, user.username)
+    # Told where to read it, on each channel; the answer itself (personal data) stays in the office.
+    told = [sms.body for sms in sms_outbox] + [f"{e.subject}\n{e.body}" for e in mail.outbox]
+    assert len(told) == bool(member.mobile) + bool(member.email) >= 1
+    # (GSM-7 has no "º": the SMS says "n.o".)
+    assert all(re.search(rf"n\.[ºo] {filed.pk}\b", text) and "Mis datos personales" in text for text in told)
+    assert not any("prueba de su autorización" in text for text in told)
     event = Event.objects.get(kind="operator_data_request_answered")
     assert event.data == {"operator": user.username, "number": filed.pk, "request_kind": "prueba"}
     # Answered is final: the page is read-only and a second answer changes nothing.
     assert 'name="answer"' not in operator.get(f"{ADMIN}{filed.pk}/change/").content.decode()
     operator.post(f"{ADMIN}{filed.pk}/change/", {"answer": "Otra respuesta distinta de la primera."})
     filed.refresh_from_db()
-    assert filed.answer == answer
+    assert filed.answer == answer and len(sms_outbox) + len(mail.outbox) == len(told)
     page = client.get(PAGE).content.decode()
     assert "Respondida" in page and answer in page
 

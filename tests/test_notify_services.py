@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -326,3 +327,31 @@ def test_inside_sms_texts_reused_the_same_text_is_rendered_once(monkeypatch):
     assert services.sms_text_render(template, {"what": pin}) == first
     services.sms_text_render(template, {"what": pin})
     assert renders == [template, template]  # outside the block, every call renders
+
+
+def test_every_sms_template_fits_one_segment_with_a_long_cooperative_name(settings):
+    """sms_text_render shortens the name to fit, and refuses a template that cannot: each template,
+    with the longest values its context takes, must fit (a new template is checked the day it lands)."""
+    from django.conf import settings as django_settings
+
+    from oficina.notify.services import SECURITY_CHANGES, sms_text_render
+
+    settings.COOPERATIVE_NAME = LONG_NAME
+    longest = {
+        "code": "123456",
+        "attempts": 10,
+        "what": max(SECURITY_CHANGES.values(), key=len),
+        "number": 9_999_999,
+        "first_access": True,
+    }
+    folders = [
+        *django_settings.TEMPLATES[0]["DIRS"],
+        *Path(django_settings.BASE_DIR).glob("oficina/*/templates"),
+    ]
+    templates = sorted(
+        path.name for folder in folders for path in (Path(folder) / "notify").glob("*_sms.txt")
+    )
+    assert {"data_request_answered_sms.txt", "operator_reset_help_sms.txt"} <= set(templates)
+    for name in templates:
+        text = sms_text_render(f"notify/{name}", longest)
+        assert gsm7_length(text) <= 160, name

@@ -15,6 +15,8 @@ from oficina.audit.services import event_record
 from oficina.consent.models import Consent, DataRequest, PolicyVersion
 from oficina.lib.client import client_ip, user_agent
 from oficina.members.models import Member
+from oficina.notify.models import OutboxMessage
+from oficina.notify.outbox import notice_queue, outbox_dispatch
 
 POLICY_TEXTS = Path(__file__).resolve().parent / "policy_texts"
 
@@ -162,7 +164,10 @@ def data_request_file(*, request: HttpRequest, member: Member, kind: str, detail
 def data_request_answer(
     *, request: HttpRequest, data_request: DataRequest, answer: str, operator: str
 ) -> bool:
-    """The data officer's answer: the request is answered once, audited. False when it already was."""
+    """The data officer's answer: the request is answered once, audited, and the member told on every
+    channel they have to read it in the office (the answer itself may hold personal data: it stays
+    there). False when it already was answered."""
+    notices: list[OutboxMessage] = []
     with transaction.atomic():
         answered = DataRequest.objects.filter(pk=data_request.pk, status=DataRequest.Status.RECEIVED).update(
             status=DataRequest.Status.ANSWERED,
@@ -179,4 +184,11 @@ def data_request_answer(
                 number=data_request.pk,
                 request_kind=data_request.kind,
             )
+            if data_request.member.mobile or data_request.member.email:
+                notices = notice_queue(
+                    member=data_request.member,
+                    template="data_request_answered",
+                    context={"number": data_request.pk},
+                )
+    outbox_dispatch(notices)
     return bool(answered)

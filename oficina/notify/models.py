@@ -57,4 +57,5 @@ class OutboxMessage(models.Model):
             "security_change": "Aviso de cambio de seguridad",
             "signin_after_failures": "Aviso de ingreso tras intentos fallidos",
             "contact_verify": "Código para confirmar contacto",
+            "data_request_answered": "Aviso de respuesta a una solicitud de datos",
         }.get(self.kind, self.kind)

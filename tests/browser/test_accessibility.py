@@ -258,6 +258,8 @@ def test_every_page_of_the_guide_reflows_at_320_css_pixels(live_app, new_context
     identify(page, base, document)
     enter_on_keypad(page, "825164")
     measure("Oficina", "/oficina/")
+    page.get_by_role("link", name="Mis datos personales").click()
+    measure("Mis datos personales", "/oficina/mis-datos/")
     assert not wide, f"pages that scroll sideways at 320 CSS px (scrollWidth, innerWidth): {wide}"
 
 
