@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import number_format  # es-co: 200.000
 from django.views.decorators.http import require_POST
 
 from oficina.audit.models import Event
@@ -238,21 +239,17 @@ def events_csv(request: HttpRequest, *, events: Any, filters: str) -> HttpRespon
     _require(request, "audit.view_event")
     count = events.count()
     if count > settings.AUDIT_EXPORT_MAX_ROWS:
+        asked, most = (number_format(n, force_grouping=True) for n in (count, settings.AUDIT_EXPORT_MAX_ROWS))
         messages.error(
             request,
-            f"La exportación tendría {_thousands(count)} eventos y un archivo admite hasta "
-            f"{_thousands(settings.AUDIT_EXPORT_MAX_ROWS)}: filtra por fecha o por tipo de evento "
-            "y exporta por partes.",
+            f"La exportación tendría {asked} eventos y un archivo admite hasta {most}: filtra por fecha "
+            "o por tipo de evento y exporta por partes.",
         )
         return redirect(reverse("admin:audit_event_changelist") + (f"?{filters}" if "=" in filters else ""))
     services.operator_event("operator_audit_export", request=request, filters=filters[:300], rows=count)
     rows = (_event_row(event) for event in events.order_by("id").iterator(chunk_size=2000))
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     return csv_response(filename=f"eventos-{stamp}.csv", header=EVENT_CSV_HEADER, rows=rows)
-
-
-def _thousands(number: int) -> str:
-    return f"{number:,}".replace(",", ".")  # 200.000, as a Colombian reads it
 
 
 def audit_export(request: HttpRequest, *, model_admin: admin.ModelAdmin[Any]) -> HttpResponseBase:

@@ -116,17 +116,20 @@ DATA_REQUEST_FIELDS: tuple[str, ...] = (
 )
 
 
+ANSWER_MAX = DataRequest.ANSWER_MAX
+
+
 class DataRequestAnswerForm(forms.ModelForm):
     answer = forms.CharField(
         label="Respuesta al asociado",
-        widget=forms.Textarea(attrs={"rows": 6, "maxlength": 2000}),
-        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 6, "maxlength": ANSWER_MAX}),
+        max_length=ANSWER_MAX,
         min_length=10,
         help_text="El asociado la verá en la Oficina Virtual. Escríbela completa: no se puede cambiar luego.",
         error_messages={
             "required": "Escribe la respuesta.",
             "min_length": "Escribe una respuesta de al menos 10 caracteres.",
-            "max_length": "Escribe máximo 2000 caracteres.",
+            "max_length": f"Escribe máximo {ANSWER_MAX} caracteres.",
         },
     )
 

@@ -60,14 +60,16 @@ class DataRequest(models.Model):
 
     # Reclamos (art. 15): a correction, a revocation or a deletion; they need the facts described.
     CLAIMS = frozenset({Kind.UPDATE, Kind.REVOKE, Kind.DELETE})
+    DETAIL_MAX = 1000  # what the member may write (the office page says so)
+    ANSWER_MAX = 2000  # what the data officer may write (the back office form says so)
 
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="data_requests")
     kind = models.CharField("solicitud", max_length=12, choices=Kind.choices)
-    detail = models.TextField("descripción del asociado", max_length=1000, blank=True)
+    detail = models.TextField("descripción del asociado", max_length=DETAIL_MAX, blank=True)
     received_at = models.DateTimeField("recibida")
     due_on = models.DateField("responder a más tardar")
     status = models.CharField("estado", max_length=12, choices=Status.choices, default=Status.RECEIVED)
-    answer = models.TextField("respuesta", max_length=2000, blank=True)
+    answer = models.TextField("respuesta", max_length=ANSWER_MAX, blank=True)
     answered_at = models.DateTimeField("respondida", null=True, blank=True)
     answered_by = models.CharField("respondida por", max_length=150, blank=True)
 

@@ -184,11 +184,10 @@ def data_request_answer(
                 number=data_request.pk,
                 request_kind=data_request.kind,
             )
-            if data_request.member.mobile or data_request.member.email:
-                notices = notice_queue(
-                    member=data_request.member,
-                    template="data_request_answered",
-                    context={"number": data_request.pk},
-                )
+            notices = notice_queue(  # none for a member without mobile or e-mail
+                member=data_request.member,
+                template="data_request_answered",
+                context={"number": data_request.pk},
+            )
     outbox_dispatch(notices)
     return bool(answered)

@@ -86,7 +86,7 @@ def logout(request: HttpRequest) -> HttpResponse:
     return redirect("signin:identify")
 
 
-DETAIL_MAX = 1000
+DETAIL_MAX = DataRequest.DETAIL_MAX
 LONG_DATE = r"j \d\e F \d\e Y"  # 11 de diciembre de 2026
 
 
@@ -126,7 +126,6 @@ def data_requests(request: HttpRequest) -> HttpResponse:
     context = {
         "member": member,
         "kinds": DataRequest.Kind.choices,
-        "claims": sorted(DataRequest.CLAIMS),
         "errors": errors,
         "kind": kind,
         "detail": detail[: DETAIL_MAX + 200],
