@@ -309,7 +309,7 @@ TASKS_BACKEND = envchoice(
     },
     "immediate" if DEBUG or TESTING else "database",
 )
-TASKS = {"default": {"BACKEND": TASKS_BACKEND, "QUEUES": ["default", "outbox"]}}
+TASKS = {"default": {"BACKEND": TASKS_BACKEND, "QUEUES": ["default", "outbox", "imports"]}}
 OUTBOX_MAX_ATTEMPTS = envint("OUTBOX_MAX_ATTEMPTS", 6, minimum=1)
 OUTBOX_RETRY_BASE_SECONDS = envint("OUTBOX_RETRY_BASE_SECONDS", 10, minimum=1)
 # A worker that dies mid-send holds a message this long before the sweep hands it to another.

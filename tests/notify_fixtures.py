@@ -30,7 +30,7 @@ def database_tasks(settings: Any) -> None:
     """Delivery tasks kept as rows for the worker (django-tasks-db), as in production; django-tasks
     drops its cached backends when TASKS changes."""
     settings.TASKS = {
-        "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "outbox"]}
+        "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "outbox", "imports"]}
     }
 
 

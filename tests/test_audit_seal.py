@@ -611,3 +611,28 @@ def test_an_instance_still_on_the_previous_version_during_the_upgrade_leaves_the
     assert [event.seq for event in chain()] == [1, 2, 3, 4]
     assert Event.objects.get(pk=old.pk).seq == 3
     assert problems() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_outbox_workers_imports_loop_logs_an_unexpected_failure_and_goes_on(
+    monkeypatch, restore_signals, caplog
+):
+    """The imports run in a thread of their own (docs/security.md G21): one that died quietly would
+    leave every uploaded file queued for ever while deliveries went on."""
+    imports_rounds = []
+    real_run = outbox_worker._Loops.run
+
+    def run(self, name, worker) -> None:
+        if name == "imports":
+            imports_rounds.append(name)
+            if len(imports_rounds) == 1:
+                raise RuntimeError("unexpected")
+        real_run(self, name, worker)
+
+    monkeypatch.setattr(outbox_worker._Loops, "run", run)
+    monkeypatch.setattr(outbox_worker, "_backoff", lambda failures: 0.05)
+
+    call_command("outbox_worker", "--interval", "0.05", "--max-seconds", "0.5")
+
+    assert len(imports_rounds) >= 2
+    assert "the imports' loop failed" in caplog.text

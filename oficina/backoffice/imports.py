@@ -2,8 +2,9 @@
 
 The upload view stores the file in a MemberImport row and enqueues `import_members_task`; the status
 page refreshes itself (a <meta http-equiv="refresh">, no script) until the task has written the
-report. With the database task backend the import runs in `manage.py db_worker`, so a big file does
-not outlive the web worker's timeout; with the immediate backend (demo, tests) it runs inline.
+report. With the database task backend the import runs in `manage.py outbox_worker` (queue "imports",
+its own thread, so deliveries go on meanwhile), and a big file does not outlive the web worker's
+timeout; with the immediate backend (demo, tests) it runs inline.
 Progress is the number of lines read so far, kept in the cache (shared through Redis in production):
 the importer writes every batch as it reads, so lines read is how far the import has got.
 """

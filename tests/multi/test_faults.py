@@ -154,3 +154,63 @@ def test_a_stop_signal_mid_send_finishes_that_message_and_then_stops_the_worker(
     finally:
         worker.kill()
     assert OutboxMessage.objects.get(pk=message.pk).status == Status.SENT
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_delivers_messages_while_an_uploaded_import_runs_and_a_stop_waits_for_the_import(
+    settings, database_tasks, sms_gateway
+):
+    """docs/security.md G21: an uploaded import is one task of tens of seconds; run in the delivery loop
+    it held every temporary code and notice until it ended. Here the import is held up on a row lock
+    the test keeps, and a notice queued meanwhile must still go out. A stop signal then lets the import
+    in hand finish before the worker exits."""
+    import psycopg
+
+    from oficina.backoffice.models import MemberImport
+    from oficina.backoffice.tasks import import_members_task
+
+    changed = make_member(document="52000001", mobile="+573001110001")
+    waiting = make_member(document="52000002", mobile="+573002220002")
+    job = MemberImport.objects.create(
+        file_name="asociados.csv",
+        content=b"documento,nombre,celular,correo\n52000001,Ana Gomez,+573009990001,\n",
+        total_lines=2,
+    )
+    import_members_task.enqueue(job.pk)
+
+    with psycopg.connect(suite_database_url(settings), autocommit=False) as holder:
+        holder.execute("SELECT 1 FROM members_member WHERE id = %s FOR UPDATE", [changed.pk])
+        worker = start_worker(worker_env(settings, sms_gateway.url("/send")))
+        try:
+            # The import has started and waits for the member's row.
+            assert wait_for(
+                lambda: (
+                    MemberImport.objects.get(pk=job.pk).status == MemberImport.Status.RUNNING
+                    and blocked_on_a_lock(holder)
+                )
+            )
+            notice = message_queue(member=waiting, channel="sms", template="pin_changed", context={})
+            outbox_dispatch([notice])
+            assert wait_for(lambda: OutboxMessage.objects.get(pk=notice.pk).status == Status.SENT, timeout=15)
+            assert MemberImport.objects.get(pk=job.pk).status == MemberImport.Status.RUNNING
+
+            worker.terminate()  # the import in hand finishes first
+            time.sleep(0.5)
+            assert worker.poll() is None
+            holder.rollback()  # the row lock goes: the import goes on and commits
+            assert worker.wait(timeout=20) == 0
+        finally:
+            worker.kill()
+    job.refresh_from_db()
+    changed.refresh_from_db()
+    assert (job.status, job.updated) == (MemberImport.Status.DONE, 1)
+    assert changed.mobile == "+573009990001"
+
+
+def blocked_on_a_lock(holder) -> bool:
+    """Whether some other session waits for a lock (the import's UPDATE of the row `holder` locked)."""
+    row = holder.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    ).fetchone()
+    return bool(row and row[0])
