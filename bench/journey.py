@@ -292,6 +292,21 @@ class Server:
                 count, cpu = count + int(fields[0]), cpu + float(fields[1])
         return count, cpu
 
+    def most_verifies_at_once(self, since: float) -> int:
+        """The most verifies that ran at the same instant in all the workers, among those that ended
+        after `since` (time.monotonic) (bench/wsgi_measured.py's spans)."""
+        edges: list[tuple[float, int]] = []
+        for path in self.workdir.glob("spans-*"):
+            for line in path.read_text().splitlines():
+                fields = line.split()
+                if len(fields) == 2 and float(fields[1]) >= since:
+                    edges += [(float(fields[0]), 1), (float(fields[1]), -1)]
+        running = most = 0
+        for _, step in sorted(edges):  # at a tie the end (-1) sorts first: touching spans do not overlap
+            running += step
+            most = max(most, running)
+        return most
+
     def sealer_cpu_seconds(self) -> float:
         """The audit sealer's CPU: work each sign-in causes, done beside the request (AUDIT_SEAL=deferred)."""
         st = _stat(self.sealer.pid) if self.sealer else None
@@ -325,10 +340,15 @@ def _free_port() -> int:
 
 
 def server_start(
-    db: str, workers: int, extra_env: dict[str, str], settings_module: str | None, unix: bool
+    db: str, workers: int | None, extra_env: dict[str, str], settings_module: str | None, unix: bool
 ) -> Server:
+    """gunicorn as in production; `workers` None leaves gunicorn.conf.py's default (one per core)."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-gunicorn-"))
-    env = production_env(db, STATIC_ROOT=str(workdir / "static"), GUNICORN_WORKERS=str(workers), **extra_env)
+    if workers:
+        extra_env = {**extra_env, "GUNICORN_WORKERS": str(workers)}
+    else:
+        workers = os.cpu_count() or 1
+    env = production_env(db, STATIC_ROOT=str(workdir / "static"), **extra_env)
     # The bench's WSGI module wraps the app to count verify CPU in the server (bench/wsgi_measured.py).
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(Path(__file__).resolve().parents[1])])
     env["BENCH_VERIFY_DIR"] = str(workdir)
@@ -603,7 +623,12 @@ def main() -> None:
     parser.add_argument(
         "--phase", action="append", required=True, help="sat:CLIENTS:SECONDS, rate:R[%%]:SECONDS"
     )
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="gunicorn workers (default: gunicorn.conf.py's, one per core)",
+    )
     parser.add_argument("--verify-ms", type=float, default=0.0, help="one verify's CPU ms (bench/hash.py)")
     parser.add_argument(
         "--warmup", type=float, default=5.0, help="seconds of closed-loop warm-up, not counted"
@@ -666,6 +691,11 @@ def main() -> None:
                 tuple(b - a for a, b in zip(v0, server.verify_totals(), strict=True)),  # type: ignore[arg-type]
             )
             out.update(memory_summary(server, t0))
+            out["most_verifies_at_once"] = server.most_verifies_at_once(t0)
+            print(
+                f"   verifies at once in all workers: at most {out['most_verifies_at_once']} "
+                f"({len(server.workers())} workers x {extra.get('GUNICORN_THREADS', '1')} thread(s))"
+            )
             out.update(members=args.members, workers=args.workers, src=str(ROOT), limit_now=limit)
             mem = out
             print(

@@ -95,3 +95,18 @@ def test_the_import_bench_changes_the_mobile_of_the_share_asked_and_nothing_else
         assert old_cells[2] != new_cells[2] and new_cells[2].startswith("+57 320 ")
         assert [old_cells[i] for i in (0, 1, 3)] == [new_cells[i] for i in (0, 1, 3)]
     assert len({new.split(",")[2] for _, new in differing}) == 10
+
+
+def test_the_journey_bench_counts_the_verifies_that_ran_at_once_in_all_workers(tmp_path):
+    from bench.journey import Server
+
+    # Two workers' spans (start end, time.monotonic): 1-3 and 2-4 overlap, 4-5 only touches 2-4.
+    (tmp_path / "spans-101").write_text("1.0 3.0\n4.0 5.0\n")
+    (tmp_path / "spans-102").write_text("2.0 4.0\n10.0 11.0\n")
+    (tmp_path / "spans-103").write_text("10.5 12.0\n")
+    server = Server(process=None, target="unused", workdir=tmp_path)  # type: ignore[arg-type]
+
+    assert server.most_verifies_at_once(since=0.0) == 2
+    assert server.most_verifies_at_once(since=4.5) == 2  # only what ended after 4.5: 4-5, 10-11, 10.5-12
+    assert server.most_verifies_at_once(since=11.5) == 1
+    assert server.most_verifies_at_once(since=20.0) == 0
