@@ -87,8 +87,74 @@ def test_a_member_signing_in_never_touches_the_chain_head(client):
 
     audit = [q["sql"].upper() for q in queries if "AUDIT_" in q["sql"].upper()]
     assert len(audit) >= 2  # image_shown and signin_ok at least
-    assert all(sql.startswith("INSERT INTO") and "AUDIT_EVENT" in sql for sql in audit), audit
+    # Plain INSERTs; on PostgreSQL the sign-in's UPDATE rides in front of its event (event_record_with).
+    assert all(sql.startswith(("INSERT INTO", "WITH CHANGED AS (UPDATE")) for sql in audit), audit
+    assert all('INSERT INTO "AUDIT_EVENT"' in sql for sql in audit), audit
+    assert not any("CHAINHEAD" in sql or "FOR UPDATE" in sql for sql in audit), audit
     assert Event.objects.filter(seq__isnull=True).count() == len(audit)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@deferred
+def test_on_postgresql_the_sign_in_and_its_event_are_one_statement(client):
+    member = make_member(returning=True)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert sign_in(client, member.document, DEFAULT_PIN).url == "/oficina/"
+
+    signed = [q["sql"] for q in queries if "SET previous_login_at" in q["sql"]]
+    assert len(signed) == 1 and signed[0].startswith("WITH changed AS (UPDATE"), signed
+    event = Event.objects.get(kind="signin_ok")
+    member.refresh_from_db()
+    assert event.member_id == member.pk and member.last_login_at is not None and member.session_digest
+
+
+REFUSE_SIGNIN_EVENTS = {
+    "postgresql": [
+        "CREATE FUNCTION test_refuse_signin_ok() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.kind = 'signin_ok' THEN RAISE EXCEPTION 'audit unavailable'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER test_refuse_signin_ok BEFORE INSERT ON audit_event "
+        "FOR EACH ROW EXECUTE FUNCTION test_refuse_signin_ok()",
+    ],
+    "sqlite": [
+        "CREATE TRIGGER test_refuse_signin_ok BEFORE INSERT ON audit_event "
+        "WHEN NEW.kind = 'signin_ok' BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END",
+    ],
+}
+ALLOW_SIGNIN_EVENTS = {
+    "postgresql": [
+        "DROP TRIGGER IF EXISTS test_refuse_signin_ok ON audit_event",
+        "DROP FUNCTION IF EXISTS test_refuse_signin_ok()",
+    ],
+    "sqlite": ["DROP TRIGGER IF EXISTS test_refuse_signin_ok"],
+}
+
+
+@pytest.mark.django_db(transaction=True)
+@deferred
+def test_a_sign_in_whose_audit_event_cannot_be_written_changes_nothing(settings):
+    """The sign-in's UPDATE (last sign-in, the live session's digest) and its signin_ok event are
+    written together or not at all: there is no signed-in member the audit trail does not show."""
+    member = make_member(returning=True)
+    before = (member.last_login_at, member.previous_login_at, member.session_digest)
+    browser = Client(raise_request_exception=False)
+    with connection.cursor() as cursor:
+        for sql in REFUSE_SIGNIN_EVENTS[connection.vendor]:
+            cursor.execute(sql)
+    try:
+        failed = sign_in(browser, member.document, DEFAULT_PIN)
+    finally:
+        with connection.cursor() as cursor:
+            for sql in ALLOW_SIGNIN_EVENTS[connection.vendor]:
+                cursor.execute(sql)
+
+    assert failed.status_code == 500
+    member.refresh_from_db()
+    assert (member.last_login_at, member.previous_login_at, member.session_digest) == before
+    assert not Event.objects.filter(kind="signin_ok").exists()
+    assert browser.get("/oficina/").status_code == 302  # not signed in
+    assert sign_in(browser, member.document, DEFAULT_PIN).url == "/oficina/"  # and nothing stuck
 
 
 @pytest.mark.django_db

@@ -4,7 +4,7 @@ verify it (operators)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,6 +46,42 @@ def event_record(
     `data` holds only non-secret facts (reason, channel, version). The sealer chains it later."""
     event = event_build(kind, request=request, member=member, document=document, **data)
     _insert(event)
+    _seal_on_commit()
+    return event
+
+
+def event_record_with(
+    statement: str,
+    params: Sequence[Any],
+    kind: str,
+    *,
+    request: HttpRequest | None = None,
+    member: Member | None = None,
+    document: str = "",
+    **data: Any,
+) -> Event:
+    """Runs `statement` (a plain UPDATE without RETURNING) and appends its event, both or neither.
+
+    On PostgreSQL they are one statement, the UPDATE as a data-modifying WITH, which PostgreSQL runs
+    once whether or not the INSERT reads it: atomic without a transaction's BEGIN and COMMIT, and one
+    round trip instead of two (the sign-in's UPDATE and its signin_ok event). Elsewhere, the two
+    statements in one transaction."""
+    event = event_build(kind, request=request, member=member, document=document, **data)
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(statement, params)
+            _insert(event)
+        _seal_on_commit()
+        return event
+    sql, fields, _ = _insert_statement(connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH changed AS ({statement}) {sql} RETURNING id", [*params, *_values(event, fields)]
+        )
+        event.pk = cursor.fetchone()[0]
+    event._state.adding = False
+    event._state.db = connection.alias
     _seal_on_commit()
     return event
 

@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from oficina.audit.services import document_hmac, event_record
+from oficina.audit.services import document_hmac, event_record, event_record_with
 from oficina.members.models import Member, session_digest
 from oficina.notify.outbox import notice_queue, outbox_dispatch
 from oficina.signin.flows.identify import member_for_signin
@@ -175,8 +175,14 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> None:
         f"UPDATE {table} SET previous_login_at = last_login_at, last_login_at = %s, "  # noqa: S608
         "session_digest = %s, failed_pin_attempts = 0 WHERE id = %s"  # 0: a sign-in follows a right PIN
     )
-    _rows_written(sql, [now, session_digest(request.session.session_key), member.pk])
-    event_record("signin_ok", request=request, member=member)
+    # The sign-in and its audit event are written together or not at all (one statement on PostgreSQL).
+    event_record_with(
+        sql,
+        [now, session_digest(request.session.session_key), member.pk],
+        "signin_ok",
+        request=request,
+        member=member,
+    )
 
 
 def member_sign_out(*, request: HttpRequest, member: Member | None, reason: str = "logout") -> None:
