@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -110,44 +112,51 @@ def test_on_postgresql_the_sign_in_and_its_event_are_one_statement(client):
     assert event.member_id == member.pk and member.last_login_at is not None and member.session_digest
 
 
-REFUSE_SIGNIN_EVENTS = {
-    "postgresql": [
-        "CREATE FUNCTION test_refuse_signin_ok() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        "IF NEW.kind = 'signin_ok' THEN RAISE EXCEPTION 'audit unavailable'; END IF; RETURN NEW; END $$",
-        "CREATE TRIGGER test_refuse_signin_ok BEFORE INSERT ON audit_event "
-        "FOR EACH ROW EXECUTE FUNCTION test_refuse_signin_ok()",
-    ],
-    "sqlite": [
-        "CREATE TRIGGER test_refuse_signin_ok BEFORE INSERT ON audit_event "
-        "WHEN NEW.kind = 'signin_ok' BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END",
-    ],
-}
-ALLOW_SIGNIN_EVENTS = {
-    "postgresql": [
-        "DROP TRIGGER IF EXISTS test_refuse_signin_ok ON audit_event",
-        "DROP FUNCTION IF EXISTS test_refuse_signin_ok()",
-    ],
-    "sqlite": ["DROP TRIGGER IF EXISTS test_refuse_signin_ok"],
-}
+@contextmanager
+def events_refused(kind: str) -> Iterator[None]:
+    """The database refuses to store events of `kind` (a trigger), as a full disk or a fault between two
+    statements would: what must be written with such an event must then not be written either."""
+    refuse = {
+        "postgresql": [
+            "CREATE FUNCTION test_refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.kind = '{kind}' THEN RAISE EXCEPTION 'audit unavailable'; END IF; RETURN NEW; END $$",
+            "CREATE TRIGGER test_refuse_event BEFORE INSERT ON audit_event "
+            "FOR EACH ROW EXECUTE FUNCTION test_refuse_event()",
+        ],
+        "sqlite": [
+            "CREATE TRIGGER test_refuse_event BEFORE INSERT ON audit_event "
+            f"WHEN NEW.kind = '{kind}' BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END",
+        ],
+    }
+    allow = {
+        "postgresql": [
+            "DROP TRIGGER IF EXISTS test_refuse_event ON audit_event",
+            "DROP FUNCTION IF EXISTS test_refuse_event()",
+        ],
+        "sqlite": ["DROP TRIGGER IF EXISTS test_refuse_event"],
+    }
+    with connection.cursor() as cursor:
+        for sql in refuse[connection.vendor]:
+            cursor.execute(sql)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for sql in allow[connection.vendor]:
+                cursor.execute(sql)
 
 
 @pytest.mark.django_db(transaction=True)
 @deferred
-def test_a_sign_in_whose_audit_event_cannot_be_written_changes_nothing(settings):
+def test_a_sign_in_whose_audit_event_cannot_be_written_changes_nothing():
     """The sign-in's UPDATE (last sign-in, the live session's digest) and its signin_ok event are
     written together or not at all: there is no signed-in member the audit trail does not show."""
     member = make_member(returning=True)
     before = (member.last_login_at, member.previous_login_at, member.session_digest)
     browser = Client(raise_request_exception=False)
-    with connection.cursor() as cursor:
-        for sql in REFUSE_SIGNIN_EVENTS[connection.vendor]:
-            cursor.execute(sql)
-    try:
+
+    with events_refused("signin_ok"):
         failed = sign_in(browser, member.document, DEFAULT_PIN)
-    finally:
-        with connection.cursor() as cursor:
-            for sql in ALLOW_SIGNIN_EVENTS[connection.vendor]:
-                cursor.execute(sql)
 
     assert failed.status_code == 500
     member.refresh_from_db()
@@ -155,6 +164,75 @@ def test_a_sign_in_whose_audit_event_cannot_be_written_changes_nothing(settings)
     assert not Event.objects.filter(kind="signin_ok").exists()
     assert browser.get("/oficina/").status_code == 302  # not signed in
     assert sign_in(browser, member.document, DEFAULT_PIN).url == "/oficina/"  # and nothing stuck
+
+
+@pytest.mark.django_db(transaction=True)
+@deferred
+def test_a_lock_whose_audit_event_cannot_be_written_is_not_written_either():
+    """The fifth wrong PIN's lock, its signin_failed and member_locked events and its notice go
+    together. The attempt itself was counted before the hash, in its own statement, and stays counted:
+    the next attempt is refused as a locked one, and "Olvidé mi clave" opens it as always."""
+    member = make_member(returning=True, failed_pin_attempts=4)
+    browser = Client(raise_request_exception=False)
+
+    with events_refused("member_locked"):
+        failed = sign_in(browser, member.document, "730519")
+
+    assert failed.status_code == 500
+    member.refresh_from_db()
+    assert member.locked_at is None and member.failed_pin_attempts == 5
+    assert not Event.objects.filter(kind__in=["signin_failed", "member_locked"]).exists()
+    from oficina.notify.models import OutboxMessage
+
+    assert not OutboxMessage.objects.filter(kind="access_locked").exists()
+
+    refused = sign_in(browser, member.document, DEFAULT_PIN)  # the right PIN, after the fifth failure
+    assert refused.status_code == 200 and "/oficina/" not in refused.get("Location", "")
+    assert Event.objects.filter(kind="signin_failed", data__reason="locked").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@deferred
+def test_a_self_block_whose_audit_event_cannot_be_written_is_not_written_either():
+    from tests.test_office import signed_in
+
+    member = make_member(returning=True)
+    browser = Client(raise_request_exception=False)
+    signed_in(browser, member)
+
+    with events_refused("self_blocked"):
+        failed = browser.post("/oficina/bloquear-mi-acceso/")
+
+    assert failed.status_code == 500
+    member.refresh_from_db()
+    assert member.locked_at is None and member.self_blocked_at is None
+    assert browser.post("/oficina/bloquear-mi-acceso/").url == "/"  # the member can simply try again
+    member.refresh_from_db()
+    assert member.locked_at is not None and Event.objects.filter(kind="self_blocked").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@deferred
+def test_a_temporary_code_whose_use_cannot_be_audited_is_not_spent(sms_outbox):
+    from tests.keypad import type_on_keypad
+    from tests.security import code_request, identify, last_sms_code
+
+    member = make_member()
+    browser = Client(raise_request_exception=False)
+    code_request(browser, member.document)
+    code = last_sms_code()
+
+    with events_refused("code_used"):
+        identify(browser, member.document)
+        failed = type_on_keypad(browser, "/clave/", code)
+
+    assert failed.status_code == 500
+    from oficina.signin.models import TemporaryCode
+
+    assert TemporaryCode.objects.get(member=member).consumed_at is None
+    identify(browser, member.document)
+    assert type_on_keypad(browser, "/clave/", code).url == "/nueva-clave/"  # still good, once
+    assert Event.objects.filter(kind="code_used").count() == 1
 
 
 @pytest.mark.django_db

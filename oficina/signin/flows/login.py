@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -105,22 +105,26 @@ def pin_verify(
                 )
             )
         return member
-    if claimed:
-        locked = _lock_if_due(target)
-    else:
-        _lock_check_twin(document)
-        locked = False
     reason = "unknown" if target == NOBODY else ("wrong_pin" if claimed else "locked")
-    event_record("signin_failed", request=request, member=member, document=document, reason=reason)
-    if locked and member is not None:
-        event_record("member_locked", request=request, member=member)
-        outbox_dispatch(
-            notice_queue(
+    notices = []
+    # A lock, its events and its notice together or not at all; an unknown cédula's twin goes through
+    # the same transaction, so both failures still cost the same statements.
+    with transaction.atomic():
+        if claimed:
+            locked = _lock_if_due(target)
+        else:
+            _lock_check_twin(document)
+            locked = False
+        event_record("signin_failed", request=request, member=member, document=document, reason=reason)
+        if locked and member is not None:
+            event_record("member_locked", request=request, member=member)
+            notices = notice_queue(
                 member=member,
                 template="access_locked",
                 context={"attempts": settings.PIN_MAX_FAILED_ATTEMPTS},
             )
-        )
+    if notices:
+        outbox_dispatch(notices)
     return None
 
 
@@ -187,14 +191,16 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> None:
 
 def member_sign_out(*, request: HttpRequest, member: Member | None, reason: str = "logout") -> None:
     request.session.flush()  # deletes the server-side session: the old cookie is worthless
-    if member is not None:
-        Member.objects.filter(pk=member.pk).update(session_digest="")
-    event_record(reason, request=request, member=member)
+    with transaction.atomic():  # the change and its event together
+        if member is not None:
+            Member.objects.filter(pk=member.pk).update(session_digest="")
+        event_record(reason, request=request, member=member)
 
 
 def member_self_block(*, request: HttpRequest, member: Member) -> None:
     """ "Bloquear mi acceso": the PIN stops working at once; only "Olvidé mi clave" opens it again."""
     now = timezone.now()
-    Member.objects.filter(pk=member.pk).update(locked_at=now, self_blocked_at=now)
-    event_record("self_blocked", request=request, member=member)
+    with transaction.atomic():  # the block and its event together
+        Member.objects.filter(pk=member.pk).update(locked_at=now, self_blocked_at=now)
+        event_record("self_blocked", request=request, member=member)
     member_sign_out(request=request, member=member, reason="logout")

@@ -143,15 +143,17 @@ def code_verify(*, request: HttpRequest, document: str, flow_id: str, code: str)
     if not secret_check(code, live.code_hash):
         event_record("code_failed", request=request, member=member)
         return None
-    # Single use: of any number of parallel right answers, one UPDATE wins.
-    won = (
-        TemporaryCode.objects.filter(pk=live.pk, consumed_at__isnull=True, superseded_at__isnull=True).update(
-            consumed_at=timezone.now()
+    # Single use: of any number of parallel right answers, one UPDATE wins; it and its event together.
+    with transaction.atomic():
+        won = (
+            TemporaryCode.objects.filter(
+                pk=live.pk, consumed_at__isnull=True, superseded_at__isnull=True
+            ).update(consumed_at=timezone.now())
+            == 1
         )
-        == 1
-    )
+        if won:
+            event_record("code_used", request=request, member=member)
     if not won:
         event_record("code_replayed", request=request, member=member)
         return None
-    event_record("code_used", request=request, member=member)
     return member
