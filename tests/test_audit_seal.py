@@ -31,6 +31,7 @@ from django.utils import timezone
 from oficina.audit.management.commands import audit_seal as audit_seal_command
 from oficina.audit.models import AppendOnlyError, ChainHead, Event
 from oficina.audit.services import GENESIS, audit_seal, chain_counts, chain_verify, event_record
+from oficina.members.models import Member
 from oficina.notify.management.commands import outbox_worker
 from tests.factories import DEFAULT_PIN, make_member
 from tests.security import run_together, sign_in
@@ -79,15 +80,20 @@ def test_recording_an_event_is_one_insert_and_takes_no_lock():
     assert not ChainHead.objects.exists()
 
 
+def signing_in(client) -> tuple[Member, list[str]]:
+    """A returning member signs in; the member and the SQL statements of the whole journey."""
+    member = make_member(returning=True)
+    with CaptureQueriesContext(connection) as queries:
+        assert sign_in(client, member.document, DEFAULT_PIN).url == "/oficina/"
+    return member, [query["sql"] for query in queries]
+
+
 @pytest.mark.django_db
 @deferred
 def test_a_member_signing_in_never_touches_the_chain_head(client):
-    member = make_member(returning=True)
+    _, statements = signing_in(client)
 
-    with CaptureQueriesContext(connection) as queries:
-        assert sign_in(client, member.document, DEFAULT_PIN).url == "/oficina/"
-
-    audit = [q["sql"].upper() for q in queries if "AUDIT_" in q["sql"].upper()]
+    audit = [sql.upper() for sql in statements if "AUDIT_" in sql.upper()]
     assert len(audit) >= 2  # image_shown and signin_ok at least
     # Plain INSERTs; on PostgreSQL the sign-in's UPDATE rides in front of its event (event_record_with).
     assert all(sql.startswith(("INSERT INTO", "WITH CHANGED AS (UPDATE")) for sql in audit), audit
@@ -100,12 +106,9 @@ def test_a_member_signing_in_never_touches_the_chain_head(client):
 @pytest.mark.django_db
 @deferred
 def test_on_postgresql_the_sign_in_and_its_event_are_one_statement(client):
-    member = make_member(returning=True)
+    member, statements = signing_in(client)
 
-    with CaptureQueriesContext(connection) as queries:
-        assert sign_in(client, member.document, DEFAULT_PIN).url == "/oficina/"
-
-    signed = [q["sql"] for q in queries if "SET previous_login_at" in q["sql"]]
+    signed = [sql for sql in statements if "SET previous_login_at" in sql]
     assert len(signed) == 1 and signed[0].startswith("WITH changed AS (UPDATE"), signed
     event = Event.objects.get(kind="signin_ok")
     member.refresh_from_db()
