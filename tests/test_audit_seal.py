@@ -33,6 +33,7 @@ from oficina.audit.models import AppendOnlyError, ChainHead, Event
 from oficina.audit.services import GENESIS, audit_seal, chain_counts, chain_verify, event_record
 from oficina.members.models import Member
 from oficina.notify.management.commands import outbox_worker
+from oficina.notify.models import OutboxMessage
 from tests.factories import DEFAULT_PIN, make_member
 from tests.security import run_together, sign_in
 from tests.test_backoffice import signed_in_operator
@@ -174,7 +175,8 @@ def test_a_sign_in_whose_audit_event_cannot_be_written_changes_nothing():
 def test_a_lock_whose_audit_event_cannot_be_written_is_not_written_either():
     """The fifth wrong PIN's lock, its signin_failed and member_locked events and its notice go
     together. The attempt itself was counted before the hash, in its own statement, and stays counted:
-    the next attempt is refused as a locked one, and "Olvidé mi clave" opens it as always."""
+    the next attempt is refused, and writes the lock (its events, its notice) that the fault left out,
+    so the back office does not show the member as active."""
     member = make_member(returning=True, failed_pin_attempts=4)
     browser = Client(raise_request_exception=False)
 
@@ -185,13 +187,21 @@ def test_a_lock_whose_audit_event_cannot_be_written_is_not_written_either():
     member.refresh_from_db()
     assert member.locked_at is None and member.failed_pin_attempts == 5
     assert not Event.objects.filter(kind__in=["signin_failed", "member_locked"]).exists()
-    from oficina.notify.models import OutboxMessage
-
     assert not OutboxMessage.objects.filter(kind="access_locked").exists()
 
     refused = sign_in(browser, member.document, DEFAULT_PIN)  # the right PIN, after the fifth failure
     assert refused.status_code == 200 and "/oficina/" not in refused.get("Location", "")
     assert Event.objects.filter(kind="signin_failed", data__reason="locked").count() == 1
+    member.refresh_from_db()
+    assert member.locked_at is not None
+    assert Event.objects.filter(kind="member_locked", member_id=member.pk).count() == 1
+    notices = OutboxMessage.objects.filter(kind="access_locked", member=member)
+    assert sorted(notices.values_list("channel", flat=True)) == ["email", "sms"]  # each channel once
+    from oficina.backoffice.selectors import AccessStatus, member_access_status
+
+    assert member_access_status(member) == AccessStatus.LOCKED
+    sign_in(browser, member.document, DEFAULT_PIN)  # a locked member's next attempt locks nothing again
+    assert Event.objects.filter(kind="member_locked").count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -110,7 +110,10 @@ def pin_verify(
     # A lock, its events and its notice together or not at all; an unknown cédula's twin goes through
     # the same transaction, so both failures still cost the same statements.
     with transaction.atomic():
-        if claimed:
+        if target != NOBODY:
+            # Also when the claim was refused: a process that died between a fifth attempt's claim
+            # and its lock (killed mid-hash, say) left the attempts at the maximum and no lock, which
+            # the back office would show as "Activo". This attempt writes the lock it missed.
             locked = _lock_if_due(target)
         else:
             _lock_check_twin(document)
