@@ -12,10 +12,13 @@ the importer writes every batch as it reads, so lines read is how far the import
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
+from django.db import DatabaseError, connection
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -23,6 +26,8 @@ from oficina.audit.services import event_record
 from oficina.backoffice.models import MemberImport
 from oficina.backoffice.services import operator_event
 from oficina.members.importer import members_import
+
+logger = logging.getLogger(__name__)
 
 MAX_ERRORS_KEPT = 1000
 PROGRESS_EVERY = 500
@@ -73,8 +78,69 @@ def _counted(lines: Iterable[str], import_id: int) -> Iterator[str]:
     cache.set(key, count, PROGRESS_SECONDS)
 
 
+# PostgreSQL advisory locks (this key space, the import's id): held by the connection running an import.
+RUNNING_LOCK_SPACE = 0x4F56  # "OV"
+
+
+def _advisory(function: str, import_id: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, %s)", [RUNNING_LOCK_SPACE, import_id])
+        row = cursor.fetchone()
+    return bool(row and row[0] is not False)
+
+
+@contextmanager
+def _held_while_running(import_id: int) -> Iterator[None]:
+    """On PostgreSQL, a lock on the import that this connection holds while it runs: if the process
+    dies (killed mid-import, the machine restarted), the lock goes with its connection and
+    member_imports_abandoned_close can tell the import will never end. Taken before the status says
+    "Importando", so a running import is never taken for an abandoned one."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    _advisory("pg_advisory_lock", import_id)
+    try:
+        yield
+    finally:
+        try:
+            _advisory("pg_advisory_unlock", import_id)
+        except DatabaseError:  # the connection is gone, and its lock with it
+            logger.warning("import %s: the running lock could not be released (connection lost)", import_id)
+
+
+def member_imports_abandoned_close() -> int:
+    """Imports left "Importando" by a process that died: their transaction rolled back (nothing was
+    imported) but their status would say "Importando" for ever, and the status page refresh for
+    ever. On PostgreSQL each is marked failed (its file erased, as after any failure) and audited;
+    returns how many. The worker's imports loop calls it between imports. SQLite: nothing to do
+    here (one process runs the demo's imports inline)."""
+    if connection.vendor != "postgresql":
+        return 0
+    closed = 0
+    running = MemberImport.objects.filter(status=MemberImport.Status.RUNNING)
+    for import_id in list(running.values_list("pk", flat=True)):
+        if not _advisory("pg_try_advisory_lock", import_id):
+            continue  # its importer is alive
+        try:
+            ended = MemberImport.objects.filter(pk=import_id, status=MemberImport.Status.RUNNING).update(
+                status=MemberImport.Status.FAILED, content=b"", finished_at=timezone.now()
+            )
+            if ended:
+                event_record("operator_import", import_id=import_id, failed=True, interrupted=True)
+                logger.warning("import %s was interrupted (its process died): marked failed", import_id)
+                closed += ended
+        finally:
+            _advisory("pg_advisory_unlock", import_id)
+    return closed
+
+
 def member_import_run(*, import_id: int) -> str:
     """The task's body: imports a queued file once, stores the report, erases the file, audits."""
+    with _held_while_running(import_id):
+        return _member_import_run(import_id)
+
+
+def _member_import_run(import_id: int) -> str:
     claimed = MemberImport.objects.filter(pk=import_id, status=MemberImport.Status.QUEUED).update(
         status=MemberImport.Status.RUNNING, started_at=timezone.now()
     )

@@ -214,3 +214,58 @@ def blocked_on_a_lock(holder) -> bool:
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
     ).fetchone()
     return bool(row and row[0])
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_import_whose_worker_was_killed_is_marked_failed_by_the_next_worker(
+    settings, database_tasks, sms_gateway
+):
+    """A worker killed mid-import rolls the import back, but its status said "Importando" for ever.
+    While its importer lives the import is left alone; once the process is dead, the next worker's
+    imports loop marks it failed and audits it."""
+    import psycopg
+
+    from oficina.audit.models import Event
+    from oficina.backoffice.imports import member_imports_abandoned_close
+    from oficina.backoffice.models import MemberImport
+    from oficina.backoffice.tasks import import_members_task
+
+    changed = make_member(document="52000011", mobile="+573001110011")
+    job = MemberImport.objects.create(
+        file_name="asociados.csv",
+        content=b"documento,nombre,celular,correo\n52000011,Ana Gomez,+573009990011,\n",
+        total_lines=2,
+    )
+    import_members_task.enqueue(job.pk)
+    env = worker_env(settings, sms_gateway.url("/send"))
+
+    with psycopg.connect(suite_database_url(settings), autocommit=False) as holder:
+        holder.execute("SELECT 1 FROM members_member WHERE id = %s FOR UPDATE", [changed.pk])
+        first = start_worker(env)
+        try:
+            assert wait_for(
+                lambda: (
+                    MemberImport.objects.get(pk=job.pk).status == MemberImport.Status.RUNNING
+                    and blocked_on_a_lock(holder)
+                )
+            )
+            assert member_imports_abandoned_close() == 0  # its importer is alive
+            first.kill()  # SIGKILL: no cleanup of its own
+            first.wait(timeout=10)
+        finally:
+            first.kill()
+        holder.rollback()  # the dead importer's statement goes on, fails to answer, and its session ends
+
+    second = start_worker(env)
+    try:
+        assert wait_for(lambda: MemberImport.objects.get(pk=job.pk).status == MemberImport.Status.FAILED)
+    finally:
+        second.terminate()
+        second.wait(timeout=15)
+    job.refresh_from_db()
+    changed.refresh_from_db()
+    assert job.content == b"" and job.finished_at is not None
+    assert changed.mobile == "+573001110011"  # the import rolled back: nothing half-imported
+    event = Event.objects.get(kind="operator_import")
+    assert event.data == {"import_id": job.pk, "failed": True, "interrupted": True}

@@ -25,6 +25,7 @@ from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import Worker
 
 from oficina.audit.services import audit_seal
+from oficina.backoffice.imports import member_imports_abandoned_close
 from oficina.lib.db import DATABASE_DOWN, database_outage_pause
 from oficina.notify.outbox import outbox_stop, outbox_sweep
 
@@ -133,6 +134,7 @@ class Command(BaseCommand):
             while loops.going_on():
                 try:
                     close_old_connections()
+                    member_imports_abandoned_close()  # those a dead process left "Importando"
                     loops.run("imports", _worker(IMPORT_QUEUES))
                     failures = 0
                 except DATABASE_DOWN as exc:
