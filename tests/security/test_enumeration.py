@@ -141,11 +141,12 @@ def mann_whitney_p(a: list[float], b: list[float]) -> float:
 
 
 # What the timing test must catch, and what it tolerates. A leak of ~1 ms (two UPDATEs on one side only)
-# is caught every time. In-process, 150 rounds also resolve the ~0.1 ms (0.5 %) a member's row costs
-# to read into a model against an empty result, which a bare two-sided test flagged about one run in
-# ten; over a network with millisecond jitter, and at 5 attempts per cédula in 5 minutes before the
-# rate limit, a difference below 0.3 ms cannot be told apart, so a side counts as slower only when it
-# is slower by more than that margin with one-sided p < 0.001.
+# is caught every time. In-process, 150 rounds also resolve the ~0.1 ms (0.5 %) more that a member's
+# wrong PIN costs (reading the member's row into a model explains ~20 µs of it), which a bare
+# two-sided test flagged about one run in ten; over a network with millisecond jitter, and at 5
+# attempts per cédula in 5 minutes before the rate limit, a difference below 0.3 ms cannot be told
+# apart, so a side counts as slower only when it is slower by more than that margin with one-sided
+# p < 0.001.
 LEAK_MARGIN_S = 0.0003
 Z_ONE_SIDED_P_0_001 = 3.09
 
