@@ -226,6 +226,10 @@ for _action, _spec in RATE_LIMITS.items():  # a typo stops the start, not every 
         raise ImproperlyConfigured(f"RATE_LIMIT_{_action.upper()}: {exc}") from None
 CODE_SENDS_PER_HOUR = envint("CODE_SENDS_PER_HOUR", 3, minimum=1)
 CODE_RESEND_SECONDS = envint("CODE_RESEND_SECONDS", 60, minimum=0)
+# A code request answers no sooner than this, whoever asked: a member's writes more than an unknown
+# cédula's, and the difference would tell who is a member (docs/security.md G8). Above the slowest
+# normal member's request (~25-50 ms with its hash); 0 in the test suite, whose timing test sets it.
+CODE_REQUEST_MIN_MS = envint("CODE_REQUEST_MIN_MS", 0 if TESTING else 120, minimum=0, maximum=5000)
 # At most this many Argon2 computations at once per process; excess waits, then is told to retry.
 HASH_CONCURRENCY = envint("HASH_CONCURRENCY", min(5, os.cpu_count() or 1), minimum=1)
 HASH_WAIT_SECONDS = envint("HASH_WAIT_SECONDS", 3, minimum=0)

@@ -255,3 +255,63 @@ def test_the_timing_check_catches_a_real_leak_of_a_millisecond(settings, monkeyp
     known, unknown = pin_timings(150)
 
     assert slower_side(known, unknown) == "member"
+
+
+def code_request_timings(rounds: int) -> tuple[list[float], list[float]]:
+    """The "Olvidé mi clave" channel POST (the code's issuance), a member's and an unknown cédula's,
+    interleaved in random order."""
+    member, stranger = persona("wrong_pin"), persona("unknown")
+    known: list[float] = []
+    unknown: list[float] = []
+    browsers = [(Client(), member, known), (Client(), stranger, unknown)]
+    for _ in range(rounds):
+        random.shuffle(browsers)
+        for browser, document, sample in browsers:
+            identify(browser, document)
+            browser.get("/olvide-mi-clave/")
+            started = time.perf_counter()
+            response = browser.post("/olvide-mi-clave/", {"canal": "sms", "action": "continuar"})
+            sample.append(time.perf_counter() - started)
+            assert response.status_code == 302
+    return known, unknown
+
+
+@pytest.fixture
+def code_requests_unlimited(settings):
+    settings.RATE_LIMITS = {}
+    settings.CODE_SENDS_PER_HOUR = 1_000_000
+    settings.CODE_RESEND_SECONDS = 0
+    # As in production: the delivery is a task row written by the request (tests/notify_fixtures.py).
+    settings.TASKS = {
+        "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "outbox", "imports"]}
+    }
+
+
+def test_a_code_request_takes_as_long_for_a_member_as_for_an_unknown_cedula(
+    settings, code_requests_unlimited
+):
+    """docs/security.md G8: a member's request writes a code, its message and their delivery task; an
+    unknown cédula's writes nothing. Both answer after CODE_REQUEST_MIN_MS (production: 120)."""
+    settings.CODE_REQUEST_MIN_MS = 120
+    code_request_timings(3)  # warm up
+
+    known, unknown = code_request_timings(40)
+
+    print(
+        f"code request timing: median known {statistics.median(known) * 1000:.2f} ms, "
+        f"unknown {statistics.median(unknown) * 1000:.2f} ms"
+    )
+    assert min(known + unknown) >= 0.120
+    assert slower_side(known, unknown) is None
+
+
+def test_without_the_floor_a_code_request_tells_a_member_from_an_unknown_cedula(
+    settings, code_requests_unlimited
+):
+    """Why the floor is there: the same measurement without it finds the member's side slower."""
+    settings.CODE_REQUEST_MIN_MS = 0
+    code_request_timings(3)
+
+    known, unknown = code_request_timings(40)
+
+    assert slower_side(known, unknown) == "member"
