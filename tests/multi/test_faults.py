@@ -168,28 +168,16 @@ def test_the_worker_delivers_messages_while_an_uploaded_import_runs_and_a_stop_w
     import psycopg
 
     from oficina.backoffice.models import MemberImport
-    from oficina.backoffice.tasks import import_members_task
 
     changed = make_member(document="52000001", mobile="+573001110001")
     waiting = make_member(document="52000002", mobile="+573002220002")
-    job = MemberImport.objects.create(
-        file_name="asociados.csv",
-        content=b"documento,nombre,celular,correo\n52000001,Ana Gomez,+573009990001,\n",
-        total_lines=2,
-    )
-    import_members_task.enqueue(job.pk)
+    job = import_queued(changed.document, "+573009990001")
 
     with psycopg.connect(suite_database_url(settings), autocommit=False) as holder:
         holder.execute("SELECT 1 FROM members_member WHERE id = %s FOR UPDATE", [changed.pk])
         worker = start_worker(worker_env(settings, sms_gateway.url("/send")))
         try:
-            # The import has started and waits for the member's row.
-            assert wait_for(
-                lambda: (
-                    MemberImport.objects.get(pk=job.pk).status == MemberImport.Status.RUNNING
-                    and blocked_on_a_lock(holder)
-                )
-            )
+            assert wait_for(lambda: import_waits_for_the_row(job, holder))
             notice = message_queue(member=waiting, channel="sms", template="pin_changed", context={})
             outbox_dispatch([notice])
             assert wait_for(lambda: OutboxMessage.objects.get(pk=notice.pk).status == Status.SENT, timeout=15)
@@ -206,6 +194,29 @@ def test_the_worker_delivers_messages_while_an_uploaded_import_runs_and_a_stop_w
     changed.refresh_from_db()
     assert (job.status, job.updated) == (MemberImport.Status.DONE, 1)
     assert changed.mobile == "+573009990001"
+
+
+def import_queued(document: str, mobile: str):
+    """An upload of one row giving `document` a new mobile, queued for the worker's imports loop."""
+    from oficina.backoffice.models import MemberImport
+    from oficina.backoffice.tasks import import_members_task
+
+    job = MemberImport.objects.create(
+        file_name="asociados.csv",
+        content=f"documento,nombre,celular,correo\n{document},Ana Gomez,{mobile},\n".encode(),
+        total_lines=2,
+    )
+    import_members_task.enqueue(job.pk)
+    return job
+
+
+def import_waits_for_the_row(job, holder) -> bool:
+    """The import has started and waits for the member's row `holder` keeps locked."""
+    from oficina.backoffice.models import MemberImport
+
+    return MemberImport.objects.get(pk=job.pk).status == MemberImport.Status.RUNNING and blocked_on_a_lock(
+        holder
+    )
 
 
 def blocked_on_a_lock(holder) -> bool:
@@ -229,27 +240,16 @@ def test_an_import_whose_worker_was_killed_is_marked_failed_by_the_next_worker(
     from oficina.audit.models import Event
     from oficina.backoffice.imports import member_imports_abandoned_close
     from oficina.backoffice.models import MemberImport
-    from oficina.backoffice.tasks import import_members_task
 
     changed = make_member(document="52000011", mobile="+573001110011")
-    job = MemberImport.objects.create(
-        file_name="asociados.csv",
-        content=b"documento,nombre,celular,correo\n52000011,Ana Gomez,+573009990011,\n",
-        total_lines=2,
-    )
-    import_members_task.enqueue(job.pk)
+    job = import_queued(changed.document, "+573009990011")
     env = worker_env(settings, sms_gateway.url("/send"))
 
     with psycopg.connect(suite_database_url(settings), autocommit=False) as holder:
         holder.execute("SELECT 1 FROM members_member WHERE id = %s FOR UPDATE", [changed.pk])
         first = start_worker(env)
         try:
-            assert wait_for(
-                lambda: (
-                    MemberImport.objects.get(pk=job.pk).status == MemberImport.Status.RUNNING
-                    and blocked_on_a_lock(holder)
-                )
-            )
+            assert wait_for(lambda: import_waits_for_the_row(job, holder))
             assert member_imports_abandoned_close() == 0  # its importer is alive
             first.kill()  # SIGKILL: no cleanup of its own
             first.wait(timeout=10)
