@@ -277,14 +277,11 @@ def code_request_timings(rounds: int) -> tuple[list[float], list[float]]:
 
 
 @pytest.fixture
-def code_requests_unlimited(settings):
+def code_requests_unlimited(settings, database_tasks):
+    """No sending limits; as in production, the delivery is a task row the request writes."""
     settings.RATE_LIMITS = {}
     settings.CODE_SENDS_PER_HOUR = 1_000_000
     settings.CODE_RESEND_SECONDS = 0
-    # As in production: the delivery is a task row written by the request (tests/notify_fixtures.py).
-    settings.TASKS = {
-        "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "outbox", "imports"]}
-    }
 
 
 def test_a_code_request_takes_as_long_for_a_member_as_for_an_unknown_cedula(
