@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
+import smtplib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,6 +16,7 @@ from unittest import mock
 
 import pytest
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
@@ -343,6 +346,35 @@ def test_an_unexpected_error_while_sending_is_retried_then_fails_instead_of_hang
     message.refresh_from_db()
     assert message.attempts == settings.OUTBOX_MAX_ATTEMPTS
     assert message.last_error.startswith("ImproperlyConfigured") and message.body
+
+
+class RefusingMailServer(BaseEmailBackend):
+    """An SMTP server that refuses the mailbox, quoting it back as mail servers do."""
+
+    code = 550
+
+    def send_messages(self, messages):
+        address = messages[0].to[0]
+        reply = f"5.1.1 <{address}>: Recipient address rejected: User unknown".encode()
+        raise smtplib.SMTPRecipientsRefused({address: (self.code, reply)})
+
+
+@pytest.mark.parametrize(("code", "status"), [(550, Status.FAILED), (450, Status.RETRYING)])
+def test_a_refused_mailbox_is_named_only_masked_in_the_outbox_and_the_log(settings, caplog, code, status):
+    """The outbox page shows operators a masked destination; the error it also shows (and the log)
+    must not name the full address the server quoted back."""
+    settings.EMAIL_BACKEND = f"{__name__}.RefusingMailServer"
+    RefusingMailServer.code = code
+    member = make_member(email="maria.fernanda@mail.com")
+    message = message_queue(member=member, channel="email", template="pin_changed", context={})
+
+    with caplog.at_level(logging.INFO):
+        assert outbox_deliver(message_id=message.pk) == status
+
+    message.refresh_from_db()
+    assert message.last_error.startswith(f"SMTPRecipientsRefused: {code} 5.1.1 <maria****@mail.com>")
+    assert "maria.fernanda" not in message.last_error
+    assert "maria.fernanda" not in caplog.text
 
 
 def test_e_mail_retries_keep_one_message_id(settings):

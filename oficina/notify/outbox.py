@@ -38,6 +38,7 @@ from oficina.notify.models import OutboxMessage
 from oficina.notify.services import (
     EMAIL,
     SMS,
+    delivery_error_text,
     email_message,
     email_render,
     sms_text_render,
@@ -265,7 +266,7 @@ def outbox_deliver(*, message_id: int) -> str:
         _transmit(message)
     except (SmsError, OSError) as exc:
         permanent = exc.permanent if isinstance(exc, SmsError) else smtp_is_permanent(exc)
-        return _failed_try(message, ours, error=f"{type(exc).__name__}: {exc}"[:300], permanent=permanent)
+        return _failed_try(message, ours, error=delivery_error_text(exc), permanent=permanent)
     except Exception as exc:
         # Not a fault we know (a misconfigured backend, a bug): counted like a transient one, so the
         # attempts still run out rather than the lease being taken again forever. Only the type is

@@ -6,6 +6,7 @@ Texts live in templates/notify/. Nothing here logs a message body: it may hold a
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
+from oficina.lib.masking import mask_email
 from oficina.members.models import Member
 from oficina.notify.gsm import GSM7_SEGMENT_LENGTH, gsm7_length, to_gsm7
 from oficina.notify.sms import SmsError, send_sms
@@ -176,9 +178,36 @@ def _email_send(*, member: Member, template: str, context: dict[str, Any]) -> No
     except OSError as exc:  # smtplib.SMTPException is an OSError, as are refused connections and timeouts
         permanent = smtp_is_permanent(exc)
         logger.warning(
-            "E-mail %s to member %s failed (permanent=%s): %r", template, member.pk, permanent, exc
+            "E-mail %s to member %s failed (permanent=%s): %s",
+            template,
+            member.pk,
+            permanent,
+            delivery_error_text(exc),
         )
         raise _delivery_error(EMAIL, permanent=permanent) from exc
+
+
+# An e-mail address inside a server's reply ("550 5.1.1 <maria@mail.com>: Recipient address rejected").
+_ADDRESS = re.compile(r"[^\s<>()\[\]{}'\",;:]+@[^\s<>()\[\]{}'\",;:]+")
+
+
+def delivery_error_text(exc: Exception) -> str:
+    """What the outbox keeps of a failed send (its "último error", shown to operators) and what the
+    log says: the error's type and the server's reply, every e-mail address in it masked as the
+    outbox page shows the destination. A refused mailbox's exception holds the full address twice
+    (its key and the reply that quotes it)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        detail = "; ".join(f"{code} {_reply_text(reply)}" for code, reply in exc.recipients.values())
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        detail = f"{exc.smtp_code} {_reply_text(exc.smtp_error)}"
+    else:
+        detail = str(exc)
+    text = f"{type(exc).__name__}: {detail}"
+    return _ADDRESS.sub(lambda match: mask_email(match.group()), text)[:300]
+
+
+def _reply_text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
 
 
 def smtp_is_permanent(exc: OSError) -> bool:
