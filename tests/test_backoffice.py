@@ -162,3 +162,83 @@ def test_staff_create_refuses_a_weak_password(monkeypatch):
         call_command("staff_create", "cajero", "--password-stdin", stdout=io.StringIO())
     assert not get_user_model().objects.filter(username="cajero").exists()
     assert not TOTPDevice.objects.exists()
+
+
+def test_changes_to_who_may_operate_are_events_of_the_audit_chain(client):
+    """A superuser who makes an operator a superuser, gives a group more permissions, resets an
+    operator's password or deletes their TOTP device leaves a trace in the hash chain, not only in
+    Django's admin log (an ordinary table, whose entries go when their user is deleted)."""
+    from django.contrib.auth.models import Group, Permission
+
+    from oficina.audit.models import Event
+    from oficina.backoffice.management.commands.staff_create import operators_group
+
+    signed_in_operator(client, "jefa")
+    cajero, device = make_operator("cajero", superuser=False)
+    group = operators_group()
+    new_password = "otra-clave-larga-de-cajero-2026"
+
+    responses = [
+        client.post(
+            f"/operadores/auth/user/{cajero.pk}/change/",
+            {
+                "username": "cajero",
+                "is_active": "on",
+                "is_staff": "on",
+                "is_superuser": "on",
+                "groups": [group.pk],
+                "date_joined_0": "2026-01-01",
+                "date_joined_1": "08:00:00",
+            },
+        ),
+        client.post(
+            f"/operadores/auth/user/{cajero.pk}/password/",
+            {"password1": new_password, "password2": new_password, "usable_password": "true"},
+        ),
+        client.post(
+            f"/operadores/auth/group/{group.pk}/change/",
+            {
+                "name": group.name,
+                "permissions": [
+                    *group.permissions.values_list("pk", flat=True),
+                    Permission.objects.get(codename="change_user").pk,
+                ],
+            },
+        ),
+        client.post(f"/operadores/otp_totp/totpdevice/{device.pk}/delete/", {"post": "yes"}),
+    ]
+
+    assert [response.status_code for response in responses] == [302, 302, 302, 302]
+    cajero.refresh_from_db()
+    assert cajero.is_superuser and cajero.check_password(new_password)
+    assert not TOTPDevice.objects.filter(user=cajero).exists()
+    events = [event.data for event in Event.objects.filter(kind="operator_staff_changed").order_by("id")]
+    assert [(data["model"], data["action"], data["object_id"]) for data in events] == [
+        ("auth.user", "changed", str(cajero.pk)),
+        ("auth.user", "changed", str(cajero.pk)),
+        ("auth.group", "changed", str(group.pk)),
+        ("otp_totp.totpdevice", "deleted", str(device.pk)),
+    ]
+    assert all(data["operator"] == "jefa" for data in events)
+    assert {"Superuser status", "Groups"} <= set(events[0]["fields"])  # labels, never values
+    assert Group.objects.get(pk=group.pk).permissions.filter(codename="change_user").exists()
+    assert new_password not in str(events) and cajero.password not in str(events)
+
+
+def test_an_operator_created_by_staff_create_is_an_event_of_the_audit_chain(monkeypatch):
+    from oficina.audit.models import Event
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    call_command("staff_create", "cajero", "--password-stdin", stdout=io.StringIO())
+
+    user = get_user_model().objects.get(username="cajero")
+    (event,) = Event.objects.filter(kind="operator_staff_changed")
+    assert event.data == {
+        "operator": "manage.py staff_create",
+        "model": "auth.user",
+        "object_id": str(user.pk),
+        "object": "cajero",
+        "action": "added",
+        "fields": ["Operadores", "TOTP"],
+    }
+    assert PASSWORD not in str(event.data)

@@ -1,14 +1,82 @@
-"""The import history, and the operators' TOTP devices shown without their secrets."""
+"""The import history, the operators' TOTP devices shown without their secrets, and every change to
+who may operate (users, groups, devices) recorded in the audit chain."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from oficina.backoffice.models import MemberImport
+from oficina.backoffice.services import operator_event
+
+
+class StaffChangesAudited(admin.ModelAdmin):
+    """Who may operate is changed here, by superusers: a user made staff or superuser, a password
+    set, a group's permissions, a TOTP device deleted. Each change is also an
+    `operator_staff_changed` event of the audit chain (who, which model and object, added, changed
+    or deleted, and the names of the fields changed; never a value: no password hash, no device
+    key). Django's own admin log is an ordinary table, and deleting a user deletes their entries."""
+
+    def log_addition(self, request: HttpRequest, obj: Model, message: Any) -> Any:
+        entry = super().log_addition(request, obj, message)
+        _staff_change_record(request, obj, "added", message)
+        return entry
+
+    def log_change(self, request: HttpRequest, obj: Model, message: Any) -> Any:
+        entry = super().log_change(request, obj, message)
+        _staff_change_record(request, obj, "changed", message)
+        return entry
+
+    def log_deletions(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        for obj in queryset:  # before the deletion (the delete view passes a list of one)
+            _staff_change_record(request, obj, "deleted", None)
+        return super().log_deletions(request, queryset)
+
+
+def _staff_change_record(request: HttpRequest, obj: Model, action: str, message: Any) -> None:
+    operator_event(
+        "operator_staff_changed",
+        request=request,
+        model=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        object=str(obj)[:150],
+        action=action,
+        fields=_changed_fields(message),
+    )
+
+
+def _changed_fields(message: Any) -> list[str]:
+    """The labels of the fields a change message (ModelAdmin.construct_change_message) names."""
+    if not isinstance(message, list):
+        return []
+    names = {
+        str(name)
+        for item in message
+        if isinstance(item, dict)
+        for change in item.values()
+        if isinstance(change, dict)
+        for name in change.get("fields", [])
+    }
+    return sorted(names)
+
+
+# django.contrib.auth registered these on the operators' site first; here they are audited too.
+for _model, _model_admin in ((get_user_model(), UserAdmin), (Group, GroupAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(
+        _model,
+        type(_model_admin.__name__, (StaffChangesAudited, _model_admin), {"__module__": __name__}),
+    )
 
 IMPORT_FIELDS: tuple[str, ...] = (
     "file_name",
@@ -77,7 +145,7 @@ DEVICE_FIELDS: tuple[str, ...] = (
 
 
 @admin.register(TOTPDevice)
-class TOTPDeviceAdmin(admin.ModelAdmin):
+class TOTPDeviceAdmin(StaffChangesAudited):
     list_display = ["user", "name", "confirmed", "created_at", "last_used_at"]
     list_select_related = ["user"]
     fields = DEVICE_FIELDS

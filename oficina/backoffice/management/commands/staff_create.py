@@ -17,7 +17,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from oficina.audit.services import event_record
+
 OPERATORS_GROUP = "Operadores"
+ACTOR = "manage.py staff_create"  # who created the operator, in the audit event
 # What a counter operator may do; publishing a policy version and managing staff stay with superusers.
 OPERATOR_PERMISSIONS = [
     ("members", "view_member"),
@@ -80,6 +83,16 @@ class Command(BaseCommand):
             if not superuser:
                 user.groups.add(operators_group())
             device = TOTPDevice.objects.create(user=user, name="Aplicación de autenticación", confirmed=True)
+            # As a superuser's change in the back office (backoffice/admin.py StaffChangesAudited).
+            event_record(
+                "operator_staff_changed",
+                operator=ACTOR,
+                model=user._meta.label_lower,
+                object_id=str(user.pk),
+                object=username,
+                action="added",
+                fields=["Superusuario" if superuser else OPERATORS_GROUP, "TOTP"],
+            )
         issuer = settings.COOPERATIVE_NAME
         uri = device.config_url
         self.stdout.write(self.style.SUCCESS(f"Operador {username!r} creado ({issuer})."))
