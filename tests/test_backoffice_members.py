@@ -42,14 +42,18 @@ def member_signs_in(member: Member, pin: str = DEFAULT_PIN):
     return type_on_keypad(browser, "/clave/", pin)
 
 
-HIDDEN_RE = re.compile(r'<input type="hidden" name="(consents-[^"]+)"(?: value="([^"]*)")?')
+HIDDEN_RE = re.compile(r'<input type="hidden" name="([^"]+)"(?: value="([^"]*)")?')
+
+
+def contact_page_hidden_fields(client: Client, member: Member) -> dict[str, str]:
+    """The hidden fields of the member page as the browser got it (the inline's, the form's own)."""
+    page = client.get(change_url(member)).content.decode()
+    return {name: value for name, value in HIDDEN_RE.findall(page)}
 
 
 def save_contact(client: Client, member: Member, **fields: str):
-    """Posts the member page as the browser does: the contact fields plus the hidden inline fields."""
-    page = client.get(change_url(member)).content.decode()
-    hidden = {name: value for name, value in HIDDEN_RE.findall(page)}
-    return client.post(change_url(member), {**hidden, **fields})
+    """Posts the member page as the browser does: the contact fields plus the hidden fields."""
+    return client.post(change_url(member), {**contact_page_hidden_fields(client, member), **fields})
 
 
 def last_event(kind: str) -> Event:
@@ -217,6 +221,27 @@ def test_contact_data_is_validated_normalised_audited_and_the_old_channels_told(
     assert "datos de contacto" in sms_outbox[0].body
 
 
+def test_saving_the_page_does_not_undo_a_contact_change_made_while_it_was_open(client, operator, sms_outbox):
+    """The member proved a new mobile in the office (or an import brought one) after the operator
+    opened the page; saving the page as it was shown would put the old number back as the
+    recovery channel, unseen by the operator."""
+    member = make_member(returning=True, mobile="+573111234567", email="mynameis@mail.com")
+    shown = contact_page_hidden_fields(client, member)
+    Member.objects.filter(pk=member.pk).update(mobile="+573001112233")  # meanwhile, in the office
+
+    stale = client.post(change_url(member), {**shown, "mobile": "311 123 4567", "email": "nuevo@mail.com"})
+
+    assert stale.status_code == 200
+    assert "cambiaron mientras tenías abierta esta página" in stale.content.decode()
+    member.refresh_from_db()
+    assert (member.mobile, member.email) == ("+573001112233", "mynameis@mail.com")
+    assert not Event.objects.filter(kind="operator_contact_changed").exists() and sms_outbox == []
+    # Opened again, the page shows the new mobile and saves.
+    assert save_contact(client, member, mobile="300 111 2233", email="nuevo@mail.com").status_code == 302
+    member.refresh_from_db()
+    assert (member.mobile, member.email) == ("+573001112233", "nuevo@mail.com")
+
+
 def csv_upload(text: str, name: str = "asociados.csv") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, text.encode("utf-8"), content_type="text/csv")
 
@@ -283,6 +308,31 @@ def test_skipping_invalid_rows_imports_the_valid_ones(client, operator):
     report = client.get(response.url).content.decode()
     assert "Creados: 1" in report and "Línea 3:" in report
     assert list(Member.objects.values_list("document", flat=True)) == ["79876543"]
+
+
+@pytest.mark.parametrize("drops_at", ["event", "enqueue"])
+def test_an_upload_the_database_drops_midway_leaves_no_import_queued_for_ever(
+    client, operator, database_tasks, monkeypatch, drops_at
+):
+    """The upload, its event and its task are one transaction: a connection lost between them used
+    to leave an import "En cola" that no worker would ever take, the registry's file kept with it."""
+    from django.db import OperationalError
+    from django_tasks_db.backend import DatabaseBackend
+
+    def dropped(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    if drops_at == "event":
+        monkeypatch.setattr("oficina.backoffice.imports.operator_event", dropped)
+    else:
+        monkeypatch.setattr(DatabaseBackend, "enqueue", dropped)
+    client.raise_request_exception = False
+
+    response = client.post(f"{MEMBERS}importar/", {"archivo": csv_upload(GOOD_CSV)})
+
+    assert response.status_code == 500 and "no se hizo ningún cambio" in response.content.decode()
+    assert not MemberImport.objects.exists()
+    assert not Event.objects.filter(kind="operator_import_started").exists()
 
 
 def test_a_queued_import_page_refreshes_itself_without_script(client, operator):

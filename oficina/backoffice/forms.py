@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django import forms
@@ -50,8 +51,21 @@ class OperatorAuthenticationForm(OTPAdminAuthenticationForm):
         return cleaned
 
 
+def contact_fingerprint(member: Member) -> str:
+    """Tells whether a member's mobile and e-mail are still those a page showed (not a secret: they
+    are on that page)."""
+    return hashlib.sha256(f"{member.mobile}\n{member.email}".encode()).hexdigest()[:32]
+
+
 class MemberContactForm(forms.ModelForm):
-    """The only member fields an operator may change: mobile and e-mail, validated like an import."""
+    """The only member fields an operator may change: mobile and e-mail, validated like an import.
+
+    The page carries the contacts it showed (`contacto_mostrado`): if the member changed them in the
+    office meanwhile (proved with a code), or an import did, saving the page as it was shown would
+    quietly put the old ones back as the recovery channels. Then nothing is saved and the operator
+    is asked to open the page again."""
+
+    contacto_mostrado = forms.CharField(widget=forms.HiddenInput, required=False)
 
     class Meta:
         model = Member
@@ -61,6 +75,10 @@ class MemberContactForm(forms.ModelForm):
             "email": "Déjalo vacío si el asociado no tiene. Debe tener al menos celular o correo.",
         }
         error_messages = {"email": {"invalid": "El correo no es válido."}}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["contacto_mostrado"].initial = contact_fingerprint(self.instance)
 
     def clean_mobile(self) -> str:
         raw = (self.cleaned_data.get("mobile") or "").strip()
@@ -82,6 +100,15 @@ class MemberContactForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        # self.instance is still the member as the database has it now (the admin read it for this
+        # POST; the form's values are put into it after clean).
+        if self.instance.pk and cleaned.get("contacto_mostrado") != contact_fingerprint(self.instance):
+            raise ValidationError(
+                "El celular o el correo del asociado cambiaron mientras tenías abierta esta página "
+                "(el asociado en la Oficina Virtual o una importación) y no guardamos nada. Abre de "
+                "nuevo la página del asociado para ver sus datos actuales.",
+                code="stale",
+            )
         if not self.errors and not cleaned.get("mobile") and not cleaned.get("email"):
             raise ValidationError("El asociado debe tener celular o correo.", code="no_channel")
         return cleaned

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -43,21 +43,29 @@ def member_import_start(*, request: HttpRequest, upload: UploadedFile, skip_inva
 
     content = b"".join(upload.chunks())
     total_lines = content.count(b"\n") + (1 if content and not content.endswith(b"\n") else 0)
-    job = MemberImport.objects.create(
-        operator_id=request.user.pk,
-        file_name=(upload.name or "asociados.csv")[:200],
-        content=content,
-        total_lines=total_lines,
-        skip_invalid=skip_invalid,
-    )
-    operator_event(
-        "operator_import_started",
-        request=request,
-        import_id=job.pk,
-        lines=total_lines,
-        skip_invalid=skip_invalid,
-    )
-    import_members_task.enqueue(job.pk)
+    # Where the task is a row in this database (production), the upload, its event and its task are
+    # one transaction: a connection lost between them would leave an import "En cola" for ever, with
+    # the registry's file in it, that no worker takes. The immediate backend (demo) runs it inline.
+    deferred = import_members_task.get_backend().supports_defer
+    with transaction.atomic():
+        job = MemberImport.objects.create(
+            operator_id=request.user.pk,
+            file_name=(upload.name or "asociados.csv")[:200],
+            content=content,
+            total_lines=total_lines,
+            skip_invalid=skip_invalid,
+        )
+        operator_event(
+            "operator_import_started",
+            request=request,
+            import_id=job.pk,
+            lines=total_lines,
+            skip_invalid=skip_invalid,
+        )
+        if deferred:
+            import_members_task.enqueue(job.pk)
+    if not deferred:
+        import_members_task.enqueue(job.pk)
     return job
 
 

@@ -100,7 +100,7 @@ class MemberAdmin(admin.ModelAdmin):
     # The PIN hash, the session key and the security image and phrase are never shown.
     fieldsets = [
         ("Asociado", {"fields": ["document", "name"]}),
-        ("Datos de contacto", {"fields": ["mobile", "email"]}),
+        ("Datos de contacto", {"fields": ["mobile", "email", "contacto_mostrado"]}),
         ("Acceso", {"fields": SECURITY_FIELDS}),
     ]
     readonly_fields = ["document", "name", *SECURITY_FIELDS]
