@@ -80,3 +80,19 @@ def test_refused_keypad_tokens_csrf_failures_and_out_of_order_stages_are_audited
     client.post("/clave/", {"keys": "forged-token-aaaa " * 6, "action": "continuar"})
     kinds = set(Event.objects.values_list("kind", flat=True))
     assert {"stage_refused", "csrf_refused", "keypad_refused"} <= kinds
+
+
+def test_a_failed_login_keeps_an_unknown_username_only_as_a_digest(client):
+    """An operator who types the password in the username box must not leave it in the audit chain,
+    which is append-only and exported; the same unknown name tried again still shows as the same."""
+    make_operator()
+    typed = "MiClaveDeOperador-2026"
+    for password in ("x" * 12, "y" * 12):
+        client.post(LOGIN_URL, {"username": typed, "password": password, "otp_token": "1"})
+
+    events = list(Event.objects.filter(kind="staff_login_failed").values())
+    assert len(events) == 2
+    assert not any(typed in str(event) for event in events)
+    digests = [event["data"]["unknown_username"] for event in events]
+    assert digests[0] == digests[1] and len(digests[0]) == 16
+    assert all(event["data"]["operator"] == "" for event in events)

@@ -213,6 +213,34 @@ def test_an_operator_can_retry_a_failed_message(settings, sms_gateway):
     assert outbox_retry(message=message) is False  # sent: nothing to retry
 
 
+def test_a_retry_whose_event_cannot_be_written_puts_nothing_back_in_the_queue(rf, database_tasks):
+    """The operator's "Reintentar" and its `operator_outbox_retry` event are one transaction: with the
+    event refused, the notice stays failed and no delivery task is left behind."""
+    from django.contrib.auth import get_user_model
+    from django.db import DatabaseError
+    from django_tasks_db.models import DBTaskResult
+
+    from oficina.backoffice.services import outbox_message_retry
+    from tests.test_audit_seal import events_refused
+
+    member = make_member()
+    message = message_queue(member=member, channel="sms", template="access_locked", context={"attempts": 5})
+    OutboxMessage.objects.filter(pk=message.pk).update(status=Status.FAILED, attempts=6)
+    DBTaskResult.objects.all().delete()
+    request = rf.post("/operadores/")
+    request.user = get_user_model().objects.create_user("cajero", is_staff=True)
+
+    with events_refused("operator_outbox_retry"), pytest.raises(DatabaseError):
+        outbox_message_retry(request=request, message=message)
+
+    message.refresh_from_db()
+    assert message.status == Status.FAILED and message.body
+    assert not DBTaskResult.objects.exists()
+    assert outbox_message_retry(request=request, message=message) is True  # and it works once allowed
+    assert DBTaskResult.objects.count() == 1
+    assert Event.objects.filter(kind="operator_outbox_retry", data__retried=True).count() == 1
+
+
 def test_a_code_that_failed_after_every_attempt_is_erased_and_never_retried(settings, sms_gateway):
     settings.OUTBOX_MAX_ATTEMPTS = 3  # all of them before the code's ten minutes are over
     use_gateway(settings, sms_gateway, "/status/503")

@@ -131,15 +131,18 @@ def member_contact_update(*, request: HttpRequest, member: Member, mobile: str, 
 
 
 def outbox_message_retry(*, request: HttpRequest, message: OutboxMessage) -> bool:
-    retried = outbox_retry(message=message)
-    operator_event(
-        "operator_outbox_retry",
-        request=request,
-        member=message.member,
-        message_id=message.pk,
-        channel=message.channel,
-        retried=retried,
-    )
+    """The message back in the queue and the operator's event, together or not at all (its task is a
+    row of the same transaction where tasks wait in the database)."""
+    with transaction.atomic():
+        retried = outbox_retry(message=message)
+        operator_event(
+            "operator_outbox_retry",
+            request=request,
+            member=message.member,
+            message_id=message.pk,
+            channel=message.channel,
+            retried=retried,
+        )
     return retried
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
+from django.utils.crypto import salted_hmac
 
 from oficina.audit.services import event_record
 
@@ -20,8 +22,15 @@ def _staff_logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwar
 def _staff_login_failed(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
+    """The username typed, if it names an operator. Anything else may be a password typed in the
+    wrong box, and the audit chain is append-only and exported: it is kept only as a keyed digest,
+    enough to see the same unknown name tried again."""
     username = str(credentials.get("username", ""))[:150]
-    event_record("staff_login_failed", request=request, operator=username)
+    if get_user_model()._default_manager.filter(username=username).exists():
+        event_record("staff_login_failed", request=request, operator=username)
+        return
+    digest = salted_hmac("oficina.staff_login_failed", username).hexdigest()[:16]
+    event_record("staff_login_failed", request=request, operator="", unknown_username=digest)
 
 
 @receiver(user_logged_out)
