@@ -53,6 +53,20 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """An operator refused a page or an action their role does not allow (ASVS V16.3.2) is an audit
+    event. Only a verified operator's refusals: anyone else is sent to a sign-in page before a
+    permission is checked, so a stranger cannot fill the chain with them."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        from oficina.audit.services import event_record
+
+        event_record(
+            "operator_permission_denied",
+            request=request,
+            operator=user.get_username(),
+            method=request.method,
+            path=request.path[:200],
+        )
     return render(request, "errors/403.html", status=403)
 
 

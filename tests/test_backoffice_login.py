@@ -96,3 +96,23 @@ def test_a_failed_login_keeps_an_unknown_username_only_as_a_digest(client):
     digests = [event["data"]["unknown_username"] for event in events]
     assert digests[0] == digests[1] and len(digests[0]) == 16
     assert all(event["data"]["operator"] == "" for event in events)
+
+
+def test_an_operator_refused_a_page_or_an_action_is_an_audit_event(client):
+    """ASVS V16.3.2: a counter operator who opens the operators' list or tries to delete a member's
+    data request is refused (403, in Spanish) and the refusal is in the audit chain."""
+    from oficina.backoffice.management.commands.staff_create import operators_group
+
+    user, device = make_operator("ventanilla", superuser=False)
+    user.groups.add(operators_group())
+    assert operator_login(client, user, device).url == "/operadores/"
+
+    refused = [client.get("/operadores/auth/user/"), client.post("/operadores/auth/group/add/", {"name": "x"})]
+
+    assert [response.status_code for response in refused] == [403, 403]
+    assert "No tienes permiso para ver esta página." in refused[0].content.decode()
+    events = list(Event.objects.filter(kind="operator_permission_denied").order_by("id").values_list("data", flat=True))
+    assert events == [
+        {"operator": "ventanilla", "method": "GET", "path": "/operadores/auth/user/"},
+        {"operator": "ventanilla", "method": "POST", "path": "/operadores/auth/group/add/"},
+    ]
