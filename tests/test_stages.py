@@ -225,6 +225,48 @@ def test_permitir_saves_everything_or_nothing(client, sms_outbox):
     assert sign_in(Client(), member, DEFAULT_PIN).url == "/oficina/"
 
 
+@pytest.mark.django_db
+def test_a_reset_in_progress_saves_nothing_once_an_operator_disabled_the_member(client, sms_outbox):
+    """A SIM-swapper who got the code through is still on the new-PIN pages when the member calls
+    and the cooperative disables the access: «Permitir» must not save the intruder's PIN, image and
+    phrase (which would be live the day the access is enabled again)."""
+    member = make_member(returning=True)
+    reach_policy(client, member, sms_outbox)
+    Member.objects.filter(pk=member.pk).update(status=Member.Status.DISABLED)
+    before = snapshot(member)
+
+    refused = client.post("/politica-de-datos/", {"decision": "permitir", "version": "1"})
+
+    assert refused.url == "/"
+    assert MSG_FLOW_EXPIRED in client.get("/").content.decode()
+    assert snapshot(member) == before
+    assert client.get("/listo/").url == "/"
+    Member.objects.filter(pk=member.pk).update(status=Member.Status.ACTIVE)
+    assert sign_in(Client(), member, DEFAULT_PIN).url == "/oficina/"
+    assert sign_in(Client(), member, NEW_PIN).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_reset_in_progress_saves_nothing_once_the_pin_changed_elsewhere(sms_outbox, settings):
+    """A code accepted earlier cannot undo the member's own later reset: the first flow to save wins,
+    the other one finds a different PIN and saves nothing."""
+    settings.CODE_RESEND_SECONDS = 0
+    member = make_member(returning=True)
+    intruder, owner = Client(), Client()
+    reach_new_pin(intruder, member, sms_outbox)
+    reach_policy(owner, member, sms_outbox)
+    assert owner.post("/politica-de-datos/", {"decision": "permitir", "version": "1"}).url == "/listo/"
+    before = snapshot(member)
+
+    assert type_on_keypad(intruder, "/nueva-clave/", "902817").url == "/nueva-clave/confirmar/"
+    assert type_on_keypad(intruder, "/nueva-clave/confirmar/", "902817").url == "/imagen-y-frase/"
+    intruder.post("/imagen-y-frase/", {"imagen": "gato", "frase": "Frase del intruso"})
+    assert intruder.post("/politica-de-datos/", {"decision": "permitir", "version": "1"}).url == "/"
+
+    assert snapshot(member) == before
+    assert sign_in(Client(), member, NEW_PIN).url == "/oficina/"
+
+
 # --- the sign-in flow ends on time -----------------------------------------------------------------
 
 

@@ -131,7 +131,9 @@ def password(request: HttpRequest) -> HttpResponse:
             )
             if member is not None:
                 request.session.pop(RESET_SESSION_KEY, None)
-                flow.advance(Stage.NEW_PIN, member_id=member.pk, kind="reset")
+                # `auth`: the PIN (or its absence) the code replaces; "Permitir" saves nothing if it
+                # changed meanwhile, or if the member was disabled (credentials_complete).
+                flow.advance(Stage.NEW_PIN, member_id=member.pk, kind="reset", auth=session_auth_hash(member))
                 request.session.cycle_key()  # after the change: one write, under the new key
                 return redirect("signin:new_pin")
             reset["attempts"] = int(reset.get("attempts", 0)) + 1
@@ -151,6 +153,9 @@ def password(request: HttpRequest) -> HttpResponse:
                     flow.advance(
                         Stage.POLICY, member_id=member.pk, kind="reconsent", auth=session_auth_hash(member)
                     )
+                    # The PIN is proven: as at sign-in, a new id, so that whoever planted or saw the
+                    # old one cannot click "Permitir" and walk into this member's office.
+                    request.session.cycle_key()
                     return redirect("signin:policy")
                 flow_end(request.session)
                 member_sign_in(request=request, member=member)
@@ -356,14 +361,19 @@ def policy(request: HttpRequest) -> HttpResponse:
             member_sign_in(request=request, member=member)
             return redirect("office:home")
         else:
-            credentials_complete(
+            saved = credentials_complete(
                 request=request,
                 member_id=flow.require_member_id(),
                 pin_hash=str(flow.get("pending_pin_hash")),
                 image_id=str(flow.get("image_id")),
                 phrase=str(flow.get("phrase")),
                 policy=current,
+                auth=flow.get("auth"),
             )
+            if saved is None:
+                # Disabled by an operator, or the PIN changed (another reset) since the code was accepted.
+                flow_end(request.session)
+                return _restart(request)
             flow.advance(Stage.DONE, pending_pin_hash=None)
             return redirect("signin:done")
     return render(

@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import Client
 
+from oficina.consent.services import policy_publish
 from oficina.office import middleware as office_middleware
 from tests.factories import DEFAULT_PIN
 from tests.keypad import type_on_keypad
@@ -85,6 +86,32 @@ def test_accepting_the_temporary_code_gives_a_new_session_id(client, member):
 
     assert session_id(client) != before
     assert not session_exists(before)
+
+
+def test_proving_the_pin_before_a_new_policy_gives_a_new_session_id(client, member):
+    policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
+    identify(client, member.document)
+    before = session_id(client)
+
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/politica-de-datos/"
+
+    assert session_id(client) != before
+    assert not session_exists(before)
+
+
+def test_a_session_id_planted_before_the_pin_cannot_accept_the_new_policy_for_the_member(member):
+    """Session fixation on the re-consent path: whoever holds the id the victim had while typing the
+    PIN must not be able to click «Permitir» and walk into the victim's office."""
+    policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
+    victim, attacker = Client(), Client()
+    identify(victim, member.document)
+    attacker.cookies[django_settings.SESSION_COOKIE_NAME] = session_id(victim)  # planted, or read
+
+    assert type_on_keypad(victim, "/clave/", DEFAULT_PIN).url == "/politica-de-datos/"
+
+    assert attacker.post("/politica-de-datos/", {"decision": "permitir", "version": "2"}).url == "/"
+    assert attacker.get("/oficina/").url == "/"
+    assert victim.post("/politica-de-datos/", {"decision": "permitir", "version": "2"}).url == "/oficina/"
 
 
 def test_logout_ends_the_session_on_the_server(client, member):

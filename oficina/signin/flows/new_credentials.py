@@ -16,6 +16,7 @@ from oficina.consent.models import PolicyVersion
 from oficina.consent.services import consent_record
 from oficina.members.models import Member, PinHistory
 from oficina.notify.outbox import notice_queue, outbox_dispatch
+from oficina.signin.flows.login import session_auth_match
 from oficina.signin.pin import secret_hash
 from oficina.signin.validators import PIN_HISTORY_DEPTH, pin_validate
 
@@ -98,10 +99,17 @@ def credentials_complete(
     image_id: str,
     phrase: str,
     policy: PolicyVersion,
-) -> Member:
-    """Saves everything the reset defined, in one transaction: all of it or nothing."""
+    auth: object,
+) -> Member | None:
+    """Saves everything the reset defined, in one transaction: all of it or nothing.
+
+    `auth` is session_auth_hash(member) as it was when the code was accepted. Nothing is saved (None)
+    when the member was disabled since, or their PIN changed (another reset completed first): a flow
+    still open from before must not undo the operator's disable or the member's own new PIN."""
     with transaction.atomic():
         member = Member.objects.select_for_update().get(pk=member_id)
+        if not member.is_active or session_auth_match(member, auth) is None:
+            return None
         first_access = not member.pin_hash  # the notice says the clave was created, not changed
         now = timezone.now()
         member.pin_hash = pin_hash
