@@ -73,10 +73,14 @@ def code_request(*, request: HttpRequest, document: str, channel: str) -> CodeRe
     cédulas belong to members in a few requests each."""
     started = time.monotonic()
     result = _code_request(request=request, document=document, channel=channel)
+    _answer_no_sooner_than_the_floor(started)
+    return result
+
+
+def _answer_no_sooner_than_the_floor(started: float) -> None:
     remaining = started + settings.CODE_REQUEST_MIN_MS / 1000 - time.monotonic()
     if remaining > 0:
         time.sleep(remaining)
-    return result
 
 
 def _code_request(*, request: HttpRequest, document: str, channel: str) -> CodeRequest:
@@ -126,7 +130,20 @@ def _code_request(*, request: HttpRequest, document: str, channel: str) -> CodeR
 
 
 def code_verify(*, request: HttpRequest, document: str, flow_id: str, code: str) -> Member | None:
-    """The member when `code` is this flow's live code; consumes it. None for every failure alike."""
+    """The member when `code` is this flow's live code; consumes it. None for every failure alike.
+
+    A failure answers no sooner than CODE_REQUEST_MIN_MS after it started, as a code request does:
+    a member's wrong code also reads the live code and counts the try on it (a SELECT and an UPDATE),
+    an unknown cédula's does neither, and that difference (1.8 ms on SQLite, 4 ms on PostgreSQL,
+    measured) told members apart. A right code needs no floor: only its holder can type it."""
+    started = time.monotonic()
+    member = _code_verify(request=request, document=document, flow_id=flow_id, code=code)
+    if member is None:
+        _answer_no_sooner_than_the_floor(started)
+    return member
+
+
+def _code_verify(*, request: HttpRequest, document: str, flow_id: str, code: str) -> Member | None:
     now = timezone.now()
     member = member_for_signin(document=document)
     live = (
