@@ -93,6 +93,21 @@ def test_bad_input_gets_a_spanish_message_and_files_nothing(client, member, data
     assert not DataRequest.objects.exists() and not Event.objects.filter(kind="data_request_filed").exists()
 
 
+@pytest.mark.parametrize("pasted", ["\x00", "\x1b[31m", "\x7f", "\x9b"])
+def test_control_characters_in_the_details_are_refused_in_spanish_and_file_nothing(client, member, pasted):
+    """PostgreSQL cannot store a NUL (the request was a 500 there) and the officer should not read
+    terminal escapes: the member is told, the text comes back without them, nothing is filed."""
+    typed = f"Quiero corregir{pasted} mi celular registrado"
+
+    refused = client.post(PAGE, {"solicitud": "actualizar", "descripcion": typed})
+
+    assert refused.status_code == 200
+    page = refused.content.decode()
+    assert "Quitamos de tu descripción caracteres que no podemos guardar" in page
+    assert typed.replace(pasted[0], "") in page and pasted[0] not in page
+    assert not DataRequest.objects.exists() and not Event.objects.filter(kind="data_request_filed").exists()
+
+
 def test_a_member_cannot_flood_the_officer_with_requests(client, member):
     for _ in range(DATA_REQUESTS_OPEN_MAX):
         assert client.post(PAGE, {"solicitud": "consulta"}).url == PAGE

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from functools import wraps
 
@@ -104,11 +105,19 @@ def data_requests(request: HttpRequest) -> HttpResponse:
     detail = request.POST.get("descripcion", "") if request.method == "POST" else ""
     kind = kind if isinstance(kind, str) else ""
     detail = " ".join(detail.split()) if isinstance(detail, str) else ""
+    # Control characters (a NUL, which PostgreSQL cannot store, terminal escapes) never reach the
+    # officer: the text comes back without them, for the member to look over and send again.
+    printable = "".join(ch for ch in detail if unicodedata.category(ch) != "Cc")
     if request.method == "POST":
         if kind not in DataRequest.Kind.values:
             errors["solicitud"] = "Selecciona qué quieres solicitar."
         elif kind in DataRequest.CLAIMS and len(detail) < 10:
             errors["descripcion"] = "Cuéntanos qué datos y por qué, para poder atender tu solicitud."
+        if printable != detail:
+            errors["descripcion"] = (
+                "Quitamos de tu descripción caracteres que no podemos guardar. Revísala y envíala de nuevo."
+            )
+            detail = " ".join(printable.split())
         if len(detail) > DETAIL_MAX:
             errors["descripcion"] = f"Escribe máximo {DETAIL_MAX} caracteres (llevas {len(detail)})."
         if not errors:
