@@ -107,11 +107,16 @@ def test_an_operator_refused_a_page_or_an_action_is_an_audit_event(client):
     user.groups.add(operators_group())
     assert operator_login(client, user, device).url == "/operadores/"
 
-    refused = [client.get("/operadores/auth/user/"), client.post("/operadores/auth/group/add/", {"name": "x"})]
+    refused = [
+        client.get("/operadores/auth/user/"),
+        client.post("/operadores/auth/group/add/", {"name": "x"}),
+    ]
 
     assert [response.status_code for response in refused] == [403, 403]
     assert "No tienes permiso para ver esta página." in refused[0].content.decode()
-    events = list(Event.objects.filter(kind="operator_permission_denied").order_by("id").values_list("data", flat=True))
+    events = list(
+        Event.objects.filter(kind="operator_permission_denied").order_by("id").values_list("data", flat=True)
+    )
     assert events == [
         {"operator": "ventanilla", "method": "GET", "path": "/operadores/auth/user/"},
         {"operator": "ventanilla", "method": "POST", "path": "/operadores/auth/group/add/"},
