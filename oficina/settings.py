@@ -98,16 +98,25 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        envstr("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
-        conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60, minimum=0),
-        # Off by default: it costs one "SELECT 1" round trip at the start of every request that uses
-        # the database (3 a sign-in). Without it, after a database restart each worker's next request
-        # fails once with the error page (nothing is half-written: every write is in a transaction).
-        conn_health_checks=envbool("DATABASE_CONN_HEALTH_CHECKS"),
-    )
-}
+# An empty DATABASE_URL means the embedded SQLite, as an empty REDIS_URL means no Redis.
+_DATABASE_URL = envstr("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            _DATABASE_URL,
+            conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+            # Off by default: it costs one "SELECT 1" round trip at the start of every request that
+            # uses the database (3 a sign-in). Without it, after a database restart each worker's next
+            # request fails once with the error page (nothing is half-written: every write is in a
+            # transaction).
+            conn_health_checks=envbool("DATABASE_CONN_HEALTH_CHECKS"),
+        )
+    }
+except ValueError:  # dj_database_url's UnknownSchemeError; the URL may hold a password: not shown
+    scheme = _DATABASE_URL.partition(":")[0][:20]
+    raise ImproperlyConfigured(
+        f"DATABASE_URL: unknown scheme {scheme!r} (postgres://… or sqlite:///…)"
+    ) from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # psycopg waits 130 s for an unreachable server, beyond gunicorn's 30 s timeout: the worker would be
     # killed instead of answering the error page, and /readyz would never say 503. A ?connect_timeout=

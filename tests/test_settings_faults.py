@@ -119,3 +119,23 @@ def test_the_deploy_check_warns_while_the_decoys_key_is_the_secret_key():
 
     assert "oficina.W001" in shared.stderr and "DECOY_KEY is not set" in shared.stderr
     assert "oficina.W001" not in separate.stderr + separate.stdout
+
+
+def test_an_empty_database_url_means_the_embedded_sqlite():
+    """As an empty REDIS_URL means no Redis (a compose file's `DATABASE_URL=${DATABASE_URL:-}`)."""
+    started = run(
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.DATABASES['default']['ENGINE'])",
+        DATABASE_URL="",
+    )
+
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == "django.db.backends.sqlite3"
+
+
+def test_a_database_url_of_an_unknown_kind_stops_the_start_naming_the_variable_not_the_password():
+    started = run("import django; django.setup()", DATABASE_URL="postgress://oficina:s3creta@db/oficina")
+
+    assert started.returncode != 0
+    assert "ImproperlyConfigured: DATABASE_URL: unknown scheme 'postgress'" in started.stderr
+    assert "s3creta" not in started.stderr
