@@ -262,3 +262,27 @@ def test_the_flash_messages_cookie_is_host_prefixed_when_cookies_are_secure(sett
     settings.SECURE_COOKIES = False
     assert HostCookieStorage(rf.get("/")).cookie_name == "messages"
     assert settings.MESSAGE_STORAGE == "oficina.lib.messages.HostCookieStorage"
+
+
+def test_another_member_signing_in_on_the_same_browser_inherits_nothing_of_the_first(client, member):
+    """A shared phone: the first member left without «Cerrar sesión», with a change half done. The
+    second member's session starts empty of it, as django.contrib.auth.login does."""
+    from oficina.members.models import Member
+    from tests.factories import make_member
+
+    assert sign_in(client, member.document, DEFAULT_PIN).url == "/oficina/"
+    session = client.session
+    session["contact_change"] = {"member_id": member.pk, "mobile": "3001234567"}
+    session["office_pending_pin"] = "argon2$left-by-the-first-member"
+    session.save()
+    first = session_id(client)
+    other = make_member(returning=True, document="52999888")
+
+    assert sign_in(client, other.document, DEFAULT_PIN).url == "/oficina/"
+
+    leftovers = dict(client.session.items())
+    assert leftovers.keys().isdisjoint({"contact_change", "office_pending_pin"})
+    assert leftovers["member"]["id"] == other.pk
+    assert not session_exists(first)
+    assert Member.objects.get(pk=other.pk).last_login_at is not None
+

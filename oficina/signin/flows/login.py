@@ -166,6 +166,12 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> None:
     """Opens the member's office session: a new session id (a planted one is useless), and the
     member's previous session, in any browser, is ended (one active session per member)."""
     now = timezone.now()
+    signed_in = request.session.get(MEMBER_SESSION_KEY)
+    if isinstance(signed_in, dict) and signed_in.get("id") != member.pk:
+        # Another member's session in this browser (signed in again without "Cerrar sesión"): nothing of
+        # theirs carries over, a pending PIN or contact change, a step-up's next page (as
+        # django.contrib.auth.login does). A fresh browser, the usual case, costs nothing here.
+        request.session.flush()
     request.session[MEMBER_SESSION_KEY] = {
         "id": member.pk,
         "auth": session_auth_hash(member),
