@@ -8,7 +8,7 @@ import random
 import re
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.test import Client
@@ -160,6 +160,22 @@ def slower_side(known: list[float], unknown: list[float]) -> str | None:
     return None
 
 
+def slower_side_found(timings: Callable[[int], tuple[list[float], list[float]]], rounds: int) -> str | None:
+    """slower_side over up to three batches of `rounds`, pooled, stopping at the first verdict. Only for
+    the tests that must find a leak: on a loaded machine one batch can be too noisy to reach
+    p < 0.001, and more samples restore the power without loosening the threshold. Never for the
+    tests that must find none: looking again would raise their false-alarm rate."""
+    known: list[float] = []
+    unknown: list[float] = []
+    for _ in range(3):
+        more_known, more_unknown = timings(rounds)
+        known += more_known
+        unknown += more_unknown
+        if (side := slower_side(known, unknown)) is not None:
+            return side
+    return None
+
+
 def mann_whitney_z(a: list[float], b: list[float]) -> float:
     """The Mann-Whitney U statistic of `a` against `b` as a z-score (normal approximation, average
     ranks for ties): positive when `a` tends to be the larger."""
@@ -252,9 +268,7 @@ def test_the_timing_check_catches_a_real_leak_of_a_millisecond(settings, monkeyp
     monkeypatch.setattr(login, "_attempt_claim", slower_claim)
     pin_timings(5)
 
-    known, unknown = pin_timings(150)
-
-    assert slower_side(known, unknown) == "member"
+    assert slower_side_found(pin_timings, 150) == "member"
 
 
 def code_request_timings(rounds: int) -> tuple[list[float], list[float]]:
@@ -309,9 +323,7 @@ def test_without_the_floor_a_code_request_tells_a_member_from_an_unknown_cedula(
     settings.CODE_REQUEST_MIN_MS = 0
     code_request_timings(3)
 
-    known, unknown = code_request_timings(40)
-
-    assert slower_side(known, unknown) == "member"
+    assert slower_side_found(code_request_timings, 40) == "member"
 
 
 def code_entry_timings(rounds: int) -> tuple[list[float], list[float]]:
@@ -366,6 +378,4 @@ def test_without_the_floor_a_wrong_code_tells_a_member_from_an_unknown_cedula(
     settings.CODE_REQUEST_MIN_MS = 0
     code_entry_timings(3)
 
-    known, unknown = code_entry_timings(100)
-
-    assert slower_side(known, unknown) == "member"
+    assert slower_side_found(code_entry_timings, 100) == "member"
