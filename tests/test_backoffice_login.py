@@ -121,3 +121,67 @@ def test_an_operator_refused_a_page_or_an_action_is_an_audit_event(client):
         {"operator": "ventanilla", "method": "GET", "path": "/operadores/auth/user/"},
         {"operator": "ventanilla", "method": "POST", "path": "/operadores/auth/group/add/"},
     ]
+
+
+def signed_in_browser(member):
+    from django.test import Client
+
+    from tests.factories import DEFAULT_PIN
+    from tests.keypad import type_on_keypad
+
+    browser = Client()
+    browser.post("/", {"usuario": member.document})
+    assert type_on_keypad(browser, "/clave/", DEFAULT_PIN).url == "/oficina/"
+    return browser
+
+
+def test_an_operator_can_end_the_sessions_of_the_members_chosen_in_one_step(client):
+    """ASVS V7.4.5: the chosen members' sessions end (each told so on its next page), the others'
+    go on, nobody's access changes, and one event says who did it and how many."""
+    from oficina.members.models import Member
+    from tests.factories import make_member
+    from tests.test_backoffice import signed_in_operator
+
+    chosen, other = make_member(returning=True), make_member(returning=True)
+    chosen_browser, other_browser = signed_in_browser(chosen), signed_in_browser(other)
+    signed_in_operator(client)
+
+    response = client.post(
+        "/operadores/members/member/", {"action": "end_sessions_selected", "_selected_action": [chosen.pk]}
+    )
+
+    assert response.status_code == 302
+    assert "Se cerraron 1 sesión(es) abierta(s)." in client.get(response.url).content.decode()
+    assert chosen_browser.get("/oficina/").url == "/"
+    assert "Tu sesión se cerró. Ingresa de nuevo para continuar." in chosen_browser.get("/").content.decode()
+    assert other_browser.get("/oficina/").status_code == 200
+    assert Member.objects.filter(status=Member.Status.ACTIVE, locked_at=None).count() == 2
+    (event,) = Event.objects.filter(kind="operator_sessions_end")
+    assert event.data == {"operator": "operadora", "members": 1, "all_members": False, "sessions_ended": 1}
+
+
+def test_end_member_sessions_ends_every_open_session_and_is_audited():
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    from tests.factories import make_member
+
+    members = [make_member(returning=True) for _ in range(3)]
+    browsers = [signed_in_browser(member) for member in members[:2]]
+    with pytest.raises(CommandError, match="--yes"):
+        call_command("end_member_sessions")
+    assert all(browser.get("/oficina/").status_code == 200 for browser in browsers)
+
+    out = io.StringIO()
+    call_command("end_member_sessions", "--yes", stdout=out)
+
+    assert "Se cerraron 2 sesión(es) abierta(s)." in out.getvalue()
+    assert all(browser.get("/oficina/").url == "/" for browser in browsers)
+    (event,) = Event.objects.filter(kind="operator_sessions_end")
+    assert event.data == {
+        "operator": "manage.py end_member_sessions",
+        "members": 3,
+        "all_members": True,
+        "sessions_ended": 2,
+    }

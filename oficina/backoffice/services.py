@@ -10,6 +10,7 @@ from copy import copy
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -68,6 +69,28 @@ def member_session_end(*, request: HttpRequest, member: Member) -> bool:
     """Ends the member's open office session (a lost phone, a shared computer) without touching their
     access. Returns whether there was one."""
     return _session_end_with(request=request, member=member, event="operator_session_end")
+
+
+def member_sessions_end(
+    *, queryset: QuerySet[Member], operator: str, request: HttpRequest | None = None
+) -> int:
+    """Ends the open office session of every member in `queryset` (all of them, after a suspected
+    theft of sessions or of SECRET_KEY) with one UPDATE and one `operator_sessions_end` event: the
+    operator, how many members were chosen, whether that was every member, and how many sessions
+    ended. Returns that number. As for one member, each session ends on its next request (the office
+    middleware finds no digest)."""
+    with transaction.atomic():
+        chosen = queryset.count()
+        ended = queryset.exclude(session_digest="").update(session_digest="")
+        event_record(
+            "operator_sessions_end",
+            request=request,
+            operator=operator,
+            members=chosen,
+            all_members=chosen == Member.objects.count(),
+            sessions_ended=ended,
+        )
+    return ended
 
 
 def _session_end_with(*, request: HttpRequest, member: Member, event: str, **changes: Any) -> bool:

@@ -105,7 +105,13 @@ class MemberAdmin(admin.ModelAdmin):
     ]
     readonly_fields = ["document", "name", *SECURITY_FIELDS]
     inlines = [ConsentInline]
-    actions = ["unlock_selected", "reset_help_selected", "disable_selected", "enable_selected"]
+    actions = [
+        "unlock_selected",
+        "reset_help_selected",
+        "disable_selected",
+        "enable_selected",
+        "end_sessions_selected",
+    ]
     change_form_template = "admin/members/member/change_form.html"
     change_list_template = "admin/members/member/change_list.html"
 
@@ -226,3 +232,15 @@ class MemberAdmin(admin.ModelAdmin):
     @admin.action(description="Habilitar los asociados seleccionados", permissions=["change"])
     def enable_selected(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
         self._each(request, queryset, "habilitar")
+
+    @admin.action(
+        description="Cerrar la sesión de los asociados seleccionados (no toca su acceso)",
+        permissions=["change"],
+    )
+    def end_sessions_selected(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
+        """One UPDATE and one audit event however many are chosen («Seleccionar todos» included: every
+        member, after a suspected theft of sessions)."""
+        ended = services.member_sessions_end(
+            queryset=queryset, operator=services.operator_name(request), request=request
+        )
+        self.message_user(request, f"Se cerraron {ended} sesión(es) abierta(s).", messages.SUCCESS)

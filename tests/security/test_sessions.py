@@ -285,4 +285,3 @@ def test_another_member_signing_in_on_the_same_browser_inherits_nothing_of_the_f
     assert leftovers["member"]["id"] == other.pk
     assert not session_exists(first)
     assert Member.objects.get(pk=other.pk).last_login_at is not None
-
