@@ -14,6 +14,7 @@ from django.urls import get_script_prefix, reverse
 # script prefix) rather than looked up on every page (five URL lookups and the settings: ~0.1 ms a page).
 _DEPENDS_ON = {"COOPERATIVE_NAME", "COOPERATIVE_PHONE", "COOPERATIVE_EMAIL", "COOPERATIVE_ADDRESS"}
 _DEPENDS_ON |= {"COOPERATIVE_NIT", "STORAGES", "STATIC_URL", "ROOT_URLCONF", "FORCE_SCRIPT_NAME"}
+_DEPENDS_ON |= {"MEMBER_IDLE_SECONDS"}
 
 
 @cache
@@ -33,6 +34,8 @@ def page_constants(script_prefix: str) -> dict[str, Any]:
             "brand_logo": reverse("brand_logo"),
             "logout": reverse("office:logout"),
         },
+        # base.html's «Seguir conectado» warning, on every page of a signed-in member (WCAG 2.2.1).
+        "member_idle_seconds": settings.MEMBER_IDLE_SECONDS,
     }
 
 

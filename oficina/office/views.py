@@ -4,7 +4,6 @@ import unicodedata
 from collections.abc import Callable
 from functools import wraps
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -43,11 +42,7 @@ def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
 @require_GET
 @member_required
 def home(request: HttpRequest) -> HttpResponse:
-    context = {
-        "member": request.member,  # type: ignore[attr-defined]
-        "idle_seconds": settings.MEMBER_IDLE_SECONDS,
-    }
-    return render(request, "office/home.html", context)
+    return render(request, "office/home.html", {"member": request.member})  # type: ignore[attr-defined]
 
 
 @never_cache

@@ -47,10 +47,12 @@
   function setupSessionWarning(box) {
     var idle = parseInt(box.getAttribute("data-idle-seconds"), 10) * 1000;
     var form = box.querySelector("[data-keep-alive]");
-    var warnTimer, endTimer;
+    var warnTimer, endTimer, focusBefore = null;
+    if (!form || !(idle > 0)) { return; }  // no timeout known: no timers (NaN would fire them at once)
     function arm() {
       clearTimeout(warnTimer); clearTimeout(endTimer);
       warnTimer = setTimeout(function () {
+        focusBefore = document.activeElement;
         box.hidden = false;
         var button = box.querySelector("button"); if (button) { button.focus(); }
       }, Math.max(idle - 60000, 1000));
@@ -59,12 +61,19 @@
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       var token = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+      // Only the view's own 204 means the session lives: an ended session answers with a redirect to
+      // the sign-in page, which fetch would follow to a 200. The reload then shows why it ended.
       fetch(form.action, {
-        method: "POST", credentials: "same-origin",
+        method: "POST", credentials: "same-origin", redirect: "manual",
         headers: { "X-CSRFToken": token, "X-Requested-With": "fetch" }
       }).then(function (response) {
-        if (response.ok) { box.hidden = true; arm(); } else { window.location.reload(); }
-      });
+        if (response.status !== 204) { window.location.reload(); return; }
+        box.hidden = true;
+        // Back where the member was (the button that had the focus is hidden now).
+        if (focusBefore && focusBefore !== document.body && document.contains(focusBefore)) { focusBefore.focus(); }
+        focusBefore = null;
+        arm();
+      });  // no answer at all (offline): the warning stays, to try again
     });
     arm();
   }

@@ -270,3 +270,177 @@ def test_the_audit_itself_sees_a_violation(live_app, page):
     results = Axe().run(page, options=AXE_OPTIONS)
     ids = {violation["id"] for violation in results.response["violations"]}
     assert "label" in ids, results.generate_report()
+
+
+def test_long_contact_details_wrap_at_320_css_pixels(live_app, new_context, import_member):
+    """An e-mail address is one long word: on «¿Olvidó su usuario?» (the cooperative's) and on
+    «Confirmación de cuenta» (the member's, masked, domain in full) it must wrap, not widen the page."""
+    document = import_member(email_address="maria.fernanda@correo.udistrital.edu.co")
+    base = live_app.url
+    page = new_context(viewport={"width": 320, "height": 640}).new_page()
+    wide: dict[str, tuple[int, int]] = {}
+    page.goto(base + "/olvido-su-usuario/")
+    if (widths := _overflow(page)) is not None:
+        wide["¿Olvidó su usuario?"] = widths
+    identify(page, base, document)
+    page.get_by_role("link", name="Olvidé mi clave").click()
+    expect(page.get_by_text("maria****@correo.udistrital.edu.co")).to_be_visible()
+    if (widths := _overflow(page)) is not None:
+        wide["Confirmación de cuenta"] = widths
+    assert not wide, f"pages that scroll sideways at 320 CSS px (scrollWidth, innerWidth): {wide}"
+
+
+# Android's font size (up to 200 % since Android 14) and Chrome's text scaling enlarge the text, not the
+# page: every element's font size doubles while the layout's widths stay. (Setting a style from a script
+# is allowed by the CSP; only inline style in the markup is not.)
+_DOUBLE_THE_TEXT = """() => {
+  const elements = [...document.querySelectorAll("body, body *")];
+  const sizes = elements.map((el) => parseFloat(getComputedStyle(el).fontSize));
+  elements.forEach((el, i) => { el.style.fontSize = sizes[i] * 2 + "px"; });
+}"""
+_SPILLING_BUTTONS = """() => [...document.querySelectorAll("button, a.btn")]
+  .filter((el) => el.offsetParent !== null && el.scrollWidth > el.clientWidth + 1)
+  .map((el) => `${el.textContent.trim()}: ${el.scrollWidth} > ${el.clientWidth}`)"""
+
+
+def test_the_keypad_labels_stay_inside_their_buttons_with_text_at_200_percent(live_app, new_context):
+    """WCAG 1.4.4: at 200 % text on a 360 px phone, «Borrar», «Limpiar», «Regresar» and «Continuar»
+    spilled out of their buttons (white letters of «Continuar» vanished on the white card)."""
+    page = _keypad_page(new_context, live_app.url, mobile=True)
+    page.evaluate(_DOUBLE_THE_TEXT)
+    assert page.evaluate(_SPILLING_BUTTONS) == []
+    assert _overflow(page) is None, f"/clave/ scrolls sideways with 200 % text: {_overflow(page)}"
+    # Wrapped, the two buttons are still both on screen and the primary one is whole.
+    box = page.get_by_role("button", name="Continuar").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 360
+
+
+def test_after_a_wrong_pin_the_focus_is_on_the_message(live_app, new_context):
+    """A failed "Continuar" reloads the page: the focus must land on the error (read at once by a
+    screen reader, scrolled into view on a phone), not at the top of the page, and the keypad names it."""
+    page = _keypad_page(new_context, live_app.url, mobile=True)
+    enter_on_keypad(page, "111111")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("La clave no es correcta")
+    expect(alert).to_be_focused()
+    expect(page.get_by_role("group", name="Teclado virtual")).to_have_accessible_description(
+        re.compile("La clave no es correcta")
+    )
+    press_digits(page, "48")
+    page.get_by_role("button", name="Continuar").click()
+    expect(page.get_by_role("alert")).to_have_text("Ingresa los 6 dígitos con el teclado virtual.")
+    expect(page.get_by_role("alert")).to_be_focused()
+
+
+def test_a_wrong_phrase_puts_the_focus_on_the_phrase(live_app, new_context, import_member):
+    document = import_member(mobile="301 555 0104")
+    base = live_app.url
+    page = new_context(mobile=True).new_page()
+    identify(page, base, document)
+    page.get_by_role("link", name="Olvidé mi clave").click()
+    sms_before = live_app.sms_files()
+    page.get_by_role("radio", name=re.compile("Confirmar por SMS")).check()
+    page.get_by_role("button", name="Continuar").click()
+    expect(page.get_by_role("heading", name="Confirmación envío de información")).to_be_visible()
+    code = live_app.wait_for_code_by_sms(before=sms_before, to="3015550104")
+    identify(page, base, document)
+    enter_on_keypad(page, code)
+    enter_on_keypad(page, "825164")
+    expect(page).to_have_url(base + "/nueva-clave/confirmar/")
+    enter_on_keypad(page, "825164")
+    expect(page).to_have_url(base + "/imagen-y-frase/")
+    choose_image_and_phrase(page, "Velero", "ab")  # passes the browser's checks, not the server's
+    phrase = page.get_by_role("textbox", name="Frase de Seguridad")
+    expect(phrase).to_have_attribute("aria-invalid", "true")
+    expect(phrase).to_be_focused()
+
+
+def _luminance(rgb: str) -> float:
+    channels = [int(n) / 255 for n in re.findall(r"\d+", rgb)[:3]]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_the_focus_ring_of_cerrar_sesion_shows_on_the_top_bar(live_app, page):
+    """WCAG 1.4.11: the orange ring (2 px away from the white button) is drawn on the brand green."""
+    base = live_app.url
+    identify(page, base, RETURNING[0])
+    enter_on_keypad(page, RETURNING[1])
+    expect(page).to_have_url(base + "/oficina/")
+    page.get_by_role("link", name="Ir al contenido").focus()
+    page.keyboard.press("Tab")
+    logout = page.get_by_role("button", name="Cerrar sesión")
+    expect(logout).to_be_focused()
+    ring = logout.evaluate("el => getComputedStyle(el).outlineColor")
+    bar = page.locator(".topbar").evaluate("el => getComputedStyle(el).backgroundColor")
+    assert _contrast(ring, bar) >= 3, (ring, bar, round(_contrast(ring, bar), 2))
+
+
+# --- "Seguir conectado" (WCAG 2.2.1 Timing Adjustable). The browser's clock is moved forward; the
+# server's is not, so its five idle minutes are still far away.
+
+IDLE_WARNING_AFTER = "04:01"  # MEMBER_IDLE_SECONDS (300) minus one minute, and a second
+
+
+def _signed_in_with_clock(new_context, base: str, document: str, pin: str) -> Page:
+    page = new_context(mobile=True).new_page()
+    page.clock.install()
+    identify(page, base, document)
+    enter_on_keypad(page, pin)
+    expect(page).to_have_url(base + "/oficina/")
+    return page
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/oficina/",
+        "/oficina/mis-datos/",
+        "/oficina/bloquear-mi-acceso/",
+    ],
+)
+def test_every_office_page_warns_before_the_idle_timeout(path, live_app, new_context):
+    """A member writing a request in «Mis datos personales» for five minutes was signed out without
+    a warning and lost the text: the warning belongs to every page of a signed-in member."""
+    base = live_app.url
+    page = _signed_in_with_clock(new_context, base, *RETURNING)
+    page.goto(base + path)
+    expect(page).to_have_url(base + path)
+    page.clock.fast_forward(IDLE_WARNING_AFTER)
+    expect(page.get_by_role("alertdialog", name="Tu sesión está por cerrarse")).to_be_visible()
+    expect(page.get_by_role("button", name="Seguir conectado")).to_be_focused()
+
+
+def test_seguir_conectado_gives_the_focus_back_where_it_was(live_app, new_context):
+    base = live_app.url
+    page = _signed_in_with_clock(new_context, base, *RETURNING)
+    link = page.get_by_role("link", name="Mis datos personales")
+    link.focus()
+    page.clock.fast_forward(IDLE_WARNING_AFTER)
+    warning = page.get_by_role("alertdialog", name="Tu sesión está por cerrarse")
+    expect(warning).to_be_visible()
+    page.keyboard.press("Enter")  # on "Seguir conectado", which has the focus
+    expect(warning).to_be_hidden()
+    expect(link).to_be_focused()
+
+
+def test_seguir_conectado_after_the_session_ended_says_so(live_app, new_context):
+    """The keep-alive of a session already ended (here: the member signed in on another device) was
+    answered with the sign-in page after a redirect, which looked like success: the warning went away
+    and the member went on typing into a dead session."""
+    base = live_app.url
+    page = _signed_in_with_clock(new_context, base, *RETURNING)
+    page.clock.fast_forward(IDLE_WARNING_AFTER)
+    expect(page.get_by_role("alertdialog", name="Tu sesión está por cerrarse")).to_be_visible()
+    other = new_context().new_page()
+    identify(other, base, RETURNING[0])
+    enter_on_keypad(other, RETURNING[1])
+    expect(other).to_have_url(base + "/oficina/")
+    page.get_by_role("button", name="Seguir conectado").click()
+    expect(page).to_have_url(base + "/")
+    expect(page.get_by_text("ingresaste desde otro navegador o dispositivo")).to_be_visible()
