@@ -355,6 +355,31 @@ def test_a_wrong_phrase_puts_the_focus_on_the_phrase(live_app, new_context, impo
     expect(phrase).to_be_focused()
 
 
+def test_the_two_pins_not_matching_is_read_out_on_the_page_it_sends_back_to(
+    live_app, new_context, import_member
+):
+    """«Las dos claves no coinciden» arrives after a redirect to «Nueva clave»: a live region already
+    on the page at load is not announced, so the message takes the focus."""
+    document = import_member(mobile="301 555 0105")
+    base = live_app.url
+    page = new_context(mobile=True).new_page()
+    identify(page, base, document)
+    page.get_by_role("link", name="Olvidé mi clave").click()
+    sms_before = live_app.sms_files()
+    page.get_by_role("radio", name=re.compile("Confirmar por SMS")).check()
+    page.get_by_role("button", name="Continuar").click()
+    code = live_app.wait_for_code_by_sms(before=sms_before, to="3015550105")
+    identify(page, base, document)
+    enter_on_keypad(page, code)
+    enter_on_keypad(page, "825164")
+    expect(page).to_have_url(base + "/nueva-clave/confirmar/")
+    enter_on_keypad(page, "825146")
+    expect(page).to_have_url(base + "/nueva-clave/")
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text("Las dos claves no coinciden. Define tu nueva clave otra vez.")
+    expect(alert).to_be_focused()
+
+
 def _luminance(rgb: str) -> float:
     channels = [int(n) / 255 for n in re.findall(r"\d+", rgb)[:3]]
     linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
