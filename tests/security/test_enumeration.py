@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from oficina.antiphishing.decoys import decoy_for
@@ -130,6 +132,38 @@ def test_the_hasher_runs_exactly_once_per_pin_attempt(client, settings, kind):
 
     assert MSG_WRONG_PIN in refused.content.decode()
     assert len(calls.checked) == 1
+
+
+def statements_of_a_wrong_pin(document: str) -> list[str]:
+    """The SQL a wrong PIN on /clave/ runs, each reduced to its verb and table (values and the
+    session's own reads and writes left out: they are the same for every cédula)."""
+    client = Client()
+    identify(client, document)
+    body = keypad_body(client.get("/clave/").content.decode(), WRONG_PIN)
+    with CaptureQueriesContext(connection) as queries:
+        refused = client.post("/clave/", body)
+    assert MSG_WRONG_PIN in refused.content.decode()
+    shapes = []
+    for query in queries:
+        sql = query["sql"].strip()
+        if "django_session" in sql or sql.upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+            continue
+        verb = sql.split()[0].upper()
+        tables = re.findall(r'(?:FROM|UPDATE|INTO)\s+"?(\w+)"?', sql, re.IGNORECASE)
+        shapes.append(f"{verb} {tables[0] if tables else ''}")
+    return shapes
+
+
+@pytest.mark.parametrize("kind", ["wrong_pin", "locked", "disabled", "no_pin"])
+def test_a_wrong_pin_runs_as_many_statements_for_a_member_as_for_an_unknown_cedula(settings, kind):
+    """docs/security.md §1.4 T3: every failure costs one SELECT, one counting write, one lock write
+    and one audit event, whoever the cédula is. The statements may touch other tables (an unknown
+    cédula's attempt is counted in UnknownAttempt), never be fewer or more: a statement skipped on one
+    side is a timing difference the 0.3 ms check below cannot see."""
+    settings.RATE_LIMITS = {}
+    unknown = statements_of_a_wrong_pin(persona("unknown"))
+    assert len(unknown) >= 4, unknown
+    assert len(statements_of_a_wrong_pin(persona(kind))) == len(unknown)
 
 
 # --- Timing ---------------------------------------------------------------------------------------

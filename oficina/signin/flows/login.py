@@ -88,8 +88,9 @@ def pin_verify(
     # The slot is taken first: a busy hasher (503) must not cost the member an attempt.
     with hash_slot():
         claimed = target != NOBODY and _attempt_claim(target)
-        if not claimed:
-            # Unknown, disabled, no PIN yet or already locked: the same one write, elsewhere.
+        if target == NOBODY:
+            # Unknown, disabled or no PIN yet: the same one write, elsewhere. (A locked member's claim,
+            # refused, was already this attempt's one write: a second one would tell them apart.)
             _unknown_attempt_record(document)
         matched = secret_check_in_slot(pin, member.pin_hash if member is not None and claimed else None)
     if matched:
