@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from importlib import import_module
 from unittest.mock import patch
 
 import pytest
@@ -11,6 +12,7 @@ from django.core import mail
 from django.test import Client
 
 from oficina.antiphishing.decoys import decoy_for
+from oficina.audit.models import Event
 from oficina.members.models import Member
 from oficina.signin.models import TemporaryCode
 from tests.factories import DEFAULT_PIN, make_member
@@ -91,6 +93,33 @@ def test_the_code_works_only_once(client, member, sms_outbox):
     assert client.get("/nueva-clave/").url == "/"
 
 
+def test_a_right_code_submitted_from_a_copy_of_the_session_after_it_was_used_is_refused(
+    member, sms_outbox, settings
+):
+    """The race of parallel right answers, played in order: a second request that read the session
+    (pending reset, keypad) before the first one used the code still finds the code spent in the
+    database. The session layer alone cannot stop it (each request holds its own copy), so this is
+    the conditional UPDATE's own test on every database; the PostgreSQL race test is in
+    tests/security/test_codes_race.py."""
+    owner = Client()
+    code = request_code(owner, member, sms_outbox)
+    identify(owner, member.document)
+    body = keypad_body(owner.get("/clave/").content.decode(), code)
+    copy = import_module(settings.SESSION_ENGINE).SessionStore()
+    copy.update(dict(owner.session.items()))
+    copy.create()
+    twin = Client()
+    twin.cookies[settings.SESSION_COOKIE_NAME] = copy.session_key
+
+    assert owner.post("/clave/", body).url == "/nueva-clave/"
+    replayed = twin.post("/clave/", body)
+
+    assert replayed.status_code == 200
+    assert MSG_WRONG_CODE in replayed.content.decode()
+    assert twin.get("/nueva-clave/").url == "/"
+    assert Event.objects.filter(kind="code_used", member_id=member.pk).count() == 1
+
+
 def test_after_five_wrong_codes_even_the_right_one_is_refused(client, sms_outbox):
     member = make_member()  # first access: no PIN to fall back on
     code = request_code(client, member, sms_outbox)
@@ -150,6 +179,26 @@ def test_a_code_only_works_in_the_session_that_asked_for_it(member, sms_outbox):
     member.refresh_from_db()
     assert member.failed_pin_attempts == 1
     assert TemporaryCode.objects.get(member=member).attempts == 0
+
+    assert type_code(owner, member, code).url == "/nueva-clave/"
+
+
+def test_a_code_is_refused_in_another_session_even_one_awaiting_a_code_of_its_own(member, sms_outbox):
+    """The binding is the code's flow_id, not only "this session asked for some code": a second
+    browser that also asked (and was limited, so it holds a flow id but no code was sent) types the
+    owner's code and is refused as a wrong code, without spending the owner's live code."""
+    owner, other = Client(), Client()
+    code = request_code(owner, member, sms_outbox)
+    identify(other, member.document)
+    assert other.post("/olvide-mi-clave/", {"canal": "sms"}).url == "/olvide-mi-clave/enviado/"
+    assert len(sms_outbox) == 1  # within CODE_RESEND_SECONDS: nothing new sent, the owner's code stays live
+
+    refused = type_code(other, member, code)
+    assert refused.status_code == 200
+    assert MSG_WRONG_CODE in refused.content.decode()
+    assert other.get("/nueva-clave/").url == "/"
+    live = TemporaryCode.objects.get(member=member)
+    assert live.consumed_at is None and live.attempts == 0
 
     assert type_code(owner, member, code).url == "/nueva-clave/"
 

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from django.test import Client
 
+from oficina.audit.models import Event
 from oficina.signin.keypad import (
     DIGITS,
     MAX_RENDERS_PER_ENTRY,
@@ -21,7 +22,7 @@ from oficina.signin.keypad import (
     shuffled_keys,
 )
 from tests.factories import DEFAULT_PIN
-from tests.keypad import KEY_RE, keypad_body, keypad_layout, keypad_tokens
+from tests.keypad import KEY_RE, keypad_body, keypad_layout, keypad_tokens, type_on_keypad
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 KEYS_FIELD = re.compile(r'<input type="hidden" name="keys" value="([^"]*)" data-keypad-keys>')
@@ -221,6 +222,26 @@ def test_a_right_pin_replayed_after_sign_in_opens_nothing_new(client, member):
     replay = client.post("/clave/", body)
     assert replay.status_code == 200
     assert MSG_STALE in html_of(replay)
+
+
+@pytest.mark.django_db
+def test_a_keypad_entry_is_spent_by_its_continuar_even_before_the_next_render(client, member):
+    """The replay tests above replay after a page re-rendered the keypad (which replaces the entry);
+    here the six tokens are posted again straight after the "Continuar" that accepted them, with no
+    render between: the entry must already be gone, so the same body is a stale keypad, not a second
+    new PIN."""
+    identify(client, member.document)
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/oficina/"
+    assert client.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
+    assert type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN).url == "/oficina/cambiar-clave/"
+    body = keypad_body(html_of(client.get("/oficina/cambiar-clave/")), "730519")
+    assert client.post("/oficina/cambiar-clave/", body).url == "/oficina/cambiar-clave/confirmar/"
+
+    replay = client.post("/oficina/cambiar-clave/", body)
+
+    assert replay.status_code == 200
+    assert MSG_STALE in html_of(replay)
+    assert Event.objects.filter(kind="keypad_refused").exists()
 
 
 @pytest.mark.django_db

@@ -8,13 +8,16 @@ import time
 from unittest.mock import patch
 
 import pytest
+from django.contrib.sessions.backends.signed_cookies import SessionStore
 from django.core import mail
 from django.test import Client
+from django.utils import timezone
 
 from oficina.consent.models import Consent
 from oficina.consent.services import policy_publish
 from oficina.members.models import Member, PinHistory
 from oficina.signin.models import TemporaryCode
+from oficina.signin.stages import Stage, flow_start
 from tests.factories import DEFAULT_IMAGE, DEFAULT_PHRASE, DEFAULT_PIN, make_member
 from tests.keypad import keypad_body, type_on_keypad
 
@@ -391,6 +394,29 @@ def test_a_reset_ends_the_sessions_opened_before_it(sms_outbox):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("change", ["locked", "disabled"])
+def test_permitir_on_a_new_policy_does_not_sign_in_a_member_locked_or_disabled_meanwhile(change):
+    """The PIN was proven before the new policy; if the access was locked or disabled while the member
+    read it, «Permitir» records nothing and opens no office (signin/views.py::policy)."""
+    member = make_member(returning=True)
+    policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
+    client = Client()
+    assert sign_in(client, member).url == "/politica-de-datos/"
+    if change == "locked":
+        Member.objects.filter(pk=member.pk).update(locked_at=timezone.now())
+    else:
+        Member.objects.filter(pk=member.pk).update(status=Member.Status.DISABLED)
+
+    refused = client.post("/politica-de-datos/", {"decision": "permitir", "version": "2"})
+
+    assert refused.url == "/"
+    assert client.get("/oficina/").url == "/"
+    assert not Consent.objects.filter(member=member, policy__version="2").exists()
+    member.refresh_from_db()
+    assert member.session_digest == ""
+
+
+@pytest.mark.django_db
 def test_a_reset_also_ends_a_sign_in_waiting_on_the_new_policy(sms_outbox):
     member = make_member(returning=True)
     policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
@@ -404,3 +430,33 @@ def test_a_reset_also_ends_a_sign_in_waiting_on_the_new_policy(sms_outbox):
 
     old_pin_holder.post("/politica-de-datos/", {"decision": "permitir", "acepto": "si", "version": "2"})
     assert old_pin_holder.get("/oficina/").url == "/"
+
+
+# docs/security.md §2.2: clave → (nueva_clave → confirmar_clave → imagen → politica → listo), or
+# clave → politica; a mismatched confirmation goes back to nueva_clave. Nothing else.
+DOCUMENTED_MOVES = {
+    (Stage.PASSWORD, Stage.NEW_PIN),
+    (Stage.PASSWORD, Stage.POLICY),
+    (Stage.NEW_PIN, Stage.CONFIRM_PIN),
+    (Stage.CONFIRM_PIN, Stage.SECURITY_IMAGE),
+    (Stage.CONFIRM_PIN, Stage.NEW_PIN),
+    (Stage.SECURITY_IMAGE, Stage.POLICY),
+    (Stage.POLICY, Stage.DONE),
+}
+
+
+@pytest.mark.parametrize("start", list(Stage))
+def test_a_flow_advances_only_along_the_documented_moves(start):
+    """Flow.advance itself refuses every other move (the views ask for their stage too; this is the
+    state machine's own guard, which no page-level test can reach)."""
+    for target in Stage:
+        session = SessionStore()
+        flow = flow_start(session, document="80000001")
+        flow.data["stage"] = start.value
+        if (start, target) in DOCUMENTED_MOVES:
+            flow.advance(target)
+            assert flow.stage == target
+        else:
+            with pytest.raises(ValueError):
+                flow.advance(target)
+            assert flow.stage == start, (start, target)

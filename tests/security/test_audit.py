@@ -138,9 +138,29 @@ def test_audit_verify_accepts_an_intact_chain(events):
     assert f"íntegra: {len(events)} eventos" in verify()
 
 
-def test_audit_verify_finds_an_event_edited_in_the_database(events):
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE audit_event SET kind='x' WHERE id=%s", [events[1].pk])
+# Every column the event's hash covers: an edit of any of them (who, from where, when, what) must
+# break the chain, not only an edit of its kind.
+EDITS = {
+    "kind": "x",
+    "member_id": 999_999,
+    "document_hmac": "0" * 64,
+    "ip_address": "203.0.113.9",
+    "user_agent": "otro navegador",
+    "data": {"reason": "otra"},
+    "created_at": "shifted",
+}
+
+
+@pytest.mark.parametrize("column", EDITS)
+def test_audit_verify_finds_an_event_edited_in_the_database(events, column):
+    value = EDITS[column]
+    if column == "created_at":
+        value = events[1].created_at - timedelta(hours=1)
+    if column == "kind":
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE audit_event SET kind='x' WHERE id=%s", [events[1].pk])
+    else:  # the plain base manager writes past the append-only guard, as a DBA's UPDATE would
+        assert Event._base_manager.filter(pk=events[1].pk).update(**{column: value}) == 1
 
     out = io.StringIO()
     with pytest.raises(CommandError, match="NO es íntegra"):

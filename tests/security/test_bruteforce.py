@@ -264,6 +264,57 @@ def test_code_entry_is_throttled_per_cedula(client, settings):
     assert_throttled(type_on_keypad(client, "/clave/", WRONG_PIN))
 
 
+def only_shipped_rule(settings, action: str, suffix: str) -> None:
+    """Leaves just the one shipped rule of `action` that ends with `suffix` ("/key", "/h/ip"), so the
+    test proves that figure even though a stricter rule of the same action would answer 429 first."""
+    (rule,) = [part for part in DEFAULT_RATE_LIMITS[action].split(",") if part.endswith(suffix)]
+    settings.RATE_LIMITS = {action: rule}
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_pin_attempts_are_throttled_per_cedula_whatever_the_address(settings):
+    """`pin` 5/5m/key: five PINs on one cédula from five addresses, the sixth (a sixth address) is a
+    429, before any hash. An unknown cédula, so that the lock (also at 5) cannot be what refuses it."""
+    only_shipped_rule(settings, "pin", "/key")
+    for n in range(5):
+        assert sign_in(Client(REMOTE_ADDR=f"10.0.1.{n}"), "56000001", WRONG_PIN).status_code == 200
+
+    assert_throttled(sign_in(Client(REMOTE_ADDR="10.0.1.99"), "56000001", WRONG_PIN))
+    assert sign_in(Client(REMOTE_ADDR="10.0.1.99"), "56000002", WRONG_PIN).status_code == 200  # per cédula
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_identify_is_throttled_per_cedula_whatever_the_address(settings):
+    """`identify` 10/m/key: one cédula's image and phrase cannot be fetched more than ten times a
+    minute, however many addresses ask."""
+    only_shipped_rule(settings, "identify", "/key")
+    for n in range(10):
+        assert identify(Client(REMOTE_ADDR=f"10.0.2.{n}"), "57000001").url == "/clave/"
+
+    assert_throttled(identify(Client(REMOTE_ADDR="10.0.2.99"), "57000001"))
+    assert identify(Client(REMOTE_ADDR="10.0.2.99"), "57000002").url == "/clave/"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_code_entry_is_throttled_per_ip_across_cedulas(client, settings):
+    """`code_entry` 20/m/ip: one address typing codes for many cédulas (each under its own 10/5m/key)
+    is stopped at the 21st."""
+    only_shipped_rule(settings, "code_entry", "/m/ip")
+    settings.CODE_REQUEST_MIN_MS = 0  # the floor of a wrong code is not under test here
+    for document in ("58000001", "58000002", "58000003", "58000004"):
+        code_request(client, document)
+        identify(client, document)
+        for _ in range(5):
+            assert type_on_keypad(client, "/clave/", WRONG_PIN).status_code == 200
+
+    code_request(client, "58000005")
+    identify(client, "58000005")
+    assert_throttled(type_on_keypad(client, "/clave/", WRONG_PIN))
+
+
 @pytest.mark.django_db
 @pytest.mark.usefixtures("frozen_window")
 def test_a_throttled_request_is_a_429_never_a_500(settings):

@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import Client
 
+from oficina.audit.models import Event
 from oficina.consent.services import policy_publish
 from oficina.office import middleware as office_middleware
 from tests.factories import DEFAULT_PIN
@@ -121,6 +122,8 @@ def test_logout_ends_the_session_on_the_server(client, member):
     assert client.post("/oficina/cerrar-sesion/").url == "/"
 
     assert not session_exists(cookie)
+    member.refresh_from_db()
+    assert member.session_digest == ""  # the member has no live session any more (docs/security.md §2.8)
     replay = Client()
     replay.cookies[django_settings.SESSION_COOKIE_NAME] = cookie
     assert replay.get("/oficina/").url == "/"
@@ -201,6 +204,22 @@ def test_the_first_browser_is_told_it_was_opened_from_another_browser(member):
     assert "ingresaste desde otro navegador o dispositivo" in notice_on_start_page(first)
 
 
+def test_a_lock_placed_from_another_browser_ends_the_open_session_on_its_next_request(member, settings):
+    """Five wrong PINs typed elsewhere lock the access; the office session already open must not
+    outlive the lock (office/middleware.py, reason "locked"): the member is sent to the start."""
+    settings.RATE_LIMITS = {}  # a sign-in and five guesses: six tries on one cédula; the lock is under test
+    office, guesser = Client(), Client()
+    assert sign_in(office, member.document, DEFAULT_PIN).url == "/oficina/"
+    for _ in range(5):
+        assert MSG_WRONG_PIN in sign_in(guesser, member.document, "111111").content.decode()
+    member.refresh_from_db()
+    assert member.locked_at is not None
+
+    assert office.get("/oficina/").url == "/"
+    assert Event.objects.filter(kind="session_expired", member_id=member.pk, data__reason="locked").exists()
+    assert office.get("/oficina/").url == "/"  # and it stays ended
+
+
 # --- Bloquear mi acceso ---------------------------------------------------------------------------
 
 
@@ -217,6 +236,9 @@ def test_bloquear_mi_acceso_refuses_the_right_pin_until_olvide_mi_clave(client, 
 
     code_request(client, member.document)
     reset_complete(client, member.document, last_sms_code(), NEW_PIN)
+    member.refresh_from_db()
+    # Re-opened, and no longer shown as self-blocked to the operators (backoffice/selectors.py).
+    assert member.locked_at is None and member.self_blocked_at is None
     assert sign_in(client, member.document, NEW_PIN).url == "/oficina/"
 
 
@@ -236,6 +258,8 @@ def test_the_session_and_csrf_cookies_are_httponly_and_samesite_strict(client, m
     session_cookie = response.cookies[django_settings.SESSION_COOKIE_NAME]
     assert session_cookie["httponly"] is True
     assert session_cookie["samesite"] == "Strict"
+    # A browser-session cookie (SESSION_EXPIRE_AT_BROWSER_CLOSE): closing the browser forgets it.
+    assert session_cookie["max-age"] == "" and session_cookie["expires"] == ""
     csrf_cookie = client.cookies[django_settings.CSRF_COOKIE_NAME]
     assert csrf_cookie["httponly"] is True
     assert csrf_cookie["samesite"] == "Strict"
