@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import time
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 from django.core import mail
 
 from oficina.audit.models import Event
 from oficina.members.models import Member, session_digest
+from oficina.office import services as office_services
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import type_on_keypad
 
@@ -58,6 +62,45 @@ def test_a_wrong_pin_at_the_step_up_counts_towards_the_lock(client, settings):
     assert client.get("/oficina/").url == "/"
 
 
+def test_a_right_pin_at_the_step_up_resets_the_count_of_wrong_ones(client, settings):
+    """The step-up's right PIN clears the wrong ones before it (and its own counted attempt), as at
+    sign-in: otherwise every step-up would leave one more attempt counted, and a member who confirmed
+    their PIN five times in one session would be locked by the next typo."""
+    settings.RATE_LIMITS = {}
+    member = make_member(returning=True)
+    signed_in(client, member)
+    client.get("/oficina/imagen-y-frase/")
+    for _ in range(4):
+        type_on_keypad(client, "/oficina/confirmar-clave/", "111111")
+    member.refresh_from_db()
+    assert member.failed_pin_attempts == 4
+    assert type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN).url == "/oficina/imagen-y-frase/"
+    member.refresh_from_db()
+    assert member.failed_pin_attempts == 0 and member.locked_at is None
+
+
+def test_a_step_up_older_than_stepup_seconds_asks_for_the_pin_again(client, settings):
+    """STEPUP_SECONDS bounds how long a proven PIN opens the security pages; past it, both the page
+    and a change posted to it go back to «Confirma tu clave», and nothing is saved."""
+    settings.STEPUP_SECONDS = 60  # below the idle timeout, so that the session itself stays open
+    member = make_member(returning=True)
+    signed_in(client, member)
+    clock = SimpleNamespace(now=time.time())
+    with mock.patch.object(office_services, "time", SimpleNamespace(time=lambda: clock.now)):
+        client.get("/oficina/imagen-y-frase/")
+        assert (
+            type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN).url == "/oficina/imagen-y-frase/"
+        )
+        clock.now += 59
+        assert client.get("/oficina/imagen-y-frase/").status_code == 200
+        clock.now += 2
+        assert client.get("/oficina/imagen-y-frase/").url == "/oficina/confirmar-clave/"
+        late = client.post("/oficina/imagen-y-frase/", {"imagen": "cometa", "frase": "El viento me lleva"})
+    assert late.url == "/oficina/confirmar-clave/"
+    member.refresh_from_db()
+    assert member.security_image == "buho"
+
+
 def test_the_image_and_phrase_change_after_the_step_up(client):
     member = make_member(returning=True)
     signed_in(client, member)
@@ -103,6 +146,32 @@ def test_a_new_mobile_is_confirmed_with_a_code_sent_to_it_before_it_is_saved(cli
     assert member.mobile == "+573100001122"
     assert [m.to for m in sms_outbox] == ["+573111234567"]  # the old number is told
     assert [m.to for m in mail.outbox] == [["mynameis@mail.com"]]
+    assert Event.objects.filter(kind="contact_changed", member_id=member.pk).exists()
+
+
+def test_contact_data_change_tells_the_old_channels(client, sms_outbox):
+    """A new e-mail: the code goes to the new address, and once it is saved the notice goes to the
+    OLD address and the mobile (whoever changed it, the member can still see it), not to the new one."""
+    member = make_member(returning=True)
+    old_email = member.email
+    signed_in(client, member)
+    client.get("/oficina/datos-de-contacto/")
+    type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN)
+    asked = client.post(
+        "/oficina/datos-de-contacto/", {"celular": member.mobile, "correo": "nueva@correo.com"}
+    )
+    assert asked.url == "/oficina/datos-de-contacto/confirmar/"
+    (verification,) = mail.outbox
+    assert verification.to == ["nueva@correo.com"] and not sms_outbox
+    code = re.search(r"\b(\d{6})\b", verification.body).group(1)
+    mail.outbox.clear()
+
+    assert type_on_keypad(client, "/oficina/datos-de-contacto/confirmar/", code).url == "/oficina/"
+
+    member.refresh_from_db()
+    assert member.email == "nueva@correo.com"
+    assert [m.to for m in mail.outbox] == [[old_email]]
+    assert [m.to for m in sms_outbox] == [member.mobile]
     assert Event.objects.filter(kind="contact_changed", member_id=member.pk).exists()
 
 
