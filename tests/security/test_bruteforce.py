@@ -403,3 +403,31 @@ def test_a_success_after_wrong_pins_is_notified_on_both_channels(client, member,
     client.post("/", {"usuario": member.document})
     assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/oficina/"
     assert sms_outbox == []  # a clean sign-in sends nothing
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_identify_is_throttled_per_address_by_the_hour(settings):
+    """`identify` 300/h/ip: one address walking the registry (a new cédula each time, so no per-cédula
+    rule applies) is stopped at the 301st in the hour; another address is not."""
+    only_shipped_rule(settings, "identify", "/h/ip")
+    walker = Client(REMOTE_ADDR="10.0.3.1")
+    for n in range(300):
+        assert identify(walker, f"{59_000_000 + n}").url == "/clave/"
+
+    assert_throttled(identify(walker, "59999999"))
+    assert identify(Client(REMOTE_ADDR="10.0.3.2"), "59999999").url == "/clave/"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_pin_attempts_are_throttled_per_address_by_the_hour(settings):
+    """`pin` 200/h/ip: one address trying one PIN on many cédulas (each under its own 5/5m/key) is
+    stopped at the 201st in the hour, before any hash; another address is not."""
+    only_shipped_rule(settings, "pin", "/h/ip")
+    sprayer = Client(REMOTE_ADDR="10.0.3.3")
+    for n in range(200):
+        assert sign_in(sprayer, f"{60_000_000 + n}", WRONG_PIN).status_code == 200
+
+    assert_throttled(sign_in(sprayer, "60999999", WRONG_PIN))
+    assert sign_in(Client(REMOTE_ADDR="10.0.3.4"), "60999999", WRONG_PIN).status_code == 200
