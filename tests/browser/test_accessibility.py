@@ -332,8 +332,9 @@ def test_after_a_wrong_pin_the_focus_is_on_the_message(live_app, new_context):
     expect(page.get_by_role("alert")).to_be_focused()
 
 
-def test_a_wrong_phrase_puts_the_focus_on_the_phrase(live_app, new_context, import_member):
-    document = import_member(mobile="301 555 0104")
+def _new_pin_typed_once(live_app, new_context, import_member, mobile: str):
+    """A phone past «Olvidé mi clave» and its SMS code, with 825164 typed once as the new PIN."""
+    document = import_member(mobile=mobile)
     base = live_app.url
     page = new_context(mobile=True).new_page()
     identify(page, base, document)
@@ -342,10 +343,15 @@ def test_a_wrong_phrase_puts_the_focus_on_the_phrase(live_app, new_context, impo
     page.get_by_role("radio", name=re.compile("Confirmar por SMS")).check()
     page.get_by_role("button", name="Continuar").click()
     expect(page.get_by_role("heading", name="Confirmación envío de información")).to_be_visible()
-    code = live_app.wait_for_code_by_sms(before=sms_before, to="3015550104")
+    code = live_app.wait_for_code_by_sms(before=sms_before, to=mobile.replace(" ", ""))
     identify(page, base, document)
     enter_on_keypad(page, code)
     enter_on_keypad(page, "825164")
+    return page, base
+
+
+def test_a_wrong_phrase_puts_the_focus_on_the_phrase(live_app, new_context, import_member):
+    page, base = _new_pin_typed_once(live_app, new_context, import_member, "301 555 0104")
     expect(page).to_have_url(base + "/nueva-clave/confirmar/")
     enter_on_keypad(page, "825164")
     expect(page).to_have_url(base + "/imagen-y-frase/")
@@ -360,18 +366,7 @@ def test_the_two_pins_not_matching_is_read_out_on_the_page_it_sends_back_to(
 ):
     """«Las dos claves no coinciden» arrives after a redirect to «Nueva clave»: a live region already
     on the page at load is not announced, so the message takes the focus."""
-    document = import_member(mobile="301 555 0105")
-    base = live_app.url
-    page = new_context(mobile=True).new_page()
-    identify(page, base, document)
-    page.get_by_role("link", name="Olvidé mi clave").click()
-    sms_before = live_app.sms_files()
-    page.get_by_role("radio", name=re.compile("Confirmar por SMS")).check()
-    page.get_by_role("button", name="Continuar").click()
-    code = live_app.wait_for_code_by_sms(before=sms_before, to="3015550105")
-    identify(page, base, document)
-    enter_on_keypad(page, code)
-    enter_on_keypad(page, "825164")
+    page, base = _new_pin_typed_once(live_app, new_context, import_member, "301 555 0105")
     expect(page).to_have_url(base + "/nueva-clave/confirmar/")
     enter_on_keypad(page, "825146")
     expect(page).to_have_url(base + "/nueva-clave/")
