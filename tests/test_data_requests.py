@@ -93,10 +93,11 @@ def test_bad_input_gets_a_spanish_message_and_files_nothing(client, member, data
     assert not DataRequest.objects.exists() and not Event.objects.filter(kind="data_request_filed").exists()
 
 
-@pytest.mark.parametrize("pasted", ["\x00", "\x1b[31m", "\x7f", "\x9b"])
+@pytest.mark.parametrize("pasted", ["\x00", "\x1b[31m", "\x7f", "\x9b", "\u202e", "\u2066"])
 def test_control_characters_in_the_details_are_refused_in_spanish_and_file_nothing(client, member, pasted):
     """PostgreSQL cannot store a NUL (the request was a 500 there) and the officer should not read
-    terminal escapes: the member is told, the text comes back without them, nothing is filed."""
+    terminal escapes, nor text a bidirectional override makes read otherwise than it is stored: the
+    member is told, the text comes back without them, nothing is filed."""
     typed = f"Quiero corregir{pasted} mi celular registrado"
 
     refused = client.post(PAGE, {"solicitud": "actualizar", "descripcion": typed})

@@ -83,6 +83,8 @@ def logout(request: HttpRequest) -> HttpResponse:
 
 
 DETAIL_MAX = DataRequest.DETAIL_MAX
+# Embeddings, overrides and isolates (U+202A to U+202E, U+2066 to U+2069): «Trojan Source» text.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 LONG_DATE = r"j \d\e F \d\e Y"  # 11 de diciembre de 2026
 
 
@@ -100,9 +102,10 @@ def data_requests(request: HttpRequest) -> HttpResponse:
     detail = request.POST.get("descripcion", "") if request.method == "POST" else ""
     kind = kind if isinstance(kind, str) else ""
     detail = " ".join(detail.split()) if isinstance(detail, str) else ""
-    # Control characters (a NUL, which PostgreSQL cannot store, terminal escapes) never reach the
-    # officer: the text comes back without them, for the member to look over and send again.
-    printable = "".join(ch for ch in detail if unicodedata.category(ch) != "Cc")
+    # Control characters (a NUL, which PostgreSQL cannot store, terminal escapes) and the bidirectional
+    # overrides that make text read otherwise than it is stored never reach the officer: the text
+    # comes back without them, for the member to look over and send again.
+    printable = "".join(ch for ch in detail if unicodedata.category(ch) != "Cc" and ch not in BIDI_CONTROLS)
     if request.method == "POST":
         if kind not in DataRequest.Kind.values:
             errors["solicitud"] = "Selecciona qué quieres solicitar."
