@@ -177,6 +177,17 @@ def test_the_digit_keys_are_at_least_44_css_pixels_on_a_phone(live_app, new_cont
     assert not small, f"keys smaller than 44 x 44 CSS px: {small}"
 
 
+def test_the_ways_out_of_a_step_are_at_least_44_css_pixels_tall_on_a_phone(live_app, new_context):
+    """«¿Olvidó su usuario?» and «Olvidé mi clave» are what a member who is stuck taps: full-size
+    targets, not a line of text (they passed WCAG 2.5.8 only by the spacing exception)."""
+    page = _keypad_page(new_context, live_app.url, mobile=True)
+    forgot_pin = page.get_by_role("link", name="Olvidé mi clave").bounding_box()
+    page.goto(live_app.url + "/")
+    forgot_user = page.get_by_role("link", name="¿Olvidó su usuario?").bounding_box()
+    assert forgot_pin is not None and forgot_user is not None
+    assert forgot_pin["height"] >= 44 and forgot_user["height"] >= 44, (forgot_pin, forgot_user)
+
+
 def test_the_live_region_counts_the_digits_typed(live_app, new_context):
     page = _keypad_page(new_context, live_app.url)
     status = page.locator("[data-keypad-status]")
