@@ -73,8 +73,9 @@ class GatewayRequest:
 class SmsGateway:
     """A local HTTP server standing in for the SMS gateway.
 
-    It answers POST /status/<code> with that status, POST /hang by not answering for a while, and
-    anything else with 200. ``url(...)`` builds addresses; ``requests`` records what arrived.
+    It answers POST /status/<code> with that status, POST /hang by not answering for a while, POST
+    /trickle with a 200 whose body comes a byte every 0.2 s, and anything else with 200. ``url(...)``
+    builds addresses; ``requests`` records what arrived.
     """
 
     base_url: str
@@ -94,6 +95,19 @@ def _handler_for(gateway: SmsGateway) -> type[BaseHTTPRequestHandler]:
             if self.path == "/hang":
                 gateway.release.wait(timeout=5)
                 status = 200
+            elif self.path == "/trickle":  # headers at once, then the answer a byte every 0.2 s
+                self.send_response(200)
+                self.send_header("Content-Length", "64")
+                self.end_headers()
+                for _ in range(64):
+                    if gateway.release.wait(timeout=0.2):
+                        return
+                    try:
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                    except OSError:
+                        return  # the client gave up
+                return
             elif self.path.startswith("/status/"):
                 status = int(self.path.removeprefix("/status/"))
             else:

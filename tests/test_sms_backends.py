@@ -274,6 +274,21 @@ def test_http_gives_up_after_the_timeout_and_says_retrying_can_help(sms_gateway)
     assert "timed out" in str(raised.value)
 
 
+def test_http_gives_up_on_an_answer_that_trickles_in_past_the_timeout(sms_gateway):
+    """Each byte arrives well within the socket's timeout, but the whole answer (13 s) would outlast
+    it many times: the send gives up after about the timeout, retryable, instead of holding the
+    outbox's lease until the message is sent again."""
+    backend = http.SmsBackend(url=sms_gateway.url("/trickle"), timeout=1)
+
+    started = time.monotonic()
+    with pytest.raises(SmsError) as raised:
+        backend.send_messages([MESSAGE])
+
+    assert time.monotonic() - started < 3
+    assert raised.value.permanent is False
+    assert "timed out" in str(raised.value)
+
+
 def test_http_connection_refused_is_not_permanent(closed_port_url):
     with pytest.raises(SmsError) as raised:
         http.SmsBackend(url=closed_port_url, timeout=2).send_messages([MESSAGE])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -84,7 +85,7 @@ class SmsBackend(BaseSmsBackend):
         request = urllib.request.Request(self.url, data, headers, method="POST")  # noqa: S310 - scheme checked
         try:
             with self.opener.open(request, timeout=self.timeout) as response:
-                response.read(64 * 1024)
+                self._read_answer(response, deadline=time.monotonic() + self.timeout)
         except urllib.error.HTTPError as exc:
             exc.close()
             # Neither the gateway's answer nor the request goes into the error: either may echo the code.
@@ -98,6 +99,20 @@ class SmsBackend(BaseSmsBackend):
             raise SmsError(f"SMS gateway {self.gateway} timed out after {self.timeout}s") from exc
         except (OSError, http.client.HTTPException) as exc:
             raise SmsError(f"SMS gateway {self.gateway} failed: {type(exc).__name__}") from exc
+
+    @staticmethod
+    def _read_answer(response: Any, *, deadline: float) -> None:
+        """Reads (and drops) up to 64 KiB of the answer, within `deadline`. The socket's timeout bounds
+        each wait, not the whole: a gateway trickling its answer a byte at a time would otherwise
+        hold the send past the outbox's lease (120 s), and the message would be sent again."""
+        received = 0
+        while received < 64 * 1024:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the gateway's answer took too long")
+            chunk = response.read1(1024)
+            if not chunk:
+                return
+            received += len(chunk)
 
     def _authorization(self) -> str:
         if self.token:
