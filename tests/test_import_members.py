@@ -758,7 +758,74 @@ def test_each_batch_finds_its_members_through_the_document_index_whatever_the_st
     with connection.execute_wrapper(explained):
         members_import(lines=[HEADER, *changed_mobiles(3_000, every=10)], actor=ACTOR, batch_size=1_000)
 
-    assert len(plans) == 3
+    assert len(plans) == 6  # per batch: the lock on the rows it changes, then the upsert
     for plan in plans:
         assert "Seq Scan on members_member" not in plan, plan
         assert "Index" in plan
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_contact_change_committed_while_the_import_waits_for_the_row_is_the_old_contact_it_notifies():
+    """docs/security.md G18: a member changes their mobile in the office while an import that replaces
+    it waits for that row. The import still replaces it, and the contact it tells is the one it
+    replaced (the member's new mobile), not the one before the member's change, which the member's own
+    change has already told. Before the fix the import read the old contacts on its statement's
+    snapshot: the first mobile was told twice, the member's own never."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    members_import(lines=[HEADER, *generated_rows(20)], actor=ACTOR)
+    document, first, members_own = "10000010", "+573100000010", "+573009990010"
+    assert Member.objects.get(document=document).mobile == first
+    changed, failures, import_waited = threading.Event(), [], []
+
+    def the_member_changes_their_mobile() -> None:
+        try:
+            with transaction.atomic():
+                Member.objects.filter(document=document).update(mobile=members_own)
+                changed.set()
+                deadline = time.monotonic() + 10
+                while not import_waits_for_a_row_lock() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                import_waited.append(import_waits_for_a_row_lock())
+        except Exception as error:  # pragma: no cover - reported below
+            failures.append(error)
+        finally:
+            changed.set()
+            connection.close()
+
+    def the_import() -> None:
+        try:
+            members_import(lines=[HEADER, *changed_mobiles(20, every=10)], actor=ACTOR)
+        except Exception as error:  # pragma: no cover - reported below
+            failures.append(error)
+        finally:
+            connection.close()
+
+    member = threading.Thread(target=the_member_changes_their_mobile)
+    member.start()
+    assert changed.wait(10)
+    importing = threading.Thread(target=the_import)
+    importing.start()
+    member.join(20)
+    importing.join(20)
+
+    assert failures == [] and import_waited == [True]  # the race happened: the import waited for the row
+    assert Member.objects.get(document=document).mobile == "+573200000010"  # the import's value
+    told = OutboxMessage.objects.filter(kind="import_contact_changed", member__document=document)
+    assert [notice.to for notice in told] == [members_own]
+
+
+def import_waits_for_a_row_lock() -> bool:
+    from django.db import connections
+
+    with connections["default"].cursor() as cursor:  # this thread's own connection
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # else read once per transaction
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return cursor.fetchone()[0] > 0

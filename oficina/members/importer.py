@@ -421,7 +421,8 @@ def _upsert_postgresql(rows: list[_Row], *, now: datetime) -> tuple[int, int, li
         column[field] for field in (Member._meta.pk.name, "document", "name", "mobile", "email", "updated_at")
     )
     # Every part of the statement reads the table as it was before the statement (PostgreSQL runs
-    # them on one snapshot), so joining the rows `updated` back to the table gives their old contacts.
+    # them on one snapshot), so joining the rows `updated` back to the table gives their old contacts;
+    # the rows it updates are locked before its snapshot (below), so that snapshot holds their latest.
     # ON CONFLICT DO NOTHING: a member created meanwhile by someone else is left to them.
     sql = (
         f"WITH batch AS (SELECT {cells} FROM json_array_elements(CAST(%s AS json)) AS item), "  # noqa: S608
@@ -439,12 +440,25 @@ def _upsert_postgresql(rows: list[_Row], *, now: datetime) -> tuple[int, int, li
         f"FROM updated JOIN {table} AS previous ON previous.{pk} = updated.{pk} "
         f"WHERE (previous.{mobile}, previous.{email}) IS DISTINCT FROM (updated.{mobile}, updated.{email}))"
     )
+    # First the rows this batch changes are locked, in key order (as another import would take them).
+    # A member's own change that holds one of them is waited for here, and the upsert's snapshot is
+    # taken after it committed: without this, the UPDATE waited for that row within its statement and
+    # re-read it, while `previous` kept the snapshot's contacts from before the member's change (the
+    # notice went to a contact the member had already replaced; G18). A row nobody had changed is not
+    # locked, as before.
+    lock = (
+        f"WITH batch AS (SELECT {cells} FROM json_array_elements(CAST(%s AS json)) AS item) "  # noqa: S608
+        f"SELECT existing.{pk} FROM {table} AS existing JOIN batch ON existing.{document} = batch.{document} "
+        f"WHERE ({contact}) IS DISTINCT FROM ({batch_contact}) ORDER BY existing.{pk} FOR UPDATE OF existing"
+    )
+    batch_json = json.dumps(rows)  # each _Row, a tuple, becomes an array in _Row._fields' order
     params = [
-        json.dumps(rows),  # each _Row, a tuple, becomes an array in _Row._fields' order
+        batch_json,
         Member._meta.get_field("updated_at").get_db_prep_save(now, connection),
         *constants,
     ]
     with connection.cursor() as cursor:
+        cursor.execute(lock, [batch_json])
         cursor.execute(sql, params)
         created, updated, changed_rows = cursor.fetchone()
     changes = [_ContactChange(int(member_id), *contacts) for member_id, *contacts in changed_rows or ()]
