@@ -74,7 +74,8 @@ class SmsGateway:
     """A local HTTP server standing in for the SMS gateway.
 
     It answers POST /status/<code> with that status, POST /hang by not answering for a while, POST
-    /trickle with a 200 whose body comes a byte every 0.2 s, and anything else with 200. ``url(...)``
+    /trickle with a 200 whose body comes a byte every 0.2 s, /trickle-headers whose headers do, and
+    anything else with 200. ``url(...)``
     builds addresses; ``requests`` records what arrived.
     """
 
@@ -104,6 +105,17 @@ def _handler_for(gateway: SmsGateway) -> type[BaseHTTPRequestHandler]:
                         return
                     try:
                         self.wfile.write(b" ")
+                        self.wfile.flush()
+                    except OSError:
+                        return  # the client gave up
+                return
+            elif self.path == "/trickle-headers":  # the status line at once, then a header a byte every 0.2 s
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                for _ in range(64):
+                    if gateway.release.wait(timeout=0.2):
+                        return
+                    try:
+                        self.wfile.write(b"a")
                         self.wfile.flush()
                     except OSError:
                         return  # the client gave up

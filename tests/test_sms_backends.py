@@ -269,6 +269,7 @@ def test_http_does_not_follow_redirects(sms_gateway):
         # Each byte well within the socket's timeout, but the whole answer (13 s) many times longer:
         # held, the send would outlast the outbox's lease and the message would go out again.
         "/trickle",
+        "/trickle-headers",  # the same, before the answer's headers have arrived
     ],
 )
 def test_http_gives_up_after_the_timeout_and_says_retrying_can_help(sms_gateway, path):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import time
+import socket
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +26,72 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
     # A redirecting gateway is misconfigured; following it could carry the credentials and the code elsewhere.
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+
+class _Watchdog:
+    """Bounds one whole exchange with the gateway, not each wait: the socket's timeout bounds each
+    wait only, and a gateway trickling its headers or its answer a byte at a time would otherwise hold
+    the send past the outbox's lease (120 s), after which the message would be sent again. When the
+    time is up the connection's socket is shut down, which ends a read blocked on it at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self.sock: socket.socket | None = None  # kept: urllib drops the connection's once headers are in
+        self._timer: threading.Timer | None = None
+
+    def start(self) -> None:
+        self._timer = threading.Timer(self.seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        if self.sock is not None:
+            try:  # the plain socket's shutdown, which leaves TLS state alone for the reading thread
+                socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _watched(base: type[http.client.HTTPConnection], watchdog: _Watchdog) -> Any:
+    """A connection class of `base` whose exchange `watchdog` bounds from the moment it connects."""
+
+    class Watched(base):  # type: ignore[valid-type,misc]
+        def connect(self) -> None:
+            watchdog.start()  # connecting has its own timeout per wait, within this one
+            super().connect()
+            watchdog.sock = self.sock
+            if watchdog.fired:  # the time ran out during the handshake
+                raise TimeoutError("the gateway took too long to connect")
+
+    return Watched
+
+
+class _WatchedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, watchdog: _Watchdog) -> None:
+        super().__init__()
+        self.watchdog = watchdog
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_watched(http.client.HTTPConnection, self.watchdog), req)
+
+
+class _WatchedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, watchdog: _Watchdog) -> None:
+        super().__init__()
+        self.watchdog = watchdog
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(
+            _watched(http.client.HTTPSConnection, self.watchdog),
+            req,
+            context=self._context,  # type: ignore[attr-defined]
+        )
 
 
 class SmsBackend(BaseSmsBackend):
@@ -53,7 +120,6 @@ class SmsBackend(BaseSmsBackend):
             raise ImproperlyConfigured(f"SMS_HTTP_FORMAT must be 'json' or 'form', not {self.format!r}")
         # Named in errors instead of the URL, which might carry a key in its query string.
         self.gateway = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-        self.opener = urllib.request.build_opener(_NoRedirects)
 
     def send_messages(self, messages: Sequence[SmsMessage]) -> int:
         sent = 0
@@ -83,36 +149,32 @@ class SmsBackend(BaseSmsBackend):
         if authorization := self._authorization():
             headers["Authorization"] = authorization
         request = urllib.request.Request(self.url, data, headers, method="POST")  # noqa: S310 - scheme checked
+        watchdog = _Watchdog(self.timeout)
+        opener = urllib.request.build_opener(
+            _NoRedirects, _WatchedHTTPHandler(watchdog), _WatchedHTTPSHandler(watchdog)
+        )
         try:
-            with self.opener.open(request, timeout=self.timeout) as response:
-                self._read_answer(response, deadline=time.monotonic() + self.timeout)
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            # Neither the gateway's answer nor the request goes into the error: either may echo the code.
-            permanent = 300 <= exc.code < 500 and exc.code not in _RETRYABLE_CLIENT_ERRORS
-            raise SmsError(
-                f"SMS gateway {self.gateway} answered HTTP {exc.code}", permanent=permanent
-            ) from exc
-        except urllib.error.URLError as exc:
-            raise SmsError(f"SMS gateway {self.gateway} unreachable: {exc.reason}") from exc
-        except TimeoutError as exc:
-            raise SmsError(f"SMS gateway {self.gateway} timed out after {self.timeout}s") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            raise SmsError(f"SMS gateway {self.gateway} failed: {type(exc).__name__}") from exc
+            with opener.open(request, timeout=self.timeout) as response:
+                response.read(64 * 1024)  # the answer is dropped: nothing in it is needed
+        except (OSError, http.client.HTTPException) as exc:  # URLError, HTTPError, TimeoutError are OSErrors
+            raise self._error(exc, timed_out=watchdog.fired) from exc
+        finally:
+            watchdog.cancel()
+        if watchdog.fired:  # a shut socket reads as the end of the answer: headers or body cut short
+            raise SmsError(f"SMS gateway {self.gateway} timed out after {self.timeout}s")
 
-    @staticmethod
-    def _read_answer(response: Any, *, deadline: float) -> None:
-        """Reads (and drops) up to 64 KiB of the answer, within `deadline`. The socket's timeout bounds
-        each wait, not the whole: a gateway trickling its answer a byte at a time would otherwise
-        hold the send past the outbox's lease (120 s), and the message would be sent again."""
-        received = 0
-        while received < 64 * 1024:
-            if time.monotonic() > deadline:
-                raise TimeoutError("the gateway's answer took too long")
-            chunk = response.read1(1024)
-            if not chunk:
-                return
-            received += len(chunk)
+    def _error(self, exc: OSError | http.client.HTTPException, *, timed_out: bool) -> SmsError:
+        """What went wrong, in words that carry neither the gateway's answer nor the request: either
+        may echo the code."""
+        if isinstance(exc, urllib.error.HTTPError):
+            exc.close()
+            permanent = 300 <= exc.code < 500 and exc.code not in _RETRYABLE_CLIENT_ERRORS
+            return SmsError(f"SMS gateway {self.gateway} answered HTTP {exc.code}", permanent=permanent)
+        if timed_out or isinstance(exc, TimeoutError):
+            return SmsError(f"SMS gateway {self.gateway} timed out after {self.timeout}s")
+        if isinstance(exc, urllib.error.URLError):
+            return SmsError(f"SMS gateway {self.gateway} unreachable: {exc.reason}")
+        return SmsError(f"SMS gateway {self.gateway} failed: {type(exc).__name__}")
 
     def _authorization(self) -> str:
         if self.token:
