@@ -242,3 +242,140 @@ def test_an_operator_created_by_staff_create_is_an_event_of_the_audit_chain(monk
         "fields": ["Operadores", "TOTP"],
     }
     assert PASSWORD not in str(event.data)
+
+
+@pytest.mark.parametrize(
+    "page, action",
+    [
+        ("/operadores/members/member/", "unlock_selected"),
+        ("/operadores/audit/event/", "export_selected"),
+        ("/operadores/notify/outboxmessage/", "retry_selected"),
+    ],
+)
+@pytest.mark.parametrize("selected", ["abc", "\x00", "99999999999999999999999"])
+def test_an_action_on_a_selection_that_is_no_row_changes_nothing_and_says_so(client, page, action, selected):
+    """A forged list selection (not an id) was a 500; it is a Spanish message and nothing runs."""
+    from oficina.audit.models import Event
+
+    signed_in_operator(client)
+    from django.utils import timezone
+
+    member = make_member(returning=True, locked_at=timezone.now(), failed_pin_attempts=5)
+    client.raise_request_exception = False
+    events_before = Event.objects.count()
+
+    response = client.post(page, {"action": action, "_selected_action": [str(member.pk), selected]})
+
+    assert response.status_code == 302 and response.url == page
+    page_after = client.get(response.url).content.decode()
+    assert "La selección no es válida: vuelve a la lista y elige de nuevo." in page_after
+    member.refresh_from_db()
+    assert member.locked_at is not None
+    assert Event.objects.count() == events_before
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/operadores/audit/event/?kind=%00",
+        "/operadores/audit/event/?kind__in=signin_ok%00",
+        "/operadores/audit/event/exportar.csv?kind=%00",
+        "/operadores/notify/outboxmessage/?status=%00",
+        "/operadores/autocomplete/?app_label=consent&model_name=consent&field_name=member&term=%00",
+    ],
+)
+def test_a_nul_in_the_query_string_is_a_clear_400_not_a_500(client, url):
+    """PostgreSQL refuses a NUL in text: in a list filter, an export's filter or the autocomplete's
+    term it was a 500 there. Every page of the operators' site refuses it first, in Spanish."""
+    signed_in_operator(client)
+    client.raise_request_exception = False
+
+    response = client.get(url)
+
+    assert response.status_code == 400
+    assert "Solicitud no válida" in response.content.decode()
+
+
+def test_an_operators_own_password_change_is_an_event_of_the_audit_chain(client):
+    """«Cambiar contraseña» at the top of every page: a change of an operator's authentication leaves
+    its trace in the hash chain, as a superuser's reset of it does (never the password)."""
+    from oficina.audit.models import Event
+
+    user = signed_in_operator(client)
+    new_password = "otra-clave-larga-de-operadora-2026"
+
+    response = client.post(
+        "/operadores/password_change/",
+        {"old_password": PASSWORD, "new_password1": new_password, "new_password2": new_password},
+    )
+
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password(new_password)
+    (event,) = Event.objects.filter(kind="operator_staff_changed")
+    assert event.data == {
+        "operator": user.username,
+        "model": "auth.user",
+        "object_id": str(user.pk),
+        "object": user.username,
+        "action": "changed",
+        "fields": ["Password"],
+    }
+    assert new_password not in str(event.data) and user.password not in str(event.data)
+
+
+@pytest.mark.parametrize("own", [True, False], ids=["own", "set-by-a-superuser"])
+def test_a_password_change_whose_event_cannot_be_written_changes_nothing(client, monkeypatch, own):
+    """The password and its `operator_staff_changed` event are one transaction: a database that
+    refuses the event leaves the old password, never a change the chain does not show."""
+    from django.db import DatabaseError
+
+    from oficina.backoffice import admin as backoffice_admin
+    from oficina.backoffice import services
+
+    user = signed_in_operator(client, "jefa")
+    target = user if own else make_operator("cajero", superuser=False)[0]
+    new_password = "otra-clave-larga-de-operadora-2026"
+
+    def refused(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise DatabaseError("the audit insert failed")
+
+    monkeypatch.setattr(services, "operator_event", refused)
+    monkeypatch.setattr(backoffice_admin, "operator_event", refused)
+    client.raise_request_exception = False
+    if own:
+        data = {"old_password": PASSWORD, "new_password1": new_password, "new_password2": new_password}
+        response = client.post("/operadores/password_change/", data)
+    else:
+        data = {"password1": new_password, "password2": new_password, "usable_password": "true"}
+        response = client.post(f"/operadores/auth/user/{target.pk}/password/", data)
+
+    assert response.status_code == 500
+    target.refresh_from_db()
+    assert target.check_password(PASSWORD) and not target.check_password(new_password)
+
+
+def test_a_deletion_from_the_list_that_fails_leaves_no_event_saying_it_happened(client, monkeypatch):
+    """«Eliminar … seleccionados» records each deletion, then deletes: one transaction, so a deletion
+    the database refuses leaves the device and no `operator_staff_changed` event claiming otherwise."""
+    from django.db import DatabaseError
+
+    from oficina.audit.models import Event
+    from oficina.backoffice.admin import TOTPDeviceAdmin
+
+    signed_in_operator(client, "jefa")
+    _cajero, device = make_operator("cajero", superuser=False)
+
+    def refused(self, request, queryset):  # type: ignore[no-untyped-def]
+        raise DatabaseError("the delete failed")
+
+    monkeypatch.setattr(TOTPDeviceAdmin, "delete_queryset", refused)
+    client.raise_request_exception = False
+    response = client.post(
+        "/operadores/otp_totp/totpdevice/",
+        {"action": "delete_selected", "_selected_action": [device.pk], "post": "yes"},
+    )
+
+    assert response.status_code == 500
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+    assert not Event.objects.filter(kind="operator_staff_changed").exists()

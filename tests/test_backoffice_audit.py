@@ -102,6 +102,24 @@ def test_the_csv_export_has_every_column_in_utf8_with_utc_times(client, operator
     assert export.data["rows"] == 1
 
 
+def test_an_export_searched_by_cedula_keeps_only_its_fingerprint_in_the_audit_event(client, operator):
+    """The log is searched by cédula through its keyed fingerprint, and the cédula is never stored
+    (§2.10); the export link carries the search (`?q=1.020.304.050`) and its own event records the
+    filters: there the cédula must be the fingerprint too, or the append-only chain keeps it in clear."""
+    from oficina.audit.services import document_hmac
+
+    ana = make_member(document="1020304050")
+    event_record("signin_ok", member=ana, document=ana.document)
+
+    rows = csv_rows(client.get(f"{EVENTS}exportar.csv", {"q": "1.020.304.050", "kind": "signin_ok"}))
+
+    assert [row["kind"] for row in rows] == ["signin_ok"]
+    export = Event.objects.get(kind="operator_audit_export")
+    assert "1020304050" not in json.dumps(export.data) and "020.304" not in json.dumps(export.data)
+    assert f"q=huella%3A{document_hmac('1020304050')[:16]}" in export.data["filters"]
+    assert "kind=signin_ok" in export.data["filters"]
+
+
 def test_an_export_too_large_for_one_file_is_refused_with_a_message(client, operator, settings):
     """docs/security.md G20: past the worker's timeout the file would end early; it is refused instead."""
     settings.AUDIT_EXPORT_MAX_ROWS = 2

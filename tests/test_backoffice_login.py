@@ -36,6 +36,24 @@ def test_the_operators_login_is_throttled_per_username(client):
     assert operator_login(client, user, device).status_code == 429  # even the right one, until it cools
 
 
+@pytest.mark.usefixtures("frozen_window")
+def test_the_per_username_limit_counts_every_spelling_that_signs_in_as_that_operator(client):
+    """Django's login form reads the username in NFKC (full-width letters, U+FF41 on, and
+    mathematical bold ones, U+1D41A on, are plain «operadora»): the limit must count them as the same
+    operator, or each spelling (dozens per letter) gets five more guesses from each address."""
+    user, device = make_operator()
+    full_width = "".join(chr(ord(letter) + 0xFEE0) for letter in user.username)
+    bold = "".join(chr(ord(letter) - ord("a") + 0x1D41A) for letter in user.username)
+    for _ in range(5):
+        client.post(LOGIN_URL, {"username": user.username, "password": "x" * 12, "otp_token": "000000"})
+
+    for spelling in (full_width, bold, f" {user.username.upper()} "):
+        response = client.post(
+            LOGIN_URL, {"username": spelling, "password": PASSWORD, "otp_token": current_code(device)}
+        )
+        assert response.status_code == 429, spelling
+
+
 def test_operator_sign_ins_failures_and_sign_outs_are_audited(client):
     user, device = make_operator()
     client.post(LOGIN_URL, {"username": user.username, "password": "no-es-esta-clave", "otp_token": "1"})

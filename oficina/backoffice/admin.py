@@ -9,8 +9,9 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from django.db import router, transaction
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -41,6 +42,12 @@ class StaffChangesAudited(admin.ModelAdmin):
             _staff_change_record(request, obj, "deleted", None)
         return super().log_deletions(request, queryset)
 
+    def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        """Django's «Eliminar … seleccionados» records the deletions, then deletes, with no
+        transaction (its single-object delete view has one): here both are one."""
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            return super().response_action(request, queryset)
+
 
 def _staff_change_record(request: HttpRequest, obj: Model, action: str, message: Any) -> None:
     operator_event(
@@ -69,14 +76,23 @@ def _changed_fields(message: Any) -> list[str]:
     return sorted(names)
 
 
+class AuditedUserAdmin(StaffChangesAudited, UserAdmin):
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        """Django saves the password, then logs it, with no transaction around them: here they are one,
+        so a refused event leaves the old password (never a reset the audit chain does not show)."""
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            return super().user_change_password(request, id, form_url)
+
+
 # django.contrib.auth registered these on the operators' site first; here they are audited too.
-for _model, _model_admin in ((get_user_model(), UserAdmin), (Group, GroupAdmin)):
+_AUDITED: tuple[tuple[type[Model], type[admin.ModelAdmin[Any]]], ...] = (
+    (get_user_model(), AuditedUserAdmin),
+    (Group, type(GroupAdmin.__name__, (StaffChangesAudited, GroupAdmin), {"__module__": __name__})),
+)
+for _model, _model_admin in _AUDITED:
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
-    admin.site.register(
-        _model,
-        type(_model_admin.__name__, (StaffChangesAudited, _model_admin), {"__module__": __name__}),
-    )
+    admin.site.register(_model, _model_admin)
 
 IMPORT_FIELDS: tuple[str, ...] = (
     "file_name",

@@ -1,15 +1,25 @@
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable
+from functools import update_wrapper
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.admin import ModelAdmin, SimpleListFilter
-from django.core.exceptions import FieldDoesNotExist
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
 from django.db.models.constants import LOOKUP_SEP
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django_otp.admin import OTPAdminSite
 
 from oficina.backoffice.forms import OperatorAuthenticationForm
+from oficina.errors import bad_request
 from oficina.lib.ratelimit import ratelimit_consume
+
+INVALID_SELECTION = "La selección no es válida: vuelve a la lista y elige de nuevo."
 
 # What a list filter or the date hierarchy puts in the query string after a field's name.
 FILTER_SUFFIXES = ("", "__exact", "__isnull", "__isempty", "__in", "__gte", "__gt", "__lt", "__lte")
@@ -51,6 +61,29 @@ class OfferedLookupsOnly(ModelAdmin):
         return offered
 
 
+class ValidSelectionOnly(ModelAdmin):
+    """A list action runs only on a selection of real ids. Django filters `pk__in` by whatever the
+    form posted, and a value that is no id ("abc", a NUL, a number past the column's range) was a
+    500; here it is a Spanish message on the list and the action does not run."""
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        pk = self.model._meta.pk
+        assert pk is not None
+        try:
+            for value in request.POST.getlist(ACTION_CHECKBOX_NAME):
+                pk.run_validators(pk.to_python(value))
+        except ValidationError:
+            self.message_user(request, INVALID_SELECTION, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)
+
+
+def _has_nul(request: HttpRequest) -> bool:
+    return any(
+        "\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()
+    )
+
+
 class OperatorAdminSite(OTPAdminSite):
     """The operators' site at /operadores/: staff with a strong password AND a verified TOTP device.
 
@@ -69,15 +102,53 @@ class OperatorAdminSite(OTPAdminSite):
 
     def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
         """Every model admin of this site, ours and the libraries' (users, groups, TOTP devices),
-        filters only by the lookups its page offers (OfferedLookupsOnly)."""
+        filters only by the lookups its page offers (OfferedLookupsOnly) and runs a list action only
+        on real ids (ValidSelectionOnly)."""
         base = admin_class or ModelAdmin
-        if not issubclass(base, OfferedLookupsOnly):
-            base = type(base.__name__, (OfferedLookupsOnly, base), {"__module__": base.__module__})
+        for mixin in (ValidSelectionOnly, OfferedLookupsOnly):
+            if not issubclass(base, mixin):
+                base = type(base.__name__, (mixin, base), {"__module__": base.__module__})
         super().register(model_or_iterable, base, **options)
+
+    def admin_view(self, view: Callable[..., Any], cacheable: bool = False) -> Callable[..., Any]:
+        """Every page of the site (after the operator's checks) refuses a NUL in its query string with
+        the Spanish 400 page: PostgreSQL refuses one in text, and in a list filter, an export's filter
+        or the autocomplete's term it was a 500."""
+
+        def nul_refused(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            if _has_nul(request):
+                return bad_request(request)
+            return view(request, *args, **kwargs)
+
+        return super().admin_view(update_wrapper(nul_refused, view), cacheable)
+
+    def password_change(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """An operator's own new password is an `operator_staff_changed` event (as a superuser's reset
+        of it, backoffice/admin.py), in the same transaction: no change the chain does not show."""
+        from oficina.backoffice import services
+
+        with transaction.atomic():
+            response = super().password_change(request, extra_context)
+            user = request.user
+            if request.method == "POST" and response.status_code == 302 and user.is_authenticated:
+                services.operator_event(
+                    "operator_staff_changed",
+                    request=request,
+                    model=user._meta.label_lower,
+                    object_id=str(user.pk),
+                    object=str(user)[:150],
+                    action="changed",
+                    fields=["Password"],
+                )
+        return response
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if request.method == "POST":
-            username = request.POST.get("username", "")
-            key = username.strip().lower()[:150] if isinstance(username, str) else ""
+            # Keyed as the login form reads the name (NFKC, like django.contrib.auth's UsernameField):
+            # full-width or mathematical letters sign in as the same operator, so they count as one.
+            username = unicodedata.normalize("NFKC", request.POST.get("username", ""))
+            key = username.strip().lower()[:150]
             ratelimit_consume(request, action="staff_login", key=key or None)
         return super().login(request, extra_context)

@@ -9,8 +9,9 @@ from typing import Any
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -19,7 +20,7 @@ from django.utils.formats import number_format  # es-co: 200.000
 from django.views.decorators.http import require_POST
 
 from oficina.audit.models import Event
-from oficina.audit.services import chain_counts, chain_verify
+from oficina.audit.services import chain_counts, chain_verify, document_hmac
 from oficina.backoffice import services
 from oficina.backoffice.csvexport import cell_exact, cell_json, cell_text, csv_response, utc_iso
 from oficina.backoffice.forms import MemberImportForm
@@ -27,6 +28,7 @@ from oficina.backoffice.imports import member_import_progress, member_import_sta
 from oficina.backoffice.models import MemberImport
 from oficina.backoffice.selectors import member_consents
 from oficina.consent.services import text_sha256
+from oficina.lib.national_id import InvalidDocument, normalise_document
 from oficina.members.models import Member
 
 CHANNEL_NAMES = {"sms": "SMS al celular", "email": "correo electrónico"}
@@ -232,6 +234,25 @@ def _event_row(event: Event) -> list[Any]:
     ]
 
 
+def _filters_recorded(filters: str) -> str:
+    """The export's filters as its own event keeps them. The log is searched by cédula (`?q=`, through
+    its keyed fingerprint) and never stores one in clear: a search term that reads as a cédula is
+    recorded as the start of that fingerprint (`huella:…`), as the member's own events carry it
+    (`document_hmac`)."""
+    query = QueryDict(filters, mutable=True)
+    terms = query.getlist(SEARCH_VAR)
+    if not terms:
+        return filters
+    recorded = []
+    for term in terms:
+        try:
+            recorded.append(f"huella:{document_hmac(normalise_document(term))[:16]}")
+        except InvalidDocument:
+            recorded.append(term)
+    query.setlist(SEARCH_VAR, recorded)
+    return query.urlencode()
+
+
 def events_csv(request: HttpRequest, *, events: Any, filters: str) -> HttpResponseBase:
     """The events as CSV; a selection too large to stream before the worker's timeout (docs/security.md
     G20) is refused with a message instead of a file that would end early."""
@@ -245,7 +266,9 @@ def events_csv(request: HttpRequest, *, events: Any, filters: str) -> HttpRespon
             "o por tipo de evento y exporta por partes.",
         )
         return redirect(reverse("admin:audit_event_changelist") + (f"?{filters}" if "=" in filters else ""))
-    services.operator_event("operator_audit_export", request=request, filters=filters[:300], rows=count)
+    services.operator_event(
+        "operator_audit_export", request=request, filters=_filters_recorded(filters)[:300], rows=count
+    )
     rows = (_event_row(event) for event in events.order_by("id").iterator(chunk_size=2000))
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     return csv_response(filename=f"eventos-{stamp}.csv", header=EVENT_CSV_HEADER, rows=rows)
