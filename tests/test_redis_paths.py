@@ -366,3 +366,46 @@ def test_a_pin_sign_in_costs_three_round_trips(redis_caches, settings, client, m
     member.refresh_from_db()
     assert member.session_digest == session_digest(new_key)
     assert client.get("/oficina/").status_code == 200
+
+
+def redis_down():
+    """Every command to Redis fails as it does while Redis is unreachable (or failing over)."""
+    return mock.patch.object(
+        AbstractConnection, "send_packed_command", side_effect=redis.ConnectionError("Redis is down")
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fails", ["from_the_start", "after_loading"])
+def test_cerrar_sesion_while_redis_fails_still_ends_the_session_for_good(
+    redis_caches, settings, member, fails
+):
+    """«Cerrar sesión» on a shared computer while Redis is unreachable: the server-side session cannot
+    be deleted then, and it came back with Redis, live, for whoever used that browser next. The
+    member's one live session is named in the database (Member.session_digest), which the sign-out
+    clears first: the session is dead whatever Redis does."""
+    from django.test import Client
+
+    from oficina.lib.sessions import SessionStore
+    from tests.factories import DEFAULT_PIN
+    from tests.security import sign_in
+
+    settings.SESSION_ENGINE = "oficina.lib.sessions"
+    browser = Client(raise_request_exception=False)
+    assert sign_in(browser, member.document, DEFAULT_PIN).url == "/oficina/"
+    cookie = browser.cookies[settings.SESSION_COOKIE_NAME].value
+
+    if fails == "from_the_start":
+        with redis_down():
+            response = browser.post("/oficina/cerrar-sesion/")
+    else:  # the session loads, then Redis fails before it is deleted (a failover, a flap)
+        with mock.patch.object(SessionStore, "delete", side_effect=redis.ConnectionError("Redis is down")):
+            response = browser.post("/oficina/cerrar-sesion/")
+
+    assert response.status_code == 302 and response.url == "/"
+    member.refresh_from_db()
+    assert member.session_digest == ""
+    assert browser.cookies[settings.SESSION_COOKIE_NAME].value == ""  # the browser forgets it
+    replay = Client()  # Redis is back: the old cookie opens nothing
+    replay.cookies[settings.SESSION_COOKIE_NAME] = cookie
+    assert replay.get("/oficina/").url == "/"

@@ -13,6 +13,9 @@
   writes it, and the request's own save then has nothing new to say (one round trip less).
 - A new key is 20 bytes from `secrets` in lowercase base32 (32 characters, 160 bits): Django's
   get_random_string draws each of its 32 characters with its own system call (~50-70 us a key here).
+- A session Redis cannot be asked for (unreachable, failing over) loads empty, as in Django's store, and
+  the request goes on as signed out; its id is kept in `unreadable_key`, so that «Cerrar sesión» can
+  still end it in the database (`member_sign_out`): otherwise it would come back live with Redis.
 
 With another cache (never in production: sessions need the shared Redis) it behaves as Django's.
 """
@@ -30,6 +33,20 @@ from django.contrib.sessions.backends.cache import SessionStore as CacheSessionS
 class SessionStore(CacheSessionStore):
     # (session key, serialized data) as this store last wrote them in Redis
     _written: tuple[str, bytes] | None = None
+    # The id of the session a load could not read because the cache failed (None when it could)
+    unreadable_key: str | None = None
+
+    def load(self) -> dict[str, Any]:
+        key = self.session_key
+        try:
+            data = self._cache.get(self.cache_key)  # type: ignore[attr-defined]
+        except Exception:  # as Django's store: the session is lost for this request, not a 500
+            self.unreadable_key = key
+            data = None
+        if data is not None:
+            return data
+        self._session_key = None
+        return {}
 
     def _get_new_session_key(self) -> str:
         return base64.b32encode(secrets.token_bytes(20)).decode("ascii").lower()

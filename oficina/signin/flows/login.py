@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
+from importlib import import_module
 from typing import Any, Literal
 
 from django.conf import settings
@@ -18,6 +20,8 @@ from oficina.notify.outbox import notice_queue, outbox_dispatch
 from oficina.signin.flows.identify import member_for_signin
 from oficina.signin.models import UnknownAttempt
 from oficina.signin.pin import hash_slot, secret_check_in_slot
+
+logger = logging.getLogger(__name__)
 
 MEMBER_SESSION_KEY = "member"
 
@@ -200,11 +204,28 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> None:
 
 
 def member_sign_out(*, request: HttpRequest, member: Member | None, reason: str = "logout") -> None:
-    request.session.flush()  # deletes the server-side session: the old cookie is worthless
+    """Ends the office session, the database first: once Member.session_digest names no session, this
+    one is refused on its next request (office middleware, "closed") whatever becomes of its
+    server-side copy, which is then deleted. Redis failing (a session it could not load, or not
+    delete) must not leave a session the member was told was closed, to come back live with Redis
+    in a shared browser."""
+    unread = getattr(request.session, "unreadable_key", None)
+    if member is None and unread:
+        # The store did not answer: only the database can tell whose session this cookie holds. (Only
+        # then: a lookup by digest has no index, and any anonymous POST could ask for one.)
+        member = Member.objects.filter(session_digest=session_digest(unread)).first()
     with transaction.atomic():  # the change and its event together
         if member is not None:
             Member.objects.filter(pk=member.pk).update(session_digest="")
         event_record(reason, request=request, member=member)
+    try:
+        request.session.flush()  # deletes the server-side session: the old cookie is worthless
+    except Exception as exc:
+        logger.warning(
+            "could not delete a signed-out session (%s); it is ended all the same", type(exc).__name__
+        )
+        # An empty session in its place: the response deletes the browser's cookie, writes nothing.
+        request.session = import_module(settings.SESSION_ENGINE).SessionStore()
 
 
 def member_self_block(*, request: HttpRequest, member: Member) -> None:
