@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "oficina.errors.FriendlyErrorsMiddleware",
 ]
 CSRF_FAILURE_VIEW = "oficina.errors.csrf_failure"
+# Where an operator's sign-in lands when its form carried no `next` (Django's default is a 404).
+LOGIN_REDIRECT_URL = "admin:index"
 
 ROOT_URLCONF = "oficina.urls"
 WSGI_APPLICATION = "oficina.wsgi.application"
@@ -270,7 +272,7 @@ EMAIL_BACKEND = envchoice(
     "EMAIL_BACKEND",
     {
         "console": "django.core.mail.backends.console.EmailBackend",
-        "smtp": "django.core.mail.backends.smtp.EmailBackend",
+        "smtp": "oficina.notify.smtp.EmailBackend",  # Django's, the whole exchange bounded by EMAIL_TIMEOUT
         "file": "django.core.mail.backends.filebased.EmailBackend",
         "locmem": "django.core.mail.backends.locmem.EmailBackend",
     },

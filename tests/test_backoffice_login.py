@@ -54,6 +54,17 @@ def test_the_per_username_limit_counts_every_spelling_that_signs_in_as_that_oper
         assert response.status_code == 429, spelling
 
 
+def test_a_sign_in_without_a_next_address_lands_on_the_back_office(client):
+    """The form always sends `next`; a POST without it (a bookmarked login page, a password manager
+    that posts the fields it knows) used to land on Django's default /accounts/profile/, a 404."""
+    user, device = make_operator()
+    response = client.post(
+        LOGIN_URL, {"username": user.username, "password": PASSWORD, "otp_token": current_code(device)}
+    )
+    assert response.status_code == 302 and response.url == "/operadores/"
+    assert client.get(response.url).status_code == 200
+
+
 def test_operator_sign_ins_failures_and_sign_outs_are_audited(client):
     user, device = make_operator()
     client.post(LOGIN_URL, {"username": user.username, "password": "no-es-esta-clave", "otp_token": "1"})

@@ -283,7 +283,7 @@ def test_the_code_reaches_a_working_gateway(settings, sms_gateway):
 
 
 def test_an_unreachable_mail_server_is_a_temporary_delivery_error(settings, closed_port_url, caplog):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_BACKEND = "oficina.notify.smtp.EmailBackend"
     settings.EMAIL_HOST = "127.0.0.1"
     settings.EMAIL_PORT = int(closed_port_url.split(":")[2].split("/")[0])
     settings.EMAIL_TIMEOUT = 2

@@ -34,7 +34,7 @@ class Collector:
 @pytest.mark.django_db
 def test_smtp_down_then_up_delivers_the_message_once(settings):
     port = free_port()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_BACKEND = "oficina.notify.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 2
     member = make_member()
     message = message_queue(member=member, channel="email", template="pin_changed", context={})

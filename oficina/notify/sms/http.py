@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import socket
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from oficina.notify.deadline import Deadline
 from oficina.notify.sms.base import BaseSmsBackend, SmsError, SmsMessage
 
 # Rejections worth retrying: the gateway timed out on its side, or asks us to slow down.
@@ -28,67 +27,39 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-class _Watchdog:
-    """Bounds one whole exchange with the gateway, not each wait: the socket's timeout bounds each
-    wait only, and a gateway trickling its headers or its answer a byte at a time would otherwise hold
-    the send past the outbox's lease (120 s), after which the message would be sent again. When the
-    time is up the connection's socket is shut down, which ends a read blocked on it at once."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.fired = False
-        self.sock: socket.socket | None = None  # kept: urllib drops the connection's once headers are in
-        self._timer: threading.Timer | None = None
-
-    def start(self) -> None:
-        self._timer = threading.Timer(self.seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _fire(self) -> None:
-        self.fired = True
-        if self.sock is not None:
-            try:  # the plain socket's shutdown, which leaves TLS state alone for the reading thread
-                socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed
-
-    def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-
-
-def _watched(base: type[http.client.HTTPConnection], watchdog: _Watchdog) -> Any:
-    """A connection class of `base` whose exchange `watchdog` bounds from the moment it connects."""
+def _watched(base: type[http.client.HTTPConnection], deadline: Deadline) -> Any:
+    """A connection class of `base` whose whole exchange, from connecting to the end of the answer,
+    `deadline` bounds (SMS_HTTP_TIMEOUT; notify/deadline.py explains why each wait is not enough)."""
 
     class Watched(base):  # type: ignore[valid-type,misc]
         def connect(self) -> None:
-            watchdog.start()  # connecting has its own timeout per wait, within this one
+            deadline.connection = self
+            deadline.start()  # connecting has its own timeout per wait, within this one
             super().connect()
-            watchdog.sock = self.sock
-            if watchdog.fired:  # the time ran out during the handshake
+            deadline.sock = self.sock  # urllib drops the connection's once the headers are in
+            if deadline.fired:  # the time ran out during the handshake
                 raise TimeoutError("the gateway took too long to connect")
 
     return Watched
 
 
 class _WatchedHTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, watchdog: _Watchdog) -> None:
+    def __init__(self, deadline: Deadline) -> None:
         super().__init__()
-        self.watchdog = watchdog
+        self.deadline = deadline
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_watched(http.client.HTTPConnection, self.watchdog), req)
+        return self.do_open(_watched(http.client.HTTPConnection, self.deadline), req)
 
 
 class _WatchedHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, watchdog: _Watchdog) -> None:
+    def __init__(self, deadline: Deadline) -> None:
         super().__init__()
-        self.watchdog = watchdog
+        self.deadline = deadline
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         return self.do_open(
-            _watched(http.client.HTTPSConnection, self.watchdog),
+            _watched(http.client.HTTPSConnection, self.deadline),
             req,
             context=self._context,  # type: ignore[attr-defined]
         )
@@ -149,18 +120,18 @@ class SmsBackend(BaseSmsBackend):
         if authorization := self._authorization():
             headers["Authorization"] = authorization
         request = urllib.request.Request(self.url, data, headers, method="POST")  # noqa: S310 - scheme checked
-        watchdog = _Watchdog(self.timeout)
+        deadline = Deadline(self.timeout)
         opener = urllib.request.build_opener(
-            _NoRedirects, _WatchedHTTPHandler(watchdog), _WatchedHTTPSHandler(watchdog)
+            _NoRedirects, _WatchedHTTPHandler(deadline), _WatchedHTTPSHandler(deadline)
         )
         try:
             with opener.open(request, timeout=self.timeout) as response:
                 response.read(64 * 1024)  # the answer is dropped: nothing in it is needed
         except (OSError, http.client.HTTPException) as exc:  # URLError, HTTPError, TimeoutError are OSErrors
-            raise self._error(exc, timed_out=watchdog.fired) from exc
+            raise self._error(exc, timed_out=deadline.fired) from exc
         finally:
-            watchdog.cancel()
-        if watchdog.fired:  # a shut socket reads as the end of the answer: headers or body cut short
+            deadline.cancel()
+        if deadline.fired:  # a shut socket reads as the end of the answer: headers or body cut short
             raise SmsError(f"SMS gateway {self.gateway} timed out after {self.timeout}s")
 
     def _error(self, exc: OSError | http.client.HTTPException, *, timed_out: bool) -> SmsError:
