@@ -682,3 +682,157 @@ def test_a_batch_stops_after_the_message_in_hand_when_the_worker_is_stopping(mon
     statuses = dict(OutboxMessage.objects.values_list("pk", "status"))
     assert statuses == {ids[0]: Status.SENT, ids[1]: Status.PENDING, ids[2]: Status.PENDING}
     assert len(sms_outbox) == 1
+
+
+def test_a_code_typed_while_its_message_waits_for_a_retry_is_not_sent_again(client, settings, sms_gateway):
+    """The gateway took the SMS but answered with an error (or its answer was lost): the member has the
+    code and uses it, while the outbox still holds it in clear for a retry that would text them a
+    dead code. Once used, its message is withdrawn and erased."""
+    from tests.keypad import type_on_keypad
+
+    member = make_member()
+    use_gateway(settings, sms_gateway, "/status/503")
+    request_code(client, member)
+    message = OutboxMessage.objects.get(member=member)
+    assert message.status == Status.RETRYING and message.body
+    code = re.findall(r"\b\d{6}\b", json.loads(sms_gateway.requests[0].body)["text"])[0]
+
+    client.post("/", {"usuario": member.document})  # «Ir a ingresar usuario», as the guide says
+    assert type_on_keypad(client, "/clave/", code).url == "/nueva-clave/"
+
+    message.refresh_from_db()
+    assert message.status == Status.EXPIRED and message.body == "" and message.html == ""
+    settings.SMS_HTTP_URL = sms_gateway.url("/send")
+    with outbox_clock() as clock:
+        clock.now += timedelta(minutes=1)
+        assert outbox_sweep() == 0
+    assert outbox_deliver(message_id=message.pk) == "skipped"
+    assert [r.path for r in sms_gateway.requests] == ["/status/503"]
+
+
+def test_a_code_whose_tries_ran_out_is_not_sent_again(client, settings, sms_gateway):
+    """Five wrong codes end the code: a retry of its message would only text a dead code."""
+    from tests.keypad import type_on_keypad
+
+    member = make_member()
+    use_gateway(settings, sms_gateway, "/status/503")
+    request_code(client, member)
+    code = re.findall(r"\b\d{6}\b", json.loads(sms_gateway.requests[0].body)["text"])[0]
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    client.post("/", {"usuario": member.document})
+    for _ in range(settings.CODE_MAX_ATTEMPTS):
+        type_on_keypad(client, "/clave/", wrong)
+
+    message = OutboxMessage.objects.get(member=member)
+    assert message.status == Status.EXPIRED and message.body == ""
+
+
+@pytest.mark.parametrize("typed", ["right", "wrong"])
+def test_a_contact_code_used_or_spent_is_not_sent_again(rf, settings, sms_gateway, typed):
+    """As a temporary code: the code to confirm a new mobile, once typed right (or wrong as many
+    times as allowed), is not texted again by a pending retry, nor kept in clear."""
+    from importlib import import_module
+
+    from oficina.office.services import contact_verification_check, contact_verification_start
+
+    member = make_member(returning=True)
+    request = rf.post("/oficina/datos-de-contacto/")
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore()
+    request.member = member
+    use_gateway(settings, sms_gateway, "/status/503")
+    contact_verification_start(request=request, member=member, mobile="+573100001122", email=member.email)
+    code = re.findall(r"\b\d{6}\b", json.loads(sms_gateway.requests[0].body)["text"])[0]
+
+    if typed == "right":
+        assert contact_verification_check(request=request, code=code) == "ok"
+    else:
+        wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+        outcomes = [contact_verification_check(request=request, code=wrong) for _ in range(5)]
+        assert outcomes[-1] == "exhausted"
+
+    message = OutboxMessage.objects.get(kind="contact_verify")
+    assert (message.status, message.body, message.html) == (Status.EXPIRED, "", "")
+
+
+@contextmanager
+def trickling_smtp_server(pause: float) -> Iterator[int]:
+    """An SMTP server that answers everything, each reply line `pause` seconds after the last: every
+    wait is shorter than a per-wait timeout, while the whole exchange takes many of them."""
+    import socket
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    done = threading.Event()
+
+    def reply(conn: socket.socket, *lines: bytes) -> None:
+        for line in lines:
+            if done.wait(pause):
+                return
+            conn.sendall(line + b"\r\n")
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                stream = conn.makefile("rb")
+                try:
+                    reply(conn, b"220 slow.example ESMTP")
+                    in_data = False
+                    for raw in stream:
+                        line = raw.rstrip(b"\r\n")
+                        if in_data:
+                            if line == b".":
+                                in_data = False
+                                reply(conn, b"250 queued")
+                            continue
+                        verb = line[:4].upper()
+                        if verb == b"EHLO":
+                            reply(
+                                conn, b"250-slow.example", *(b"250-X-SLOW%d" % i for i in range(8)), b"250 OK"
+                            )
+                        elif verb == b"DATA":
+                            in_data = True
+                            reply(conn, b"354 go ahead")
+                        elif verb == b"QUIT":
+                            reply(conn, b"221 bye")
+                            break
+                        else:
+                            reply(conn, b"250 OK")
+                except OSError:
+                    pass  # the client gave up
+        time.sleep(0)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        done.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+def test_a_mail_server_answering_slowly_line_by_line_is_given_up_within_the_timeout(settings):
+    """Each wait on a slow server is within EMAIL_TIMEOUT, yet the exchange goes on and on: past the
+    outbox's lease another worker takes the message and it is sent twice. The whole exchange is
+    bounded, as the SMS gateway's is: the try is given up, retryable, long before the lease runs out."""
+    import time
+
+    settings.EMAIL_BACKEND = "oficina.notify.smtp.EmailBackend"
+    settings.EMAIL_TIMEOUT = 1
+    member = make_member(mobile="")
+    message = message_queue(member=member, channel="email", template="pin_changed", context={})
+    with trickling_smtp_server(pause=0.3) as port:
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+        started = time.monotonic()
+        status = outbox_deliver(message_id=message.pk)
+        took = time.monotonic() - started
+
+    assert status == Status.RETRYING
+    assert took < 2.5
+    message.refresh_from_db()
+    assert "SMTPServerDisconnected" in message.last_error and message.body

@@ -19,6 +19,7 @@ from oficina.notify.outbox import notice_queue, outbox_dispatch
 from oficina.notify.services import SECURITY_CHANGES
 from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash
 from oficina.signin.flows.new_credentials import pin_history_append
+from oficina.signin.flows.reset import CODE_SPENT, CODE_USED
 
 STEPUP_KEY = "stepup_at"
 
@@ -146,9 +147,19 @@ def contact_verification_check(*, request: HttpRequest, code: str) -> str:
     pending["attempts"] = int(pending["attempts"]) + 1
     request.session.modified = True
     if secret_check(code, str(pending["code_hash"])):
-        contact_verification_cancel(request)
+        _contact_code_end(request, reason=CODE_USED)
         return "ok"
     if pending["attempts"] >= settings.CODE_MAX_ATTEMPTS:
-        contact_verification_cancel(request)
+        _contact_code_end(request, reason=CODE_SPENT)
         return "exhausted"
     return "wrong"
+
+
+def _contact_code_end(request: HttpRequest, *, reason: str) -> None:
+    """The code was used or spent: so is its message, if a retry still holds it (in clear)."""
+    from oficina.notify.outbox import outbox_expire
+
+    contact_verification_cancel(request)
+    member = getattr(request, "member", None)
+    if member is not None:
+        outbox_expire(member=member, kind="contact_verify", reason=reason)

@@ -28,6 +28,9 @@ from oficina.signin.models import TemporaryCode
 from oficina.signin.pin import secret_check, secret_hash
 
 CHANNELS = ("sms", "email")
+# Why a code's message still undelivered was withdrawn (the outbox's «último error»).
+CODE_USED = "la clave ya fue usada"
+CODE_SPENT = "se agotaron los intentos de la clave"
 
 
 @dataclass(frozen=True)
@@ -172,8 +175,14 @@ def _code_verify(*, request: HttpRequest, document: str, flow_id: str, code: str
         secret_check(code, None)
         event_record("code_failed", request=request, member=member, document=document)
         return None
+    assert member is not None  # a live code is a member's
     if not secret_check(code, live.code_hash):
-        event_record("code_failed", request=request, member=member)
+        with transaction.atomic():
+            if TemporaryCode.objects.filter(pk=live.pk, attempts__gte=settings.CODE_MAX_ATTEMPTS).exists():
+                # Its last try: the code is dead, and its message, if still waiting for a retry, would
+                # only text a dead code (hidden by the failure's floor, like the rest of the work here).
+                outbox_expire(member=member, kind="temporary_code", reason=CODE_SPENT)
+            event_record("code_failed", request=request, member=member)
         return None
     # Single use: of any number of parallel right answers, one UPDATE wins; it and its event together.
     with transaction.atomic():
@@ -184,6 +193,9 @@ def _code_verify(*, request: HttpRequest, document: str, flow_id: str, code: str
             == 1
         )
         if won:
+            # The member has the code: a retry still pending (the gateway took it but its answer was
+            # lost) would send it again, and the outbox would keep it in clear until then.
+            outbox_expire(member=member, kind="temporary_code", reason=CODE_USED)
             event_record("code_used", request=request, member=member)
     if not won:
         event_record("code_replayed", request=request, member=member)
