@@ -17,13 +17,17 @@ logger = logging.getLogger(__name__)
 
 
 class FriendlyErrorsMiddleware:
-    """Turns rate limits (429) and a saturated hasher (503) into pages a member understands."""
+    """Turns rate limits (429), a saturated hasher (503) and Django's blank 405 (an address opened that
+    only a button posts to, such as «Cerrar sesión») into pages a member understands."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+        response = self.get_response(request)
+        if response.status_code == 405 and not response.content:
+            return method_not_allowed(request, allow=response["Allow"])
+        return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, Throttled):
@@ -46,6 +50,16 @@ class FriendlyErrorsMiddleware:
             response["Retry-After"] = "2"
             return response
         return None
+
+
+def method_not_allowed(request: HttpRequest, *, allow: str) -> HttpResponse:
+    from oficina.signin.flows.login import MEMBER_SESSION_KEY
+
+    session = getattr(request, "session", None)
+    signed_in = session is not None and MEMBER_SESSION_KEY in session
+    response = render(request, "errors/405.html", {"signed_in": signed_in}, status=405)
+    response["Allow"] = allow
+    return response
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -154,7 +154,12 @@ def test_every_page_and_state_of_the_guide_passes_axe(viewport, live_app, new_co
     page.get_by_role("button", name="Enviar solicitud").click()
     expect(page.get_by_text("Recibimos tu solicitud n.º")).to_be_visible()
     audit.check("Mis datos personales, con una solicitud")
-    assert len(audit.states) == 25
+    page.goto(base + "/oficina/cerrar-sesion/")  # a bookmark or the history: only the button signs out
+    expect(page.get_by_role("heading", name="Esta dirección no se abre así")).to_be_visible()
+    audit.check("Cerrar sesión abierta como dirección")
+    page.get_by_role("link", name="Volver a mi oficina").click()
+    expect(page).to_have_url(base + "/oficina/")
+    assert len(audit.states) == 26
     audit.assert_clean()
 
 

@@ -129,6 +129,40 @@ def test_logout_ends_the_session_on_the_server(client, member):
     assert replay.get("/oficina/").url == "/"
 
 
+def test_opening_cerrar_sesion_as_an_address_explains_in_spanish_and_keeps_the_session(client, member):
+    """Signing out is a POST (a link or an image elsewhere must not sign a member out); a member who
+    opens the address itself (a bookmark, history) got a blank 405 page."""
+    sign_in(client, member.document, DEFAULT_PIN)
+
+    response = client.get("/oficina/cerrar-sesion/")
+
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    page = response.content.decode()
+    assert "<h1" in page and "Esta dirección no se abre así" in page and 'href="/oficina/"' in page
+    assert client.get("/oficina/").status_code == 200  # still signed in
+
+
+def test_a_method_no_page_takes_gets_the_spanish_page_too(client):
+    response = client.put("/")
+    assert response.status_code == 405 and "Esta dirección no se abre así" in response.content.decode()
+
+
+def test_signing_in_gives_the_browser_a_new_csrf_secret(client, member):
+    """As django.contrib.auth.login does: a CSRF secret planted before the sign-in (a shared phone, a
+    cookie set by a sibling host) is worthless after it."""
+    identify(client, member.document)
+    client.get("/clave/")  # the keypad's form sets the CSRF cookie
+    before = client.cookies[django_settings.CSRF_COOKIE_NAME].value
+
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/oficina/"
+
+    assert client.cookies[django_settings.CSRF_COOKIE_NAME].value != before
+    # A form forged with the old secret, sent by the member's browser (which carries the new one):
+    client.handler.enforce_csrf_checks = True
+    assert client.post("/oficina/cerrar-sesion/", {"csrfmiddlewaretoken": before}).status_code == 403
+    assert client.get("/oficina/").status_code == 200  # still signed in
+
+
 # --- Timeouts -------------------------------------------------------------------------------------
 
 

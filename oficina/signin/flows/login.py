@@ -11,6 +11,7 @@ from typing import Any, Literal
 from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest
+from django.middleware.csrf import rotate_token
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
@@ -186,6 +187,9 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> None:
     # After the data, so that cycle_key's write under the new key is the only one (the store skips
     # the request's own save of the same data; oficina/lib/sessions.py).
     request.session.cycle_key()
+    # And a new CSRF secret, as django.contrib.auth.login gives: one planted before the sign-in (a shared
+    # phone, a cookie from a sibling host) is worthless after it.
+    rotate_token(request)
     # The member's earlier session, if any, no longer matches member.session_digest: on its next request
     # the office middleware ends it and tells that browser why.
     table = Member._meta.db_table
