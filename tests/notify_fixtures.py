@@ -89,6 +89,17 @@ class SmsGateway:
 
 def _handler_for(gateway: SmsGateway) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        def trickle(self, byte: bytes) -> None:
+            """64 times `byte`, one every 0.2 s, until the client gives up or the test releases it."""
+            for _ in range(64):
+                if gateway.release.wait(timeout=0.2):
+                    return
+                try:
+                    self.wfile.write(byte)
+                    self.wfile.flush()
+                except OSError:
+                    return  # the client gave up
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             headers = {name.lower(): value for name, value in self.headers.items()}
@@ -100,25 +111,11 @@ def _handler_for(gateway: SmsGateway) -> type[BaseHTTPRequestHandler]:
                 self.send_response(200)
                 self.send_header("Content-Length", "64")
                 self.end_headers()
-                for _ in range(64):
-                    if gateway.release.wait(timeout=0.2):
-                        return
-                    try:
-                        self.wfile.write(b" ")
-                        self.wfile.flush()
-                    except OSError:
-                        return  # the client gave up
+                self.trickle(b" ")
                 return
             elif self.path == "/trickle-headers":  # the status line at once, then a header a byte every 0.2 s
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-                for _ in range(64):
-                    if gateway.release.wait(timeout=0.2):
-                        return
-                    try:
-                        self.wfile.write(b"a")
-                        self.wfile.flush()
-                    except OSError:
-                        return  # the client gave up
+                self.trickle(b"a")
                 return
             elif self.path.startswith("/status/"):
                 status = int(self.path.removeprefix("/status/"))
