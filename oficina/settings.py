@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "oficina.backoffice.middleware.OperatorIdleMiddleware",  # operators' pages only
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "oficina.office.middleware.MemberSessionMiddleware",
     "oficina.errors.FriendlyErrorsMiddleware",
@@ -186,6 +187,8 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Strict"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_AGE = envint("SESSION_ABSOLUTE_SECONDS", 60 * 60, minimum=60)
+# An operator's session ends after this long without a request (oficina/backoffice/middleware.py).
+OPERATOR_IDLE_SECONDS = envint("OPERATOR_IDLE_SECONDS", 15 * 60, minimum=60)
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Strict"
 SECURE_COOKIES = envbool("SECURE_COOKIES", not DEBUG and not TESTING)

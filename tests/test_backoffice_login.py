@@ -214,3 +214,29 @@ def test_end_member_sessions_ends_every_open_session_and_is_audited():
         "all_members": True,
         "sessions_ended": 2,
     }
+
+
+def test_an_operator_idle_for_fifteen_minutes_is_signed_out_with_a_spanish_message(client, monkeypatch):
+    """An unattended desk: the back office ends an operator's session after OPERATOR_IDLE_SECONDS
+    (900) without a request, audited as a sign-out for inactivity; activity keeps it going."""
+    from oficina.backoffice import middleware
+
+    user, device = make_operator()
+    operator_login(client, user, device)
+    now = [1_000_000.0]
+    monkeypatch.setattr(middleware, "_now", lambda: now[0])
+    assert client.get("/operadores/").status_code == 200
+    now[0] += 800
+    assert client.get("/operadores/").status_code == 200  # still there: the clock starts again
+    now[0] += 800
+    assert client.get("/operadores/").status_code == 200
+
+    now[0] += 901
+    response = client.get("/operadores/audit/event/")
+
+    assert response.status_code == 302
+    assert response.url == "/operadores/login/?next=/operadores/audit/event/"
+    page = client.get(response.url).content.decode()
+    assert "Tu sesión de operador se cerró tras 15 minutos sin actividad" in page
+    assert client.get("/operadores/").status_code == 302  # signed out, not only turned away once
+    assert Event.objects.filter(kind="staff_logout", data__reason="inactividad").count() == 1

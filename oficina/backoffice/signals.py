@@ -36,4 +36,6 @@ def _staff_login_failed(
 @receiver(user_logged_out)
 def _staff_logged_out(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     if user is not None:
-        event_record("staff_logout", request=request, operator=getattr(user, "username", ""))
+        # Why, when it was not the operator's own «Cerrar sesión» (backoffice/middleware.py).
+        reason = {"reason": why} if (why := getattr(request, "staff_logout_reason", None)) else {}
+        event_record("staff_logout", request=request, operator=getattr(user, "username", ""), **reason)
