@@ -156,6 +156,40 @@ def test_staff_create_enrols_an_operator_with_a_totp_device(client, monkeypatch)
     assert client.get("/operadores/consent/policyversion/add/").status_code == 403  # operators do not publish
 
 
+def test_staff_create_enrols_a_new_device_for_an_operator_who_lost_theirs(client):
+    """docs/operations.md, Key rotation: a lost phone is re-enrolled with `staff_create USER --new-device`,
+    keeping the account and its password; the old device stops working even if nobody deleted it, and
+    the change is an event of the audit chain."""
+    from oficina.audit.models import Event
+
+    cajero, lost = make_operator("cajero", superuser=False)
+    out = io.StringIO()
+
+    call_command("staff_create", "cajero", "--new-device", stdout=out)
+
+    (device,) = TOTPDevice.objects.filter(user=cajero)
+    assert device.pk != lost.pk and device.confirmed
+    assert device.config_url in out.getvalue()
+    cajero.refresh_from_db()
+    assert cajero.check_password(PASSWORD)  # the account is the same; no password was asked
+    assert operator_login(client, cajero, device).url == "/operadores/"
+    (event,) = Event.objects.filter(kind="operator_staff_changed")
+    assert event.data == {
+        "operator": "manage.py staff_create",
+        "model": "auth.user",
+        "object_id": str(cajero.pk),
+        "object": "cajero",
+        "action": "changed",
+        "fields": ["TOTP"],
+    }
+
+
+def test_staff_create_new_device_needs_an_existing_operator():
+    with pytest.raises(CommandError, match="No existe el operador 'nadie'"):
+        call_command("staff_create", "nadie", "--new-device", stdout=io.StringIO())
+    assert not TOTPDevice.objects.exists()
+
+
 def test_staff_create_refuses_a_weak_password(monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("123456\n"))
     with pytest.raises(CommandError, match="contraseña no es aceptable"):

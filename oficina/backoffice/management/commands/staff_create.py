@@ -1,4 +1,6 @@
-"""Creates an operator: a staff user with a strong password and a confirmed TOTP device."""
+"""Creates an operator: a staff user with a strong password and a confirmed TOTP device. With
+--new-device, enrols an existing operator again (a lost or replaced phone): a new device in place of
+any they had, the account and its password unchanged."""
 
 from __future__ import annotations
 
@@ -64,11 +66,31 @@ class Command(BaseCommand):
             help="Todos los permisos (publicar políticas, administrar operadores). "
             "Sin esto: grupo Operadores.",
         )
+        parser.add_argument(
+            "--new-device",
+            action="store_true",
+            help="Para un operador que ya existe (teléfono perdido o cambiado): reemplaza su dispositivo "
+            "TOTP por uno nuevo; no cambia su contraseña ni sus permisos.",
+        )
 
     def handle(
-        self, *args: Any, username: str, email: str, password_stdin: bool, superuser: bool, **options: Any
+        self,
+        *args: Any,
+        username: str,
+        email: str,
+        password_stdin: bool,
+        superuser: bool,
+        new_device: bool,
+        **options: Any,
     ) -> None:
         User = get_user_model()
+        if new_device:
+            if email or password_stdin or superuser:
+                raise CommandError(
+                    "--new-device solo reemplaza el dispositivo: sin --email, --superuser ni clave."
+                )
+            self._new_device(username)
+            return
         if User.objects.filter(username=username).exists():
             raise CommandError(f"Ya existe el usuario {username!r}.")
         user = User(username=username, email=email, is_staff=True, is_superuser=superuser)
@@ -93,9 +115,30 @@ class Command(BaseCommand):
                 action="added",
                 fields=["Superusuario" if superuser else OPERATORS_GROUP, "TOTP"],
             )
-        issuer = settings.COOPERATIVE_NAME
+        self._show(device, f"Operador {username!r} creado ({settings.COOPERATIVE_NAME}).")
+
+    def _new_device(self, username: str) -> None:
+        User = get_user_model()
+        with transaction.atomic():
+            user = User.objects.select_for_update().filter(username=username, is_staff=True).first()
+            if user is None:
+                raise CommandError(f"No existe el operador {username!r} (créalo sin --new-device).")
+            TOTPDevice.objects.filter(user=user).delete()  # the lost phone's code stops working now
+            device = TOTPDevice.objects.create(user=user, name="Aplicación de autenticación", confirmed=True)
+            event_record(
+                "operator_staff_changed",
+                operator=ACTOR,
+                model=user._meta.label_lower,
+                object_id=str(user.pk),
+                object=username,
+                action="changed",
+                fields=["TOTP"],
+            )
+        self._show(device, f"Nuevo dispositivo del operador {username!r} ({settings.COOPERATIVE_NAME}).")
+
+    def _show(self, device: TOTPDevice, headline: str) -> None:
         uri = device.config_url
-        self.stdout.write(self.style.SUCCESS(f"Operador {username!r} creado ({issuer})."))
+        self.stdout.write(self.style.SUCCESS(headline))
         self.stdout.write("Escanea este código con la aplicación de autenticación (o copia el URI):")
         self.stdout.write(uri)
         qr = io.StringIO()
