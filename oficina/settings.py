@@ -1,10 +1,11 @@
-"""Oficina Virtual settings: one file, driven by environment variables (see README, "Configuración")."""
+"""Oficina Virtual settings: one file, driven by environment variables (see README, "Configuration")."""
 
 from __future__ import annotations
 
 import os
 import re
 import sys
+import zoneinfo
 from pathlib import Path
 
 import dj_database_url
@@ -253,6 +254,12 @@ QUEUE_WAIT_SECONDS = envint("QUEUE_WAIT_SECONDS", 10, minimum=0)
 LANGUAGE_CODE = "es-co"
 LANGUAGES = [("es-co", "Español (Colombia)")]
 TIME_ZONE = envstr("TIME_ZONE", "America/Bogota")
+try:  # Django would stop with "Incorrect timezone setting", without the variable's name
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"TIME_ZONE must be an IANA time zone such as America/Bogota, not {TIME_ZONE!r}"
+    ) from None
 USE_I18N = True
 USE_TZ = True
 
@@ -317,7 +324,7 @@ if SMS_BACKEND.endswith("http.SmsBackend") and not SMS_HTTP_URL and not (DEBUG o
 if SMS_HTTP_FORMAT not in {"json", "form"}:
     raise ImproperlyConfigured(f"SMS_HTTP_FORMAT must be 'json' or 'form', not {SMS_HTTP_FORMAT!r}")
 
-# Background delivery (Django Tasks API): "database" in production (run `manage.py db_worker`),
+# Background delivery (Django Tasks API): "database" in production (run `manage.py outbox_worker`),
 # "immediate" for the demo and tests (delivery inline, right after the change is saved).
 TASKS_BACKEND = envchoice(
     "TASKS_BACKEND",
@@ -384,6 +391,11 @@ if not DEBUG and not TESTING and (_missing := [name for name in PRODUCTION_IDENT
 LOG_FORMAT = envstr("LOG_FORMAT", "plain" if DEBUG or TESTING else "json")
 if LOG_FORMAT not in {"plain", "json"}:
     raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_log_level = envstr("LOG_LEVEL")
+LOG_LEVEL = _log_level.strip().upper() or "INFO"
+if LOG_LEVEL not in LOG_LEVELS:  # logging would stop with "Unable to configure root logger"
+    raise ImproperlyConfigured(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {_log_level!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -392,6 +404,11 @@ LOGGING = {
         "json": {"()": "oficina.lib.jsonlog.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.server": {"level": "WARNING" if TESTING else "INFO"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.server": {"level": "WARNING" if TESTING else "INFO"},
+        # outbox_worker runs its batch worker every round: "Starting worker" / "No more tasks" at INFO
+        # would be four lines a second of nothing. A task's own lines (django_tasks) stay.
+        "django_tasks_db": {"level": "WARNING"},
+    },
 }

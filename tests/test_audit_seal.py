@@ -536,6 +536,18 @@ def test_the_outbox_worker_seals_the_chain_every_round(restore_signals):
 
 @pytest.mark.django_db(transaction=True)
 @deferred
+def test_an_idle_outbox_worker_does_not_fill_the_log(restore_signals, caplog):
+    """Each round runs django-tasks-db's worker in batch mode, which says "Starting worker" and "No more
+    tasks" at INFO: four lines a second, ~350,000 a day, with nothing to deliver. Only its warnings
+    reach the log; a delivered task's own lines (django_tasks, INFO) still do."""
+    call_command("outbox_worker", "--interval", "0.05", "--max-seconds", "0.5")
+
+    chatter = [r.getMessage() for r in caplog.records if r.name == "django_tasks_db"]
+    assert chatter == []
+
+
+@pytest.mark.django_db(transaction=True)
+@deferred
 def test_the_outbox_worker_survives_the_database_failing_while_it_seals(monkeypatch, restore_signals):
     record(2)
     calls = []

@@ -139,3 +139,26 @@ def test_a_database_url_of_an_unknown_kind_stops_the_start_naming_the_variable_n
     assert started.returncode != 0
     assert "ImproperlyConfigured: DATABASE_URL: unknown scheme 'postgress'" in started.stderr
     assert "s3creta" not in started.stderr
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        (
+            "LOG_LEVEL",
+            "verbose",
+            "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not 'verbose'",
+        ),
+        ("TIME_ZONE", "Bogota", "TIME_ZONE must be an IANA time zone such as America/Bogota, not 'Bogota'"),
+    ],
+)
+def test_a_typo_in_the_log_level_or_the_time_zone_stops_the_start_with_the_variable_name(
+    name, value, message
+):
+    """README, Configuration: a bad value stops the start naming the variable (ImproperlyConfigured),
+    not with logging's "Unable to configure root logger" or Django's bare "Incorrect timezone setting"."""
+    started = run("import django; django.setup()", **{name: value})
+
+    assert started.returncode != 0
+    assert f"ImproperlyConfigured: {message}" in started.stderr
+    assert run("import django; django.setup()", LOG_LEVEL="warning", TIME_ZONE="UTC").returncode == 0
