@@ -249,3 +249,55 @@ def test_a_post_with_neither_button_changes_nothing(client, sms_outbox):
     assert "Para continuar haz clic en «Permitir»" in response.content.decode()
     assert_untouched(member)
     assert client.session["signin"]["stage"] == "politica"
+
+
+def test_no_permitir_tells_the_member_in_spanish_what_it_means_and_what_is_left(client, sms_outbox, settings):
+    """Policy §10: without the authorisation no Oficina Virtual, but still a member, served by the
+    other channels. After a reset the member must also know that the new clave was not kept and that
+    the temporary code is spent ("Puedes volver cuando quieras" sent them back to a dead end)."""
+    settings.COOPERATIVE_PHONE = "(601) 555 0199"
+    member = make_member()
+    reach_policy(client, member, sms_outbox)
+
+    client.post("/politica-de-datos/", {"decision": "rechazar", "version": "1"})
+
+    page = " ".join(client.get("/").content.decode().split())
+    assert "No autorizaste el tratamiento de tus datos, así que no guardamos tu nueva clave" in page
+    assert "pide una nueva clave temporal en «Olvidé mi clave»" in page
+    assert "Sin tu autorización no puedes usar la Oficina Virtual" in page
+    assert "pero sigues siendo asociado: te atendemos" in page and "(601) 555 0199" in page
+
+
+def test_a_member_who_refuses_a_new_version_is_told_the_earlier_authorisation_stands(client, settings):
+    """Refusing a newer version is not a revocation (Ley 1581 art. 15: that is a reclamo), and the
+    member, who cannot reach «Mis datos personales» without accepting, is told where to revoke."""
+    settings.COOPERATIVE_EMAIL = "datos@cooperativa.example"
+    member = make_member(returning=True)
+    policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
+    assert sign_in(client, member).url == "/politica-de-datos/"
+
+    client.post("/politica-de-datos/", {"decision": "rechazar", "version": "2"})
+
+    page = " ".join(client.get("/").content.decode().split())
+    assert "No autorizaste la nueva versión de la política" in page
+    assert "te la mostraremos de nuevo la próxima vez que ingreses" in page
+    assert "La autorización que nos diste antes no cambia" in page
+    assert "datos@cooperativa.example" in page
+    assert "sigues siendo asociado" in page
+
+
+def test_a_member_who_refuses_during_a_reset_keeps_the_earlier_authorisation_and_is_told(client, sms_outbox):
+    """A returning member who resets the PIN and then refuses: their PIN and their acceptance of the
+    current version stand (refusing is no revocation), so the page must not say they cannot use the
+    Oficina Virtual."""
+    member = make_member(returning=True)
+    reach_policy(client, member, sms_outbox)
+
+    client.post("/politica-de-datos/", {"decision": "rechazar", "version": "1"})
+
+    page = " ".join(client.get("/").content.decode().split())
+    assert "así que no guardamos tu nueva clave" in page
+    assert "La autorización que nos diste antes no cambia" in page
+    assert "Sin tu autorización no puedes usar la Oficina Virtual" not in page
+    assert "Sigues siendo asociado" in page
+    assert sign_in(client, member).url == "/oficina/"

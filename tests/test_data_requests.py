@@ -4,7 +4,7 @@ answers it once in the back office, and the member reads the answer (docs/securi
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from django.core import mail
@@ -195,3 +195,25 @@ def test_an_operator_of_the_counter_may_answer_requests(client, member):
 )
 def test_business_days_skip_weekends(start, count, due):
     assert business_days_after(datetime.fromisoformat(start).date(), count) == date.fromisoformat(due)
+
+
+def test_the_deadline_counts_from_the_day_in_colombia_whatever_time_zone_the_pages_use(
+    member, settings, monkeypatch
+):
+    """The law's days are Colombia's: a request filed on Thursday at 9 p.m. in Bogotá was received
+    on Thursday, even where TIME_ZONE (the times the pages show, README) is set to UTC, where it is
+    already Friday; counted from Friday its date was a business day later than the law's."""
+    from django.test import RequestFactory
+
+    from oficina.consent.services import data_request_file
+
+    settings.TIME_ZONE = "UTC"
+    thursday_night_in_bogota = datetime(2026, 12, 4, 2, 0, tzinfo=UTC)  # 2026-12-03 21:00 -05:00
+    monkeypatch.setattr(timezone, "now", lambda: thursday_night_in_bogota)
+    request = RequestFactory().post(PAGE)
+
+    consult = data_request_file(request=request, member=member, kind="consulta", detail="")
+    claim = data_request_file(request=request, member=member, kind="actualizar", detail="Mi celular cambió.")
+
+    assert consult.due_on == date(2026, 12, 17)  # 10 business days after Thursday 3 December
+    assert claim.due_on == date(2026, 12, 24)  # 15

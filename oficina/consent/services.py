@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -115,6 +116,10 @@ def consent_record(*, member: Member, policy: PolicyVersion, request: HttpReques
 DATA_REQUESTS_OPEN_MAX = 5  # requests still in process a member may have at once
 CONSULT_BUSINESS_DAYS = 10  # Ley 1581, art. 14
 CLAIM_BUSINESS_DAYS = 15  # art. 15
+# The law's days are Colombia's (one zone, no daylight saving), whatever TIME_ZONE the pages use: a
+# request filed at 9 p.m. in Bogotá is already "tomorrow" in UTC, and a deadline counted from there
+# would be a business day later than the law's.
+LEGAL_TIME_ZONE = ZoneInfo("America/Bogota")
 
 
 class DataRequestRefused(Exception):
@@ -153,7 +158,7 @@ def data_request_file(*, request: HttpRequest, member: Member, kind: str, detail
             kind=kind,
             detail=detail,
             received_at=now,
-            due_on=business_days_after(timezone.localdate(now), days),
+            due_on=business_days_after(timezone.localdate(now, LEGAL_TIME_ZONE), days),
         )
         event_record(
             "data_request_filed", request=request, member=member, request_kind=kind, number=data_request.pk

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from oficina.antiphishing.gallery import GALLERY
 from oficina.audit.services import event_record
+from oficina.consent.models import Consent
 from oficina.consent.services import consent_record, member_needs_consent, policy_current_or_default
 from oficina.lib.national_id import InvalidDocument
 from oficina.lib.ratelimit import ratelimit_consume
@@ -317,6 +318,36 @@ def security_image(request: HttpRequest) -> HttpResponse:
     return render(request, "signin/security_image.html", context)
 
 
+def _refused_message(*, member_id: int, reconsent: bool) -> str:
+    """ "No permitir": what it means and what is left (policy §10). Refusing revokes no authorisation
+    given before (a revocation is a reclamo, Ley 1581 art. 15), and the member is told where to ask for
+    one: «Mis datos personales» is in the office, which they did not enter."""
+    if reconsent:
+        parts = [
+            "No autorizaste la nueva versión de la política, así que no entraste a la Oficina Virtual; "
+            "te la mostraremos de nuevo la próxima vez que ingreses."
+        ]
+    else:
+        parts = [
+            "No autorizaste el tratamiento de tus datos, así que no guardamos tu nueva clave ni tu imagen "
+            "y frase de seguridad. La clave temporal que usaste ya no sirve: si cambias de opinión, pide "
+            "una nueva clave temporal en «Olvidé mi clave»."
+        ]
+    if Consent.objects.filter(member_id=member_id).exists():
+        parts.append(
+            "La autorización que nos diste antes no cambia: si quieres revocarla, pídelo por estos canales."
+        )
+    if member_needs_consent(Member(pk=member_id)):
+        parts.append("Sin tu autorización no puedes usar la Oficina Virtual, pero sigues siendo asociado:")
+    else:
+        parts.append("Sigues siendo asociado:")
+    parts.append(
+        f"te atendemos en nuestras oficinas, al teléfono {settings.COOPERATIVE_PHONE} "
+        f"y en {settings.COOPERATIVE_EMAIL}."
+    )
+    return " ".join(parts)
+
+
 @_guarded
 def policy(request: HttpRequest) -> HttpResponse:
     """Paso 8: "Política de tratamiento de datos" and "Permitir"."""
@@ -328,12 +359,11 @@ def policy(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         decision = request.POST.get("decision")
         if decision == "rechazar":
-            flow_end(request.session)
-            messages.info(
-                request,
-                "No autorizaste el tratamiento de tus datos, así que no hicimos ningún cambio. "
-                "Puedes volver cuando quieras o acercarte a una de nuestras oficinas.",
+            refused = _refused_message(
+                member_id=flow.require_member_id(), reconsent=flow.get("kind") == "reconsent"
             )
+            flow_end(request.session)
+            messages.info(request, refused)
             return redirect("signin:identify")
         shown_version = request.POST.get("version")
         # The consent is the click on "Permitir" itself (guide, step 8; §10 of the policy): there is
