@@ -33,7 +33,11 @@ if not SECRET_KEY:
 SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS")
 
 # Key for the deterministic decoys shown for unknown cédulas. Rotating it changes every decoy at once.
-DECOY_KEY = envstr("DECOY_KEY") or SECRET_KEY
+_decoy_key = envstr("DECOY_KEY")
+DECOY_KEY = _decoy_key or SECRET_KEY
+# Set on its own (to SECRET_KEY's current value too: that keeps every decoy through a rotation of
+# SECRET_KEY), so rotating SECRET_KEY no longer moves it (oficina.W001).
+DECOY_KEY_SET = bool(_decoy_key)
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG or TESTING else "")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")

@@ -121,6 +121,21 @@ def test_the_deploy_check_warns_while_the_decoys_key_is_the_secret_key():
     assert "oficina.W001" not in separate.stderr + separate.stdout
 
 
+def test_the_decoys_key_pinned_to_the_current_secret_key_satisfies_the_deploy_check():
+    """Setting DECOY_KEY on its own without changing anything means giving it SECRET_KEY's current
+    value, then rotating SECRET_KEY: a new value changes every decoy at once and hashes cédulas apart
+    from every earlier audit event (a search by cédula no longer finds them), the very harm W001 warns
+    of. The hint said "its own long random value", and W001 went on warning at the pinned key
+    (review, 2026-12-06)."""
+    check = [sys.executable, "manage.py", "check", "--deploy"]
+    where = {"capture_output": True, "text": True, "timeout": 60, "cwd": django_settings.BASE_DIR}
+    shared = subprocess.run(check, env=production_env(SECRET_KEY="k" * 50), **where)
+    pinned = subprocess.run(check, env=production_env(SECRET_KEY="k" * 50, DECOY_KEY="k" * 50), **where)
+
+    assert "current SECRET_KEY's value" in shared.stderr
+    assert "oficina.W001" not in pinned.stderr + pinned.stdout
+
+
 def test_an_empty_database_url_means_the_embedded_sqlite():
     """As an empty REDIS_URL means no Redis (a compose file's `DATABASE_URL=${DATABASE_URL:-}`)."""
     started = run(

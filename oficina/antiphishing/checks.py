@@ -8,15 +8,16 @@ from django.core.checks import CheckMessage, Tags, Warning, register
 
 @register(Tags.security, deploy=True)
 def check_decoy_key(app_configs: object, **kwargs: object) -> list[CheckMessage]:
-    if settings.DECOY_KEY != settings.SECRET_KEY:
+    if getattr(settings, "DECOY_KEY_SET", False) or settings.DECOY_KEY != settings.SECRET_KEY:
         return []
     return [
         Warning(
             "DECOY_KEY is not set, so it is SECRET_KEY: rotating SECRET_KEY would change every decoy "
             "of an unknown cédula at once (someone who noted one would see it change) and the keyed "
             "hash of cédulas in the audit log.",
-            hint="Set DECOY_KEY (or DECOY_KEY_FILE) to its own long random value before the first "
-            "rotation (docs/operations.md, Key rotation).",
+            hint="Before the first rotation, set DECOY_KEY (or DECOY_KEY_FILE) to the current SECRET_KEY's "
+            "value: decoys and audit hashes stay as they are, and rotating SECRET_KEY no longer moves "
+            "them (a new random value would change them all now; docs/operations.md, Key rotation).",
             id="oficina.W001",
         )
     ]

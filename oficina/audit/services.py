@@ -95,8 +95,21 @@ def event_build(
         document_hmac=document_hmac(who) if who else "",
         ip_address=client_ip(request) if request else None,
         user_agent=user_agent(request) if request else "",
-        data=data,
+        data=_storable(data),
     )
+
+
+def _storable(value: Any) -> Any:
+    """`data` as PostgreSQL can store it: no NUL in any string (JSON's `\\u0000` is refused there, and
+    the event's INSERT, a 500, took the request down with it). A refused address is whatever the
+    sender typed: it is kept, each NUL shown as U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(item) for item in value]
+    return value
 
 
 def events_record(events: list[Event]) -> None:

@@ -188,6 +188,20 @@ def test_audit_verify_finds_the_newest_event_deleted(events):
     assert "se borraron eventos" in out.getvalue()
 
 
+@pytest.mark.parametrize("path", ["/operadores/%00", "/operadores/login/%00x"])
+def test_a_nul_in_a_refused_address_is_recorded_without_it_instead_of_a_server_error(path):
+    """PostgreSQL stores no NUL in JSON (`\\u0000` is refused): a forged POST to an operators' address
+    with a %00 in it failed its CSRF check, then the INSERT of its own `csrf_refused` event, a 500 to
+    anyone who asked (review, 2026-12-06). The event keeps the address, the NUL shown as U+FFFD."""
+    forger = Client(enforce_csrf_checks=True, raise_request_exception=False)
+
+    response = forger.post(path, {})
+
+    assert response.status_code == 403
+    (event,) = Event.objects.filter(kind="csrf_refused")
+    assert event.data["path"] == path.replace("%00", "\ufffd")
+
+
 # --- No secrets in logs ---------------------------------------------------------------------------
 
 
