@@ -18,6 +18,7 @@ from oficina.members.models import Member
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import type_on_keypad
 from tests.test_backoffice import make_operator, operator_login, signed_in_operator
+from tests.test_backoffice_audit import csv_rows
 
 pytestmark = pytest.mark.django_db
 PAGE = "/oficina/mis-datos/"
@@ -217,3 +218,104 @@ def test_the_deadline_counts_from_the_day_in_colombia_whatever_time_zone_the_pag
 
     assert consult.due_on == date(2026, 12, 17)  # 10 business days after Thursday 3 December
     assert claim.due_on == date(2026, 12, 24)  # 15
+
+
+def revocation_filed(client: Client) -> DataRequest:
+    page = client.post(
+        PAGE, {"solicitud": "revocar", "descripcion": "Ya no quiero que traten mis datos aquí."}
+    )
+    assert page.status_code in (200, 302)
+    return DataRequest.objects.get(kind="revocar")
+
+
+def test_a_revocation_needs_the_officers_decision(client, member):
+    filed = revocation_filed(client)
+    operator = Client()
+    signed_in_operator(operator)
+    form = operator.get(f"{ADMIN}{filed.pk}/change/").content.decode()
+    assert 'name="revocation"' in form and "Se concede" in form
+
+    undecided = operator.post(f"{ADMIN}{filed.pk}/change/", {"answer": "Revisamos su solicitud con cuidado."})
+
+    assert "Indica si se concede la revocación." in undecided.content.decode()
+    filed.refresh_from_db()
+    assert filed.status == "recibida"
+    other = DataRequest.objects.create(
+        member=member, kind="consulta", received_at=timezone.now(), due_on=date(2026, 12, 31)
+    )
+    assert 'name="revocation"' not in operator.get(f"{ADMIN}{other.pk}/change/").content.decode()
+
+
+def test_a_granted_revocation_is_in_the_ledger_ends_the_session_and_asks_again(client, member):
+    """Ley 1581 art. 8 e): the authorisation revoked, the office no longer treats the member's data on
+    it. The ledger keeps the revocation beside the consents it ends (the proof shows both); the
+    member's open session ends at once; the next sign-in asks for the policy again, and the office
+    opens only on a new «Permitir»."""
+    from oficina.consent.models import ConsentRevocation
+
+    filed = revocation_filed(client)
+    operator = Client()
+    user = signed_in_operator(operator)
+    answer = "Concedemos la revocación: ya no tratamos sus datos en la Oficina Virtual."
+    response = operator.post(f"{ADMIN}{filed.pk}/change/", {"answer": answer, "revocation": "concedida"})
+    assert response.status_code == 302
+
+    revocation = ConsentRevocation.objects.get()
+    assert (revocation.member, revocation.data_request, revocation.revoked_by) == (
+        member,
+        filed,
+        user.username,
+    )
+    event = Event.objects.get(kind="operator_consent_revoked")
+    assert event.data == {"operator": user.username, "number": filed.pk}
+    assert client.get("/oficina/").url == "/"  # the open session ended
+    # The proof shows the consent and, beside it, when and by which request it was revoked.
+    [row] = csv_rows(operator.get(f"/operadores/members/member/{member.pk}/autorizaciones.csv"))
+    assert row["revocada_utc"] and row["solicitud_revocacion"] == str(filed.pk)
+    printed = operator.get(f"/operadores/members/member/{member.pk}/autorizaciones/").content.decode()
+    assert f"solicitud n.º {filed.pk}, concedida por {user.username}" in printed
+    # The next sign-in asks again; «Permitir» is a new authorisation and opens the office.
+    client.post("/", {"usuario": member.document})
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/politica-de-datos/"
+    version = re.search(r'name="version" value="([^"]+)"', client.get("/politica-de-datos/").content.decode())
+    assert version is not None
+    assert (
+        client.post("/politica-de-datos/", {"decision": "permitir", "version": version[1]}).url == "/oficina/"
+    )
+    assert member.consents.count() == 2
+
+
+def test_a_denied_revocation_changes_nothing_but_the_answer(client, member):
+    from oficina.consent.models import ConsentRevocation
+
+    filed = revocation_filed(client)
+    operator = Client()
+    signed_in_operator(operator)
+    answer = "No procede: la ley nos obliga a conservar sus datos mientras tenga créditos vigentes."
+    response = operator.post(f"{ADMIN}{filed.pk}/change/", {"answer": answer, "revocation": "negada"})
+    assert response.status_code == 302
+
+    assert not ConsentRevocation.objects.exists()
+    assert client.get("/oficina/").status_code == 200
+    filed.refresh_from_db()
+    assert filed.status == "respondida"
+
+
+def test_after_a_granted_revocation_no_permitir_does_not_say_the_old_authorisation_stands(client, member):
+    filed = revocation_filed(client)
+    operator = Client()
+    signed_in_operator(operator)
+    operator.post(
+        f"{ADMIN}{filed.pk}/change/",
+        {"answer": "Concedemos la revocación pedida.", "revocation": "concedida"},
+    )
+    client.post("/", {"usuario": member.document})
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/politica-de-datos/"
+    version = re.search(r'name="version" value="([^"]+)"', client.get("/politica-de-datos/").content.decode())
+    assert version is not None
+
+    client.post("/politica-de-datos/", {"decision": "rechazar", "version": version[1]})
+
+    page = " ".join(client.get("/").content.decode().split())
+    assert "La autorización que nos diste antes no cambia" not in page
+    assert "Sin tu autorización no puedes usar la Oficina Virtual" in page

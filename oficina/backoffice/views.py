@@ -27,6 +27,7 @@ from oficina.backoffice.forms import MemberImportForm
 from oficina.backoffice.imports import member_import_progress, member_import_start
 from oficina.backoffice.models import MemberImport
 from oficina.backoffice.selectors import member_consents
+from oficina.consent.models import ConsentRevocation
 from oficina.consent.services import text_sha256
 from oficina.lib.national_id import InvalidDocument, normalise_document
 from oficina.members.models import Member
@@ -158,11 +159,14 @@ def member_import_status(
 
 
 def _consent_rows(member: Member) -> list[dict[str, Any]]:
+    revocations = list(ConsentRevocation.objects.filter(member=member).order_by("revoked_at", "id"))
     return [
         {
             "consent": consent,
             "policy": consent.policy,
             "verified": text_sha256(consent.policy.text) == consent.text_sha256,
+            # The first revocation granted since it was given, which ended it (None: it stands).
+            "revocation": next((r for r in revocations if r.revoked_at >= consent.accepted_at), None),
         }
         for consent in member_consents(member)
     ]
@@ -183,6 +187,8 @@ def consent_proof_csv(request: HttpRequest, *, member_id: int) -> HttpResponseBa
         "sha256_aceptado",
         "sha256_verificado",
         "texto_politica",
+        "revocada_utc",
+        "solicitud_revocacion",
     ]
     rows = (
         [
@@ -196,6 +202,8 @@ def consent_proof_csv(request: HttpRequest, *, member_id: int) -> HttpResponseBa
             row["consent"].text_sha256,
             "si" if row["verified"] else "no",
             cell_exact(row["policy"].text),
+            utc_iso(row["revocation"].revoked_at) if row["revocation"] else "",
+            row["revocation"].data_request_id if row["revocation"] else "",
         ]
         for row in _consent_rows(member)
     )

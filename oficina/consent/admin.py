@@ -133,9 +133,27 @@ class DataRequestAnswerForm(forms.ModelForm):
         },
     )
 
+    revocation = forms.ChoiceField(
+        label="Decisión sobre la revocación",
+        choices=[
+            ("", "—"),
+            ("concedida", "Se concede: la autorización queda revocada"),
+            ("negada", "No se concede (explica en la respuesta el deber legal o contractual)"),
+        ],
+        required=False,
+        help_text="Concedida, el asociado deja de usar la Oficina Virtual con la autorización que dio: su "
+        "sesión abierta se cierra y al volver a ingresar se le pide autorizar de nuevo.",
+    )
+
     class Meta:
         model = DataRequest
         fields = ["answer"]
+
+    def clean_revocation(self) -> str:
+        decision = self.cleaned_data.get("revocation", "")
+        if self.instance.kind == DataRequest.Kind.REVOKE and not decision:
+            raise forms.ValidationError("Indica si se concede la revocación.")
+        return decision
 
 
 @admin.register(DataRequest)
@@ -166,6 +184,8 @@ class DataRequestAdmin(admin.ModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: DataRequest | None = None) -> tuple[str, ...]:
         if obj is not None and obj.status == DataRequest.Status.RECEIVED:
+            if obj.kind == DataRequest.Kind.REVOKE:
+                return (*DATA_REQUEST_FIELDS, "answer", "revocation")
             return (*DATA_REQUEST_FIELDS, "answer")
         return (*DATA_REQUEST_FIELDS, "answer_given")
 
@@ -192,5 +212,6 @@ class DataRequestAdmin(admin.ModelAdmin):
             data_request=obj,
             answer=form.cleaned_data["answer"],
             operator=operator_name(request),
+            revocation=form.cleaned_data.get("revocation") or None,
         ):
             messages.error(request, f"La solicitud n.º {obj.pk} ya estaba respondida: no se cambió.")

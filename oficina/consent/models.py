@@ -81,3 +81,22 @@ class DataRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Solicitud n.º {self.pk} ({self.get_kind_display()})"
+
+
+class ConsentRevocation(models.Model):
+    """A revocation of the member's authorisation, granted by the data officer on a reclamo (Ley 1581
+    de 2012, art. 8 e and art. 15): the consents given before it no longer count, and the office asks
+    for a new «Permitir» at the next sign-in. Part of the ledger: never changed or deleted."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="consent_revocations")
+    data_request = models.OneToOneField(DataRequest, on_delete=models.PROTECT, related_name="revocation")
+    revoked_at = models.DateTimeField("revocada")
+    revoked_by = models.CharField("concedida por", max_length=150)
+
+    class Meta:
+        verbose_name = "revocación de la autorización"
+        verbose_name_plural = "revocaciones de la autorización"
+        ordering = ["-revoked_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Revocación {self.pk} (solicitud n.º {self.data_request_id})"

@@ -13,7 +13,7 @@ from django.template import engines
 from django.utils import timezone
 
 from oficina.audit.services import event_record
-from oficina.consent.models import Consent, DataRequest, PolicyVersion
+from oficina.consent.models import Consent, ConsentRevocation, DataRequest, PolicyVersion
 from oficina.lib.client import client_ip, user_agent
 from oficina.members.models import Member
 from oficina.notify.models import OutboxMessage
@@ -74,16 +74,29 @@ def policy_ensure_published(policy: PolicyVersion) -> PolicyVersion:
         return existing or policy_publish(version=policy.version, text=policy.text)
 
 
+def _revoked_since() -> Exists:
+    """SQL for "a revocation of this consent's member (OuterRef) was granted at or after it was given"."""
+    return Exists(
+        ConsentRevocation.objects.filter(member=OuterRef("member"), revoked_at__gte=OuterRef("accepted_at"))
+    )
+
+
+def member_has_standing_consent(member_id: int) -> bool:
+    """Has the member an authorisation, of any version, that no granted revocation has ended?"""
+    return Consent.objects.filter(member_id=member_id).exclude(_revoked_since()).exists()
+
+
 def consent_current_exists() -> Exists:
-    """SQL for "this member (OuterRef pk) accepted the newest published text", to annotate a member
-    query with (the sign-in folds the check into the member lookup it makes anyway)."""
+    """SQL for "this member (OuterRef pk) accepted the newest published text, and no revocation was
+    granted since", to annotate a member query with (the sign-in folds the check into the member lookup
+    it makes anyway)."""
     current = PolicyVersion.objects.order_by("-published_at", "-id").values("id", "text_sha256")[:1]
     return Exists(
         Consent.objects.filter(
             member=OuterRef("pk"),
             policy_id__in=current.values("id"),
             text_sha256__in=current.values("text_sha256"),
-        )
+        ).exclude(_revoked_since())
     )
 
 
@@ -166,18 +179,38 @@ def data_request_file(*, request: HttpRequest, member: Member, kind: str, detail
     return data_request
 
 
+REVOCATION_GRANTED = "concedida"
+REVOCATION_DENIED = "negada"
+
+
 def data_request_answer(
-    *, request: HttpRequest, data_request: DataRequest, answer: str, operator: str
+    *,
+    request: HttpRequest,
+    data_request: DataRequest,
+    answer: str,
+    operator: str,
+    revocation: str | None = None,
 ) -> bool:
     """The data officer's answer: the request is answered once, audited, and the member told on every
     channel they have to read it in the office (the answer itself may hold personal data: it stays
-    there). False when it already was answered."""
+    there). False when it already was answered.
+
+    A request to revoke the authorisation carries the officer's decision (`revocation`): granted, it
+    is a ConsentRevocation in the ledger, in the same transaction: the member's consents so far no
+    longer count, their open office session ends now, and the next sign-in asks for a new «Permitir»
+    (the law may keep data the cooperative must hold: a denial explains why in the answer)."""
+    if data_request.kind == DataRequest.Kind.REVOKE:
+        if revocation not in (REVOCATION_GRANTED, REVOCATION_DENIED):
+            raise ValueError("a revocation request needs the officer's decision")
+    else:
+        revocation = None
     notices: list[OutboxMessage] = []
+    now = timezone.now()
     with transaction.atomic():
         answered = DataRequest.objects.filter(pk=data_request.pk, status=DataRequest.Status.RECEIVED).update(
             status=DataRequest.Status.ANSWERED,
             answer=answer,
-            answered_at=timezone.now(),
+            answered_at=now,
             answered_by=operator,
         )
         if answered:
@@ -188,7 +221,24 @@ def data_request_answer(
                 operator=operator,
                 number=data_request.pk,
                 request_kind=data_request.kind,
+                **({"revocation": revocation} if revocation else {}),
             )
+            if revocation == REVOCATION_GRANTED:
+                ConsentRevocation.objects.create(
+                    member_id=data_request.member_id,
+                    data_request=data_request,
+                    revoked_at=now,
+                    revoked_by=operator,
+                )
+                # No more treatment on the revoked authorisation: the open office session ends now.
+                Member.objects.filter(pk=data_request.member_id).update(session_digest="")
+                event_record(
+                    "operator_consent_revoked",
+                    request=request,
+                    member=data_request.member,
+                    operator=operator,
+                    number=data_request.pk,
+                )
             notices = notice_queue(  # none for a member without mobile or e-mail
                 member=data_request.member,
                 template="data_request_answered",

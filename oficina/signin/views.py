@@ -17,8 +17,12 @@ from django.views.decorators.http import require_http_methods
 
 from oficina.antiphishing.gallery import GALLERY
 from oficina.audit.services import event_record
-from oficina.consent.models import Consent
-from oficina.consent.services import consent_record, member_needs_consent, policy_current_or_default
+from oficina.consent.services import (
+    consent_record,
+    member_has_standing_consent,
+    member_needs_consent,
+    policy_current_or_default,
+)
 from oficina.lib.national_id import InvalidDocument
 from oficina.lib.ratelimit import ratelimit_consume
 from oficina.members.models import Member
@@ -333,7 +337,7 @@ def _refused_message(*, member_id: int, reconsent: bool) -> str:
             "y frase de seguridad. La clave temporal que usaste ya no sirve: si cambias de opinión, pide "
             "una nueva clave temporal en «Olvidé mi clave»."
         ]
-    if Consent.objects.filter(member_id=member_id).exists():
+    if member_has_standing_consent(member_id):
         parts.append(
             "La autorización que nos diste antes no cambia: si quieres revocarla, pídelo por estos canales."
         )
