@@ -536,6 +536,39 @@ def test_the_outbox_worker_seals_the_chain_every_round(restore_signals):
 
 @pytest.mark.django_db(transaction=True)
 @deferred
+def test_events_are_sealed_while_the_worker_delivers_a_backlog(
+    monkeypatch, restore_signals, database_tasks, sms_outbox
+):
+    """docs/security.md G23: the worker sealed only between rounds, and a round delivered everything
+    waiting; behind a backlog (an import's notices, a slow gateway) a sign-in's events stayed unsealed
+    until the last message went out. A round now ends after DELIVERY_TASKS_PER_ROUND tasks, seals,
+    and goes straight on."""
+    from oficina.notify import outbox
+    from oficina.notify.outbox import notice_queue, outbox_dispatch
+
+    member = make_member(returning=True)
+    for _ in range(30):
+        outbox_dispatch(notice_queue(member=member, template="access_locked", context={"attempts": 5})[:1])
+    sealed_seen: list[bool] = []
+    transmit = outbox._transmit
+
+    def slow(message):  # type: ignore[no-untyped-def]
+        sealed_seen.append(Event.objects.filter(kind="during_backlog", seq__isnull=False).exists())
+        if len(sealed_seen) == 1:
+            event_record("during_backlog")
+        time.sleep(0.02)
+        transmit(message)
+
+    monkeypatch.setattr(outbox, "_transmit", slow)
+    call_command("outbox_worker", "--interval", "1", "--max-seconds", "2.5")
+
+    assert len(sealed_seen) == 30  # the backlog went out without waiting `--interval` between rounds
+    # sealed within a round or two of its recording, long before the backlog's end
+    assert sealed_seen.index(True) <= 2 * outbox_worker.DELIVERY_TASKS_PER_ROUND
+
+
+@pytest.mark.django_db(transaction=True)
+@deferred
 def test_an_idle_outbox_worker_does_not_fill_the_log(restore_signals, caplog):
     """Each round runs django-tasks-db's worker in batch mode, which says "Starting worker" and "No more
     tasks" at INFO: four lines a second, ~350,000 a day, with nothing to deliver. Only its warnings

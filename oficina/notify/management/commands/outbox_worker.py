@@ -35,14 +35,20 @@ DELIVERY_QUEUES = ["outbox", "default"]
 IMPORT_QUEUES = ["imports"]
 
 
-def _worker(queue_names: list[str]) -> Worker:
+# Delivery tasks one round runs at most before the loop seals the audit chain again: a backlog (an
+# import's notices, a slow gateway) would otherwise keep every event unsealed until it is delivered
+# (docs/security.md G23). A task is one message, or up to 20 notices of a bulk batch.
+DELIVERY_TASKS_PER_ROUND = 5
+
+
+def _worker(queue_names: list[str], *, max_tasks: int | None = None) -> Worker:
     return Worker(
         queue_names=queue_names,
         interval=0,
-        batch=True,  # everything ready now, then back to the caller's loop
+        batch=True,  # everything ready now (or max_tasks of it), then back to the caller's loop
         backend_name="default",
         startup_delay=False,
-        max_tasks=None,
+        max_tasks=max_tasks,
         worker_id=get_random_string(32),
         excluded_queue_names=[],
     )
@@ -75,12 +81,14 @@ class _Loops:
             for worker in self._workers.values():
                 worker.running = False  # finish the task in hand, take no other
 
-    def run(self, name: str, worker: Worker) -> None:
+    def run(self, name: str, worker: Worker) -> bool:
+        """Runs `worker`; whether it stopped at its max_tasks (more may be waiting)."""
         with self._lock:
             if self.stopping.is_set():
-                return
+                return False
             self._workers[name] = worker
         worker.run()
+        return worker.max_tasks is not None and worker._run_tasks >= worker.max_tasks
 
 
 class Command(BaseCommand):
@@ -118,13 +126,14 @@ class Command(BaseCommand):
                 if time.monotonic() - last_sweep >= sweep_every:
                     outbox_sweep()
                     last_sweep = time.monotonic()
-                loops.run("delivery", _worker(DELIVERY_QUEUES))
+                more = loops.run("delivery", _worker(DELIVERY_QUEUES, max_tasks=DELIVERY_TASKS_PER_ROUND))
                 failures = 0
             except DATABASE_DOWN as exc:
                 failures += 1
                 time.sleep(database_outage_pause(exc, failures=failures, logger=logger))
                 continue
-            time.sleep(interval)
+            if not more:  # a backlog goes straight on, sealing between rounds
+                time.sleep(interval)
 
     def _imports(self, loops: _Loops, interval: float) -> None:
         """The imports' loop, in its own thread with its own database connection. An unexpected error
