@@ -319,3 +319,63 @@ def test_after_a_granted_revocation_no_permitir_does_not_say_the_old_authorisati
     page = " ".join(client.get("/").content.decode().split())
     assert "La autorización que nos diste antes no cambia" not in page
     assert "Sin tu autorización no puedes usar la Oficina Virtual" in page
+
+
+@pytest.mark.parametrize(("kind", "extra_days"), [("consulta", 5), ("suprimir", 8)])
+def test_the_officer_may_extend_the_term_once_with_its_reasons_and_the_member_is_told(
+    client, member, sms_outbox, kind, extra_days
+):
+    """Ley 1581 arts. 14 and 15, and the policy: when a request cannot be answered in time, the member
+    is told the reasons and the new date, at most 5 (consulta) or 8 (reclamo) business days later."""
+    client.post(PAGE, {"solicitud": kind, "descripcion": "Quiero que supriman mi correo anterior."})
+    filed = DataRequest.objects.get()
+    first_due = filed.due_on
+    operator = Client()
+    user = signed_in_operator(operator)
+    reason = "Necesitamos consultar el archivo físico de la oficina de Girardot."
+
+    response = operator.post(f"{ADMIN}{filed.pk}/change/", {"extension_reason": reason})
+
+    assert response.status_code == 302
+    filed.refresh_from_db()
+    assert filed.status == "recibida" and filed.first_due_on == first_due
+    assert filed.due_on == business_days_after(first_due, extra_days)
+    assert (filed.extension_reason, filed.extended_by) == (reason, user.username)
+    event = Event.objects.get(kind="operator_data_request_extended")
+    assert event.data == {"operator": user.username, "number": filed.pk, "until": filed.due_on.isoformat()}
+    told = [sms.body for sms in sms_outbox] + [e.body for e in mail.outbox]
+    assert told and all(f"{filed.pk}" in text and "Mis datos personales" in text for text in told)
+    assert not any("Girardot" in text for text in told)  # the reasons are read in the office
+    page = " ".join(client.get(PAGE).content.decode().split())
+    assert "Prorrogamos el plazo" in page and "Girardot" in page
+    # Once only; then the request is answered as any other.
+    form = operator.get(f"{ADMIN}{filed.pk}/change/").content.decode()
+    assert 'name="extension_reason"' not in form and 'name="answer"' in form
+    assert (
+        operator.post(
+            f"{ADMIN}{filed.pk}/change/", {"answer": "Ya suprimimos su correo anterior."}
+        ).status_code
+        == 302
+    )
+
+
+def test_an_extension_needs_reasons_and_time_left_and_is_not_an_answer(client, member):
+    client.post(PAGE, {"solicitud": "consulta"})
+    filed = DataRequest.objects.get()
+    operator = Client()
+    signed_in_operator(operator)
+    url = f"{ADMIN}{filed.pk}/change/"
+
+    neither = operator.post(url, {}).content.decode()
+    both = operator.post(url, {"answer": "Respuesta completa aquí.", "extension_reason": "Un motivo largo."})
+    short = operator.post(url, {"extension_reason": "x"}).content.decode()
+    assert "Escribe la respuesta, o el motivo de la prórroga." in neither
+    assert "Responde o prorroga el plazo, no las dos cosas a la vez." in both.content.decode()
+    assert "Escribe un motivo de al menos 10 caracteres." in short
+
+    DataRequest.objects.filter(pk=filed.pk).update(due_on=date(2020, 1, 6))  # the term is over
+    late = operator.post(url, {"extension_reason": "Necesitamos más tiempo para revisar."}).content.decode()
+    assert "El plazo ya venció" in late
+    filed.refresh_from_db()
+    assert filed.extended_at is None and filed.status == "recibida"
+    assert not Event.objects.filter(kind="operator_data_request_extended").exists()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 from pathlib import Path
@@ -343,6 +344,7 @@ def test_every_sms_template_fits_one_segment_with_a_long_cooperative_name(settin
         "what": max(SECURITY_CHANGES.values(), key=len),
         "number": 9_999_999,
         "first_access": True,
+        "until": datetime.date(2026, 12, 31),
     }
     folders = [
         *django_settings.TEMPLATES[0]["DIRS"],

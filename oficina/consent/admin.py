@@ -8,12 +8,18 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils.formats import date_format
 
 from oficina.backoffice.forms import PolicyVersionForm
 from oficina.backoffice.labels import choice_shown_as, filter_titled, shown_as
 from oficina.backoffice.services import operator_name, policy_version_publish
 from oficina.consent.models import Consent, DataRequest, PolicyVersion
-from oficina.consent.services import data_request_answer, policy_current
+from oficina.consent.services import (
+    data_request_answer,
+    data_request_extend,
+    data_request_extensible,
+    policy_current,
+)
 
 
 @admin.register(PolicyVersion)
@@ -125,9 +131,9 @@ class DataRequestAnswerForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 6, "maxlength": ANSWER_MAX}),
         max_length=ANSWER_MAX,
         min_length=10,
+        required=False,  # or the reasons of an extension (clean)
         help_text="El asociado la verá en la Oficina Virtual. Escríbela completa: no se puede cambiar luego.",
         error_messages={
-            "required": "Escribe la respuesta.",
             "min_length": "Escribe una respuesta de al menos 10 caracteres.",
             "max_length": f"Escribe máximo {ANSWER_MAX} caracteres.",
         },
@@ -145,15 +151,42 @@ class DataRequestAnswerForm(forms.ModelForm):
         "sesión abierta se cierra y al volver a ingresar se le pide autorizar de nuevo.",
     )
 
+    extension_reason = forms.CharField(
+        label="O bien: prorrogar el plazo, por este motivo",
+        widget=forms.Textarea(attrs={"rows": 3, "maxlength": DataRequest.DETAIL_MAX}),
+        max_length=DataRequest.DETAIL_MAX,
+        min_length=10,
+        required=False,
+        help_text="Solo si no es posible responder a tiempo, una vez y antes de que venza el plazo: "
+        "5 días hábiles más para una consulta, 8 para un reclamo (Ley 1581, arts. 14 y 15). "
+        "El asociado recibe un aviso y lee el motivo y la nueva fecha en la Oficina Virtual.",
+        error_messages={
+            "min_length": "Escribe un motivo de al menos 10 caracteres.",
+            "max_length": f"Escribe máximo {DataRequest.DETAIL_MAX} caracteres.",
+        },
+    )
+
     class Meta:
         model = DataRequest
         fields = ["answer"]
 
-    def clean_revocation(self) -> str:
-        decision = self.cleaned_data.get("revocation", "")
-        if self.instance.kind == DataRequest.Kind.REVOKE and not decision:
-            raise forms.ValidationError("Indica si se concede la revocación.")
-        return decision
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        answer, reason = cleaned.get("answer", ""), cleaned.get("extension_reason", "")
+        if not answer and not reason:
+            raise forms.ValidationError("Escribe la respuesta, o el motivo de la prórroga.")
+        if answer and reason:
+            raise forms.ValidationError("Responde o prorroga el plazo, no las dos cosas a la vez.")
+        if reason and not data_request_extensible(self.instance):
+            raise forms.ValidationError(
+                "El plazo ya venció (o ya se prorrogó): la prórroga se informa antes de que termine el "
+                "plazo. Responde la solicitud cuanto antes."
+            )
+        if answer and self.instance.kind == DataRequest.Kind.REVOKE and not cleaned.get("revocation"):
+            self.add_error("revocation", "Indica si se concede la revocación.")
+        return cleaned
 
 
 @admin.register(DataRequest)
@@ -184,13 +217,26 @@ class DataRequestAdmin(admin.ModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: DataRequest | None = None) -> tuple[str, ...]:
         if obj is not None and obj.status == DataRequest.Status.RECEIVED:
+            fields: tuple[str, ...] = (*DATA_REQUEST_FIELDS, "extension", "answer")
             if obj.kind == DataRequest.Kind.REVOKE:
-                return (*DATA_REQUEST_FIELDS, "answer", "revocation")
-            return (*DATA_REQUEST_FIELDS, "answer")
-        return (*DATA_REQUEST_FIELDS, "answer_given")
+                fields += ("revocation",)
+            if obj.extended_at is None:
+                fields += ("extension_reason",)
+            return fields
+        return (*DATA_REQUEST_FIELDS, "extension", "answer_given")
 
     def get_readonly_fields(self, request: HttpRequest, obj: DataRequest | None = None) -> tuple[str, ...]:
-        return (*DATA_REQUEST_FIELDS, "answer_given")
+        return (*DATA_REQUEST_FIELDS, "extension", "answer_given")
+
+    @admin.display(description="prórroga")
+    def extension(self, data_request: DataRequest) -> str:
+        if data_request.extended_at is None or data_request.first_due_on is None:
+            return "—"
+        first = date_format(data_request.first_due_on, r"j \d\e F \d\e Y")
+        return (
+            f"Prorrogada por {data_request.extended_by} (plazo inicial: {first}). "
+            f"Motivo: {data_request.extension_reason}"
+        )
 
     @admin.display(description="respuesta")
     def answer_given(self, data_request: DataRequest) -> str:
@@ -207,6 +253,17 @@ class DataRequestAdmin(admin.ModelAdmin):
         return allowed and (obj is None or obj.status == DataRequest.Status.RECEIVED)
 
     def save_model(self, request: HttpRequest, obj: DataRequest, form: Any, change: bool) -> None:
+        if form.cleaned_data.get("extension_reason"):
+            if not data_request_extend(
+                request=request,
+                data_request=obj,
+                reason=form.cleaned_data["extension_reason"],
+                operator=operator_name(request),
+            ):
+                messages.error(
+                    request, f"La solicitud n.º {obj.pk} no se prorrogó: ya estaba prorrogada o vencida."
+                )
+            return
         if not data_request_answer(
             request=request,
             data_request=obj,

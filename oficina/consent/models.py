@@ -60,6 +60,8 @@ class DataRequest(models.Model):
 
     # Reclamos (art. 15): a correction, a revocation or a deletion; they need the facts described.
     CLAIMS = frozenset({Kind.UPDATE, Kind.REVOKE, Kind.DELETE})
+    CONSULT_EXTENSION_DAYS = 5  # art. 14
+    CLAIM_EXTENSION_DAYS = 8  # art. 15
     DETAIL_MAX = 1000  # what the member may write (the office page says so)
     ANSWER_MAX = 2000  # what the data officer may write (the back office form says so)
 
@@ -72,6 +74,12 @@ class DataRequest(models.Model):
     answer = models.TextField("respuesta", max_length=ANSWER_MAX, blank=True)
     answered_at = models.DateTimeField("respondida", null=True, blank=True)
     answered_by = models.CharField("respondida por", max_length=150, blank=True)
+    # An extension of the term (art. 14: 5 more business days for a consulta; art. 15: 8 for a reclamo),
+    # told to the member with its reasons before the first term ends; `due_on` then holds the new date.
+    first_due_on = models.DateField("plazo inicial", null=True, blank=True)
+    extension_reason = models.TextField("motivo de la prórroga", max_length=DETAIL_MAX, blank=True)
+    extended_at = models.DateTimeField("prorrogada", null=True, blank=True)
+    extended_by = models.CharField("prorrogada por", max_length=150, blank=True)
 
     class Meta:
         verbose_name = "solicitud sobre datos personales"

@@ -179,6 +179,64 @@ def data_request_file(*, request: HttpRequest, member: Member, kind: str, detail
     return data_request
 
 
+def data_request_extensible(data_request: DataRequest) -> bool:
+    """May its term still be extended: in process, never extended, and its term not yet over (the law
+    asks for the member to be told before it ends), the day counted in Colombia."""
+    today = timezone.localdate(timezone.now(), LEGAL_TIME_ZONE)
+    return (
+        data_request.status == DataRequest.Status.RECEIVED
+        and data_request.extended_at is None
+        and today <= data_request.due_on
+    )
+
+
+def data_request_extend(
+    *, request: HttpRequest, data_request: DataRequest, reason: str, operator: str
+) -> bool:
+    """The officer extends the term once, with its reasons (Ley 1581 art. 14: 5 more business days for a
+    consulta; art. 15: 8 for a reclamo): the new date is in `due_on` (the first in `first_due_on`),
+    audited, and the member told on their channels to read the reasons and the date in the office.
+    False when it can no longer be extended (answered, extended already, or its term over)."""
+    if not data_request_extensible(data_request):
+        return False
+    extra = (
+        DataRequest.CLAIM_EXTENSION_DAYS
+        if data_request.kind in DataRequest.CLAIMS
+        else DataRequest.CONSULT_EXTENSION_DAYS
+    )
+    until = business_days_after(data_request.due_on, extra)
+    notices: list[OutboxMessage] = []
+    with transaction.atomic():
+        extended = DataRequest.objects.filter(
+            pk=data_request.pk,
+            status=DataRequest.Status.RECEIVED,
+            extended_at__isnull=True,
+            due_on=data_request.due_on,
+        ).update(
+            first_due_on=data_request.due_on,
+            due_on=until,
+            extension_reason=reason,
+            extended_at=timezone.now(),
+            extended_by=operator,
+        )
+        if extended:
+            event_record(
+                "operator_data_request_extended",
+                request=request,
+                member=data_request.member,
+                operator=operator,
+                number=data_request.pk,
+                until=until.isoformat(),
+            )
+            notices = notice_queue(
+                member=data_request.member,
+                template="data_request_extended",
+                context={"number": data_request.pk, "until": until},
+            )
+    outbox_dispatch(notices)
+    return bool(extended)
+
+
 REVOCATION_GRANTED = "concedida"
 REVOCATION_DENIED = "negada"
 

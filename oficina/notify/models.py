@@ -58,4 +58,5 @@ class OutboxMessage(models.Model):
             "signin_after_failures": "Aviso de ingreso tras intentos fallidos",
             "contact_verify": "Código para confirmar contacto",
             "data_request_answered": "Aviso de respuesta a una solicitud de datos",
+            "data_request_extended": "Aviso de prórroga de una solicitud de datos",
         }.get(self.kind, self.kind)
