@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -179,6 +180,15 @@ def data_request_file(*, request: HttpRequest, member: Member, kind: str, detail
     return data_request
 
 
+def _officer_event(
+    kind: str, data_request: DataRequest, request: HttpRequest, operator: str, **data: Any
+) -> None:
+    """The data officer's event on a request: the member, the officer and the request's number."""
+    event_record(
+        kind, request=request, member=data_request.member, operator=operator, number=data_request.pk, **data
+    )
+
+
 def data_request_extensible(data_request: DataRequest) -> bool:
     """May its term still be extended: in process, never extended, and its term not yet over (the law
     asks for the member to be told before it ends), the day counted in Colombia."""
@@ -220,13 +230,8 @@ def data_request_extend(
             extended_by=operator,
         )
         if extended:
-            event_record(
-                "operator_data_request_extended",
-                request=request,
-                member=data_request.member,
-                operator=operator,
-                number=data_request.pk,
-                until=until.isoformat(),
+            _officer_event(
+                "operator_data_request_extended", data_request, request, operator, until=until.isoformat()
             )
             notices = notice_queue(
                 member=data_request.member,
@@ -272,12 +277,11 @@ def data_request_answer(
             answered_by=operator,
         )
         if answered:
-            event_record(
+            _officer_event(
                 "operator_data_request_answered",
-                request=request,
-                member=data_request.member,
-                operator=operator,
-                number=data_request.pk,
+                data_request,
+                request,
+                operator,
                 request_kind=data_request.kind,
                 **({"revocation": revocation} if revocation else {}),
             )
@@ -290,13 +294,7 @@ def data_request_answer(
                 )
                 # No more treatment on the revoked authorisation: the open office session ends now.
                 Member.objects.filter(pk=data_request.member_id).update(session_digest="")
-                event_record(
-                    "operator_consent_revoked",
-                    request=request,
-                    member=data_request.member,
-                    operator=operator,
-                    number=data_request.pk,
-                )
+                _officer_event("operator_consent_revoked", data_request, request, operator)
             notices = notice_queue(  # none for a member without mobile or e-mail
                 member=data_request.member,
                 template="data_request_answered",

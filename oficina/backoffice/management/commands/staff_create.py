@@ -104,16 +104,8 @@ class Command(BaseCommand):
             user.save()
             if not superuser:
                 user.groups.add(operators_group())
-            device = TOTPDevice.objects.create(user=user, name="Aplicación de autenticación", confirmed=True)
-            # As a superuser's change in the back office (backoffice/admin.py StaffChangesAudited).
-            event_record(
-                "operator_staff_changed",
-                operator=ACTOR,
-                model=user._meta.label_lower,
-                object_id=str(user.pk),
-                object=username,
-                action="added",
-                fields=["Superusuario" if superuser else OPERATORS_GROUP, "TOTP"],
+            device = _device_enrolled(
+                user, action="added", fields=["Superusuario" if superuser else OPERATORS_GROUP, "TOTP"]
             )
         self._show(device, f"Operador {username!r} creado ({settings.COOPERATIVE_NAME}).")
 
@@ -124,16 +116,7 @@ class Command(BaseCommand):
             if user is None:
                 raise CommandError(f"No existe el operador {username!r} (créalo sin --new-device).")
             TOTPDevice.objects.filter(user=user).delete()  # the lost phone's code stops working now
-            device = TOTPDevice.objects.create(user=user, name="Aplicación de autenticación", confirmed=True)
-            event_record(
-                "operator_staff_changed",
-                operator=ACTOR,
-                model=user._meta.label_lower,
-                object_id=str(user.pk),
-                object=username,
-                action="changed",
-                fields=["TOTP"],
-            )
+            device = _device_enrolled(user, action="changed", fields=["TOTP"])
         self._show(device, f"Nuevo dispositivo del operador {username!r} ({settings.COOPERATIVE_NAME}).")
 
     def _show(self, device: TOTPDevice, headline: str) -> None:
@@ -158,3 +141,20 @@ class Command(BaseCommand):
         if not password:
             raise CommandError("La contraseña está vacía.")
         return password
+
+
+def _device_enrolled(user: Any, *, action: str, fields: list[str]) -> TOTPDevice:
+    """A confirmed TOTP device for `user`, and its `operator_staff_changed` event, as a superuser's
+    change in the back office records it (backoffice/admin.py StaffChangesAudited). In the caller's
+    transaction."""
+    device = TOTPDevice.objects.create(user=user, name="Aplicación de autenticación", confirmed=True)
+    event_record(
+        "operator_staff_changed",
+        operator=ACTOR,
+        model=user._meta.label_lower,
+        object_id=str(user.pk),
+        object=user.get_username(),
+        action=action,
+        fields=fields,
+    )
+    return device
