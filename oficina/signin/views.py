@@ -175,6 +175,7 @@ def password(request: HttpRequest) -> HttpResponse:
         "display": display,
         "error": error,
         "awaiting_code": reset is not None,
+        "after_reset": reset is None and bool(flow.get("after_reset")),
         **keypad_context(request, purpose="password", tokens=tokens),
     }
     return render(request, "signin/password.html", context)
@@ -199,14 +200,16 @@ def forgot_pin(request: HttpRequest) -> HttpResponse:
             # The code and its message are saved together; the worker sends it (with retries).
             issued = code_request(request=request, document=flow.document, channel=channel)
             earlier = _pending_reset(request, flow)
-            if issued.sent or earlier is None:
-                request.session[RESET_SESSION_KEY] = {
-                    "document": flow.document,
-                    "flow_id": issued.flow_id,
-                    "channel": channel,
-                    "attempts": 0,
-                }
-            # else: a second click within the limits keeps this session's earlier, live code.
+            # Only the code's binding depends on whether one was sent: a request within the sending
+            # limits keeps this session's earlier, live code. What the member sees (the channel named
+            # on «enviado», the tries left in this session) must not: an unknown cédula's request is
+            # never sent, and a member's a minute later is (docs/security.md §2.6).
+            request.session[RESET_SESSION_KEY] = {
+                "document": flow.document,
+                "flow_id": issued.flow_id if issued.sent or earlier is None else earlier.get("flow_id"),
+                "channel": channel,
+                "attempts": int(earlier.get("attempts", 0)) if earlier is not None else 0,
+            }
             flow_end(request.session)
             return redirect("signin:code_sent")
     return render(request, "signin/forgot_pin.html", {"channels": channels, "error": error})
@@ -425,7 +428,9 @@ def done(request: HttpRequest) -> HttpResponse:
     if flow is None:
         return _restart(request)
     if request.method == "POST":
-        # A new flow, as "Ingresa tu usuario" would start: DONE itself leads nowhere.
-        flow_start(request.session, document=flow.document)
+        # A new flow, as "Ingresa tu usuario" would start: DONE itself leads nowhere. `after_reset`:
+        # this session just chose the image and phrase, so "Clave de Acceso" asks for the new PIN
+        # instead of the first-time hint (which calls them examples); it tells nobody anything new.
+        flow_start(request.session, document=flow.document).set(after_reset=True)
         return redirect("signin:password")
     return render(request, "signin/done.html")

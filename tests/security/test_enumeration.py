@@ -9,8 +9,11 @@ import re
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
+from unittest import mock
 
 import pytest
+from django.conf import settings as settings_module
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -18,6 +21,7 @@ from django.utils import timezone
 
 from oficina.antiphishing.decoys import decoy_for
 from oficina.members.models import Member
+from oficina.signin.models import TemporaryCode
 from tests.factories import make_member
 from tests.keypad import keypad_body
 from tests.security import MSG_WRONG_PIN, hash_calls, identify
@@ -25,6 +29,8 @@ from tests.security import MSG_WRONG_PIN, hash_calls, identify
 pytestmark = pytest.mark.django_db
 
 WRONG_PIN = "135790"
+MSG_WRONG_CODE = "La clave temporal no es correcta o ya venció"
+MSG_CODE_EXHAUSTED = "Superaste los intentos con esta clave temporal"
 
 # What legitimately differs between two people's pages: their image, phrase and masked destinations,
 # and the per-render secrets (CSRF token, keypad tokens and their shuffled digits).
@@ -108,7 +114,8 @@ def journey(document: str) -> dict[str, dict[str, object]]:
 
 def test_unknown_wrong_pin_locked_and_disabled_look_the_same_at_every_step(settings):
     settings.RATE_LIMITS = {}
-    journeys = {kind: journey(persona(kind)) for kind in ("unknown", "wrong_pin", "locked", "disabled")}
+    kinds = ("unknown", "wrong_pin", "locked", "disabled", "no_pin")
+    journeys = {kind: journey(persona(kind)) for kind in kinds}
 
     reference = journeys["unknown"]
     assert reference["identify POST"]["headers"]["Location"] == "/clave/"
@@ -118,6 +125,55 @@ def test_unknown_wrong_pin_locked_and_disabled_look_the_same_at_every_step(setti
         for step, view in steps.items():
             for aspect in ("status", "header_names", "headers", "cookies", "body"):
                 assert view[aspect] == reference[step][aspect], f"{kind}: {step}: {aspect} differs"
+
+
+def asked_again_a_minute_later(document: str) -> dict[str, object]:
+    """«Olvidé mi clave» by SMS, two wrong codes, then a minute later «Olvidé mi clave» again, by
+    e-mail: what the «enviado» page says, and what each wrong code typed after it is answered."""
+    client = Client()
+    now = [timezone.now()]
+    with (
+        mock.patch("oficina.signin.flows.reset.timezone.now", side_effect=lambda: now[0]),
+        mock.patch("oficina.signin.flows.reset.code_generate", return_value="111111"),
+    ):
+        identify(client, document)
+        client.post("/olvide-mi-clave/", {"canal": "sms", "action": "continuar"})
+        identify(client, document)
+        for _ in range(2):
+            client.post("/clave/", keypad_body(client.get("/clave/").content.decode(), "222222"))
+        now[0] += timedelta(seconds=settings_module.CODE_RESEND_SECONDS + 1)
+        identify(client, document)
+        client.get("/olvide-mi-clave/")
+        client.post("/olvide-mi-clave/", {"canal": "email", "action": "continuar"})
+        sent = client.get("/olvide-mi-clave/enviado/")
+        identify(client, document)
+        answers = []
+        for _ in range(6):
+            html = client.post(
+                "/clave/", keypad_body(client.get("/clave/").content.decode(), "222222")
+            ).content.decode()
+            answers.append(next((m for m in (MSG_CODE_EXHAUSTED, MSG_WRONG_CODE) if m in html), "otra"))
+    return {"sent": seen(sent), "answers": answers}
+
+
+def test_asking_for_a_code_again_a_minute_later_looks_the_same_for_a_member_as_for_an_unknown_cedula(
+    settings,
+):
+    """A member's second request a minute after the first is sent (a new code, by the channel chosen
+    now); an unknown cédula's never is. Until the review of 2026-12-06 the session then kept the
+    unknown cédula's first request, its channel and its tries: the «enviado» page said «celular»
+    where a member's said «correo electrónico», and the unknown cédula's codes ran out two tries
+    sooner."""
+    settings.RATE_LIMITS = {}
+    views = {kind: asked_again_a_minute_later(persona(kind)) for kind in ("unknown", "wrong_pin", "no_pin")}
+
+    assert TemporaryCode.objects.count() == 4  # both members' second requests were sent
+    reference = views["unknown"]
+    assert reference["answers"][:3] == [MSG_WRONG_CODE, MSG_WRONG_CODE, MSG_CODE_EXHAUSTED]
+    for kind, view in views.items():
+        assert view["answers"] == reference["answers"], f"{kind}: the code's tries differ"
+        assert view["sent"] == reference["sent"], f"{kind}: the «enviado» page differs"
+    assert "correo electrónico" in str(reference["sent"]["body"])
 
 
 @pytest.mark.parametrize("kind", ["unknown", "wrong_pin", "locked", "disabled", "no_pin"])
