@@ -77,7 +77,39 @@ def test_a_decoy_uses_gallery_images_and_plausible_destinations():
         if decoy.masked_mobile:
             assert re.fullmatch(r"3\d\d \d\d\*\*\*\*", decoy.masked_mobile)
         if decoy.masked_email:
-            assert re.fullmatch(r"[a-z]{5}\*\*\*\*@[a-z]+\.[a-z]+", decoy.masked_email)
+            assert re.fullmatch(r"[a-z0-9._]{1,5}\*\*\*\*@[a-z]+(\.[a-z]+)+", decoy.masked_email)
+
+
+MANY = [str(n) for n in range(70_000_000, 70_004_000)]
+
+
+def test_a_decoy_is_shaped_as_real_data_would_be():
+    """docs/security.md G24: decoys drawn from a few fixed sets (16 mobile prefixes, 16 five-letter
+    e-mail starts at 5 domains, 256 phrases) were told from members' data by their shape alone: a
+    member's mobile may start with any prefix the portal accepts, a member's masked e-mail shows one
+    to five characters, and a member's phrase is free text within the phrase rules."""
+    from oficina.antiphishing.decoys import _mobile_prefixes
+    from oficina.lib.phone import InvalidMobile, normalise_mobile
+    from oficina.signin.flows.new_credentials import phrase_clean
+
+    accepted = set()
+    for prefix in range(300, 400):
+        try:
+            normalise_mobile(f"{prefix}7654321")
+        except InvalidMobile:
+            continue
+        accepted.add(str(prefix))
+    assert set(_mobile_prefixes()) == accepted and len(accepted) > 16
+
+    decoys = [decoy_for(document) for document in MANY]
+    prefixes = {decoy.masked_mobile[:3] for decoy in decoys if decoy.masked_mobile}
+    assert prefixes == accepted  # every one of them turns up among 4,000 cédulas
+    shown = {decoy.masked_email.split("*")[0] for decoy in decoys if decoy.masked_email}
+    assert {len(start) for start in shown} >= {1, 3, 4, 5}
+    assert len({decoy.masked_email.split("@")[1] for decoy in decoys if decoy.masked_email}) >= 10
+    phrases = {decoy.phrase for decoy in decoys}
+    assert len(phrases) >= 3_000  # not a list learnt from a few dozen cédulas
+    assert all(phrase_clean(phrase) == phrase for phrase in phrases)  # a member could have typed it
 
 
 def test_changing_the_decoy_key_changes_the_decoys(settings):
