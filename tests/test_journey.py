@@ -166,6 +166,23 @@ def test_the_first_time_hint_gives_way_to_the_code_notice_once_a_code_was_asked_
     assert "¿Es tu primer ingreso?" not in page
 
 
+def test_after_listo_clave_de_acceso_asks_for_the_new_pin_without_the_first_time_hint(client, sms_outbox):
+    """Guide step 9: "¡Listo! Haz clic en continuar, ingresa tu nueva clave". The page it opens told the
+    member who had just chosen them that they had no clave yet and that the image and phrase above were
+    "solo de ejemplo", and to use «Olvidé mi clave» again."""
+    member = make_member()
+    first_access(client, member, channel="sms", sms_outbox=sms_outbox)  # ends on /clave/ after «Continuar»
+    page = client.get("/clave/").content.decode()
+    assert "¿Es tu primer ingreso?" not in page
+    assert "Ingresa tu nueva clave con el teclado virtual" in page
+    assert "Mi huerta da buenos frutos" in page
+    assert client.post("/clave/", keypad_body(page, NEW_PIN)).url == "/oficina/"
+    # A flow started by typing the cédula again shows the hint, as to everyone.
+    client.post("/oficina/cerrar-sesion/")
+    assert identify(client, member.document).url == "/clave/"
+    assert MSG_FIRST_ACCESS in client.get("/clave/").content.decode()
+
+
 def keep_trying(client, document: str):
     """Wrong PINs until the per-cédula limit answers; returns that answer."""
     assert identify(client, document).url == "/clave/"

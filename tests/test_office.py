@@ -116,6 +116,20 @@ def test_the_image_and_phrase_change_after_the_step_up(client):
     assert (member.security_image, member.security_phrase) == ("cometa", "El viento me lleva")
 
 
+def test_the_image_and_phrase_page_of_the_office_offers_regresar_to_the_office(client):
+    """Every other page of the office has «Regresar»; «Cambiar mi imagen y frase de seguridad» had only
+    «Continuar»: a member who opened it by mistake could only leave by changing them."""
+    member = make_member(returning=True)
+    signed_in(client, member)
+    client.get("/oficina/imagen-y-frase/")
+    assert type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN).url == "/oficina/imagen-y-frase/"
+    page = client.get("/oficina/imagen-y-frase/").content.decode()
+    assert '<a class="btn btn--secondary" href="/oficina/">Regresar</a>' in page
+    assert client.get("/oficina/").status_code == 200  # where it leads; nothing was changed
+    member.refresh_from_db()
+    assert member.security_image == "buho"
+
+
 def test_a_new_mobile_is_confirmed_with_a_code_sent_to_it_before_it_is_saved(client, sms_outbox):
     member = make_member(returning=True)
     signed_in(client, member)

@@ -189,6 +189,7 @@ def security_image(request: HttpRequest) -> HttpResponse:
         "chosen": chosen,
         "phrase": phrase,
         "form_action": reverse("office:security_image"),
+        "back_url": reverse("office:home"),
     }
     return render(request, "signin/security_image.html", context)
 

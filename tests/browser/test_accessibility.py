@@ -331,6 +331,58 @@ def test_the_keypad_labels_stay_inside_their_buttons_with_text_at_200_percent(li
     assert box is not None and box["x"] + box["width"] <= 360
 
 
+def test_every_page_of_the_guide_stays_on_screen_with_text_at_200_percent(
+    live_app, new_context, import_member
+):
+    """WCAG 1.4.4 on a 360 px phone: the long words of «Confirmación de cuenta» and «Confirmación envío
+    de información» ran past the card, and «Cerrar sesión» past the top bar of every office page, so
+    the page scrolled sideways and the button was cut off."""
+    document = import_member(mobile="301 555 0104")
+    base = live_app.url
+    # A desktop browser at phone width (not is_mobile: a phone would zoom the page out to fit, hiding it).
+    page = new_context(viewport={"width": 360, "height": 740}).new_page()
+    wide: dict[str, object] = {}
+
+    def measure(state: str, path: str) -> None:
+        expect(page).to_have_url(base + path)
+        page.wait_for_load_state("load")
+        page.evaluate(_DOUBLE_THE_TEXT)
+        widths, spilling = _overflow(page), page.evaluate(_SPILLING_BUTTONS)
+        if widths is not None or spilling:
+            wide[state] = (widths, spilling)
+
+    page.goto(base + "/")
+    measure("Ingresa tu usuario", "/")
+    page.goto(base + "/olvido-su-usuario/")
+    measure("¿Olvidó su usuario?", "/olvido-su-usuario/")
+    identify(page, base, document)
+    measure("Clave de Acceso", "/clave/")
+    page.get_by_role("link", name="Olvidé mi clave").click()
+    measure("Confirmación de cuenta", "/olvide-mi-clave/")
+    sms_before = live_app.sms_files()
+    page.get_by_role("radio", name=re.compile("Confirmar por SMS")).check()
+    page.get_by_role("button", name="Continuar").click()
+    measure("Confirmación envío de información", "/olvide-mi-clave/enviado/")
+    code = live_app.wait_for_code_by_sms(before=sms_before, to="3015550104")
+    identify(page, base, document)
+    enter_on_keypad(page, code)
+    measure("Nueva clave", "/nueva-clave/")
+    enter_on_keypad(page, "825164")
+    measure("Confirma tu nueva clave", "/nueva-clave/confirmar/")
+    enter_on_keypad(page, "825164")
+    measure("Imagen y frase de seguridad", "/imagen-y-frase/")
+    choose_image_and_phrase(page, "Velero", "Navegar es preciso")
+    measure("Política de tratamiento de datos", "/politica-de-datos/")
+    allow_policy(page)
+    measure("¡Listo!", "/listo/")
+    page.get_by_role("button", name="Continuar").click()
+    enter_on_keypad(page, "825164")
+    measure("Oficina", "/oficina/")
+    page.get_by_role("link", name="Mis datos personales").click()
+    measure("Mis datos personales", "/oficina/mis-datos/")
+    assert not wide, f"pages that scroll sideways or spill a button with 200 % text at 360 px: {wide}"
+
+
 def test_after_a_wrong_pin_the_focus_is_on_the_message(live_app, new_context):
     """A failed "Continuar" reloads the page: the focus must land on the error (read at once by a
     screen reader, scrolled into view on a phone), not at the top of the page, and the keypad names it."""
