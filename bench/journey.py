@@ -354,6 +354,9 @@ def server_start(
     env["BENCH_VERIFY_DIR"] = str(workdir)
     if settings_module:
         env["DJANGO_SETTINGS_MODULE"] = settings_module
+    # The schema of the code under test (BENCH_SRC may be newer than the code that set the database
+    # up: without its migrations every sign-in was a 500), as a deployment migrates before it starts.
+    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     subprocess.run([PYTHON, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     target: Target = str(workdir / "gunicorn.sock") if unix else ("127.0.0.1", _free_port())
     bind = f"unix:{target}" if isinstance(target, str) else f"{target[0]}:{target[1]}"
