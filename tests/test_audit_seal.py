@@ -564,6 +564,7 @@ def test_events_are_sealed_while_the_worker_delivers_a_backlog(
             os.kill(os.getpid(), signal.SIGTERM)  # done: the worker finishes this task and stops
 
     monkeypatch.setattr(outbox, "_transmit", slow)
+    monkeypatch.setattr(outbox, "_stopping", threading.Event())  # the stop must not outlive the test
     call_command("outbox_worker", "--interval", "0.05", "--max-seconds", "60")
 
     assert len(sealed_seen) == backlog
