@@ -4,6 +4,8 @@ mobile size, plus what axe cannot see (touch target size, the live region, visib
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -235,48 +237,61 @@ def test_the_keypad_page_reflows_at_320_css_pixels(live_app, new_context):
 
 def test_every_page_of_the_guide_reflows_at_320_css_pixels(live_app, new_context, import_member):
     document = import_member(mobile="301 555 0103")
-    base = live_app.url
     # A desktop browser zoomed in (not is_mobile: a phone would zoom the page out to fit, hiding the fault).
     page = new_context(viewport={"width": 320, "height": 640}).new_page()
     wide: dict[str, tuple[int, int]] = {}
 
-    def measure(state: str, path: str) -> None:
-        # Each page is measured once it is the page shown and loaded: a click that navigates returns
-        # before the next document exists, and measuring then reads the old page or no page at all.
-        expect(page).to_have_url(base + path)
-        page.wait_for_load_state("load")
+    def measure(state: str) -> None:
         if (widths := _overflow(page)) is not None:
             wide[state] = widths
 
+    _walk_the_guide(page, live_app, document, "3015550103", measure)
+    assert not wide, f"pages that scroll sideways at 320 CSS px (scrollWidth, innerWidth): {wide}"
+
+
+def _walk_the_guide(
+    page: Page, live_app: Any, document: str, mobile: str, measure: Callable[[str], None]
+) -> None:
+    """Every page of the guide in its order, from «Ingresa tu usuario» through «Olvidé mi clave» to the
+    office, by the member `document` whose codes go to `mobile`; `measure(state)` on each page once it
+    is the page shown and loaded (a click that navigates returns before the next document exists, and
+    measuring then would read the old page or no page at all)."""
+    base = live_app.url
+
+    def at(state: str, path: str) -> None:
+        expect(page).to_have_url(base + path)
+        page.wait_for_load_state("load")
+        measure(state)
+
     page.goto(base + "/")
-    measure("Ingresa tu usuario", "/")
+    at("Ingresa tu usuario", "/")
+    page.goto(base + "/olvido-su-usuario/")
+    at("¿Olvidó su usuario?", "/olvido-su-usuario/")
     identify(page, base, document)
-    measure("Clave de Acceso", "/clave/")
+    at("Clave de Acceso", "/clave/")
     page.get_by_role("link", name="Olvidé mi clave").click()
-    measure("Confirmación de cuenta", "/olvide-mi-clave/")
+    at("Confirmación de cuenta", "/olvide-mi-clave/")
     sms_before = live_app.sms_files()
     page.get_by_role("radio", name=re.compile("Confirmar por SMS")).check()
     page.get_by_role("button", name="Continuar").click()
-    measure("Confirmación envío de información", "/olvide-mi-clave/enviado/")
-    code = live_app.wait_for_code_by_sms(before=sms_before, to="3015550103")
+    at("Confirmación envío de información", "/olvide-mi-clave/enviado/")
+    code = live_app.wait_for_code_by_sms(before=sms_before, to=mobile)
     identify(page, base, document)
     enter_on_keypad(page, code)
-    measure("Nueva clave", "/nueva-clave/")
+    at("Nueva clave", "/nueva-clave/")
     enter_on_keypad(page, "825164")
-    measure("Confirma tu nueva clave", "/nueva-clave/confirmar/")
+    at("Confirma tu nueva clave", "/nueva-clave/confirmar/")
     enter_on_keypad(page, "825164")
-    measure("Imagen y frase de seguridad", "/imagen-y-frase/")
+    at("Imagen y frase de seguridad", "/imagen-y-frase/")
     choose_image_and_phrase(page, "Velero", "Navegar es preciso")
-    measure("Política de tratamiento de datos", "/politica-de-datos/")
+    at("Política de tratamiento de datos", "/politica-de-datos/")
     allow_policy(page)
-    measure("¡Listo!", "/listo/")
-    page.get_by_role("button", name="Continuar").click()
-    identify(page, base, document)
+    at("¡Listo!", "/listo/")
+    page.get_by_role("button", name="Continuar").click()  # «Clave de Acceso» for the same cédula
     enter_on_keypad(page, "825164")
-    measure("Oficina", "/oficina/")
+    at("Oficina", "/oficina/")
     page.get_by_role("link", name="Mis datos personales").click()
-    measure("Mis datos personales", "/oficina/mis-datos/")
-    assert not wide, f"pages that scroll sideways at 320 CSS px (scrollWidth, innerWidth): {wide}"
+    at("Mis datos personales", "/oficina/mis-datos/")
 
 
 def test_the_audit_itself_sees_a_violation(live_app, page):
@@ -338,48 +353,17 @@ def test_every_page_of_the_guide_stays_on_screen_with_text_at_200_percent(
     de información» ran past the card, and «Cerrar sesión» past the top bar of every office page, so
     the page scrolled sideways and the button was cut off."""
     document = import_member(mobile="301 555 0104")
-    base = live_app.url
     # A desktop browser at phone width (not is_mobile: a phone would zoom the page out to fit, hiding it).
     page = new_context(viewport={"width": 360, "height": 740}).new_page()
     wide: dict[str, object] = {}
 
-    def measure(state: str, path: str) -> None:
-        expect(page).to_have_url(base + path)
-        page.wait_for_load_state("load")
+    def measure(state: str) -> None:
         page.evaluate(_DOUBLE_THE_TEXT)
         widths, spilling = _overflow(page), page.evaluate(_SPILLING_BUTTONS)
         if widths is not None or spilling:
             wide[state] = (widths, spilling)
 
-    page.goto(base + "/")
-    measure("Ingresa tu usuario", "/")
-    page.goto(base + "/olvido-su-usuario/")
-    measure("¿Olvidó su usuario?", "/olvido-su-usuario/")
-    identify(page, base, document)
-    measure("Clave de Acceso", "/clave/")
-    page.get_by_role("link", name="Olvidé mi clave").click()
-    measure("Confirmación de cuenta", "/olvide-mi-clave/")
-    sms_before = live_app.sms_files()
-    page.get_by_role("radio", name=re.compile("Confirmar por SMS")).check()
-    page.get_by_role("button", name="Continuar").click()
-    measure("Confirmación envío de información", "/olvide-mi-clave/enviado/")
-    code = live_app.wait_for_code_by_sms(before=sms_before, to="3015550104")
-    identify(page, base, document)
-    enter_on_keypad(page, code)
-    measure("Nueva clave", "/nueva-clave/")
-    enter_on_keypad(page, "825164")
-    measure("Confirma tu nueva clave", "/nueva-clave/confirmar/")
-    enter_on_keypad(page, "825164")
-    measure("Imagen y frase de seguridad", "/imagen-y-frase/")
-    choose_image_and_phrase(page, "Velero", "Navegar es preciso")
-    measure("Política de tratamiento de datos", "/politica-de-datos/")
-    allow_policy(page)
-    measure("¡Listo!", "/listo/")
-    page.get_by_role("button", name="Continuar").click()
-    enter_on_keypad(page, "825164")
-    measure("Oficina", "/oficina/")
-    page.get_by_role("link", name="Mis datos personales").click()
-    measure("Mis datos personales", "/oficina/mis-datos/")
+    _walk_the_guide(page, live_app, document, "3015550104", measure)
     assert not wide, f"pages that scroll sideways or spill a button with 200 % text at 360 px: {wide}"
 
 
