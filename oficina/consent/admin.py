@@ -15,6 +15,8 @@ from oficina.backoffice.labels import choice_shown_as, filter_titled, shown_as
 from oficina.backoffice.services import operator_name, policy_version_publish
 from oficina.consent.models import Consent, DataRequest, PolicyVersion
 from oficina.consent.services import (
+    REVOCATION_DENIED,
+    REVOCATION_GRANTED,
     data_request_answer,
     data_request_extend,
     data_request_extensible,
@@ -143,8 +145,8 @@ class DataRequestAnswerForm(forms.ModelForm):
         label="Decisión sobre la revocación",
         choices=[
             ("", "—"),
-            ("concedida", "Se concede: la autorización queda revocada"),
-            ("negada", "No se concede (explica en la respuesta el deber legal o contractual)"),
+            (REVOCATION_GRANTED, "Se concede: la autorización queda revocada"),
+            (REVOCATION_DENIED, "No se concede (explica en la respuesta el deber legal o contractual)"),
         ],
         required=False,
         help_text="Concedida, el asociado deja de usar la Oficina Virtual con la autorización que dio: su "
