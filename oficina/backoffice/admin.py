@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from oficina.backoffice.models import MemberImport
-from oficina.backoffice.services import operator_event
+from oficina.backoffice.services import staff_change_record
 
 
 class StaffChangesAudited(admin.ModelAdmin):
@@ -29,17 +29,17 @@ class StaffChangesAudited(admin.ModelAdmin):
 
     def log_addition(self, request: HttpRequest, obj: Model, message: Any) -> Any:
         entry = super().log_addition(request, obj, message)
-        _staff_change_record(request, obj, "added", message)
+        staff_change_record(obj, action="added", fields=_changed_fields(message), request=request)
         return entry
 
     def log_change(self, request: HttpRequest, obj: Model, message: Any) -> Any:
         entry = super().log_change(request, obj, message)
-        _staff_change_record(request, obj, "changed", message)
+        staff_change_record(obj, action="changed", fields=_changed_fields(message), request=request)
         return entry
 
     def log_deletions(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
         for obj in queryset:  # before the deletion (the delete view passes a list of one)
-            _staff_change_record(request, obj, "deleted", None)
+            staff_change_record(obj, action="deleted", fields=[], request=request)
         return super().log_deletions(request, queryset)
 
     def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
@@ -47,18 +47,6 @@ class StaffChangesAudited(admin.ModelAdmin):
         transaction (its single-object delete view has one): here both are one."""
         with transaction.atomic(using=router.db_for_write(self.model)):
             return super().response_action(request, queryset)
-
-
-def _staff_change_record(request: HttpRequest, obj: Model, action: str, message: Any) -> None:
-    operator_event(
-        "operator_staff_changed",
-        request=request,
-        model=obj._meta.label_lower,
-        object_id=str(obj.pk),
-        object=str(obj)[:150],
-        action=action,
-        fields=_changed_fields(message),
-    )
 
 
 def _changed_fields(message: Any) -> list[str]:

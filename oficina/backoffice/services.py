@@ -38,6 +38,24 @@ def operator_event(kind: str, *, request: HttpRequest, member: Member | None = N
     return event_record(kind, request=request, member=member, operator=operator_name(request), **data)
 
 
+def staff_change_record(
+    obj: Any, *, action: str, fields: list[str], request: HttpRequest | None = None, operator: str = ""
+) -> Event:
+    """`operator_staff_changed`: who may operate changed (a user, a group, a TOTP device): the model,
+    the object, added, changed or deleted, and the labels of the fields changed, never a value. By the
+    operator of `request`, or by `operator` (a command)."""
+    return event_record(
+        "operator_staff_changed",
+        request=request,
+        operator=operator_name(request) if request is not None else operator,
+        model=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        object=str(obj)[:150],
+        action=action,
+        fields=fields,
+    )
+
+
 def member_unlock(*, request: HttpRequest, member: Member) -> None:
     """Opens a PIN locked by wrong attempts or by the member's own "Bloquear mi acceso"."""
     with transaction.atomic():

@@ -133,15 +133,7 @@ class OperatorAdminSite(OTPAdminSite):
             response = super().password_change(request, extra_context)
             user = request.user
             if request.method == "POST" and response.status_code == 302 and user.is_authenticated:
-                services.operator_event(
-                    "operator_staff_changed",
-                    request=request,
-                    model=user._meta.label_lower,
-                    object_id=str(user.pk),
-                    object=str(user)[:150],
-                    action="changed",
-                    fields=["Password"],
-                )
+                services.staff_change_record(user, action="changed", fields=["Password"], request=request)
         return response
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:

@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from oficina.audit.services import event_record
+from oficina.backoffice.services import staff_change_record
 
 OPERATORS_GROUP = "Operadores"
 ACTOR = "manage.py staff_create"  # who created the operator, in the audit event
@@ -148,13 +148,5 @@ def _device_enrolled(user: Any, *, action: str, fields: list[str]) -> TOTPDevice
     change in the back office records it (backoffice/admin.py StaffChangesAudited). In the caller's
     transaction."""
     device = TOTPDevice.objects.create(user=user, name="Aplicación de autenticación", confirmed=True)
-    event_record(
-        "operator_staff_changed",
-        operator=ACTOR,
-        model=user._meta.label_lower,
-        object_id=str(user.pk),
-        object=user.get_username(),
-        action=action,
-        fields=fields,
-    )
+    staff_change_record(user, action=action, fields=fields, operator=ACTOR)
     return device
