@@ -744,10 +744,10 @@ def test_a_contact_code_used_or_spent_is_not_sent_again(rf, settings, sms_gatewa
     code = re.findall(r"\b\d{6}\b", json.loads(sms_gateway.requests[0].body)["text"])[0]
 
     if typed == "right":
-        assert contact_verification_check(request=request, code=code) == "ok"
+        assert contact_verification_check(request=request, member=member, code=code) == "ok"
     else:
         wrong = f"{(int(code) + 1) % 1_000_000:06d}"
-        outcomes = [contact_verification_check(request=request, code=wrong) for _ in range(5)]
+        outcomes = [contact_verification_check(request=request, member=member, code=wrong) for _ in range(5)]
         assert outcomes[-1] == "exhausted"
 
     message = OutboxMessage.objects.get(kind="contact_verify")

@@ -251,29 +251,29 @@ def contact(request: HttpRequest) -> HttpResponse:
 def contact_confirm(request: HttpRequest) -> HttpResponse:
     """The code sent to the new mobile or e-mail, typed on the keypad, before the change is saved."""
     member = _member(request)
-    pending = contact_verification_pending(request)
+    pending = contact_verification_pending(request, member)
     if pending is None:
         return redirect("office:contact")
     error = None
     tokens: list[str] = []
     if request.method == "POST":
         if request.POST.get("action") == "regresar":
-            contact_verification_cancel(request)
+            contact_verification_cancel(request, member)
             return redirect("office:contact")
         result = keypad_post(request, purpose="contact_code")
         error, tokens = result.error, result.tokens
         if result.digits is not None:
             ratelimit_consume(request, action="code_entry", key=member.document)
-            outcome = contact_verification_check(request=request, code=result.digits)
+            outcome = contact_verification_check(request=request, member=member, code=result.digits)
             if outcome == "ok":
-                member_contact_change(
-                    request=request, member=member, mobile=pending["mobile"], email=pending["email"]
-                )
                 stepup_spend(request)
                 messages.success(
                     request,
                     "Confirmamos y guardamos tus datos de contacto. Avisamos a tus medios anteriores.",
                 )
+                return redirect("office:home")
+            if outcome == "used":  # the same code sent twice (a double tap): the first one saved it
+                stepup_spend(request)
                 return redirect("office:home")
             if outcome == "exhausted":
                 messages.error(request, "Superaste los intentos o el código venció. Vuelve a intentarlo.")
@@ -281,7 +281,7 @@ def contact_confirm(request: HttpRequest) -> HttpResponse:
             error = "El código no es correcto. Revisa el mensaje que te enviamos."
     context = {
         "error": error,
-        "destination": pending["masked"],
+        "destination": pending.masked,
         **keypad_context(request, purpose="contact_code", tokens=tokens),
     }
     return render(request, "office/contact_confirm.html", context)

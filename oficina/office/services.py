@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from copy import copy
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
 from oficina.audit.services import event_record
+from oficina.lib.masking import mask_email, mask_mobile
 from oficina.members.models import Member, session_digest
 from oficina.notify.models import OutboxMessage
-from oficina.notify.outbox import notice_queue, outbox_dispatch
+from oficina.notify.outbox import message_queue, notice_queue, outbox_dispatch, outbox_expire
 from oficina.notify.services import SECURITY_CHANGES
+from oficina.office.models import ContactCode
 from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash
 from oficina.signin.flows.new_credentials import pin_history_append
-from oficina.signin.flows.reset import CODE_SPENT, CODE_USED
+from oficina.signin.flows.reset import CODE_SPENT, CODE_USED, code_generate
+from oficina.signin.pin import secret_check, secret_hash
 
 STEPUP_KEY = "stepup_at"
 
@@ -76,90 +82,147 @@ def member_security_image_change(*, request: HttpRequest, member: Member, image_
 
 def member_contact_change(*, request: HttpRequest, member: Member, mobile: str, email: str) -> None:
     """Saves new contact data and tells the OLD channels, so a hijacker cannot change them silently."""
-    before = copy(member)
     with transaction.atomic():
-        Member.objects.filter(pk=member.pk).update(mobile=mobile, email=email, updated_at=timezone.now())
-        event_record(
-            "contact_changed",
-            request=request,
-            member=member,
-            mobile_changed=before.mobile != mobile,
-            email_changed=before.email != email,
-        )
-        notices = _notice(before, "contact")
+        notices = _contact_change_record(request=request, member=member, mobile=mobile, email=email)
     outbox_dispatch(notices)
+
+
+def _contact_change_record(
+    *, request: HttpRequest, member: Member, mobile: str, email: str
+) -> list[OutboxMessage]:
+    """The change, its event and its notices to the old channels; the caller holds the transaction."""
+    before = copy(member)
+    Member.objects.filter(pk=member.pk).update(mobile=mobile, email=email, updated_at=timezone.now())
+    event_record(
+        "contact_changed",
+        request=request,
+        member=member,
+        mobile_changed=before.mobile != mobile,
+        email_changed=before.email != email,
+    )
+    return _notice(before, "contact")
 
 
 CONTACT_KEY = "contact_change"
 
 
-def contact_verification_start(*, request: HttpRequest, member: Member, mobile: str, email: str) -> None:
-    """Sends a code to the one new destination and keeps the pending change (and the code's hash) in
-    the session; nothing about the member changes until the code comes back."""
-    from oficina.lib.masking import mask_email, mask_mobile
-    from oficina.notify.outbox import message_queue, outbox_expire
-    from oficina.signin.flows.reset import code_generate
-    from oficina.signin.pin import secret_hash
+@dataclass(frozen=True)
+class PendingContact:
+    mobile: str
+    email: str
+    masked: str
 
+
+def contact_verification_start(*, request: HttpRequest, member: Member, mobile: str, email: str) -> None:
+    """Sends a code to the one new destination and keeps the pending change (and the code's hash) in a
+    ContactCode bound to this session; nothing about the member changes until the code comes back."""
     channel = "sms" if mobile and mobile != member.mobile else "email"
     target = copy(member)
     target.mobile, target.email = (mobile, "") if channel == "sms" else ("", email)
     code = code_generate()
-    request.session[CONTACT_KEY] = {
-        "mobile": mobile,
-        "email": email,
-        "masked": mask_mobile(mobile) if channel == "sms" else mask_email(email),
-        "code_hash": secret_hash(code),
-        "expires": time.time() + settings.CODE_VALIDITY_SECONDS,
-        "attempts": 0,
-    }
+    flow_id = secrets.token_urlsafe(32)
+    now = timezone.now()
     with transaction.atomic():
-        # The session now holds only this code: an earlier one still undelivered must never arrive.
+        # Only the newest code lives: an earlier one, and its message if still undelivered, are dead.
+        _contact_codes_end(member, superseded_at=now)
         outbox_expire(member=member, kind="contact_verify", reason="reemplazado por un código nuevo")
+        ContactCode.objects.create(
+            member=member,
+            flow_id=flow_id,
+            channel=channel,
+            mobile=mobile,
+            email=email,
+            code_hash=secret_hash(code),
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.CODE_VALIDITY_SECONDS),
+        )
         message = message_queue(
             member=target,
             channel=channel,
             template="contact_verify",
             context={"code": code},
-            expires_at=timezone.now() + timedelta(seconds=settings.CODE_VALIDITY_SECONDS),
+            expires_at=now + timedelta(seconds=settings.CODE_VALIDITY_SECONDS),
         )
         event_record("contact_verification_sent", request=request, member=member, channel=channel)
+    request.session[CONTACT_KEY] = flow_id
     outbox_dispatch([message])
 
 
-def contact_verification_pending(request: HttpRequest) -> dict[str, Any] | None:
-    pending = request.session.get(CONTACT_KEY)
-    return pending if isinstance(pending, dict) else None
+def _live_contact_codes(request: HttpRequest, member: Member) -> QuerySet[ContactCode]:
+    flow_id = request.session.get(CONTACT_KEY)
+    return ContactCode.objects.filter(
+        member=member,
+        flow_id=flow_id if isinstance(flow_id, str) else "",
+        consumed_at__isnull=True,
+        superseded_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    )
 
 
-def contact_verification_cancel(request: HttpRequest) -> None:
+def contact_verification_pending(request: HttpRequest, member: Member) -> PendingContact | None:
+    """The change this session is confirming, while its code is alive and has tries left."""
+    live = _live_contact_codes(request, member).filter(attempts__lt=settings.CODE_MAX_ATTEMPTS).first()
+    if live is None:
+        return None
+    masked = mask_mobile(live.mobile) if live.channel == ContactCode.Channel.SMS else mask_email(live.email)
+    return PendingContact(mobile=live.mobile, email=live.email, masked=masked)
+
+
+def contact_verification_cancel(request: HttpRequest, member: Member) -> None:
+    """«Regresar»: the change is dropped and its code, and the code's message if still waiting, die."""
+    with transaction.atomic():
+        _contact_codes_end(member, superseded_at=timezone.now())
+        outbox_expire(member=member, kind="contact_verify", reason="el asociado canceló el cambio")
     request.session.pop(CONTACT_KEY, None)
 
 
-def contact_verification_check(*, request: HttpRequest, code: str) -> str:
-    """ "ok", "wrong" or "exhausted" (expired, or CODE_MAX_ATTEMPTS wrong tries: start again)."""
-    from oficina.signin.pin import secret_check
-
-    pending = contact_verification_pending(request)
-    if pending is None or time.time() > float(pending["expires"]):
-        contact_verification_cancel(request)
-        return "exhausted"
-    pending["attempts"] = int(pending["attempts"]) + 1
-    request.session.modified = True
-    if secret_check(code, str(pending["code_hash"])):
-        _contact_code_end(request, reason=CODE_USED)
-        return "ok"
-    if pending["attempts"] >= settings.CODE_MAX_ATTEMPTS:
-        _contact_code_end(request, reason=CODE_SPENT)
-        return "exhausted"
-    return "wrong"
+def _contact_codes_end(member: Member, **ended: Any) -> None:
+    ContactCode.objects.filter(member=member, consumed_at__isnull=True, superseded_at__isnull=True).update(
+        **ended
+    )
 
 
-def _contact_code_end(request: HttpRequest, *, reason: str) -> None:
-    """The code was used or spent: so is its message, if a retry still holds it (in clear)."""
-    from oficina.notify.outbox import outbox_expire
+def contact_verification_check(*, request: HttpRequest, member: Member, code: str) -> str:
+    """ "ok" (the change is saved and the old channels told), "wrong", "exhausted" (expired, or
+    CODE_MAX_ATTEMPTS wrong tries: start again) or "used" (a parallel submission of the right code won).
 
-    contact_verification_cancel(request)
-    member = getattr(request, "member", None)
-    if member is not None:
-        outbox_expire(member=member, kind="contact_verify", reason=reason)
+    Each try is claimed by one conditional UPDATE before the hash is checked, as a temporary code's:
+    any number of parallel submissions get CODE_MAX_ATTEMPTS checks in all, and one right answer saves
+    the change once."""
+    live = _live_contact_codes(request, member).first()
+    claimed = (
+        live is not None
+        and _live_contact_codes(request, member)
+        .filter(pk=live.pk, attempts__lt=settings.CODE_MAX_ATTEMPTS)
+        .update(attempts=F("attempts") + 1)
+        == 1
+    )
+    if live is None or not claimed:
+        if live is None or not ContactCode.objects.filter(pk=live.pk, consumed_at__isnull=False).exists():
+            request.session.pop(CONTACT_KEY, None)
+            return "exhausted"
+        return "used"
+    if not secret_check(code, live.code_hash):
+        if ContactCode.objects.filter(pk=live.pk, attempts__gte=settings.CODE_MAX_ATTEMPTS).exists():
+            outbox_expire(member=member, kind="contact_verify", reason=CODE_SPENT)
+            request.session.pop(CONTACT_KEY, None)
+            return "exhausted"
+        return "wrong"
+    with transaction.atomic():
+        won = (
+            ContactCode.objects.filter(
+                pk=live.pk, consumed_at__isnull=True, superseded_at__isnull=True
+            ).update(consumed_at=timezone.now())
+            == 1
+        )
+        if won:
+            # The member has the code: a retry still pending would only text it again, in clear.
+            outbox_expire(member=member, kind="contact_verify", reason=CODE_USED)
+            notices = _contact_change_record(
+                request=request, member=member, mobile=live.mobile, email=live.email
+            )
+    request.session.pop(CONTACT_KEY, None)
+    if not won:
+        return "used"
+    outbox_dispatch(notices)
+    return "ok"

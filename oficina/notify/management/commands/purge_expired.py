@@ -1,7 +1,8 @@
 """Retention: deletes what the portal no longer needs (Ley 1581: data kept only as long as needed).
 
 Kept: members, consents and the audit chain (evidence). Deleted after their retention period:
-temporary codes, delivered/failed/expired outbox rows (they hold phone numbers and e-mail addresses),
+temporary codes and contact-confirmation codes (with the contact they would have saved),
+delivered/failed/expired outbox rows (they hold phone numbers and e-mail addresses),
 finished background task results, expired sessions. Run daily (cron or a systemd timer).
 """
 
@@ -17,6 +18,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from oficina.notify.models import OutboxMessage
+from oficina.office.models import ContactCode
 from oficina.signin.models import TemporaryCode, UnknownAttempt
 
 
@@ -31,6 +33,9 @@ class Command(BaseCommand):
         codes = TemporaryCode.objects.filter(
             created_at__lt=now - timedelta(days=settings.RETENTION_CODES_DAYS)
         )
+        contact_codes = ContactCode.objects.filter(
+            created_at__lt=now - timedelta(days=settings.RETENTION_CODES_DAYS)
+        )
         messages = OutboxMessage.objects.filter(
             status__in=OutboxMessage.FINAL,
             created_at__lt=now - timedelta(days=settings.RETENTION_OUTBOX_DAYS),
@@ -40,11 +45,13 @@ class Command(BaseCommand):
         )
         counts = {
             "claves temporales": codes.count(),
+            "códigos de confirmación de contacto": contact_codes.count(),
             "mensajes": messages.count(),
             "contadores de cédulas no habilitadas": unknown.count(),
         }
         if not dry_run:
             codes.delete()
+            contact_codes.delete()
             messages.delete()
             unknown.delete()
             call_command("clearsessions")
