@@ -321,6 +321,72 @@ def test_after_a_granted_revocation_no_permitir_does_not_say_the_old_authorisati
     assert "Sin tu autorización no puedes usar la Oficina Virtual" in page
 
 
+def test_the_answer_to_a_granted_revocation_is_read_without_authorising_again(client, member):
+    """The answer is the titular's whatever they decide on the policy (Ley 1581 arts. 14, 15). It used
+    to be shown only in the office, which, once the revocation was granted, opens only on a new
+    «Permitir»: to read the answer to their revocation, the member had to authorise again."""
+    filed = revocation_filed(client)
+    operator = Client()
+    signed_in_operator(operator)
+    answer = "Concedemos la revocación pedida desde hoy."
+    operator.post(f"{ADMIN}{filed.pk}/change/", {"answer": answer, "revocation": "concedida"})
+    client.post("/", {"usuario": member.document})
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/politica-de-datos/"
+    policy_page = client.get("/politica-de-datos/").content.decode()
+    assert 'href="/politica-de-datos/mis-solicitudes/"' in policy_page
+
+    requests_page = client.get("/politica-de-datos/mis-solicitudes/")
+
+    assert requests_page.status_code == 200
+    text = requests_page.content.decode()
+    assert f"N.º {filed.pk}" in text and answer in text
+    assert 'href="/politica-de-datos/"' in text  # «Regresar» to the decision
+    # Reading changed nothing: still no authorisation, the office still closed, the decision still open.
+    assert member.consents.count() == 1
+    assert client.get("/oficina/").url == "/"
+    assert client.get("/politica-de-datos/").status_code == 200
+    assert client.post("/politica-de-datos/mis-solicitudes/").status_code == 405
+
+
+def test_the_requests_page_needs_a_member_proven_at_the_policy_step(client, member):
+    revocation_filed(client)
+    client.post("/oficina/cerrar-sesion/")
+    stranger = Client()
+    stranger.post("/", {"usuario": member.document})  # the cédula alone proves nothing
+
+    for browser in (client, stranger):
+        assert browser.get("/politica-de-datos/mis-solicitudes/").url == "/"
+    page = stranger.get("/").content.decode()
+    assert "N.º" not in page
+
+
+def test_the_requests_page_ends_when_the_pin_changed_since_it_was_proven(client, member):
+    """As «Permitir» on the same step: a reconsent flow whose PIN was changed since (a reset elsewhere)
+    is not the member's proof any more."""
+    from oficina.signin.pin import secret_hash
+
+    filed = revocation_filed(client)
+    operator = Client()
+    signed_in_operator(operator)
+    operator.post(f"{ADMIN}{filed.pk}/change/", {"answer": "Concedida.", "revocation": "concedida"})
+    client.post("/", {"usuario": member.document})
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/politica-de-datos/"
+    Member.objects.filter(pk=member.pk).update(pin_hash=secret_hash("730519"))
+
+    assert client.get("/politica-de-datos/mis-solicitudes/").url == "/"
+    assert client.get("/politica-de-datos/").url == "/"  # the flow ended
+
+
+def test_a_member_without_requests_is_not_offered_the_page(client):
+    from tests.factories import DEFAULT_IMAGE, DEFAULT_PHRASE
+
+    # A PIN, image and phrase but no authorisation of the current policy: the sign-in asks for it.
+    member = make_member(pin=DEFAULT_PIN, security_image=DEFAULT_IMAGE, security_phrase=DEFAULT_PHRASE)
+    client.post("/", {"usuario": member.document})
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/politica-de-datos/"
+    assert "mis-solicitudes" not in client.get("/politica-de-datos/").content.decode()
+
+
 @pytest.mark.parametrize(("kind", "extra_days"), [("consulta", 5), ("suprimir", 8)])
 def test_the_officer_may_extend_the_term_once_with_its_reasons_and_the_member_is_told(
     client, member, sms_outbox, kind, extra_days

@@ -16,5 +16,6 @@ urlpatterns = [
     path("nueva-clave/confirmar/", views.confirm_pin, name="confirm_pin"),
     path("imagen-y-frase/", views.security_image, name="security_image"),
     path("politica-de-datos/", views.policy, name="policy"),
+    path("politica-de-datos/mis-solicitudes/", views.policy_requests, name="policy_requests"),
     path("listo/", views.done, name="done"),
 ]

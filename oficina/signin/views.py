@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from oficina.antiphishing.gallery import GALLERY
 from oficina.audit.services import event_record
+from oficina.consent.models import DataRequest
 from oficina.consent.services import (
     consent_record,
     member_has_standing_consent,
@@ -416,8 +417,39 @@ def policy(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "signin/policy.html",
-        {"policy": current, "error": error, "reconsent": flow.get("kind") == "reconsent"},
+        {
+            "policy": current,
+            "error": error,
+            "reconsent": flow.get("kind") == "reconsent",
+            "has_requests": DataRequest.objects.filter(member_id=flow.require_member_id()).exists(),
+        },
     )
+
+
+@never_cache
+@require_http_methods(["GET"])
+def policy_requests(request: HttpRequest) -> HttpResponse:
+    """The member's own data requests and their answers, from the policy page, before deciding.
+
+    The answer to a consulta or a reclamo (a revocation above all) is the titular's whatever they decide
+    on the policy (Ley 1581, arts. 14 and 15): reading it must not need «Permitir». The flow at the
+    policy step proves the member (the PIN on /clave/, or the temporary code); nothing is changed."""
+    flow = flow_get(request.session, stage=Stage.POLICY)
+    if flow is None:
+        return _restart(request)
+    member = Member.objects.filter(pk=flow.require_member_id()).first()
+    if (
+        member is None
+        or not member.is_active
+        or (
+            flow.get("kind") == "reconsent"
+            and (member.locked_at is not None or session_auth_match(member, flow.get("auth")) is None)
+        )
+    ):
+        flow_end(request.session)
+        return _restart(request)
+    requests = DataRequest.objects.filter(member=member).order_by("-received_at", "-id")[:20]
+    return render(request, "signin/policy_requests.html", {"requests": requests})
 
 
 @_guarded

@@ -165,6 +165,41 @@ def test_every_page_and_state_of_the_guide_passes_axe(viewport, live_app, new_co
     audit.assert_clean()
 
 
+@pytest.mark.parametrize("viewport", ["desktop", "mobile"])
+def test_the_requests_page_before_the_policy_decision_passes_axe(
+    viewport, live_app, new_context, import_member
+):
+    """A member with PIN, image and phrase but no authorisation of the policy, and an answered
+    request: the sign-in stops at the policy, which offers the requests without «Permitir»."""
+    document = import_member(mobile="301 555 0199")
+    live_app.manage(
+        "shell",
+        "-c",
+        "from datetime import date; from django.contrib.auth.hashers import make_password; "
+        "from django.utils import timezone; from oficina.consent.models import DataRequest; "
+        "from oficina.members.models import Member; "
+        f"m = Member.objects.get(document='{document}'); m.pin_hash = make_password('825164'); "
+        "m.security_image = 'velero'; m.security_phrase = 'Navegar es preciso'; m.save(); "
+        "DataRequest.objects.create(member=m, kind='consulta', detail='¿Qué datos tienen?', "
+        "received_at=timezone.now(), due_on=date(2030, 1, 2), status='respondida', "
+        "answer='Tenemos su nombre, cédula y celular.', answered_at=timezone.now())",
+    )
+    base = live_app.url
+    page = new_context(mobile=viewport == "mobile").new_page()
+    audit = Audit(page)
+    identify(page, base, document)
+    enter_on_keypad(page, "825164")
+    expect(page).to_have_url(base + "/politica-de-datos/")
+    audit.check("Política de tratamiento de datos, con solicitudes")
+    page.get_by_role("link", name="Ver mis solicitudes").click()
+    expect(page).to_have_url(base + "/politica-de-datos/mis-solicitudes/")
+    expect(page.get_by_text("Tenemos su nombre, cédula y celular.")).to_be_visible()
+    audit.check("Mis solicitudes sobre datos personales")
+    page.get_by_role("link", name="Regresar").click()
+    expect(page).to_have_url(base + "/politica-de-datos/")
+    audit.assert_clean()
+
+
 def _keypad_page(new_context, base: str, **options) -> Page:
     page = new_context(**options).new_page()
     identify(page, base, RETURNING[0])

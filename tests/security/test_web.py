@@ -214,7 +214,7 @@ POST_ENDPOINTS = [
     "/oficina/mis-datos/",
     "/operadores/login/",
 ]
-GET_ONLY_PAGES = ["/olvide-mi-clave/enviado/", "/oficina/"]
+GET_ONLY_PAGES = ["/olvide-mi-clave/enviado/", "/oficina/", "/politica-de-datos/mis-solicitudes/"]
 GET_URLS = [*POST_ENDPOINTS, *GET_ONLY_PAGES, "/operadores/", "/no-existe/"]
 
 
