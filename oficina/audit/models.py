@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, NoReturn
 
 from django.db import models
+
+from oficina.audit.offline import event_hash
 
 
 class AppendOnlyError(Exception):
@@ -77,8 +77,7 @@ class Event(models.Model):
             "user_agent": self.user_agent,
             "data": self.data,
         }
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256((self.prev_hash + canonical).encode("utf-8")).hexdigest()
+        return event_hash(self.prev_hash, body)
 
 
 class ChainHead(models.Model):

