@@ -11,6 +11,8 @@ CONTENT_SECURITY_POLICY = (
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+# oficina/branding.py: the cooperative's colour and logo, public and cacheable like /static/.
+BRAND_PATHS = frozenset({"/marca.css", "/marca/logo"})
 
 
 class SecurityHeadersMiddleware:
@@ -24,7 +26,11 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if not request.path.startswith(("/static/", "/marca")):
+        # Only the assets themselves may be kept: an error page at an asset's address (a 404 under
+        # /static/, a POST to /marca.css) is a page like any other, with a signed-in member's
+        # «Cerrar sesión» form and its CSRF token.
+        asset = request.path.startswith("/static/") or request.path in BRAND_PATHS
+        if not asset or response.status_code >= 400:
             response.headers["Cache-Control"] = "no-store"
             response.headers["Pragma"] = "no-cache"
         return response

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from django import forms
@@ -15,6 +16,17 @@ from oficina.lib.phone import InvalidMobile, normalise_mobile
 from oficina.members.models import Member
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
+
+# The policy is HTML shown as it is (|safe) on the members' «Política de datos», right after the PIN
+# check, and CSP does not stop everything markup can do there: a <meta http-equiv="refresh"> takes the
+# member, unasked, to another site that asks for the PIN again; a <form> posts to this one. So a
+# published text is prose only: every "<" must open one of these tags, without attributes, or a link
+# to an e-mail, a phone or an https address (docs/security.md §2.12).
+POLICY_PROSE_TAGS = "h2|h3|h4|p|br|ul|ol|li|strong|em|b|i|blockquote|table|thead|tbody|tr|th|td"
+POLICY_MARKUP = re.compile(
+    rf"<(?:/?(?:{POLICY_PROSE_TAGS})\s*/?|a href=\"(?:mailto:|tel:|https://)[^\"<>\s]*\"|/a\s*)>",
+    re.IGNORECASE,
+)
 
 
 class OperatorAuthenticationForm(OTPAdminAuthenticationForm):
@@ -159,6 +171,16 @@ class PolicyVersionForm(forms.ModelForm):
         text = (self.cleaned_data.get("text") or "").strip()
         if not text:
             raise ValidationError("Escribe el texto de la política.")
+        position = 0
+        while (start := text.find("<", position)) != -1:
+            markup = POLICY_MARKUP.match(text, start)
+            if markup is None:
+                raise ValidationError(
+                    "El texto solo admite etiquetas de texto sin atributos (p, h2, h3, h4, ul, ol, li, "
+                    'strong, em, b, i, br, blockquote, tablas) y enlaces <a href="…"> a mailto:, tel: o '
+                    f"https://. Revisa: «{text[start : start + 60]}»."
+                )
+            position = markup.end()
         current = policy_current()
         if current is not None and text_sha256(text) == current.text_sha256:
             raise ValidationError(

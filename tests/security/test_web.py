@@ -147,6 +147,34 @@ def test_every_page_and_error_page_carries_the_security_headers(journey):
         assert_security_headers(response, f"{method} {url} ({response.status_code})")
 
 
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("get", "/static/no-existe.css"),
+        ("get", "/marca-no-existe/"),
+        ("post", "/marca.css"),
+        ("post", "/marca/logo"),
+    ],
+)
+def test_an_error_page_at_an_assets_address_is_never_stored_either(client, member, method, url):
+    """Review, 2026-12-06: every address under /static/ or starting "/marca" went without no-store,
+    error pages too, which a signed-in member gets with «Cerrar sesión» and its CSRF token."""
+    assert sign_in(client, member.document, DEFAULT_PIN).url == "/oficina/"
+
+    page = getattr(client, method)(url)
+
+    assert page.status_code in {404, 405}
+    assert 'name="csrfmiddlewaretoken"' in page.content.decode()
+    assert_security_headers(page, f"{method.upper()} {url}")
+
+
+def test_the_brand_assets_themselves_stay_cacheable(client):
+    for url in ("/marca.css", "/marca/logo"):
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+        assert asset["Cache-Control"] == "public, max-age=3600", url
+
+
 INLINE_SCRIPT = re.compile(r"<script\b(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
 STYLE_ATTRIBUTE = re.compile(r"<[^>]+\sstyle\s*=", re.IGNORECASE)
 STYLE_BLOCK = re.compile(r"<style\b", re.IGNORECASE)
@@ -375,6 +403,52 @@ def test_the_security_image_form_accepts_only_gallery_ids(at_security_image, ima
 
     assert refused.status_code == 200
     assert "Selecciona una de las imágenes de seguridad" in refused.content.decode()
+
+
+# The policy is the one text shown unescaped to members (|safe), right after the PIN check. CSP blocks
+# its script, but not a refresh to another site or a form (review, 2026-12-06).
+MARKUP_BEYOND_PROSE = [
+    '<p>Política 2.</p><meta http-equiv="refresh" content="0;url=https://clave.example/">',
+    '<p>Política 2.</p><META HTTP-EQUIV=refresh content="0;url=https://clave.example/">',
+    '<p>Política 2.</p><form action="/"><input name="usuario"></form>',
+    '<p onclick="x()">Política 2.</p>',
+    '<p style="display:none">Política 2.</p>',
+    '<p>Política 2. <a href="javascript:alert(1)">aquí</a></p>',
+    '<p>Política 2. <a href="//clave.example/">aquí</a></p>',
+    '<p>Política 2.</p><iframe src="/"></iframe>',
+    '<p>Política 2.</p><!-- <meta http-equiv="refresh"> -->',
+    SCRIPT,
+]
+
+
+@pytest.mark.parametrize("text", MARKUP_BEYOND_PROSE)
+def test_a_policy_with_markup_beyond_prose_is_refused_and_never_reaches_a_member(client, member, text):
+    from tests.test_backoffice import signed_in_operator
+
+    signed_in_operator(client)  # a superuser: only they publish
+    refused = client.post("/operadores/consent/policyversion/add/", {"version": "2", "text": text})
+
+    assert refused.status_code == 200
+    assert "El texto solo admite etiquetas de texto sin atributos" in refused.content.decode()
+    assert not PolicyVersion.objects.filter(version="2").exists()
+    browser = Client()
+    assert sign_in(browser, member.document, DEFAULT_PIN).url == "/oficina/"  # nothing new to accept
+
+
+def test_a_policy_in_prose_with_mail_phone_and_web_links_is_published(client):
+    from oficina.consent.services import policy_current
+    from tests.test_backoffice import signed_in_operator
+
+    signed_in_operator(client)
+    text = policy_current().text + (
+        '\n<h3>Cambios</h3><p>Escríbenos a <a href="mailto:datos@coop.example">datos</a>, '
+        'llámanos al <a href="tel:+576015550100">teléfono</a> o lee <a href="https://coop.example/p">más</a>.'
+        "<br/><strong>Gracias.</strong></p><ul><li><em>uno</em></li></ul>"
+    )
+    published = client.post("/operadores/consent/policyversion/add/", {"version": "2", "text": text})
+
+    assert published.status_code == 302
+    assert PolicyVersion.objects.get(version="2").text == text
 
 
 # --- Fuzzing --------------------------------------------------------------------------------------
