@@ -38,6 +38,12 @@ DECOY_KEY = _decoy_key or SECRET_KEY
 # Set on its own (to SECRET_KEY's current value too: that keeps every decoy through a rotation of
 # SECRET_KEY), so rotating SECRET_KEY no longer moves it (oficina.W001).
 DECOY_KEY_SET = bool(_decoy_key)
+# Key of the audit trail's signatures (docs/security.md §2.10, G14): each event is signed when it is
+# appended and the chain's head when it is sealed, so that whoever can write to the database but does
+# not hold this key cannot add, edit or remove sealed events unseen. Kept for years of evidence: a
+# rotation moves the old value to AUDIT_KEY_FALLBACKS, which verification still accepts.
+AUDIT_KEY = envstr("AUDIT_KEY") or DECOY_KEY
+AUDIT_KEY_FALLBACKS = envlist("AUDIT_KEY_FALLBACKS")
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG or TESTING else "")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")

@@ -41,6 +41,11 @@ class Event(models.Model):
     seq = models.BigIntegerField(null=True, unique=True, editable=False)
     prev_hash = models.CharField(max_length=64, null=True, editable=False)  # noqa: DJ001
     hash = models.CharField(max_length=64, null=True, editable=False, unique=True)  # noqa: DJ001
+    # The application's signature of the content, made when the event is appended, with AUDIT_KEY
+    # (`oficina.audit.services.event_signature`): an event written into the table by anything else
+    # has none that verifies. NULL only for events appended before signatures existed
+    # (ChainHead.signed_from_id).
+    mac = models.CharField(max_length=64, null=True, editable=False)  # noqa: DJ001
 
     objects = EventQuerySet.as_manager()
 
@@ -68,7 +73,11 @@ class Event(models.Model):
         """SHA-256 of `prev_hash` and the canonical JSON of the content; needs `prev_hash` set."""
         if self.prev_hash is None:
             raise ValueError("an unsealed event has no previous hash to chain to")
-        body = {
+        return event_hash(self.prev_hash, self.content())
+
+    def content(self) -> dict[str, Any]:
+        """What the hash covers and the signature signs: everything but the chain's own fields."""
+        return {
             "created_at": self.created_at.isoformat(),
             "kind": self.kind,
             "member_id": self.member_id,
@@ -77,7 +86,6 @@ class Event(models.Model):
             "user_agent": self.user_agent,
             "data": self.data,
         }
-        return event_hash(self.prev_hash, body)
 
 
 class ChainHead(models.Model):
@@ -86,6 +94,12 @@ class ChainHead(models.Model):
 
     last_hash = models.CharField(max_length=64)
     last_seq = models.BigIntegerField(default=0)
+    # The sealer's signature of (last_seq, last_hash) with AUDIT_KEY: rebuilding the chain after an
+    # edit or a deletion needs a new one, which only the key can make.
+    mac = models.CharField(max_length=64, blank=True, default="")
+    # The first event id that must carry a signature: the events before it were appended by a version
+    # that did not sign (set once, by the migration that added signatures).
+    signed_from_id = models.BigIntegerField(default=1)
 
     def __str__(self) -> str:
         return self.last_hash

@@ -26,10 +26,14 @@ from typing import Any
 END_OF_FILE = "# fin del archivo: "  # as oficina.backoffice.csvexport writes it
 
 
+def canonical(body: dict[str, Any]) -> str:
+    """The event's content as the chain hashes it (and the application signs it)."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def event_hash(prev_hash: str, body: dict[str, Any]) -> str:
     """SHA-256 of `prev_hash` and the canonical JSON of the event's content."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+    return hashlib.sha256((prev_hash + canonical(body)).encode("utf-8")).hexdigest()
 
 
 @dataclass

@@ -4,6 +4,7 @@ verify it (operators)."""
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,9 +15,10 @@ from django.db import connection, transaction
 from django.db.models import Count, Field, Q, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from oficina.audit.models import ChainHead, Event
+from oficina.audit.offline import canonical
 from oficina.lib.client import client_ip, user_agent
 from oficina.members.models import Member
 
@@ -88,14 +90,51 @@ def event_build(
 ) -> Event:
     """The event event_record appends, not saved: for `events_record`, which appends many at once."""
     who = document or (member.document if member else "")
-    return Event(
+    event = Event(
         created_at=timezone.now(),
         kind=kind,
         member_id=member.pk if member else None,
         document_hmac=document_hmac(who) if who else "",
         ip_address=client_ip(request) if request else None,
         user_agent=user_agent(request) if request else "",
-        data=_storable(data),
+        # As the JSON column gives it back (tuples as lists, keys as text), so that what is signed
+        # now is what the verifier reads later.
+        data=json.loads(json.dumps(_storable(data))),
+    )
+    event.mac = event_signature(event)
+    return event
+
+
+def event_signature(event: Event, *, key: str | None = None) -> str:
+    """The application's signature of an event's content (docs/security.md §2.10, G14)."""
+    return salted_hmac(
+        "oficina.audit.event",
+        canonical(event.content()),
+        secret=key or settings.AUDIT_KEY,
+        algorithm="sha256",
+    ).hexdigest()
+
+
+def head_signature(last_seq: int, last_hash: str, *, key: str | None = None) -> str:
+    """The sealer's signature of the chain's head."""
+    return salted_hmac(
+        "oficina.audit.head", f"{last_seq}:{last_hash}", secret=key or settings.AUDIT_KEY, algorithm="sha256"
+    ).hexdigest()
+
+
+def _audit_keys() -> list[str]:
+    return [settings.AUDIT_KEY, *settings.AUDIT_KEY_FALLBACKS]
+
+
+def _event_signed(event: Event) -> bool:
+    """Whether the event carries its signature with the audit key or one of its fallbacks."""
+    mac = event.mac or ""
+    return bool(mac) and any(constant_time_compare(mac, event_signature(event, key=k)) for k in _audit_keys())
+
+
+def _head_signed(last_seq: int, last_hash: str, mac: str) -> bool:
+    return bool(mac) and any(
+        constant_time_compare(mac, head_signature(last_seq, last_hash, key=k)) for k in _audit_keys()
     )
 
 
@@ -204,7 +243,9 @@ def _seal_batch(limit: int) -> int:
                 "WHERE id = %s AND seq IS NULL",
                 [(event.seq, event.prev_hash, event.hash, event.pk) for event in pending],
             )
-        ChainHead.objects.filter(pk=1).update(last_seq=seq, last_hash=prev_hash)
+        ChainHead.objects.filter(pk=1).update(
+            last_seq=seq, last_hash=prev_hash, mac=head_signature(seq, prev_hash)
+        )
     return len(pending)
 
 
@@ -236,7 +277,14 @@ def chain_verify(*, now: datetime | None = None) -> Iterator[ChainBreak]:
     hold, and the pending events that waited longer than AUDIT_SEAL_MAX_DELAY_SECONDS."""
     now = now or timezone.now()
     # The head first: what the sealers seal while we walk lies beyond it and is verified next time.
-    head = ChainHead.objects.filter(pk=1).values_list("last_seq", "last_hash").first()
+    row = ChainHead.objects.filter(pk=1).values_list("last_seq", "last_hash", "mac", "signed_from_id").first()
+    head = None if row is None else (row[0], row[1])
+    signed_from = 1 if row is None else row[3]
+    if row is not None and not _head_signed(*row[:3]):
+        yield ChainBreak(
+            0,
+            "la cabeza de la cadena no tiene una firma válida: se rehízo por fuera de la aplicación",
+        )
     sealed = Event.objects.filter(seq__isnull=False)
     if head is not None:
         sealed = sealed.filter(seq__lte=head[0])
@@ -249,6 +297,10 @@ def chain_verify(*, now: datetime | None = None) -> Iterator[ChainBreak]:
             yield ChainBreak(event.pk, "el hash anterior no coincide: falta o se alteró un evento previo")
         if event.prev_hash is None or event.compute_hash() != event.hash:
             yield ChainBreak(event.pk, "el contenido del evento fue modificado")
+        elif (event.mac is not None or event.pk >= signed_from) and not _event_signed(event):
+            yield ChainBreak(
+                event.pk, "el evento no tiene una firma válida: se escribió por fuera de la aplicación"
+            )
         expected_seq, expected_prev = event.seq + 1, event.hash or ""
     if head is None:
         if expected_seq > 1:

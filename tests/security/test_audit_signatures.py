@@ -1,0 +1,174 @@
+"""The audit trail's signatures (docs/security.md §2.10, G14): someone who can write to the database
+but does not hold AUDIT_KEY can no longer add, edit or remove sealed events unseen. Before them, the
+chain's hashes were plain SHA-256: whoever could write the table could recompute every hash after an
+edit, and the head, and `audit_verify` answered «íntegra»."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test import RequestFactory, override_settings
+from django.utils import timezone
+
+from oficina.audit.models import ChainHead, Event
+from oficina.audit.services import GENESIS, audit_seal, event_build, event_record
+
+pytestmark = pytest.mark.django_db
+deferred = override_settings(AUDIT_SEAL="deferred")
+FORGED = "el evento no tiene una firma válida: se escribió por fuera de la aplicación"
+HEAD_FORGED = "la cabeza de la cadena no tiene una firma válida"
+
+
+def verify() -> tuple[bool, str]:
+    out = io.StringIO()
+    try:
+        call_command("audit_verify", stdout=out)
+    except CommandError:
+        return False, out.getvalue()
+    return True, out.getvalue()
+
+
+def recorded(count: int) -> list[Event]:
+    request = RequestFactory().post("/", REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="Mozilla/5.0 (Android)")
+    events = [
+        event_record("signin_ok", request=request, document="1020304050", attempt=i) for i in range(count)
+    ]
+    audit_seal()
+    return [Event.objects.get(pk=event.pk) for event in events]
+
+
+def as_a_database_writer(sql: str, params: list) -> None:
+    """What SQL injection, a DBA or a restored-and-edited backup can do: anything, but without the key."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def rechained_from(first_seq: int) -> None:
+    """Recomputes every hash from `first_seq` on and the head, as anyone can (SHA-256 needs no key)."""
+    events = list(Event._base_manager.filter(seq__gte=first_seq).order_by("seq"))
+    prev = Event._base_manager.get(seq=first_seq - 1).hash if first_seq > 1 else GENESIS
+    for event in events:
+        event.prev_hash = prev
+        prev = event.compute_hash()
+        as_a_database_writer(
+            "UPDATE audit_event SET prev_hash=%s, hash=%s WHERE id=%s", [event.prev_hash, prev, event.pk]
+        )
+    as_a_database_writer("UPDATE audit_chainhead SET last_hash=%s WHERE id=1", [prev])
+
+
+@deferred
+def test_events_signed_by_the_application_verify():
+    recorded(4)
+    sound, out = verify()
+    assert sound and "Cadena de auditoría íntegra: 4 eventos sellados" in out
+
+
+@deferred
+def test_an_event_inserted_in_the_table_is_sealed_but_reported():
+    recorded(2)
+    as_a_database_writer(
+        "INSERT INTO audit_event (created_at, kind, member_id, document_hmac, ip_address, user_agent, data) "
+        "VALUES (%s, 'operator_unlock', NULL, '', NULL, '', %s)",
+        [timezone.now(), '{"operator": "gerencia"}'],
+    )
+    forged = Event.objects.get(kind="operator_unlock")
+    assert audit_seal() == 1  # the sealer cannot tell: it chains whatever is there
+
+    sound, out = verify()
+
+    assert not sound and f"Evento {forged.pk}: {FORGED}" in out
+
+
+@deferred
+def test_a_signature_copied_from_another_event_does_not_make_an_inserted_one_pass():
+    genuine = recorded(1)[0]
+    as_a_database_writer(
+        "INSERT INTO audit_event (created_at, kind, member_id, document_hmac, ip_address, user_agent, data,"
+        " mac) VALUES (%s, 'operator_unlock', NULL, '', NULL, '', %s, %s)",
+        [timezone.now(), '{"operator": "gerencia"}', genuine.mac],
+    )
+    audit_seal()
+
+    sound, out = verify()
+
+    assert not sound and FORGED in out
+
+
+@deferred
+def test_an_edit_rechained_to_the_end_is_still_found():
+    """The attack that used to pass: edit an event, recompute every hash after it and the head."""
+    events = recorded(4)
+    as_a_database_writer("UPDATE audit_event SET kind='signin_failed' WHERE id=%s", [events[1].pk])
+    rechained_from(events[1].seq)
+
+    sound, out = verify()
+
+    assert not sound
+    assert f"Evento {events[1].pk}: {FORGED}" in out
+    assert HEAD_FORGED in out
+    assert "el contenido del evento fue modificado" not in out  # the hashes themselves all agree
+
+
+@deferred
+def test_the_newest_events_deleted_and_the_head_rewound_are_found():
+    events = recorded(4)
+    as_a_database_writer("DELETE FROM audit_event WHERE seq >= %s", [3])
+    as_a_database_writer(
+        "UPDATE audit_chainhead SET last_seq=%s, last_hash=%s WHERE id=1", [2, events[1].hash]
+    )
+
+    sound, out = verify()
+
+    assert not sound and HEAD_FORGED in out
+
+
+@deferred
+def test_a_new_key_keeps_the_old_events_verifiable_through_its_fallbacks(settings):
+    recorded(2)
+    old = settings.AUDIT_KEY
+    settings.AUDIT_KEY, settings.AUDIT_KEY_FALLBACKS = "una-clave-nueva-de-auditoria-0123456789", [old]
+    recorded(2)
+    assert verify()[0]
+
+    settings.AUDIT_KEY_FALLBACKS = []
+    sound, out = verify()
+    assert not sound and out.count(FORGED) == 2 and HEAD_FORGED not in out
+
+
+@deferred
+def test_events_appended_before_signatures_existed_are_accepted_and_later_ones_are_not():
+    """The migration that added signatures marks the first id that must carry one."""
+    events = recorded(3)
+    ChainHead.objects.filter(pk=1).update(signed_from_id=events[2].pk)
+    as_a_database_writer("UPDATE audit_event SET mac=NULL WHERE id IN (%s, %s)", [events[0].pk, events[2].pk])
+
+    sound, out = verify()
+
+    assert not sound
+    assert f"Evento {events[2].pk}: {FORGED}" in out and f"Evento {events[0].pk}:" not in out
+
+
+@deferred
+@pytest.mark.parametrize("address", ["2001:db8::1", "::ffff:203.0.113.9", "203.0.113.9"])
+def test_what_is_signed_is_what_the_database_gives_back(address):
+    """Addresses of every form, a tuple, a number as a key, a NUL: the signature made when the event
+    was built must match the event as the verifier reads it from the table."""
+    request = RequestFactory().get("/", REMOTE_ADDR=address, HTTP_USER_AGENT="x;=1+1 ñ")
+    built = event_record("signin_failed", request=request, pair=(1, 2), nested={1: "uno\x00"}, share=0.5)
+    audit_seal()
+
+    assert verify()[0], verify()[1]
+    stored = Event.objects.get(kind="signin_failed")
+    assert stored.ip_address and stored.ip_address == built.ip_address  # as signed, as stored
+
+
+def test_building_an_event_signs_it_without_a_query():
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        event = event_build("signin_ok", document="1020304050")
+    assert event.mac and len(event.mac) == 64 and len(queries) == 0
