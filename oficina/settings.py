@@ -78,7 +78,7 @@ MIDDLEWARE = [
     "oficina.health.ProbesMiddleware",  # before anything reads the Host header (oficina/health.py)
     "oficina.overload.QueueWaitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "oficina.lib.sessions.SessionMiddleware",  # Django's, truthful when a POST's session cannot be saved
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -735,10 +735,20 @@ def test_a_contact_code_used_or_spent_is_not_sent_again(rf, settings, sms_gatewa
 
     from oficina.office.services import contact_verification_check, contact_verification_start
 
+    from oficina.members.models import Member, session_digest
+    from oficina.office.services import STEPUP_TOKEN_KEY
+    from oficina.signin.flows.login import MEMBER_SESSION_KEY
+
     member = make_member(returning=True)
     request = rf.post("/oficina/datos-de-contacto/")
     request.session = import_module(settings.SESSION_ENGINE).SessionStore()
     request.member = member
+    # A signed-in session holding a step-up, as stepup_grant leaves it: the change is its one change.
+    request.session[MEMBER_SESSION_KEY] = {"id": member.pk, STEPUP_TOKEN_KEY: "paso"}
+    request.session.create()
+    Member.objects.filter(pk=member.pk).update(
+        session_digest=session_digest(request.session.session_key), stepup_digest=session_digest("paso")
+    )
     use_gateway(settings, sms_gateway, "/status/503")
     contact_verification_start(request=request, member=member, mobile="+573100001122", email=member.email)
     code = re.findall(r"\b\d{6}\b", json.loads(sms_gateway.requests[0].body)["text"])[0]

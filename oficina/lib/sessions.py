@@ -18,16 +18,27 @@
   still end it in the database (`member_sign_out`): otherwise it would come back live with Redis.
 
 With another cache (never in production: sessions need the shared Redis) it behaves as Django's.
+
+`SessionMiddleware` is Django's, with one more page: when the session cannot be saved at the end of a
+POST (Redis refusing writes at maxmemory or as a replica after a failover, or gone since the load),
+the view has already done its work, and the 500 page's «no se hizo ningún cambio» may be false.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
 from typing import Any
 
 from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.backends.cache import SessionStore as CacheSessionStore
+from django.contrib.sessions.exceptions import SessionInterrupted
+from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+
+logger = logging.getLogger(__name__)
 
 
 class SessionStore(CacheSessionStore):
@@ -85,3 +96,36 @@ class SessionStore(CacheSessionStore):
                 return None
             replaced = None  # deleted by the first try
         raise RuntimeError("Unable to create a new session key. It is likely that the cache is unavailable.")
+
+
+class SessionMiddleware(DjangoSessionMiddleware):
+    """Django's, except when the store fails to save the session after a POST (or another unsafe
+    method) whose view ran to the end: its writes are committed (a data request filed, a PIN changed),
+    so the 500 page's «no se hizo ningún cambio» would be false, and a member who believed it sent the
+    same request again. The page says the change may be saved, and keeps the view's own cookies: its
+    message («Recibimos tu solicitud n.º …», «Cambiaste tu clave…») shows on the next page. The
+    session is not saved, as on a 500. A GET changes nothing, and keeps the 500 page. (Review,
+    2026-12-06; tests/test_service_faults.py)"""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        try:
+            return super().process_response(request, response)
+        except SessionInterrupted:  # deleted meanwhile (a sign-out in another tab): Django's 400
+            raise
+        except Exception as exc:
+            if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+                raise
+            logger.warning(
+                "could not save the session after a %s to %s (%s); the view's changes stand",
+                request.method,
+                request.path[:200],
+                type(exc).__name__,
+            )
+            # Rendered without the request's context, as the 500 page: the session is what failed.
+            from oficina.context_processors import branding
+
+            page = HttpResponse(render_to_string("errors/503_session.html", branding(request)), status=503)
+            page["Retry-After"] = "60"
+            for name, cookie in response.cookies.items():
+                page.cookies[name] = cookie
+            return page

@@ -32,6 +32,10 @@ class Member(models.Model):
     # browser is told why. A digest, not the id: whoever reads the database (a backup, a replica) must
     # not be able to take over a member's live session with what is stored here.
     session_digest = models.CharField(max_length=64, blank=True, editable=False)
+    # The step-up (the PIN proven again in the office) this session may spend on one security change,
+    # as session_digest(its random token); emptied by that change. In the database, not the session:
+    # parallel requests of one session all read the session as it was, and each spent it again.
+    stepup_digest = models.CharField(max_length=64, blank=True, editable=False)
     last_login_at = models.DateTimeField("último ingreso", null=True, blank=True)
     previous_login_at = models.DateTimeField("ingreso anterior", null=True, blank=True)
 

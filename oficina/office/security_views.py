@@ -30,11 +30,11 @@ from oficina.office.services import (
     member_contact_change,
     member_pin_change,
     member_security_image_change,
+    stepup_forget,
     stepup_grant,
     stepup_is_fresh,
-    stepup_spend,
 )
-from oficina.office.views import member_required
+from oficina.office.views import ENDED_MESSAGES, member_required
 from oficina.signin.flows.login import member_sign_out, pin_verify
 from oficina.signin.flows.new_credentials import new_pin_accept, security_choice_parse
 from oficina.signin.keypad_form import keypad_context, keypad_post
@@ -88,7 +88,9 @@ def stepup(request: HttpRequest) -> HttpResponse:
         if result.digits is not None:
             ratelimit_consume(request, action="pin", key=member.document)
             if pin_verify(request=request, document=member.document, pin=result.digits) is not None:
-                stepup_grant(request)
+                if not stepup_grant(request):  # this session ended while the PIN was checked
+                    messages.info(request, ENDED_MESSAGES["closed"])
+                    return redirect("signin:identify")
                 request.session.pop(NEXT_KEY, None)
                 return redirect(str(target))
             member.refresh_from_db()
@@ -155,8 +157,8 @@ def change_pin_confirm(request: HttpRequest) -> HttpResponse:
             if not secret_check(result.digits, pending):
                 messages.error(request, "Las dos claves no coinciden. Define tu nueva clave otra vez.")
                 return redirect("office:change_pin")
-            member_pin_change(request=request, member=member, pin_hash=str(pending))
-            stepup_spend(request)
+            if not member_pin_change(request=request, member=member, pin_hash=str(pending)):
+                return redirect("office:home")  # a parallel twin spent the step-up, or the session ended
             messages.success(
                 request, "Cambiaste tu clave de acceso. Te enviamos un aviso a tus medios registrados."
             )
@@ -179,8 +181,10 @@ def security_image(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         chosen, phrase, errors = security_choice_parse(request.POST)
         if not errors:
-            member_security_image_change(request=request, member=member, image_id=chosen, phrase=phrase)
-            stepup_spend(request)
+            if not member_security_image_change(
+                request=request, member=member, image_id=chosen, phrase=phrase
+            ):
+                return redirect("office:home")  # a parallel twin spent the step-up, or the session ended
             messages.success(request, "Guardamos tu nueva imagen y frase de seguridad.")
             return redirect("office:home")
     context = {
@@ -231,8 +235,8 @@ def contact(request: HttpRequest) -> HttpResponse:
             contact_verification_start(request=request, member=member, mobile=mobile, email=email)
             return redirect("office:contact_confirm")
         if not errors:
-            member_contact_change(request=request, member=member, mobile=mobile, email=email)
-            stepup_spend(request)
+            if not member_contact_change(request=request, member=member, mobile=mobile, email=email):
+                return redirect("office:home")  # a parallel twin spent the step-up, or the session ended
             messages.success(request, "Actualizamos tus datos de contacto. Avisamos a tus medios anteriores.")
             return redirect("office:home")
     context = {
@@ -266,14 +270,13 @@ def contact_confirm(request: HttpRequest) -> HttpResponse:
             ratelimit_consume(request, action="code_entry", key=member.document)
             outcome = contact_verification_check(request=request, member=member, code=result.digits)
             if outcome == "ok":
-                stepup_spend(request)
                 messages.success(
                     request,
                     "Confirmamos y guardamos tus datos de contacto. Avisamos a tus medios anteriores.",
                 )
                 return redirect("office:home")
             if outcome == "used":  # the same code sent twice (a double tap): the first one saved it
-                stepup_spend(request)
+                stepup_forget(request)
                 return redirect("office:home")
             if outcome == "exhausted":
                 messages.error(request, "Superaste los intentos o el código venció. Vuelve a intentarlo.")

@@ -28,6 +28,7 @@ from oficina.signin.flows.reset import CODE_SPENT, CODE_USED, code_generate
 from oficina.signin.pin import secret_check, secret_hash
 
 STEPUP_KEY = "stepup_at"
+STEPUP_TOKEN_KEY = "stepup_token"
 
 
 def stepup_is_fresh(request: HttpRequest) -> bool:
@@ -35,28 +36,68 @@ def stepup_is_fresh(request: HttpRequest) -> bool:
     return time.time() - float(data.get(STEPUP_KEY, 0)) <= settings.STEPUP_SECONDS
 
 
-def stepup_grant(request: HttpRequest) -> None:
-    """The PIN was proven again: a new session id, as at sign-in, and the member's one session moves."""
+def stepup_grant(request: HttpRequest) -> bool:
+    """The PIN was proven again: a new session id, as at sign-in, and the member's one session moves.
+
+    Only from this session: False (and this session is emptied) when it stopped being the member's
+    while the PIN was checked (an operator's «Cerrar sesión», a sign-in elsewhere, a reset). An
+    unconditional UPDATE here brought an ended session back to life. (Review, 2026-12-06)"""
+    token = secrets.token_urlsafe(24)
+    before = session_digest(request.session.session_key)
     request.session[MEMBER_SESSION_KEY][STEPUP_KEY] = time.time()
+    request.session[MEMBER_SESSION_KEY][STEPUP_TOKEN_KEY] = token
     request.session.cycle_key()  # writes the data under the new key: the request's save has nothing left
-    Member.objects.filter(pk=request.session[MEMBER_SESSION_KEY]["id"]).update(
-        session_digest=session_digest(request.session.session_key)
-    )
-    event_record("stepup_ok", request=request, member=getattr(request, "member", None))
+    # The move and its event together, as a sign-in's: a fault between two autocommitted statements
+    # left the digest naming a session no browser held, and no event. (Review, 2026-12-06)
+    ours = Member.objects.filter(pk=request.session[MEMBER_SESSION_KEY]["id"], session_digest=before)
+    with transaction.atomic():
+        moved = ours.update(
+            session_digest=session_digest(request.session.session_key), stepup_digest=session_digest(token)
+        )
+        if moved:
+            event_record("stepup_ok", request=request, member=getattr(request, "member", None))
+    if not moved:
+        request.session.flush()
+        return False
+    return True
 
 
-def stepup_spend(request: HttpRequest) -> None:
-    """One step-up, one change: the next change asks for the PIN again."""
-    request.session[MEMBER_SESSION_KEY].pop(STEPUP_KEY, None)
+def stepup_spend(request: HttpRequest, member: Member) -> bool:
+    """One step-up, one change: the next change asks for the PIN again. Call it in the change's
+    transaction, before the change; False means change nothing.
+
+    Spent by one conditional UPDATE, so that of parallel requests of one session (a double tap, or
+    copies of the cookie) one change wins; and only while this session is still the member's, so that
+    a change waiting on the row while a reset (or an operator) ended it cannot undo that reset. The
+    session's own copy, which each parallel request reads as it was, is only the page's clock."""
+    token = stepup_forget(request)
+    if not isinstance(token, str) or not token or not request.session.session_key:
+        return False
+    spent = Member.objects.filter(
+        pk=member.pk,
+        session_digest=session_digest(request.session.session_key),
+        stepup_digest=session_digest(token),
+    ).update(stepup_digest="")
+    return spent == 1
+
+
+def stepup_forget(request: HttpRequest) -> object:
+    """This session's copy of the step-up, dropped (a parallel twin spent it); returns its token."""
+    data = request.session[MEMBER_SESSION_KEY]
+    data.pop(STEPUP_KEY, None)
     request.session.modified = True
+    return data.pop(STEPUP_TOKEN_KEY, None)
 
 
 def _notice(member: Member, change: str) -> list[OutboxMessage]:
     return notice_queue(member=member, template="security_change", context={"what": SECURITY_CHANGES[change]})
 
 
-def member_pin_change(*, request: HttpRequest, member: Member, pin_hash: str) -> None:
+def member_pin_change(*, request: HttpRequest, member: Member, pin_hash: str) -> bool:
+    """False, and nothing changed, when the step-up was spent already or this session ended."""
     with transaction.atomic():
+        if not stepup_spend(request, member):
+            return False
         member = Member.objects.select_for_update().get(pk=member.pk)
         member.pin_hash = pin_hash
         member.pin_changed_at = timezone.now()
@@ -68,23 +109,32 @@ def member_pin_change(*, request: HttpRequest, member: Member, pin_hash: str) ->
     request.session[MEMBER_SESSION_KEY]["auth"] = session_auth_hash(member)
     request.session.modified = True
     outbox_dispatch(notices)
+    return True
 
 
-def member_security_image_change(*, request: HttpRequest, member: Member, image_id: str, phrase: str) -> None:
+def member_security_image_change(*, request: HttpRequest, member: Member, image_id: str, phrase: str) -> bool:
+    """False, and nothing changed, when the step-up was spent already or this session ended."""
     with transaction.atomic():
+        if not stepup_spend(request, member):
+            return False
         Member.objects.filter(pk=member.pk).update(
             security_image=image_id, security_phrase=phrase, updated_at=timezone.now()
         )
         event_record("security_image_changed", request=request, member=member)
         notices = _notice(member, "image")
     outbox_dispatch(notices)
+    return True
 
 
-def member_contact_change(*, request: HttpRequest, member: Member, mobile: str, email: str) -> None:
-    """Saves new contact data and tells the OLD channels, so a hijacker cannot change them silently."""
+def member_contact_change(*, request: HttpRequest, member: Member, mobile: str, email: str) -> bool:
+    """Saves new contact data and tells the OLD channels, so a hijacker cannot change them silently.
+    False, and nothing changed, when the step-up was spent already or this session ended."""
     with transaction.atomic():
+        if not stepup_spend(request, member):
+            return False
         notices = _contact_change_record(request=request, member=member, mobile=mobile, email=email)
     outbox_dispatch(notices)
+    return True
 
 
 def _contact_change_record(
@@ -123,6 +173,9 @@ def contact_verification_start(*, request: HttpRequest, member: Member, mobile: 
     flow_id = secrets.token_urlsafe(32)
     now = timezone.now()
     with transaction.atomic():
+        # One request at a time per member (as a temporary code's): parallel requests each ended the
+        # codes before them, saw none of the others' yet, and left as many live codes. (Review, 2026-12-06)
+        Member.objects.select_for_update().filter(pk=member.pk).first()
         # Only the newest code lives: an earlier one, and its message if still undelivered, are dead.
         _contact_codes_end(member, superseded_at=now)
         outbox_expire(member=member, kind="contact_verify", reason="reemplazado por un código nuevo")
@@ -184,7 +237,8 @@ def _contact_codes_end(member: Member, **ended: Any) -> None:
 
 def contact_verification_check(*, request: HttpRequest, member: Member, code: str) -> str:
     """ "ok" (the change is saved and the old channels told), "wrong", "exhausted" (expired, or
-    CODE_MAX_ATTEMPTS wrong tries: start again) or "used" (a parallel submission of the right code won).
+    CODE_MAX_ATTEMPTS wrong tries: start again) or "used" (a parallel submission of the right code won,
+    or the step-up was spent by another change, or this session ended meanwhile: nothing saved here).
 
     Each try is claimed by one conditional UPDATE before the hash is checked, as a temporary code's:
     any number of parallel submissions get CODE_MAX_ATTEMPTS checks in all, and one right answer saves
@@ -209,8 +263,10 @@ def contact_verification_check(*, request: HttpRequest, member: Member, code: st
             return "exhausted"
         return "wrong"
     with transaction.atomic():
+        # The step-up first: the change is its one change, and this session must still be the member's.
         won = (
-            ContactCode.objects.filter(
+            stepup_spend(request, member)
+            and ContactCode.objects.filter(
                 pk=live.pk, consumed_at__isnull=True, superseded_at__isnull=True
             ).update(consumed_at=timezone.now())
             == 1

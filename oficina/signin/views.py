@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -394,7 +395,13 @@ def policy(request: HttpRequest) -> HttpResponse:
             ):
                 flow_end(request.session)
                 return _restart(request)
-            consent_record(member=member, policy=current, request=request)
+            with transaction.atomic():
+                # One «Permitir», one consent: parallel clicks of one session (a double tap, copies of
+                # the cookie) all found the flow at this stage, and each recorded its own consent in the
+                # ledger. One at a time per member, and only while it is still missing. (Review, 2026-12-06)
+                Member.objects.select_for_update().filter(pk=member.pk).first()
+                if member_needs_consent(member):
+                    consent_record(member=member, policy=current, request=request)
             flow_end(request.session)
             member_sign_in(request=request, member=member)
             return redirect("office:home")

@@ -1,0 +1,175 @@
+"""Faults of the services behind a member's request (Redis, PostgreSQL) in the middle of it: the member
+is told the truth about what was saved, and nothing is left half-written.
+
+Redis faults run against a real Redis (the `redis_caches` fixture of tests/test_redis_paths.py): they
+skip without one, except under CI=true or REQUIRE_SERVICES=1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
+
+import pytest
+import redis
+from django.test import Client
+from redis.connection import AbstractConnection
+
+from oficina.audit.models import Event
+from oficina.consent.models import DataRequest
+from oficina.members.models import Member
+from tests.factories import DEFAULT_PIN, make_member
+from tests.keypad import keypad_body, type_on_keypad
+from tests.security import sign_in
+from tests.test_audit_seal import deferred, events_refused
+from tests.test_redis_paths import redis_caches  # noqa: F401  (a fixture)
+
+MSG_NOTHING_CHANGED = "no se hizo ningún cambio"
+MSG_MAY_BE_SAVED = "puede que lo que hiciste sí haya quedado guardado"
+
+# What Redis answers a write when it reached maxmemory (its default policy, noeviction), or to an
+# instance demoted to a replica by a failover: reads still work, writes do not.
+WRITES = (b"SET", b"INCR", b"DEL", b"EXPIRE")
+
+
+@contextmanager
+def redis_refuses_writes() -> Iterator[None]:
+    real = AbstractConnection.send_packed_command
+
+    def send(connection, command, *args, **kwargs):
+        chunks = [command] if isinstance(command, bytes | str) else command
+        packed = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
+        if any(b"\r\n" + verb + b"\r\n" in packed for verb in WRITES):
+            raise redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
+        return real(connection, command, *args, **kwargs)
+
+    with mock.patch.object(AbstractConnection, "send_packed_command", autospec=True, side_effect=send):
+        yield
+
+
+def redis_signed_in(settings) -> tuple[Client, Member]:
+    settings.SESSION_ENGINE = "oficina.lib.sessions"
+    member = make_member(returning=True)
+    browser = Client(raise_request_exception=False)
+    assert sign_in(browser, member.document, DEFAULT_PIN).url == "/oficina/"
+    return browser, member
+
+
+def idle_for(browser: Client, settings, seconds: float) -> None:
+    """The member spent `seconds` on the page (typing, reading): the next request renews the idle
+    clock, so its session is written at the end of it."""
+    from oficina.lib.sessions import SessionStore
+
+    store = SessionStore(session_key=browser.cookies[settings.SESSION_COOKIE_NAME].value)
+    store["member"]["seen_at"] -= seconds
+    store["member"]["signed_in_at"] -= seconds
+    store.modified = True
+    store.save()
+
+
+@pytest.mark.django_db
+def test_a_data_request_saved_when_redis_then_refuses_the_session_write_is_not_called_unsaved(
+    redis_caches,  # noqa: F811
+    settings,
+):
+    """Redis at maxmemory (or a replica after a failover) still reads the session but refuses its
+    write, which comes after the view filed the request. The member read «no se hizo ningún cambio»
+    on the 500 page and sent it again: one more request each time, up to the five allowed. The page
+    must not say nothing was saved, and the view's own message (its number) must reach the member."""
+    browser, member = redis_signed_in(settings)
+    idle_for(browser, settings, 30)
+
+    with redis_refuses_writes():
+        response = browser.post(
+            "/oficina/mis-datos/", {"solicitud": "consulta", "descripcion": "Quiero saber qué datos tienen"}
+        )
+
+    filed = DataRequest.objects.get(member=member)  # it was filed
+    page = response.content.decode()
+    assert response.status_code == 503 and response["Retry-After"]
+    assert "no-store" in response["Cache-Control"]
+    assert MSG_NOTHING_CHANGED not in page and MSG_MAY_BE_SAVED in page
+    following = browser.get("/").content.decode()  # Redis is back, or not: the message is in a cookie
+    assert f"Recibimos tu solicitud n.º {filed.pk}" in following
+
+
+@pytest.mark.django_db
+def test_a_pin_changed_when_redis_then_refuses_the_session_write_is_not_called_unchanged(
+    redis_caches,  # noqa: F811
+    settings,
+):
+    """The PIN changed (with its history, event and notices) and the 500 page said «no se hizo ningún
+    cambio»: the member would go on typing the old PIN, up to the lock."""
+    browser, member = redis_signed_in(settings)
+    assert browser.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
+    assert type_on_keypad(browser, "/oficina/confirmar-clave/", DEFAULT_PIN).url == "/oficina/cambiar-clave/"
+    assert (
+        type_on_keypad(browser, "/oficina/cambiar-clave/", "730519").url
+        == "/oficina/cambiar-clave/confirmar/"
+    )
+
+    page = browser.get("/oficina/cambiar-clave/confirmar/").content.decode()
+    with redis_refuses_writes():
+        response = browser.post("/oficina/cambiar-clave/confirmar/", keypad_body(page, "730519"))
+
+    assert Event.objects.filter(kind="pin_changed", member_id=member.pk).count() == 1
+    text = response.content.decode()
+    assert response.status_code == 503
+    assert MSG_NOTHING_CHANGED not in text and MSG_MAY_BE_SAVED in text
+    assert "Cambiaste tu clave de acceso" in browser.get("/").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_page_that_changes_nothing_still_gets_the_plain_error_page_when_redis_refuses_writes(
+    redis_caches,  # noqa: F811
+    settings,
+):
+    """A GET changes nothing: when its session write fails, «no se hizo ningún cambio» is true."""
+    browser, _member = redis_signed_in(settings)
+    with redis_refuses_writes():
+        response = browser.get("/oficina/cambiar-clave/")  # keeps the step-up's next page in the session
+
+    assert response.status_code == 500
+    assert MSG_NOTHING_CHANGED in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_session_deleted_meanwhile_is_still_a_400_not_the_new_page(redis_caches, settings):  # noqa: F811
+    """Signed out in another tab while a POST ran: Django's «session interrupted» (400) is unchanged."""
+    from oficina.lib.sessions import SessionStore
+
+    browser, _member = redis_signed_in(settings)
+    idle_for(browser, settings, 30)
+    key = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    real_load = SessionStore.load
+
+    def load_then_lose(store):
+        data = real_load(store)
+        SessionStore().delete(key)  # the other tab's «Cerrar sesión», between this load and save
+        return data
+
+    with mock.patch.object(SessionStore, "load", load_then_lose):
+        response = browser.post("/oficina/seguir-conectado/")
+    assert response.status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+@deferred
+def test_a_step_up_whose_audit_event_cannot_be_written_moves_no_session():
+    """The step-up names the session's new id in Member.session_digest and records `stepup_ok`: both
+    or neither (as the sign-in's). A fault between the two left the digest naming a session no
+    browser held, without the event that says why the member's session ended."""
+    member = make_member(returning=True)
+    browser = Client(raise_request_exception=False)
+    assert sign_in(browser, member.document, DEFAULT_PIN).url == "/oficina/"
+    member.refresh_from_db()
+    before = member.session_digest
+    assert browser.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
+
+    with events_refused("stepup_ok"):
+        failed = type_on_keypad(browser, "/oficina/confirmar-clave/", DEFAULT_PIN)
+
+    assert failed.status_code == 500
+    member.refresh_from_db()
+    assert member.session_digest == before
+    assert not Event.objects.filter(kind="stepup_ok").exists()
