@@ -173,3 +173,23 @@ def test_a_step_up_whose_audit_event_cannot_be_written_moves_no_session():
     member.refresh_from_db()
     assert member.session_digest == before
     assert not Event.objects.filter(kind="stepup_ok").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@deferred
+def test_a_self_block_whose_sign_out_cannot_be_recorded_blocks_nothing():
+    """«Bloquear mi acceso» blocks and signs out: both or neither. They were two transactions: with the
+    sign-out's event refused, the access was blocked (and `self_blocked` recorded) while the member
+    read the 500 page's «no se hizo ningún cambio»."""
+    member = make_member(returning=True)
+    browser = Client(raise_request_exception=False)
+    assert sign_in(browser, member.document, DEFAULT_PIN).url == "/oficina/"
+
+    with events_refused("logout"):
+        failed = browser.post("/oficina/bloquear-mi-acceso/")
+
+    assert failed.status_code == 500 and "no se hizo ningún cambio" in failed.content.decode()
+    member.refresh_from_db()
+    assert (member.locked_at, member.self_blocked_at) == (None, None)
+    assert not Event.objects.filter(kind="self_blocked").exists()
+    assert browser.get("/oficina/").status_code == 200  # still signed in: nothing changed

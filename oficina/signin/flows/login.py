@@ -235,7 +235,9 @@ def member_sign_out(*, request: HttpRequest, member: Member | None, reason: str 
 def member_self_block(*, request: HttpRequest, member: Member) -> None:
     """ "Bloquear mi acceso": the PIN stops working at once; only "Olvidé mi clave" opens it again."""
     now = timezone.now()
-    with transaction.atomic():  # the block and its event together
+    # The block, the sign-out and their events: all or none. Two transactions left the access blocked
+    # while the member, the sign-out's event refused, read «no se hizo ningún cambio». (Review, 2026-12-06)
+    with transaction.atomic():
         Member.objects.filter(pk=member.pk).update(locked_at=now, self_blocked_at=now)
         event_record("self_blocked", request=request, member=member)
-    member_sign_out(request=request, member=member, reason="logout")
+        member_sign_out(request=request, member=member, reason="logout")
