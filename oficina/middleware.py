@@ -16,7 +16,8 @@ BRAND_PATHS = frozenset({"/marca.css", "/marca/logo"})
 
 
 class SecurityHeadersMiddleware:
-    """A strict CSP (no inline script or style) and no caching of any page: every page here is private."""
+    """A strict CSP (no inline script or style) and no caching of any page: every page here is private.
+    Placed above Django's SecurityMiddleware, so that what that one refuses carries the headers too."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -26,6 +27,12 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        # Also set by Django's SecurityMiddleware and XFrameOptionsMiddleware, below this one; repeated
+        # here for the responses they never see: a Host this site does not serve is refused (400) while
+        # SecurityMiddleware builds its HTTPS redirect, before any middleware under it runs.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
         # Only the assets themselves may be kept: an error page at an asset's address (a 404 under
         # /static/, a POST to /marca.css) is a page like any other, with a signed-in member's
         # «Cerrar sesión» form and its CSRF token.

@@ -73,8 +73,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "oficina.middleware.ProxyHeadersMiddleware",  # X-Forwarded-* from TRUSTED_PROXIES only
+    "oficina.middleware.SecurityHeadersMiddleware",  # above SecurityMiddleware: its 400s get them too
     "django.middleware.security.SecurityMiddleware",
-    "oficina.middleware.SecurityHeadersMiddleware",
     "oficina.health.ProbesMiddleware",  # before anything reads the Host header (oficina/health.py)
     "oficina.overload.QueueWaitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -168,6 +168,19 @@ def test_an_error_page_at_an_assets_address_is_never_stored_either(client, membe
     assert_security_headers(page, f"{method.upper()} {url}")
 
 
+@pytest.mark.parametrize("secure", [False, True])
+def test_a_request_for_a_host_not_served_still_gets_the_security_headers(settings, secure):
+    """Review, 2026-12-06: Django's SecurityMiddleware reads the Host to redirect to HTTPS, and refuses
+    an unknown one with a 400 before the middleware that adds these headers was reached."""
+    settings.ALLOWED_HOSTS = ["oficina.example"]
+    settings.SECURE_SSL_REDIRECT = True
+
+    page = Client(raise_request_exception=False).get("/", HTTP_HOST="otro.example", secure=secure)
+
+    assert page.status_code == 400
+    assert_security_headers(page, f"Host otro.example ({'https' if secure else 'http'})")
+
+
 def test_the_brand_assets_themselves_stay_cacheable(client):
     for url in ("/marca.css", "/marca/logo"):
         asset = client.get(url)
