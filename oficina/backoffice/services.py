@@ -9,7 +9,7 @@ from __future__ import annotations
 from copy import copy
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -17,7 +17,7 @@ from django.utils import timezone
 from oficina.audit.models import Event
 from oficina.audit.services import event_record
 from oficina.consent.models import PolicyVersion
-from oficina.consent.services import policy_publish
+from oficina.consent.services import policy_publish, text_sha256
 from oficina.members.models import Member
 from oficina.notify.models import OutboxMessage
 from oficina.notify.outbox import message_queue, notice_queue, outbox_dispatch, outbox_retry
@@ -189,9 +189,17 @@ def outbox_message_retry(*, request: HttpRequest, message: OutboxMessage) -> boo
 
 def policy_version_publish(*, request: HttpRequest, version: str, text: str) -> PolicyVersion:
     """A new version: every member is asked to accept it at their next sign-in."""
-    with transaction.atomic():
-        policy = policy_publish(version=version, text=text)
-        operator_event(
-            "operator_policy_published", request=request, version=version, text_sha256=policy.text_sha256
-        )
+    try:
+        with transaction.atomic():
+            policy = policy_publish(version=version, text=text)
+            operator_event(
+                "operator_policy_published", request=request, version=version, text_sha256=policy.text_sha256
+            )
+    except IntegrityError:
+        # A double click on «Guardar»: both requests passed the form's check that the version is new,
+        # and the other one published it first (a 500 here before; review, 2026-12-06). The same text
+        # is that publication; another text under the same version is a real conflict.
+        policy = PolicyVersion.objects.get(version=version)
+        if policy.text_sha256 != text_sha256(text):
+            raise
     return policy

@@ -290,3 +290,25 @@ def test_ten_parallel_permitir_of_a_reset_save_it_once(parallel):
     all_answered(responses)
     assert Event.objects.filter(kind="reset_completed", member_id=member.pk).count() == 1
     assert PinHistory.objects.filter(member=member).count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_double_click_on_publishing_a_policy_version_publishes_it_once():
+    """Two «Guardar» of one new version at once: both passed the form's check that the version is
+    new, and the second INSERT hit the unique constraint, a 500 to the superuser."""
+    from oficina.consent.models import PolicyVersion
+    from tests.test_backoffice import signed_in_operator
+
+    admin = Client(raise_request_exception=False)
+    signed_in_operator(admin)
+    browsers = [Client(raise_request_exception=False) for _ in range(2)]
+    for browser in browsers:
+        browser.cookies = admin.cookies
+    body = {"version": "2", "text": "<p>Tratamos tus datos según la Ley 1581 de 2012.</p>"}
+
+    responses = run_together(2, lambda i: browsers[i].post("/operadores/consent/policyversion/add/", body))
+
+    all_answered(responses)
+    assert PolicyVersion.objects.filter(version="2").count() == 1
+    assert Event.objects.filter(kind="operator_policy_published").count() == 1
