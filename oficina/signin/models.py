@@ -5,16 +5,15 @@ from django.db import models
 from oficina.members.models import Member
 
 
-class TemporaryCode(models.Model):
-    """A "clave temporal" sent by SMS or e-mail. Only its hash is kept; it is single use."""
+class SingleUseCode(models.Model):
+    """A code sent by SMS or e-mail to prove a channel: only its hash is kept, it is bound to the browser
+    session that asked for it (`flow_id`, the value lives only in that session), it expires, and it is
+    single use, its tries counted in the database (each claimed by one conditional UPDATE)."""
 
     class Channel(models.TextChoices):
         SMS = "sms", "SMS"
         EMAIL = "email", "Correo electrónico"
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="temporary_codes")
-    # Binds the code to the browser session that asked for it (the value lives only in that session).
-    flow_id = models.CharField(max_length=64, db_index=True)
     code_hash = models.CharField(max_length=256)
     channel = models.CharField(max_length=5, choices=Channel.choices)
     created_at = models.DateTimeField()
@@ -22,6 +21,16 @@ class TemporaryCode(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     consumed_at = models.DateTimeField(null=True, blank=True)
     superseded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class TemporaryCode(SingleUseCode):
+    """A "clave temporal" sent by SMS or e-mail. Only its hash is kept; it is single use."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="temporary_codes")
+    flow_id = models.CharField(max_length=64, db_index=True)
 
     class Meta:
         verbose_name = "clave temporal"
