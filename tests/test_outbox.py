@@ -733,10 +733,12 @@ def test_a_contact_code_used_or_spent_is_not_sent_again(rf, settings, sms_gatewa
     times as allowed), is not texted again by a pending retry, nor kept in clear."""
     from importlib import import_module
 
-    from oficina.office.services import contact_verification_check, contact_verification_start
-
     from oficina.members.models import Member, session_digest
-    from oficina.office.services import STEPUP_TOKEN_KEY
+    from oficina.office.services import (
+        STEPUP_TOKEN_KEY,
+        contact_verification_check,
+        contact_verification_start,
+    )
     from oficina.signin.flows.login import MEMBER_SESSION_KEY
 
     member = make_member(returning=True)
