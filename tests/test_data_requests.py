@@ -445,3 +445,19 @@ def test_an_extension_needs_reasons_and_time_left_and_is_not_an_answer(client, m
     filed.refresh_from_db()
     assert filed.extended_at is None and filed.status == "recibida"
     assert not Event.objects.filter(kind="operator_data_request_extended").exists()
+
+
+def test_the_requests_page_ends_when_another_reset_completed_since_the_code(client, member, sms_outbox):
+    """A reset flow at the policy step whose code was overtaken by another reset (the member's PIN
+    changed since): «Permitir» saves nothing there, and its proof must not open the requests either.
+    (Review, 2026-12-06)"""
+    from oficina.signin.pin import secret_hash
+    from tests.test_consent import reach_policy
+
+    revocation_filed(client)
+    client.post("/oficina/cerrar-sesion/")
+    reach_policy(client, member, sms_outbox)
+    assert client.get("/politica-de-datos/mis-solicitudes/").status_code == 200
+    Member.objects.filter(pk=member.pk).update(pin_hash=secret_hash("846203"))  # a reset elsewhere
+
+    assert client.get("/politica-de-datos/mis-solicitudes/").url == "/"

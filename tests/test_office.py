@@ -14,7 +14,7 @@ from oficina.audit.models import Event
 from oficina.members.models import Member, session_digest
 from oficina.office import services as office_services
 from tests.factories import DEFAULT_PIN, make_member
-from tests.keypad import type_on_keypad
+from tests.keypad import keypad_body, type_on_keypad
 
 pytestmark = pytest.mark.django_db
 
@@ -298,3 +298,54 @@ def test_the_upgrade_digests_the_session_ids_stored_in_clear(db):
     signed_out.refresh_from_db()
     assert signed_in_before.session_digest == session_digest("k" * 32)
     assert signed_out.session_digest == ""
+
+
+# Review, 2026-12-06: the contact code against what happened meanwhile.
+
+
+def _contact_code_asked(client, member, **form: str) -> str:
+    signed_in(client, member)
+    client.get("/oficina/datos-de-contacto/")
+    type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN)
+    asked = client.post("/oficina/datos-de-contacto/", form)
+    assert asked.url == "/oficina/datos-de-contacto/confirmar/"
+    return re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+
+
+def test_a_pending_contact_does_not_undo_a_change_an_operator_made_meanwhile(client, sms_outbox):
+    """The code saved the pair (mobile, e-mail) as it was on the contact page: a new mobile given at the
+    counter while the member waited for the e-mail's code went back to the old one, silently."""
+    member = make_member(returning=True)
+    code = _contact_code_asked(client, member, celular=member.mobile, correo="nueva@correo.com")
+    Member.objects.filter(pk=member.pk).update(mobile="+573009998877")  # the operator, at the counter
+
+    confirmed = type_on_keypad(client, "/oficina/datos-de-contacto/confirmar/", code)
+
+    member.refresh_from_db()
+    assert member.mobile == "+573009998877"
+    assert member.email == "mynameis@mail.com"  # not saved over data the member never saw
+    assert confirmed.url == "/oficina/datos-de-contacto/"
+    page = client.get("/oficina/datos-de-contacto/").content.decode()
+    assert "Tus datos de contacto cambiaron mientras los confirmabas" in page
+    assert not Event.objects.filter(kind="contact_changed", member_id=member.pk).exists()
+    # The step-up was not spent on a change that was not made: the member can start again at once.
+    assert client.get("/oficina/datos-de-contacto/").status_code == 200
+
+
+def test_a_step_up_that_expires_on_the_code_page_leads_back_to_the_code_page(client, settings):
+    """The code takes a while to arrive: past STEPUP_SECONDS the PIN is asked again, and then the member
+    went to the contact form, the code in hand no longer asked for (a new request replaces it)."""
+    settings.STEPUP_SECONDS = 60
+    member = make_member(returning=True)
+    clock = SimpleNamespace(now=time.time())
+    with mock.patch.object(office_services, "time", SimpleNamespace(time=lambda: clock.now)):
+        code = _contact_code_asked(client, member, celular=member.mobile, correo="nueva@correo.com")
+        typed = keypad_body(client.get("/oficina/datos-de-contacto/confirmar/").content.decode(), code)
+        clock.now += 61
+        late = client.post("/oficina/datos-de-contacto/confirmar/", typed)
+        assert late.url == "/oficina/confirmar-clave/"
+        again = type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN)
+        assert again.url == "/oficina/datos-de-contacto/confirmar/"
+        assert type_on_keypad(client, "/oficina/datos-de-contacto/confirmar/", code).url == "/oficina/"
+    member.refresh_from_db()
+    assert member.email == "nueva@correo.com"

@@ -16,6 +16,11 @@ class ContactCode(SingleUseCode):
     flow_id = models.CharField(max_length=64)
     mobile = models.CharField(max_length=16, blank=True)
     email = models.CharField(max_length=254, blank=True)
+    # The contact the change was asked from: the pair above is saved only while it is still the member's,
+    # so that a change made meanwhile (an operator's at the counter) is not undone by one typed before it.
+    # (Review, 2026-12-06)
+    previous_mobile = models.CharField(max_length=16, blank=True)
+    previous_email = models.CharField(max_length=254, blank=True)
 
     class Meta:
         verbose_name = "código de confirmación de contacto"

@@ -43,7 +43,7 @@ from oficina.signin.validators import pin_help_texts
 
 NEXT_KEY = "stepup_next"
 PENDING_PIN_KEY = "office_pending_pin"
-STEPUP_TARGETS = {"office:change_pin", "office:security_image", "office:contact"}
+STEPUP_TARGETS = {"office:change_pin", "office:security_image", "office:contact", "office:contact_confirm"}
 
 
 def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -250,7 +250,9 @@ def contact(request: HttpRequest) -> HttpResponse:
 
 
 @_guarded
-@stepup_required("office:contact")
+# Back to the code page, not the form: the step-up can lapse while the code is on its way, and the
+# code, still alive and bound to this session, is what the member holds. (Review, 2026-12-06)
+@stepup_required("office:contact_confirm")
 @sensitive_post_parameters()
 def contact_confirm(request: HttpRequest) -> HttpResponse:
     """The code sent to the new mobile or e-mail, typed on the keypad, before the change is saved."""
@@ -278,6 +280,13 @@ def contact_confirm(request: HttpRequest) -> HttpResponse:
             if outcome == "used":  # the same code sent twice (a double tap): the first one saved it
                 stepup_forget(request)
                 return redirect("office:home")
+            if outcome == "changed":
+                messages.error(
+                    request,
+                    "Tus datos de contacto cambiaron mientras los confirmabas, así que no guardamos el "
+                    "cambio. Revísalos y vuelve a intentarlo.",
+                )
+                return redirect("office:contact")
             if outcome == "exhausted":
                 messages.error(request, "Superaste los intentos o el código venció. Vuelve a intentarlo.")
                 return redirect("office:contact")

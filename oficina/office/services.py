@@ -185,6 +185,8 @@ def contact_verification_start(*, request: HttpRequest, member: Member, mobile: 
             channel=channel,
             mobile=mobile,
             email=email,
+            previous_mobile=member.mobile,
+            previous_email=member.email,
             code_hash=secret_hash(code),
             created_at=now,
             expires_at=now + timedelta(seconds=settings.CODE_VALIDITY_SECONDS),
@@ -237,8 +239,10 @@ def _contact_codes_end(member: Member, **ended: Any) -> None:
 
 def contact_verification_check(*, request: HttpRequest, member: Member, code: str) -> str:
     """ "ok" (the change is saved and the old channels told), "wrong", "exhausted" (expired, or
-    CODE_MAX_ATTEMPTS wrong tries: start again) or "used" (a parallel submission of the right code won,
-    or the step-up was spent by another change, or this session ended meanwhile: nothing saved here).
+    CODE_MAX_ATTEMPTS wrong tries: start again), "changed" (the member's contact is no longer the one
+    the change was asked from: nothing saved, the step-up kept, start again) or "used" (a parallel
+    submission of the right code won, or the step-up was spent by another change, or this session
+    ended meanwhile: nothing saved here).
 
     Each try is claimed by one conditional UPDATE before the hash is checked, as a temporary code's:
     any number of parallel submissions get CODE_MAX_ATTEMPTS checks in all, and one right answer saves
@@ -263,6 +267,17 @@ def contact_verification_check(*, request: HttpRequest, member: Member, code: st
             return "exhausted"
         return "wrong"
     with transaction.atomic():
+        # The pair typed on the contact page replaces the contact shown there, and only that one: a
+        # change made meanwhile (an operator's at the counter, with the member in front of them) is
+        # not undone by it. Checked under the row's lock, so no change lands between. (Review, 2026-12-06)
+        current = (
+            Member.objects.select_for_update().filter(pk=member.pk).values_list("mobile", "email").first()
+        )
+        if current != (live.previous_mobile, live.previous_email):
+            _contact_codes_end(member, superseded_at=timezone.now())
+            outbox_expire(member=member, kind="contact_verify", reason="los datos de contacto cambiaron")
+            request.session.pop(CONTACT_KEY, None)
+            return "changed"
         # The step-up first: the change is its one change, and this session must still be the member's.
         won = (
             stepup_spend(request, member)

@@ -445,13 +445,15 @@ def policy_requests(request: HttpRequest) -> HttpResponse:
     if flow is None:
         return _restart(request)
     member = Member.objects.filter(pk=flow.require_member_id()).first()
+    # The proof must still stand, for a reset as for a reconsent: a temporary code overtaken by another
+    # reset (the PIN changed since) no longer proves the member, and «Permitir» would save nothing with
+    # it (credentials_complete). A reset flow's member may be locked: the reset is how they unlock.
+    # (Review, 2026-12-06)
     if (
         member is None
         or not member.is_active
-        or (
-            flow.get("kind") == "reconsent"
-            and (member.locked_at is not None or session_auth_match(member, flow.get("auth")) is None)
-        )
+        or session_auth_match(member, flow.get("auth")) is None
+        or (flow.get("kind") == "reconsent" and member.locked_at is not None)
     ):
         flow_end(request.session)
         return _restart(request)

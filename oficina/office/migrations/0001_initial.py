@@ -28,6 +28,8 @@ class Migration(migrations.Migration):
                 ),
                 ("mobile", models.CharField(blank=True, max_length=16)),
                 ("email", models.CharField(blank=True, max_length=254)),
+                ("previous_mobile", models.CharField(blank=True, max_length=16)),
+                ("previous_email", models.CharField(blank=True, max_length=254)),
                 ("code_hash", models.CharField(max_length=256)),
                 ("created_at", models.DateTimeField()),
                 ("expires_at", models.DateTimeField()),
