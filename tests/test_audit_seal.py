@@ -816,8 +816,10 @@ def test_the_migration_numbers_the_events_chained_by_id_and_the_sealer_continues
 @pytest.mark.django_db
 @deferred
 def test_an_instance_still_on_the_previous_version_during_the_upgrade_leaves_the_chain_intact():
-    """The chain holds. The event that instance appended is unsigned, and reported as such: an upgrade
-    to signed events stops the old instances first (docs/operations.md, "Upgrading")."""
+    """The chain holds. The event that instance appended is unsigned, and reported as such, and so is
+    the head it moved, for good: the sealer no longer signs a head it cannot verify (a rewritten one
+    was laundered a second later). An upgrade to signed events stops the old instances first
+    (docs/operations.md, "Upgrading")."""
     record(2)
     audit_seal()
     head = ChainHead.objects.get(pk=1)
@@ -833,7 +835,8 @@ def test_an_instance_still_on_the_previous_version_during_the_upgrade_leaves_the
     assert [event.seq for event in chain()] == [1, 2, 3, 4]
     assert Event.objects.get(pk=old.pk).seq == 3
     assert problems() == [
-        f"{old.pk}: el evento no tiene una firma válida: se escribió por fuera de la aplicación"
+        "0: la cabeza de la cadena no tiene una firma válida: se rehízo por fuera de la aplicación",
+        f"{old.pk}: el evento no tiene una firma válida: se escribió por fuera de la aplicación",
     ]
 
 

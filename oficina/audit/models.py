@@ -44,7 +44,7 @@ class Event(models.Model):
     # The application's signature of the content, made when the event is appended, with AUDIT_KEY
     # (`oficina.audit.services.event_signature`): an event written into the table by anything else
     # has none that verifies. NULL only for events appended before signatures existed
-    # (ChainHead.signed_from_id).
+    # (ChainHead.signed_from_seq).
     mac = models.CharField(max_length=64, null=True, editable=False)  # noqa: DJ001
 
     objects = EventQuerySet.as_manager()
@@ -94,12 +94,14 @@ class ChainHead(models.Model):
 
     last_hash = models.CharField(max_length=64)
     last_seq = models.BigIntegerField(default=0)
-    # The sealer's signature of (last_seq, last_hash) with AUDIT_KEY: rebuilding the chain after an
-    # edit or a deletion needs a new one, which only the key can make.
+    # The sealer's signature of (last_seq, last_hash, signed_from_seq) with AUDIT_KEY: rebuilding the
+    # chain after an edit or a deletion needs a new one, which only the key can make.
     mac = models.CharField(max_length=64, blank=True, default="")
-    # The first event id that must carry a signature: the events before it were appended by a version
-    # that did not sign (set once, by the migration that added signatures).
-    signed_from_id = models.BigIntegerField(default=1)
+    # The first `seq` that must carry a signature: the events sealed before it were appended by a
+    # version that did not sign (set once, by the migration that added signatures). A `seq`, not an
+    # id: a database writer chooses the id of a row it inserts (0, negative, a rollback's gap), while
+    # the sealer gives the `seq`, after every one sealed before.
+    signed_from_seq = models.BigIntegerField(default=1)
 
     def __str__(self) -> str:
         return self.last_hash

@@ -1,14 +1,15 @@
 """Signatures on the audit trail (docs/security.md §2.10, G14): every event appended from now on is
 signed, and so is the chain's head. The events already in the table were appended unsigned: the head
-records the first id that must carry a signature, and signs its present state, so that verification
-does not call the past a forgery (nor accept an unsigned event from now on)."""
+records the first `seq` that must carry a signature (after the sealed ones and the ones waiting to be
+sealed, which the sealer takes first: it takes them in id order), and signs it with its present state,
+so that verification does not call the past a forgery (nor accept an unsigned event from now on).
+Adding the columns locks the events' table until this commits: nothing is appended meanwhile."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db import migrations, models
-from django.db.models import Max
 
 GENESIS = "0" * 64
 
@@ -19,13 +20,15 @@ def sign_the_head(apps: Any, schema_editor: Any) -> None:
     event_model = apps.get_model("audit", "Event")
     head_model = apps.get_model("audit", "ChainHead")
     alias = schema_editor.connection.alias
-    last_id = event_model.objects.using(alias).aggregate(last=Max("id"))["last"] or 0
-    head, _ = head_model.objects.using(alias).get_or_create(
-        pk=1, defaults={"last_hash": GENESIS, "last_seq": 0}
+    head, _ = (
+        head_model.objects.using(alias)
+        .select_for_update()
+        .get_or_create(pk=1, defaults={"last_hash": GENESIS, "last_seq": 0})
     )
-    head.signed_from_id = last_id + 1
-    head.mac = head_signature(head.last_seq, head.last_hash)
-    head.save(update_fields=["signed_from_id", "mac"])
+    pending = event_model.objects.using(alias).filter(seq__isnull=True).count()
+    head.signed_from_seq = head.last_seq + pending + 1
+    head.mac = head_signature(head.last_seq, head.last_hash, head.signed_from_seq)
+    head.save(update_fields=["signed_from_seq", "mac"])
 
 
 class Migration(migrations.Migration):
@@ -41,7 +44,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="chainhead",
-            name="signed_from_id",
+            name="signed_from_seq",
             field=models.BigIntegerField(default=1),
         ),
         migrations.AddField(
