@@ -141,3 +141,35 @@ def _run(*args: str) -> str:
     out = io.StringIO()
     call_command(*args, stdout=out)
     return out.getvalue()
+
+
+def test_a_sealed_row_with_its_seal_blanked_in_the_file_is_not_passed_off_as_unsealed(
+    client,
+    operator,  # noqa: F811
+    events,
+):
+    """Blanking an edited row's seq and hashes made it read as "sin sellar (no se verifican)" beside a
+    gap, and the file passed. An event waits for its seal seconds; one made an hour before events that
+    are sealed had its seal removed."""
+    import csv
+    import io
+    from datetime import datetime, timedelta
+
+    text = exported(client)
+    header, *rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    col = {name: header.index(name) for name in ("created_at", "seq", "prev_hash", "hash", "kind")}
+    edited = next(row for row in rows if len(row) > col["hash"] and row[col["kind"]] == "signin_ok")
+    edited[col["kind"]] = "signin_failed"
+    edited[col["seq"]] = edited[col["prev_hash"]] = edited[col["hash"]] = ""
+    newest = max(datetime.fromisoformat(row[col["created_at"]]) for row in rows if len(row) > col["hash"])
+    out = io.StringIO()
+    csv.writer(out).writerows([header, *rows])
+    assert csv_check(out.getvalue().splitlines(keepends=True)).sound  # recent: it may be waiting
+    edited[col["created_at"]] = (newest - timedelta(hours=2)).isoformat()
+    out = io.StringIO()
+    csv.writer(out).writerows([header, *rows])
+
+    result = csv_check(out.getvalue().splitlines(keepends=True))
+
+    assert not result.sound
+    assert any("se le quitó el sello en el archivo" in problem for problem in result.problems)

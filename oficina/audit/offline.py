@@ -21,9 +21,12 @@ import json
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 END_OF_FILE = "# fin del archivo: "  # as oficina.backoffice.csvexport writes it
+# Longer than any event waits for its seal with the worker running (AUDIT_SEAL_MAX_DELAY_SECONDS is 300).
+UNSEALED_AT_MOST = timedelta(hours=1)
 
 
 def canonical(body: dict[str, Any]) -> str:
@@ -83,10 +86,12 @@ def csv_check(lines: Iterable[str]) -> CsvCheck:
         result.problems.append(f"al archivo le faltan columnas: {', '.join(sorted(missing))}")
         return result
     sealed: list[tuple[int, dict[str, str]]] = []
+    unsealed: list[dict[str, str]] = []
     for row in reader:
         result.rows += 1
         if not row["hash"]:
             result.unsealed += 1
+            unsealed.append(row)
             continue
         try:
             seq = int(row["seq"])
@@ -113,11 +118,35 @@ def csv_check(lines: Iterable[str]) -> CsvCheck:
             result.gaps += 1
     if sealed:
         result.newest = (sealed[-1][0], sealed[-1][1]["hash"])
+        result.problems += _unsealed_too_old(unsealed, sealed)
     count = tail.split(" ", 1)[0].strip()
     result.complete = count.isdigit() and int(count) == result.rows
     if not result.complete:
         result.problems.append("el archivo está incompleto: le falta la última línea con el número de filas")
     return result
+
+
+def _unsealed_too_old(unsealed: list[dict[str, str]], sealed: list[tuple[int, dict[str, str]]]) -> list[str]:
+    """An event waits for its seal about a second (the worker), a few minutes at worst: one shown
+    unsealed beside events sealed long after it was made had its seal removed from the file, which
+    would otherwise pass an edit off as "sin sellar (no se verifican)"."""
+    try:
+        newest = max(datetime.fromisoformat(row["created_at"]) for _, row in sealed)
+    except ValueError:
+        return []
+    late = []
+    for row in unsealed:
+        try:
+            made = datetime.fromisoformat(row["created_at"])
+        except ValueError:
+            late.append(f"evento {row.get('id')}: fila ilegible (created_at)")
+            continue
+        if newest - made > UNSEALED_AT_MOST:
+            late.append(
+                f"evento {row.get('id')}: figura sin sellar, pero hay eventos sellados mucho más nuevos: "
+                "se le quitó el sello en el archivo"
+            )
+    return late
 
 
 def report(result: CsvCheck) -> str:
