@@ -282,6 +282,9 @@ def chain_counts() -> tuple[int, int]:
 class ChainBreak:
     event_id: int  # 0: the chain's head
     problem: str
+    # "chain": the trail was altered; "head_signature": only the head's signature fails (also what an
+    # old worker sealing during an upgrade leaves); "overdue": events wait for the sealer too long.
+    kind: str = "chain"
 
 
 def chain_verify(*, now: datetime | None = None) -> Iterator[ChainBreak]:
@@ -298,6 +301,7 @@ def chain_verify(*, now: datetime | None = None) -> Iterator[ChainBreak]:
         yield ChainBreak(
             0,
             "la cabeza de la cadena no tiene una firma válida: se rehízo por fuera de la aplicación",
+            kind="head_signature",
         )
     sealed = Event.objects.filter(seq__isnull=False)
     if head is not None:
@@ -341,6 +345,29 @@ def chain_verify(*, now: datetime | None = None) -> Iterator[ChainBreak]:
     yield from _overdue(now)
 
 
+def head_sign_again(*, actor: str, reason: str) -> list[ChainBreak]:
+    """Signs the chain's head again with AUDIT_KEY, when its signature is all that fails: what an old
+    worker sealing during the upgrade to signatures leaves, which the sealer then never re-signs.
+
+    Refused (the breaks are returned, nothing changes) while anything else in the chain fails: it must
+    not launder a rewritten trail. It cannot tell a head rewound to an earlier state from a benign one:
+    whoever holds the key runs it after checking the newest hash against one kept elsewhere. Audited
+    as `operator_audit_head_signed`, with the reason."""
+    with transaction.atomic():
+        head = ChainHead.objects.select_for_update().filter(pk=1).first()
+        if head is None:
+            return [ChainBreak(0, "falta la cabeza de la cadena: se borró por fuera de la aplicación")]
+        breaks = [item for item in chain_verify() if item.kind != "overdue"]
+        altered = [item for item in breaks if item.kind != "head_signature"]
+        if altered or not breaks:
+            return altered
+        ChainHead.objects.filter(pk=1).update(
+            mac=head_signature(head.last_seq, head.last_hash, head.signed_from_seq)
+        )
+        event_record("operator_audit_head_signed", operator=actor, reason=reason[:300], seq=head.last_seq)
+    return []
+
+
 def _copied_signatures() -> set[str]:
     """The signatures that more than one event carries (normally none, one query). The signature
     covers an event's content, not its row: a genuine event copied into a new row, signature and
@@ -367,4 +394,5 @@ def _overdue(now: datetime) -> Iterator[ChainBreak]:
             oldest,
             f"{events} a tiempo (más de {delay} s pendientes de sellar; este es el más antiguo): "
             "¿está corriendo el worker?",
+            kind="overdue",
         )

@@ -313,3 +313,56 @@ def test_the_migration_accepts_the_events_already_there_sealed_or_not_and_nothin
     sound, out = verify()
 
     assert not sound and out.count(FORGED) == 1 and f"Evento -1: {FORGED}" in out
+
+
+# --- Signing the head again (the key holder, after an upgrade left it unsigned) ----------------------
+
+
+def sign_head(reason: str = "Un worker anterior selló durante la actualización del 6 de diciembre") -> str:
+    out = io.StringIO()
+    call_command("audit_sign_head", "--motivo", reason, stdout=out)
+    return out.getvalue()
+
+
+@deferred
+def test_a_head_left_unsigned_by_an_old_worker_is_signed_again_and_the_act_recorded():
+    """What an old worker sealing during the upgrade leaves: the head unsigned, the chain otherwise
+    sound. The sealer never re-signs it (that would launder a rewritten head); the key holder can."""
+    recorded(3)
+    ChainHead.objects.filter(pk=1).update(mac="")
+    assert not verify()[0]
+    record_after = event_build("signin_ok")
+    record_after.save()
+    audit_seal()  # the sealer leaves it unsigned
+    assert HEAD_FORGED in verify()[1]
+
+    assert "firmada de nuevo" in sign_head()
+
+    event = Event.objects.get(kind="operator_audit_head_signed")
+    assert event.data["operator"] == "manage.py audit_sign_head" and "actualización" in event.data["reason"]
+    audit_seal()
+    sound, out = verify()
+    assert sound, out
+    assert "no hay nada que firmar" in sign_head()
+
+
+@deferred
+def test_signing_the_head_again_is_refused_while_anything_else_in_the_chain_fails():
+    events = recorded(3)
+    ChainHead.objects.filter(pk=1).update(mac="")
+    as_a_database_writer("UPDATE audit_event SET kind='signin_failed' WHERE id=%s", [events[1].pk])
+
+    with pytest.raises(CommandError, match="No se firmó"):
+        sign_head()
+
+    assert ChainHead.objects.get(pk=1).mac == ""
+    assert not Event.objects.filter(kind="operator_audit_head_signed").exists()
+
+
+@deferred
+def test_signing_the_head_again_needs_a_reason():
+    recorded(1)
+    ChainHead.objects.filter(pk=1).update(mac="")
+    with pytest.raises(CommandError, match="motivo"):
+        sign_head("  corto ")
+    assert ChainHead.objects.get(pk=1).mac == ""
