@@ -87,8 +87,13 @@ def test_ten_parallel_right_codes_save_the_change_once(settings, sms_outbox):
 
     assert not [r for r in responses if isinstance(r, BaseException)], responses
     assert [r.status_code for r in responses] == [302] * 10
-    # Those that came after the winner had finished find nothing left to confirm.
-    assert {r.url for r in responses} <= {"/oficina/", "/oficina/datos-de-contacto/"}
+    # Those that came after the winner had finished find the step-up spent (asked for again) or nothing
+    # left to confirm; which one depends on when each read the session.
+    assert {r.url for r in responses} <= {
+        "/oficina/",
+        "/oficina/datos-de-contacto/",
+        "/oficina/confirmar-clave/",
+    }
     member.refresh_from_db()
     assert member.email == NEW_EMAIL
     assert Event.objects.filter(kind="contact_changed", member_id=member.pk).count() == 1

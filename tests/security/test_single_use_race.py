@@ -91,7 +91,10 @@ def test_ten_parallel_changes_after_one_step_up_save_one(parallel):
     )
 
     all_answered(responses)
-    assert {r.url for r in responses} == {"/oficina/"}
+    # A copy that read the session after the winner had saved it finds the step-up spent, and is asked
+    # for the PIN again: which ones do depends on timing.
+    assert "/oficina/" in {r.url for r in responses}
+    assert {r.url for r in responses} <= {"/oficina/", "/oficina/confirmar-clave/"}
     assert Event.objects.filter(kind="security_image_changed", member_id=member.pk).count() == 1
     # Spent: the next change asks for the PIN again, whichever copy of the session wrote last.
     assert client.post("/oficina/imagen-y-frase/", {"imagen": "buho", "frase": "Otra frase"}).url in {
