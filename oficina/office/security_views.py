@@ -257,8 +257,8 @@ def contact(request: HttpRequest) -> HttpResponse:
 def contact_confirm(request: HttpRequest) -> HttpResponse:
     """The code sent to the new mobile or e-mail, typed on the keypad, before the change is saved."""
     member = _member(request)
-    pending = contact_verification_pending(request, member)
-    if pending is None:
+    destination = contact_verification_pending(request, member)
+    if destination is None:
         return redirect("office:contact")
     error = None
     tokens: list[str] = []
@@ -293,7 +293,7 @@ def contact_confirm(request: HttpRequest) -> HttpResponse:
             error = "El código no es correcto. Revisa el mensaje que te enviamos."
     context = {
         "error": error,
-        "destination": pending.masked,
+        "destination": destination,
         **keypad_context(request, purpose="contact_code", tokens=tokens),
     }
     return render(request, "office/contact_confirm.html", context)

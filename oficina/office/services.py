@@ -5,13 +5,10 @@ from __future__ import annotations
 import secrets
 import time
 from copy import copy
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -25,6 +22,7 @@ from oficina.office.models import ContactCode
 from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash
 from oficina.signin.flows.new_credentials import pin_history_append
 from oficina.signin.flows.reset import CODE_SPENT, CODE_USED, code_generate
+from oficina.signin.models import SingleUseCodeQuerySet
 from oficina.signin.pin import secret_check, secret_hash
 
 STEPUP_KEY = "stepup_at"
@@ -156,13 +154,6 @@ def _contact_change_record(
 CONTACT_KEY = "contact_change"
 
 
-@dataclass(frozen=True)
-class PendingContact:
-    mobile: str
-    email: str
-    masked: str
-
-
 def contact_verification_start(*, request: HttpRequest, member: Member, mobile: str, email: str) -> None:
     """Sends a code to the one new destination and keeps the pending change (and the code's hash) in a
     ContactCode bound to this session; nothing about the member changes until the code comes back."""
@@ -177,8 +168,7 @@ def contact_verification_start(*, request: HttpRequest, member: Member, mobile: 
         # codes before them, saw none of the others' yet, and left as many live codes. (Review, 2026-12-06)
         Member.objects.select_for_update().filter(pk=member.pk).first()
         # Only the newest code lives: an earlier one, and its message if still undelivered, are dead.
-        _contact_codes_end(member, superseded_at=now)
-        outbox_expire(member=member, kind="contact_verify", reason="reemplazado por un código nuevo")
+        _contact_codes_end(member, now, reason="reemplazado por un código nuevo")
         ContactCode.objects.create(
             member=member,
             flow_id=flow_id,
@@ -203,38 +193,33 @@ def contact_verification_start(*, request: HttpRequest, member: Member, mobile: 
     outbox_dispatch([message])
 
 
-def _live_contact_codes(request: HttpRequest, member: Member) -> QuerySet[ContactCode]:
+def _live_contact_codes(request: HttpRequest, member: Member) -> SingleUseCodeQuerySet:
     flow_id = request.session.get(CONTACT_KEY)
     return ContactCode.objects.filter(
-        member=member,
-        flow_id=flow_id if isinstance(flow_id, str) else "",
-        consumed_at__isnull=True,
-        superseded_at__isnull=True,
-        expires_at__gt=timezone.now(),
-    )
+        member=member, flow_id=flow_id if isinstance(flow_id, str) else ""
+    ).live(timezone.now())
 
 
-def contact_verification_pending(request: HttpRequest, member: Member) -> PendingContact | None:
-    """The change this session is confirming, while its code is alive and has tries left."""
+def contact_verification_pending(request: HttpRequest, member: Member) -> str | None:
+    """Where the code of the change this session is confirming went, masked, while the code is alive
+    and has tries left; None when there is no such change."""
     live = _live_contact_codes(request, member).filter(attempts__lt=settings.CODE_MAX_ATTEMPTS).first()
     if live is None:
         return None
-    masked = mask_mobile(live.mobile) if live.channel == ContactCode.Channel.SMS else mask_email(live.email)
-    return PendingContact(mobile=live.mobile, email=live.email, masked=masked)
+    return mask_mobile(live.mobile) if live.channel == ContactCode.Channel.SMS else mask_email(live.email)
 
 
 def contact_verification_cancel(request: HttpRequest, member: Member) -> None:
     """«Regresar»: the change is dropped and its code, and the code's message if still waiting, die."""
     with transaction.atomic():
-        _contact_codes_end(member, superseded_at=timezone.now())
-        outbox_expire(member=member, kind="contact_verify", reason="el asociado canceló el cambio")
+        _contact_codes_end(member, timezone.now(), reason="el asociado canceló el cambio")
     request.session.pop(CONTACT_KEY, None)
 
 
-def _contact_codes_end(member: Member, **ended: Any) -> None:
-    ContactCode.objects.filter(member=member, consumed_at__isnull=True, superseded_at__isnull=True).update(
-        **ended
-    )
+def _contact_codes_end(member: Member, now: datetime, *, reason: str) -> None:
+    """The member's codes not yet used die, and so does their message if still undelivered (in clear)."""
+    ContactCode.objects.filter(member=member).superseded(now)
+    outbox_expire(member=member, kind="contact_verify", reason=reason)
 
 
 def contact_verification_check(*, request: HttpRequest, member: Member, code: str) -> str:
@@ -248,20 +233,14 @@ def contact_verification_check(*, request: HttpRequest, member: Member, code: st
     any number of parallel submissions get CODE_MAX_ATTEMPTS checks in all, and one right answer saves
     the change once."""
     live = _live_contact_codes(request, member).first()
-    claimed = (
-        live is not None
-        and _live_contact_codes(request, member)
-        .filter(pk=live.pk, attempts__lt=settings.CODE_MAX_ATTEMPTS)
-        .update(attempts=F("attempts") + 1)
-        == 1
-    )
+    claimed = live is not None and ContactCode.objects.try_claimed(live.pk, timezone.now())
     if live is None or not claimed:
         if live is None or not ContactCode.objects.filter(pk=live.pk, consumed_at__isnull=False).exists():
             request.session.pop(CONTACT_KEY, None)
             return "exhausted"
         return "used"
     if not secret_check(code, live.code_hash):
-        if ContactCode.objects.filter(pk=live.pk, attempts__gte=settings.CODE_MAX_ATTEMPTS).exists():
+        if ContactCode.objects.tries_spent(live.pk):
             outbox_expire(member=member, kind="contact_verify", reason=CODE_SPENT)
             request.session.pop(CONTACT_KEY, None)
             return "exhausted"
@@ -274,18 +253,11 @@ def contact_verification_check(*, request: HttpRequest, member: Member, code: st
             Member.objects.select_for_update().filter(pk=member.pk).values_list("mobile", "email").first()
         )
         if current != (live.previous_mobile, live.previous_email):
-            _contact_codes_end(member, superseded_at=timezone.now())
-            outbox_expire(member=member, kind="contact_verify", reason="los datos de contacto cambiaron")
+            _contact_codes_end(member, timezone.now(), reason="los datos de contacto cambiaron")
             request.session.pop(CONTACT_KEY, None)
             return "changed"
         # The step-up first: the change is its one change, and this session must still be the member's.
-        won = (
-            stepup_spend(request, member)
-            and ContactCode.objects.filter(
-                pk=live.pk, consumed_at__isnull=True, superseded_at__isnull=True
-            ).update(consumed_at=timezone.now())
-            == 1
-        )
+        won = stepup_spend(request, member) and ContactCode.objects.consumed(live.pk)
         if won:
             # The member has the code: a retry still pending would only text it again, in clear.
             outbox_expire(member=member, kind="contact_verify", reason=CODE_USED)

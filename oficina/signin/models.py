@@ -1,8 +1,40 @@
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
 from django.db import models
+from django.db.models import F
+from django.utils import timezone
 
 from oficina.members.models import Member
+
+
+class SingleUseCodeQuerySet(models.QuerySet[Any]):
+    """The rules every single-use code follows, each one statement: the temporary code and the
+    office's contact code, filtered first by their own member and flow."""
+
+    def live(self, now: datetime) -> SingleUseCodeQuerySet:
+        return self.filter(consumed_at__isnull=True, superseded_at__isnull=True, expires_at__gt=now)
+
+    def try_claimed(self, pk: int, now: datetime) -> bool:
+        """One try on the code, counted before its hash is checked: of any number of parallel
+        submissions, CODE_MAX_ATTEMPTS get a check in all."""
+        claimed = self.live(now).filter(pk=pk, attempts__lt=settings.CODE_MAX_ATTEMPTS)
+        return claimed.update(attempts=F("attempts") + 1) == 1
+
+    def tries_spent(self, pk: int) -> bool:
+        return self.filter(pk=pk, attempts__gte=settings.CODE_MAX_ATTEMPTS).exists()
+
+    def consumed(self, pk: int) -> bool:
+        """Single use: of any number of parallel right answers, one UPDATE wins."""
+        unused = self.filter(pk=pk, consumed_at__isnull=True, superseded_at__isnull=True)
+        return unused.update(consumed_at=timezone.now()) == 1
+
+    def superseded(self, now: datetime) -> int:
+        """Ends every code not yet used or replaced (a newer one is on its way, or the flow was left)."""
+        return self.filter(consumed_at__isnull=True, superseded_at__isnull=True).update(superseded_at=now)
 
 
 class SingleUseCode(models.Model):
@@ -21,6 +53,8 @@ class SingleUseCode(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     consumed_at = models.DateTimeField(null=True, blank=True)
     superseded_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SingleUseCodeQuerySet.as_manager()
 
     class Meta:
         abstract = True

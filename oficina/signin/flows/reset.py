@@ -14,7 +14,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -105,9 +104,7 @@ def _code_request(*, request: HttpRequest, document: str, channel: str) -> CodeR
         ):
             event_record("code_send_limited", request=request, member=member, channel=channel)
             return CodeRequest(flow_id=flow_id, sent=False)
-        TemporaryCode.objects.filter(
-            member=member, consumed_at__isnull=True, superseded_at__isnull=True
-        ).update(superseded_at=now)
+        TemporaryCode.objects.filter(member=member).superseded(now)
         # So is the message of the replaced code, if still undelivered: sent late (after an outage) its
         # dead code would be typed and spend the live code's tries.
         outbox_expire(member=member, kind="temporary_code", reason="reemplazada por una clave nueva")
@@ -150,27 +147,11 @@ def _code_verify(*, request: HttpRequest, document: str, flow_id: str, code: str
     now = timezone.now()
     member = member_for_signin(document=document)
     live = (
-        TemporaryCode.objects.filter(
-            member=member,
-            flow_id=flow_id,
-            consumed_at__isnull=True,
-            superseded_at__isnull=True,
-            expires_at__gt=now,
-        ).first()
+        TemporaryCode.objects.filter(member=member, flow_id=flow_id).live(now).first()
         if member is not None
         else None
     )
-    claimed = (
-        live is not None
-        and TemporaryCode.objects.filter(
-            pk=live.pk,
-            consumed_at__isnull=True,
-            superseded_at__isnull=True,
-            attempts__lt=settings.CODE_MAX_ATTEMPTS,
-            expires_at__gt=now,
-        ).update(attempts=F("attempts") + 1)
-        == 1
-    )
+    claimed = live is not None and TemporaryCode.objects.try_claimed(live.pk, now)
     if live is None or not claimed:
         secret_check(code, None)
         event_record("code_failed", request=request, member=member, document=document)
@@ -178,7 +159,7 @@ def _code_verify(*, request: HttpRequest, document: str, flow_id: str, code: str
     assert member is not None  # a live code is a member's
     if not secret_check(code, live.code_hash):
         with transaction.atomic():
-            if TemporaryCode.objects.filter(pk=live.pk, attempts__gte=settings.CODE_MAX_ATTEMPTS).exists():
+            if TemporaryCode.objects.tries_spent(live.pk):
                 # Its last try: the code is dead, and its message, if still waiting for a retry, would
                 # only text a dead code (hidden by the failure's floor, like the rest of the work here).
                 outbox_expire(member=member, kind="temporary_code", reason=CODE_SPENT)
@@ -186,12 +167,7 @@ def _code_verify(*, request: HttpRequest, document: str, flow_id: str, code: str
         return None
     # Single use: of any number of parallel right answers, one UPDATE wins; it and its event together.
     with transaction.atomic():
-        won = (
-            TemporaryCode.objects.filter(
-                pk=live.pk, consumed_at__isnull=True, superseded_at__isnull=True
-            ).update(consumed_at=timezone.now())
-            == 1
-        )
+        won = TemporaryCode.objects.consumed(live.pk)
         if won:
             # The member has the code: a retry still pending (the gateway took it but its answer was
             # lost) would send it again, and the outbox would keep it in clear until then.
