@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -107,40 +107,31 @@ def event_build(
 
 def event_signature(event: Event, *, key: str | None = None) -> str:
     """The application's signature of an event's content (docs/security.md §2.10, G14)."""
-    return salted_hmac(
-        "oficina.audit.event",
-        canonical(event.content()),
-        secret=key or settings.AUDIT_KEY,
-        algorithm="sha256",
-    ).hexdigest()
+    return _audit_mac("oficina.audit.event", canonical(event.content()), key)
 
 
 def head_signature(last_seq: int, last_hash: str, signed_from_seq: int, *, key: str | None = None) -> str:
     """The sealer's signature of the chain's head, and of the first `seq` that must be signed (which
     lives in the same row: unsigned, moving it forward exempted any row inserted meanwhile)."""
-    return salted_hmac(
-        "oficina.audit.head",
-        f"{last_seq}:{last_hash}:{signed_from_seq}",
-        secret=key or settings.AUDIT_KEY,
-        algorithm="sha256",
-    ).hexdigest()
+    return _audit_mac("oficina.audit.head", f"{last_seq}:{last_hash}:{signed_from_seq}", key)
 
 
-def _audit_keys() -> list[str]:
-    return [settings.AUDIT_KEY, *settings.AUDIT_KEY_FALLBACKS]
+def _audit_mac(salt: str, value: str, key: str | None) -> str:
+    return salted_hmac(salt, value, secret=key or settings.AUDIT_KEY, algorithm="sha256").hexdigest()
+
+
+def _signed(mac: str | None, sign: Callable[..., str]) -> bool:
+    """Whether `mac` is what `sign(key=…)` makes with the audit key or one of its fallbacks."""
+    keys = [settings.AUDIT_KEY, *settings.AUDIT_KEY_FALLBACKS]
+    return mac is not None and mac != "" and any(constant_time_compare(mac, sign(key=key)) for key in keys)
 
 
 def _event_signed(event: Event) -> bool:
-    """Whether the event carries its signature with the audit key or one of its fallbacks."""
-    mac = event.mac or ""
-    return bool(mac) and any(constant_time_compare(mac, event_signature(event, key=k)) for k in _audit_keys())
+    return _signed(event.mac, functools.partial(event_signature, event))
 
 
 def _head_signed(last_seq: int, last_hash: str, mac: str, signed_from_seq: int) -> bool:
-    return bool(mac) and any(
-        constant_time_compare(mac, head_signature(last_seq, last_hash, signed_from_seq, key=k))
-        for k in _audit_keys()
-    )
+    return _signed(mac, functools.partial(head_signature, last_seq, last_hash, signed_from_seq))
 
 
 def _storable(value: Any) -> Any:
