@@ -384,15 +384,9 @@ def policy(request: HttpRequest) -> HttpResponse:
                 "La política se actualizó mientras la leías. Revísala y vuelve a hacer clic en «Permitir»."
             )
         elif flow.get("kind") == "reconsent":
-            member = Member.objects.get(pk=flow.require_member_id())
-            # The PIN proven on /clave/ must still be the member's (under the current key or, across
-            # a key rotation, an old one), and their access still open. The sign-in below stores a
-            # hash made with the current key.
-            if (
-                not member.is_active
-                or member.locked_at is not None
-                or session_auth_match(member, flow.get("auth")) is None
-            ):
+            # The sign-in below stores a hash made with the current key.
+            member = _proven_member(flow)
+            if member is None:
                 flow_end(request.session)
                 return _restart(request)
             with transaction.atomic():
@@ -433,6 +427,21 @@ def policy(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _proven_member(flow: Flow) -> Member | None:
+    """The member the flow at the policy step proved, if that proof still stands: their access open and
+    the PIN the flow saw still theirs (under the current key or, across a key rotation, an old one).
+    A reset flow's member may be locked: the reset is how they unlock."""
+    member = Member.objects.filter(pk=flow.require_member_id()).first()
+    if (
+        member is None
+        or not member.is_active
+        or session_auth_match(member, flow.get("auth")) is None
+        or (flow.get("kind") == "reconsent" and member.locked_at is not None)
+    ):
+        return None
+    return member
+
+
 @never_cache
 @require_http_methods(["GET"])
 def policy_requests(request: HttpRequest) -> HttpResponse:
@@ -444,17 +453,11 @@ def policy_requests(request: HttpRequest) -> HttpResponse:
     flow = flow_get(request.session, stage=Stage.POLICY)
     if flow is None:
         return _restart(request)
-    member = Member.objects.filter(pk=flow.require_member_id()).first()
     # The proof must still stand, for a reset as for a reconsent: a temporary code overtaken by another
     # reset (the PIN changed since) no longer proves the member, and «Permitir» would save nothing with
-    # it (credentials_complete). A reset flow's member may be locked: the reset is how they unlock.
-    # (Review, 2026-12-06)
-    if (
-        member is None
-        or not member.is_active
-        or session_auth_match(member, flow.get("auth")) is None
-        or (flow.get("kind") == "reconsent" and member.locked_at is not None)
-    ):
+    # it (credentials_complete). (Review, 2026-12-06)
+    member = _proven_member(flow)
+    if member is None:
         flow_end(request.session)
         return _restart(request)
     requests = DataRequest.objects.filter(member=member).order_by("-received_at", "-id")[:20]
