@@ -349,3 +349,167 @@ def test_a_step_up_that_expires_on_the_code_page_leads_back_to_the_code_page(cli
         assert type_on_keypad(client, "/oficina/datos-de-contacto/confirmar/", code).url == "/oficina/"
     member.refresh_from_db()
     assert member.email == "nueva@correo.com"
+
+
+# --- A double tap on «Continuar» when confirming a new PIN ------------------------------------------
+
+
+def _stale_copy(client) -> dict:
+    """The session as a twin request read it: before its sibling changed the PIN."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=client.cookies["sessionid"].value)
+    return store.load()
+
+
+def _write_session(client, data: dict) -> None:
+    """What the twin's SessionMiddleware does at the end: saves the session as it read it."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=client.cookies["sessionid"].value)
+    store.update(data)
+    store.save()
+
+
+def _up_to_the_confirmation(client, member: Member) -> str:
+    signed_in(client, member)
+    client.get("/oficina/cambiar-clave/")
+    assert type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN).url == "/oficina/cambiar-clave/"
+    assert (
+        type_on_keypad(client, "/oficina/cambiar-clave/", "730519").url == "/oficina/cambiar-clave/confirmar/"
+    )
+    return keypad_body(client.get("/oficina/cambiar-clave/confirmar/").content.decode(), "730519")
+
+
+def test_a_double_tap_on_the_new_pin_confirmation_keeps_the_member_signed_in(client):
+    """The twin of the request that changed the PIN read the session before the change, so it held
+    the old PIN's check value: the office took it for a session opened with the old PIN and ended
+    the session the member had just proven, signing them out right after «Cambiaste tu clave»."""
+    member = make_member(returning=True)
+    body = _up_to_the_confirmation(client, member)
+    stale = _stale_copy(client)
+
+    assert client.post("/oficina/cambiar-clave/confirmar/", body).url == "/oficina/"
+    _write_session(client, stale)  # the twin read the session before the change and saves it after
+    twin = client.post("/oficina/cambiar-clave/confirmar/", body)
+
+    assert twin.status_code == 302 and twin.url == "/oficina/"  # the office, not «Ingresa tu usuario»
+    home = client.get("/oficina/")
+    assert home.status_code == 200 and member.name.split()[0] in home.content.decode()
+    assert Event.objects.filter(kind="pin_changed", member_id=member.pk).count() == 1
+    assert not Event.objects.filter(kind="session_expired", member_id=member.pk).exists()
+    # The session carries the new PIN's check value from then on: it is not a tolerance that lasts.
+    from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash
+
+    member.refresh_from_db()
+    assert _stale_copy(client)[MEMBER_SESSION_KEY]["auth"] == session_auth_hash(member)
+
+
+def test_a_twin_saving_the_session_after_the_change_does_not_sign_the_member_out(client):
+    """The other order: the twin's stale session is saved after the change, and the member's next
+    page meets the old PIN's check value."""
+    member = make_member(returning=True)
+    body = _up_to_the_confirmation(client, member)
+    stale = _stale_copy(client)
+    assert client.post("/oficina/cambiar-clave/confirmar/", body).url == "/oficina/"
+    _write_session(client, stale)
+
+    home = client.get("/oficina/")
+
+    assert home.status_code == 200 and member.name.split()[0] in home.content.decode()
+
+
+def test_a_session_holding_an_older_pins_check_value_still_ends(client):
+    """Only the PIN just before the current one, changed by this very session, is taken as a twin's:
+    a session holding the check value of a PIN two changes back is ended as before."""
+    from oficina.members.models import PinHistory
+    from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash
+
+    member = make_member(returning=True)
+    signed_in(client, member)
+    older = Member(pin_hash="argon2$older-pin")
+    PinHistory.objects.create(member=member, pin_hash="argon2$older-pin")
+    stale = _stale_copy(client)
+    stale[MEMBER_SESSION_KEY]["auth"] = session_auth_hash(older)
+    _write_session(client, stale)
+
+    assert client.get("/oficina/").url == "/"
+    assert Event.objects.filter(kind="session_expired", member_id=member.pk).exists()
+
+
+def test_a_session_replaced_by_another_sign_in_still_ends_after_a_pin_change(client):
+    """The tolerance is for the session that is still the member's: the one that made the change."""
+    from django.test import Client
+
+    member = make_member(returning=True)
+    body = _up_to_the_confirmation(client, member)
+    stale = _stale_copy(client)
+    assert client.post("/oficina/cambiar-clave/confirmar/", body).url == "/oficina/"
+    other = Client()
+    other.post("/", {"usuario": member.document})
+    assert type_on_keypad(other, "/clave/", "730519").url == "/oficina/"
+    _write_session(client, stale)
+
+    assert client.get("/oficina/").url == "/"
+
+
+def test_a_stale_check_value_long_after_the_change_ends_the_session(client, settings):
+    """Past the idle timeout after the change, no twin can be in flight."""
+    member = make_member(returning=True)
+    body = _up_to_the_confirmation(client, member)
+    stale = _stale_copy(client)
+    assert client.post("/oficina/cambiar-clave/confirmar/", body).url == "/oficina/"
+    _write_session(client, stale)
+    Member.objects.filter(pk=member.pk).update(
+        pin_changed_at=Member.objects.get(pk=member.pk).pin_changed_at
+        - __import__("datetime").timedelta(seconds=settings.MEMBER_IDLE_SECONDS + 1)
+    )
+
+    assert client.get("/oficina/").url == "/"
+
+
+# --- What the browser keeps after a sign-out ------------------------------------------------------
+
+
+def test_every_sign_out_tells_the_browser_to_drop_its_cache_of_the_office(client, settings):
+    """ASVS 5.0 V14.3.1: the office's pages are no-store, and at a sign-out the browser is also told to drop
+    what it cached of this origin (Chromium's back-forward cache included). Not its cookies: that
+    would clear the cooperative's other sites on the same domain."""
+    settings.RATE_LIMITS = {}
+    member = make_member(returning=True)
+    signed_in(client, member)
+    logout = client.post("/oficina/cerrar-sesion/")
+    assert logout.url == "/" and logout["Clear-Site-Data"] == '"cache", "storage"'
+
+    signed_in(client, member)
+    blocked = client.post("/oficina/bloquear-mi-acceso/")
+    assert blocked.url == "/" and blocked["Clear-Site-Data"] == '"cache", "storage"'
+
+
+def test_a_session_that_ended_on_the_server_clears_the_browser_on_its_next_page(client, settings):
+    member = make_member(returning=True)
+    signed_in(client, member)
+    Member.objects.filter(pk=member.pk).update(session_digest="")  # an operator ended it
+
+    ended = client.get("/oficina/")
+
+    assert ended.url == "/" and ended["Clear-Site-Data"] == '"cache", "storage"'
+    # A visitor who was never signed in is just sent to sign in.
+    from django.test import Client
+
+    assert "Clear-Site-Data" not in Client().get("/oficina/")
+
+
+def test_a_lock_at_the_step_up_signs_out_and_clears_the_browser(client, settings):
+    settings.RATE_LIMITS = {}
+    member = make_member(returning=True)
+    signed_in(client, member)
+    client.get("/oficina/imagen-y-frase/")
+    for _ in range(4):
+        type_on_keypad(client, "/oficina/confirmar-clave/", "111111")
+    last = type_on_keypad(client, "/oficina/confirmar-clave/", "111111")
+    assert last.url == "/" and last["Clear-Site-Data"] == '"cache", "storage"'

@@ -5,9 +5,10 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from oficina.lib.prepared import PreparedQuery
-from oficina.members.models import Member, session_is_current
+from oficina.members.models import Member, PinHistory, session_is_current
 from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash, session_auth_match
 
 SEEN_AT_RESOLUTION = 10  # seconds
@@ -43,6 +44,15 @@ class MemberSessionMiddleware:
         member_id = data.get("id")
         member = _ACTIVE_BY_ID.first(member_id, Member.Status.ACTIVE) if isinstance(member_id, int) else None
         auth = session_auth_match(member, data.get("auth")) if reason is None and member is not None else None
+        if (
+            reason is None
+            and member is not None
+            and auth is None
+            and _twin_of_the_change(request, member, data)
+        ):
+            data["auth"] = session_auth_hash(member)
+            request.session.modified = True
+            auth = "current"
         if reason is None and auth is None:
             reason = "revoked"
         elif (
@@ -74,3 +84,24 @@ class MemberSessionMiddleware:
             data["seen_at"] = now
             request.session.modified = True
         return member
+
+
+def _twin_of_the_change(request: HttpRequest, member: Member, data: dict[str, object]) -> bool:
+    """Whether a session holding the check value of the member's previous PIN is the very session that
+    changed it, read by a parallel request before the change (a double tap on «Continuar» when
+    confirming a new PIN: each request reads the session as it was, and the twin's copy was saved
+    after, or read after the change was written). Ending it signed the member out right after
+    «Cambiaste tu clave». It is that session when it is still the member's one session (a reset or
+    a sign-in elsewhere replaces it; only this session could spend the step-up the change needed,
+    oficina/office/services.py::stepup_spend), its value is the PIN just before the current one's, and
+    the change is younger than the idle timeout (no twin is in flight after it). Any other mismatch
+    still ends the session. Read only on a mismatch: one query, never on a normal page."""
+    changed_at = member.pin_changed_at
+    if changed_at is None or not session_is_current(member, request.session.session_key):
+        return False
+    if (timezone.now() - changed_at).total_seconds() > settings.MEMBER_IDLE_SECONDS:
+        return False
+    hashes = list(PinHistory.objects.filter(member=member).values_list("pin_hash", flat=True)[:2])
+    if len(hashes) < 2 or hashes[0] != member.pin_hash:
+        return False
+    return session_auth_match(Member(pin_hash=hashes[1]), data.get("auth")) is not None

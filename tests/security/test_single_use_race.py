@@ -134,6 +134,31 @@ def test_ten_parallel_pin_confirmations_change_the_pin_once_and_keep_the_pin_his
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+def test_parallel_confirmations_of_a_new_pin_leave_the_member_signed_in(parallel):
+    """A double tap on «Continuar»: the twins read the session before the change and the member row
+    after it, took the session for one opened with the old PIN, and ended it (the member was sent to
+    «Ingresa tu usuario» right after changing the PIN)."""
+    member = make_member(returning=True)
+    client = Client()
+    stepped_up(client, member, "/oficina/cambiar-clave/")
+    assert (
+        type_on_keypad(client, "/oficina/cambiar-clave/", NEW_PIN).url == "/oficina/cambiar-clave/confirmar/"
+    )
+    body = keypad_body(client.get("/oficina/cambiar-clave/confirmar/").content.decode(), NEW_PIN)
+    browsers = copies_of(client)
+
+    responses = run_together(COPIES, lambda i: browsers[i].post("/oficina/cambiar-clave/confirmar/", body))
+
+    all_answered(responses)
+    # The office; a twin that read the session after the change finds no PIN waiting to be confirmed.
+    assert {r.url for r in responses} <= {"/oficina/", "/oficina/cambiar-clave/"}, [r.url for r in responses]
+    assert Event.objects.filter(kind="pin_changed", member_id=member.pk).count() == 1
+    assert not Event.objects.filter(kind="session_expired", member_id=member.pk).exists()
+    assert client.get("/oficina/").status_code == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 def test_a_pin_change_waiting_while_olvide_mi_clave_completes_cannot_undo_the_reset(parallel):
     """A session that knows the PIN (a relay's) confirms a new PIN in the office while the member
     completes «Olvidé mi clave» to throw it out: the change, checked before the reset and written
