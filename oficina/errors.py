@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 
-from django.db import OperationalError
+import redis
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from psycopg.errors import LockNotAvailable
@@ -15,10 +17,24 @@ from oficina.signin.pin import HasherBusy
 
 logger = logging.getLogger(__name__)
 
+# A service the request needs cannot be reached, or dropped the connection: PostgreSQL unreachable,
+# restarted or failing over (Django's OperationalError, and InterfaceError for a connection already
+# closed), Redis unreachable or timing out. Not a bug: the same request may work in a minute.
+# (A lock_timeout is an OperationalError too, with its own page when a view meets it: see below.)
+SERVICE_FAULTS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+SERVICE_FAULT_RETRY_AFTER = 30  # seconds
+
 
 class FriendlyErrorsMiddleware:
-    """Turns rate limits (429), a saturated hasher (503) and Django's blank 405 (an address opened that
-    only a button posts to, such as «Cerrar sesión») into pages a member understands."""
+    """Turns rate limits (429), a saturated hasher (503), a database or Redis fault (503) and Django's
+    blank 405 (an address opened that only a button posts to, such as «Cerrar sesión») into pages a
+    member understands. A fault met before the view (a middleware reading the member's row) reaches
+    `server_error` instead, which answers it with the same page."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -49,6 +65,8 @@ class FriendlyErrorsMiddleware:
             response = render(request, "errors/503.html", status=503)
             response["Retry-After"] = "2"
             return response
+        if isinstance(exception, SERVICE_FAULTS):
+            return service_unavailable(request, exception)
         return None
 
 
@@ -94,7 +112,45 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
     from oficina.context_processors import branding
 
+    # Django calls this handler inside the `except` that caught the exception (a middleware's, or a
+    # view's that no process_exception answered): sys.exc_info() still holds it
+    # (django/core/handlers/exception.py, response_for_exception -> handle_uncaught_exception).
+    exception = sys.exc_info()[1]
+    if isinstance(exception, SERVICE_FAULTS):
+        return service_unavailable(request, exception)
     return HttpResponse(render_to_string("errors/500.html", branding(request)), status=500)
+
+
+def service_unavailable(request: HttpRequest, exception: BaseException) -> HttpResponse:
+    """PostgreSQL or Redis failed under the request: «el servicio no está disponible por un momento»
+    (503, Retry-After). A connection that drops may take a commit with it or not, so the page does not
+    say that nothing changed: it asks the member to check a change before repeating it.
+
+    Rendered as the 500 page, without the request's context processors: neither the database nor the
+    session is touched. One warning line per request names the fault for the operators (the exception,
+    the driver's error under it, its first line), without a traceback: during an outage every request
+    fails alike. The session is not saved, as on a 500 (Django's SessionMiddleware saves none on a
+    5xx)."""
+    from django.template.loader import render_to_string
+
+    from oficina.context_processors import branding
+
+    cause = exception.__cause__
+    detail = (str(exception).strip().splitlines() or [""])[0][:200]
+    logger.warning(
+        "a service failed under the request; answered 503 to %s %s: %s%s: %s",
+        request.method,
+        request.path[:200],
+        type(exception).__name__,
+        f" ({type(cause).__module__}.{type(cause).__name__})" if cause is not None else "",
+        detail,
+    )
+    response = HttpResponse(render_to_string("errors/503_unavailable.html", branding(request)), status=503)
+    response["Retry-After"] = str(SERVICE_FAULT_RETRY_AFTER)
+    # Logged above: Django's request logger would add an ERROR line («Service Unavailable: /path»),
+    # with the whole traceback when the fault came before the view.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from importlib import import_module
+from unittest import mock
 
 import pytest
 from django.apps import apps
 from django.conf import settings as django_settings
+from django.db import OperationalError
 from django.test import Client
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -103,7 +105,16 @@ def error_pages() -> list[tuple[str, str, object]]:
     assert csrf_failure.status_code == 403
     not_found = Client().get("/no-existe/")
     assert not_found.status_code == 404
-    return [("POST", "/ (CSRF)", csrf_failure), ("GET", "/no-existe/", not_found)]
+    # A database fault: «El servicio no está disponible por un momento» (oficina/errors.py).
+    lost = OperationalError("server closed the connection unexpectedly")
+    with mock.patch("oficina.signin.views.ratelimit_consume", side_effect=lost):
+        unavailable = Client(raise_request_exception=False).post("/", {"usuario": "1234567"})
+    assert unavailable.status_code == 503
+    return [
+        ("POST", "/ (CSRF)", csrf_failure),
+        ("GET", "/no-existe/", not_found),
+        ("POST", "/ (database fault)", unavailable),
+    ]
 
 
 # --- Headers and inline code ----------------------------------------------------------------------

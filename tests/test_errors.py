@@ -1,0 +1,238 @@
+"""A fault of the database or of Redis under a request (PostgreSQL unreachable, a connection dropped
+mid-request) is no bug: the member and the operator get «El servicio no está disponible por un
+momento» (503, Retry-After) instead of the 500 page, whether the view met it
+(FriendlyErrorsMiddleware.process_exception) or a middleware before the view did (handler500,
+oficina/errors.py::server_error). A bug keeps the 500 page; a lock_timeout keeps its own page.
+
+Redis faults run against a real Redis (the `redis_caches` fixture of tests/test_redis_paths.py): they
+skip without one, except under CI=true or REQUIRE_SERVICES=1."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from unittest import mock
+
+import pytest
+import redis
+from django.db import IntegrityError, InterfaceError, OperationalError, ProgrammingError, connection
+from django.test import Client
+from psycopg.errors import LockNotAvailable
+from redis.connection import AbstractConnection
+
+from oficina.consent.models import DataRequest
+from oficina.office.middleware import _ACTIVE_BY_ID
+from tests.factories import DEFAULT_PIN, make_member
+from tests.security import identify, sign_in
+from tests.security.test_web import assert_security_headers
+from tests.test_redis_paths import redis_caches, redis_down  # noqa: F401  (a fixture)
+from tests.test_service_faults import redis_signed_in
+
+TITLE = "El servicio no está disponible por un momento"
+TRY_AGAIN = "Espera unos minutos e intenta de nuevo"
+CHECK_FIRST = "revisa si ya aparece antes de repetirlo"
+SERVER_ERROR = "Tuvimos un problema"
+DROPPED = "server closed the connection unexpectedly"
+
+
+@contextmanager
+def database_refuses(
+    fault: Callable[[], Exception], when: Callable[[str], bool] = lambda sql: True
+) -> Iterator[list[str]]:
+    """Every statement `when` picks fails with `fault()`, as it would with PostgreSQL gone (the
+    statements refused are listed, so a test can tell which read failed)."""
+    refused: list[str] = []
+
+    def execute(run: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        if when(sql):
+            refused.append(sql)
+            raise fault()
+        return run(sql, params, many, context)
+
+    with connection.execute_wrapper(execute):
+        yield refused
+
+
+def signed_in() -> Client:
+    browser = Client(raise_request_exception=False)
+    member = make_member(returning=True)
+    assert sign_in(browser, member.document, DEFAULT_PIN).url == "/oficina/"
+    return browser
+
+
+def assert_service_unavailable(response) -> None:
+    page = response.content.decode()
+    assert response.status_code == 503, page[:500]
+    assert response["Retry-After"] == "30"
+    assert TITLE in page and TRY_AGAIN in page and CHECK_FIRST in page
+    assert "no se hizo ningún cambio" not in page  # a dropped connection may have committed
+    assert not any(word in page for word in ("Traceback", "OperationalError", "ConnectionError", DROPPED))
+    # Rendered without the request's context: no «Cerrar sesión» form, no CSRF token from the session.
+    assert "csrfmiddlewaretoken" not in page and "Cerrar sesión" not in page
+    assert_security_headers(response, "503 service unavailable")  # no-store among them
+
+
+def fault_lines(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.WARNING and r.name != "django.server"]
+
+
+# --- The database, under the view -----------------------------------------------------------------
+
+
+def data_request_insert(sql: str) -> bool:
+    return sql.startswith("INSERT") and DataRequest._meta.db_table in sql
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "fault",
+    [
+        lambda: OperationalError(DROPPED),
+        lambda: InterfaceError("connection already closed"),
+    ],
+    ids=["OperationalError", "InterfaceError"],
+)
+def test_a_view_that_loses_the_database_answers_503_in_spanish_with_retry_after(fault, caplog):
+    """«Mis datos personales»: the connection drops as the request is filed. The member is told the
+    service is momentarily unavailable, to try again in a few minutes, and to check whether the
+    request is there before filing it again (a commit may or may not have happened)."""
+    browser = signed_in()
+    caplog.clear()
+
+    with database_refuses(fault, data_request_insert) as refused:
+        response = browser.post(
+            "/oficina/mis-datos/", {"solicitud": "consulta", "descripcion": "Quiero saber qué datos tienen"}
+        )
+
+    assert refused, "the fault was not met"
+    assert_service_unavailable(response)
+    assert not DataRequest.objects.exists()
+    # One warning line naming the fault, for the operators; no ERROR with a traceback.
+    [line] = fault_lines(caplog)
+    assert (line.name, line.levelname, line.exc_info) == ("oficina.errors", "WARNING", None)
+    message = line.getMessage()
+    assert type(fault()).__name__ in message and "POST /oficina/mis-datos/" in message
+    assert browser.get("/oficina/").status_code == 200  # the database is back: still signed in
+
+
+@pytest.mark.django_db
+def test_a_row_lock_that_outlasts_lock_timeout_in_a_view_keeps_its_own_page():
+    """The lock_timeout case (a registry import holding the member's row, docs/security.md G18) keeps
+    «Estamos actualizando tus datos» and Retry-After: 60."""
+    browser = signed_in()
+
+    def lock_timeout() -> Exception:
+        error = OperationalError("canceling statement due to lock timeout")
+        error.__cause__ = LockNotAvailable("canceling statement due to lock timeout")
+        return error
+
+    with database_refuses(lock_timeout, data_request_insert):
+        response = browser.post(
+            "/oficina/mis-datos/", {"solicitud": "consulta", "descripcion": "Quiero saber qué datos tienen"}
+        )
+
+    assert response.status_code == 503 and response["Retry-After"] == "60"
+    assert "Estamos actualizando tus datos" in response.content.decode()
+
+
+# --- The database, under a middleware before the view ---------------------------------------------
+
+
+def member_read(sql: str) -> bool:
+    """The office middleware's read of the member's row, on every office page."""
+    return sql == _ACTIVE_BY_ID._compiled("default").sql
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("refused", ["the_member_read", "every_statement"])
+def test_a_database_fault_in_the_office_middleware_answers_503(refused, caplog):
+    """MemberSessionMiddleware reads the member's row before any view: Django answers its exception
+    with handler500, which now tells a database fault from a bug. With every statement refused (the
+    session too, in the database here), the page is still rendered: it reads neither."""
+    browser = signed_in()
+    caplog.clear()
+
+    when = member_read if refused == "the_member_read" else (lambda sql: True)
+    with database_refuses(lambda: OperationalError(DROPPED), when) as statements:
+        response = browser.get("/oficina/")
+
+    assert statements
+    if refused == "the_member_read":
+        assert statements == [_ACTIVE_BY_ID._compiled("default").sql]
+    assert_service_unavailable(response)
+    [line] = fault_lines(caplog)  # not Django's «Internal Server Error» and its traceback
+    assert (line.name, line.levelname, line.exc_info) == ("oficina.errors", "WARNING", None)
+    assert f"OperationalError: {DROPPED}" in line.getMessage()
+    assert browser.get("/oficina/").status_code == 200  # the database is back: still signed in
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "bug",
+    [
+        lambda: ValueError("a bug"),
+        lambda: ProgrammingError("column does not exist"),
+        lambda: IntegrityError("duplicate key value violates unique constraint"),
+    ],
+    ids=["ValueError", "ProgrammingError", "IntegrityError"],
+)
+def test_a_bug_in_the_office_middleware_is_still_the_500_page(bug, caplog):
+    """Only a service fault is a 503: a bug (a database error that retrying cannot cure among them)
+    keeps the 500 page, and Django's ERROR with the traceback."""
+    browser = signed_in()
+    caplog.clear()
+
+    with database_refuses(bug, member_read):
+        response = browser.get("/oficina/")
+
+    assert response.status_code == 500 and "Retry-After" not in response
+    assert SERVER_ERROR in response.content.decode()
+    errors = [r for r in caplog.records if r.name == "django.request" and r.levelname == "ERROR"]
+    assert errors and errors[0].exc_info is not None
+
+
+@pytest.mark.django_db
+def test_a_bug_in_a_view_is_still_the_500_page():
+    browser = signed_in()
+    with mock.patch("oficina.office.views.render", side_effect=ValueError("a bug")):
+        response = browser.get("/oficina/")
+
+    assert response.status_code == 500 and "Retry-After" not in response
+    assert SERVER_ERROR in response.content.decode()
+
+
+# --- Redis ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_sign_in_while_redis_is_unreachable_answers_503(redis_caches, settings):  # noqa: F811
+    """The rate limits cannot be counted without Redis: the sign-in fails closed (the cédula is not
+    looked at), now with the 503 page instead of the 500 page."""
+    settings.SESSION_ENGINE = "oficina.lib.sessions"
+    browser = Client(raise_request_exception=False)
+    with redis_down():
+        response = identify(browser, "1020304050")
+
+    assert_service_unavailable(response)
+
+
+@pytest.mark.django_db
+def test_a_session_redis_drops_after_the_page_answers_503(redis_caches, settings):  # noqa: F811
+    """The session is written after the view, in SessionMiddleware: a GET whose write meets Redis gone
+    reaches handler500 (a POST keeps its own page, «No pudimos terminar tu solicitud»)."""
+    browser, _member = redis_signed_in(settings)
+    real = AbstractConnection.send_packed_command
+
+    def send(connection, command, *args, **kwargs):
+        chunks = [command] if isinstance(command, bytes | str) else command
+        packed = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
+        if b"\r\nSET\r\n" in packed:
+            raise redis.ConnectionError("Connection closed by server.")
+        return real(connection, command, *args, **kwargs)
+
+    with mock.patch.object(AbstractConnection, "send_packed_command", autospec=True, side_effect=send):
+        response = browser.get("/oficina/cambiar-clave/")  # keeps the step-up's next page in the session
+
+    assert_service_unavailable(response)
