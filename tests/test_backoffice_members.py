@@ -131,6 +131,36 @@ def test_unlock_lets_a_locked_member_sign_in_again_and_is_audited(client, operat
     assert event.data["was_locked"] is True
 
 
+@pytest.mark.parametrize("locked_in_the_database", [True, False], ids=["locked-since", "unlocked-since"])
+def test_the_unlock_event_says_what_the_database_held_not_the_operators_copy(
+    operator, locked_in_the_database
+):
+    """The operator's copy of the member was loaded with the page; meanwhile the member blocked their
+    own access after failed attempts (or another operator unlocked them). The event recorded the copy:
+    «was not locked» for an access it opened, or the reverse."""
+    from django.test import RequestFactory
+
+    from oficina.backoffice.services import member_unlock
+
+    now = timezone.now()
+    locked = {"locked_at": now, "self_blocked_at": now, "failed_pin_attempts": 3}
+    opened = {"locked_at": None, "self_blocked_at": None, "failed_pin_attempts": 0}
+    member = make_member(returning=True, **(opened if locked_in_the_database else locked))
+    stale = Member.objects.get(pk=member.pk)  # the operator's copy
+    Member.objects.filter(pk=member.pk).update(**(locked if locked_in_the_database else opened))
+    request = RequestFactory().post(f"{MEMBERS}{member.pk}/operacion/desbloquear/")
+    request.user = operator
+
+    member_unlock(request=request, member=stale)
+
+    event = last_event("operator_unlock")
+    assert event.data["was_locked"] is locked_in_the_database
+    assert event.data["was_self_blocked"] is locked_in_the_database
+    assert event.data["failed_pin_attempts"] == (3 if locked_in_the_database else 0)
+    member.refresh_from_db()
+    assert member.locked_at is None and member.self_blocked_at is None and member.failed_pin_attempts == 0
+
+
 def test_unlock_also_opens_a_self_blocked_access(client, operator):
     now = timezone.now()
     member = make_member(returning=True, locked_at=now, self_blocked_at=now)

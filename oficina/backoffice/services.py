@@ -59,6 +59,15 @@ def staff_change_record(
 def member_unlock(*, request: HttpRequest, member: Member) -> None:
     """Opens a PIN locked by wrong attempts or by the member's own "Bloquear mi acceso"."""
     with transaction.atomic():
+        # What the event says was there is what the UPDATE undoes, read under its lock: not the
+        # operator's copy, loaded with the page (the member may have locked themselves since, or another
+        # operator unlocked them).
+        locked_at, self_blocked_at, failed_pin_attempts = (
+            Member.objects.select_for_update()
+            .filter(pk=member.pk)
+            .values_list("locked_at", "self_blocked_at", "failed_pin_attempts")
+            .get()
+        )
         Member.objects.filter(pk=member.pk).update(
             locked_at=None, self_blocked_at=None, failed_pin_attempts=0, updated_at=timezone.now()
         )
@@ -66,9 +75,9 @@ def member_unlock(*, request: HttpRequest, member: Member) -> None:
             "operator_unlock",
             request=request,
             member=member,
-            was_locked=member.locked_at is not None,
-            was_self_blocked=member.self_blocked_at is not None,
-            failed_pin_attempts=member.failed_pin_attempts,
+            was_locked=locked_at is not None,
+            was_self_blocked=self_blocked_at is not None,
+            failed_pin_attempts=failed_pin_attempts,
         )
 
 
