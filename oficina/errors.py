@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable
 
@@ -28,6 +29,44 @@ SERVICE_FAULTS: tuple[type[Exception], ...] = (
     redis.exceptions.TimeoutError,
 )
 SERVICE_FAULT_RETRY_AFTER = 30  # seconds
+
+# psycopg maps whole SQLSTATE classes to OperationalError, most of them no outage: 54 (program limit
+# exceeded: an index row too large for a value a form let through), 53100 (disk full), 57014
+# (statement_timeout)... and SQLite reports a missing table or column (a migration not applied) as
+# one. Only these are the service being away or busy for a moment; any other error the server
+# answered is a bug's or an operator's, and keeps the 500 page with Django's ERROR and traceback.
+# (Review, session 17)
+TRANSIENT_SQLSTATES = frozenset(
+    {
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now (starting up, recovering)
+        "53300",  # too_many_connections
+        "55P03",  # lock_not_available (lock_timeout)
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+    }
+)
+TRANSIENT_SQLITE = ("database is locked", "database table is locked", "unable to open database file")
+
+
+def is_service_fault(exception: BaseException) -> bool:
+    """Whether `exception` is the database or Redis away or busy for a moment (retrying may work),
+    rather than a bug that retrying never cures."""
+    if not isinstance(exception, SERVICE_FAULTS):
+        return False
+    if isinstance(exception, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError):
+        return False  # a wrong password or ACL is configuration, not a moment's outage
+    if not isinstance(exception, OperationalError):
+        return True
+    cause = exception.__cause__
+    if cause is None:
+        return True  # raised by Django itself, not by a driver that answered
+    if isinstance(cause, sqlite3.Error):
+        return str(cause).startswith(TRANSIENT_SQLITE)
+    sqlstate = getattr(cause, "sqlstate", None)
+    # No SQLSTATE: the client's own failure (connection refused, closed by the server, timed out).
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in TRANSIENT_SQLSTATES
 
 
 class FriendlyErrorsMiddleware:
@@ -65,7 +104,7 @@ class FriendlyErrorsMiddleware:
             response = render(request, "errors/503.html", status=503)
             response["Retry-After"] = "2"
             return response
-        if isinstance(exception, SERVICE_FAULTS):
+        if is_service_fault(exception):
             return service_unavailable(request, exception)
         return None
 
@@ -116,7 +155,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     # view's that no process_exception answered): sys.exc_info() still holds it
     # (django/core/handlers/exception.py, response_for_exception -> handle_uncaught_exception).
     exception = sys.exc_info()[1]
-    if isinstance(exception, SERVICE_FAULTS):
+    if exception is not None and is_service_fault(exception):
         return service_unavailable(request, exception)
     return HttpResponse(render_to_string("errors/500.html", branding(request)), status=500)
 
@@ -140,7 +179,9 @@ def service_unavailable(request: HttpRequest, exception: BaseException) -> HttpR
     logger.warning(
         "a service failed under the request; answered 503 to %s %s: %s%s: %s",
         request.method,
-        request.path[:200],
+        # Escaped, as Django's own request log since 5.2.2 (CVE-2025-48432): a %0A in the address
+        # must not write a line of its own.
+        request.path[:200].encode("unicode_escape").decode("ascii"),
         type(exception).__name__,
         f" ({type(cause).__module__}.{type(cause).__name__})" if cause is not None else "",
         detail,

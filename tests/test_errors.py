@@ -19,7 +19,7 @@ import pytest
 import redis
 from django.db import IntegrityError, InterfaceError, OperationalError, ProgrammingError, connection
 from django.test import Client
-from psycopg.errors import LockNotAvailable
+from psycopg.errors import LockNotAvailable, ProgramLimitExceeded
 from redis.connection import AbstractConnection
 
 from oficina.consent.models import DataRequest
@@ -236,3 +236,61 @@ def test_a_session_redis_drops_after_the_page_answers_503(redis_caches, settings
         response = browser.get("/oficina/cambiar-clave/")  # keeps the step-up's next page in the session
 
     assert_service_unavailable(response)
+
+
+# --- Not every OperationalError is an outage (review, 2026-12-06, second session) --------------------
+
+
+@pytest.mark.django_db
+def test_a_missing_table_on_sqlite_is_a_bug_not_a_service_fault(caplog):
+    """SQLite reports a missing table or column (a migration not applied) as OperationalError: that is
+    no outage, retrying never cures it, and the operators must get Django's ERROR with the traceback."""
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL reports a missing table as ProgrammingError")
+    browser = signed_in()
+    caplog.clear()
+
+    def missing_table(*args, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM office_table_not_migrated")
+
+    with mock.patch("oficina.office.views.render", side_effect=missing_table):
+        response = browser.get("/oficina/")
+
+    assert response.status_code == 500, "a schema bug was answered as «no disponible por un momento»"
+    assert any(r.name == "django.request" and r.exc_info for r in caplog.records)
+
+
+@pytest.mark.django_db
+def test_a_postgresql_error_that_retrying_cannot_cure_is_a_bug_not_a_service_fault(caplog):
+    """psycopg maps whole SQLSTATE classes to OperationalError: 54 (program limit exceeded, e.g. an index
+    row too large for a value a form let through), 53100 (disk full), 57014 (statement_timeout)... An
+    error the server answered on a live connection is not «the service cannot be reached»."""
+    browser = signed_in()
+    caplog.clear()
+
+    def too_large() -> Exception:
+        error = OperationalError("index row size 3000 exceeds btree version 4 maximum 2704")
+        error.__cause__ = ProgramLimitExceeded("index row size 3000 exceeds btree version 4 maximum 2704")
+        return error
+
+    with database_refuses(too_large, member_read):
+        response = browser.get("/oficina/")
+
+    assert response.status_code == 500
+    assert any(r.levelno >= logging.ERROR and r.exc_info for r in caplog.records)
+
+
+@pytest.mark.django_db
+def test_the_service_fault_warning_cannot_be_split_by_the_request_path(caplog):
+    """The warning line puts request.path in the log unescaped: a %0A in the address writes a forged
+    line of its own (Django escapes the path in its own request log since 5.2.2, CVE-2025-48432)."""
+    browser = signed_in()
+    caplog.clear()
+
+    with database_refuses(lambda: OperationalError("server closed the connection"), member_read):
+        response = browser.get("/oficina/x%0AWARNING%20oficina.errors%20all%20good")
+
+    assert response.status_code == 503
+    [line] = [r for r in caplog.records if r.name == "oficina.errors"]
+    assert "\n" not in line.getMessage()
