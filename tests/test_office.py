@@ -9,6 +9,7 @@ from unittest import mock
 
 import pytest
 from django.core import mail
+from django.test import Client
 
 from oficina.audit.models import Event
 from oficina.members.models import Member, session_digest
@@ -513,3 +514,157 @@ def test_a_lock_at_the_step_up_signs_out_and_clears_the_browser(client, settings
         type_on_keypad(client, "/oficina/confirmar-clave/", "111111")
     last = type_on_keypad(client, "/oficina/confirmar-clave/", "111111")
     assert last.url == "/" and last["Clear-Site-Data"] == '"cache", "storage"'
+
+
+# --- A sign-in whose PIN check straddles a PIN change -----------------------------------------------
+
+
+def _reset_completes(member_pk: int) -> None:
+    """The member completes «Olvidé mi clave» (step 8, «Permitir»), in another browser."""
+    from django.test import RequestFactory
+
+    from oficina.consent.services import policy_current_or_default
+    from oficina.signin.flows.login import session_auth_hash
+    from oficina.signin.flows.new_credentials import credentials_complete
+    from oficina.signin.pin import secret_hash
+    from tests.factories import DEFAULT_IMAGE
+
+    saved = credentials_complete(
+        request=RequestFactory().post("/politica/"),
+        member_id=member_pk,
+        pin_hash=secret_hash("730519"),
+        image_id=DEFAULT_IMAGE,
+        phrase="Una frase nueva y segura",
+        policy=policy_current_or_default(),
+        auth=session_auth_hash(Member.objects.get(pk=member_pk)),
+    )
+    assert saved is not None
+
+
+def test_a_sign_in_with_the_old_pin_that_straddles_a_reset_opens_no_session():
+    """Someone who knows the old PIN signs in while the member completes «Olvidé mi clave» to throw
+    them out: the sign-in read the member (old PIN) before the reset committed and wrote its session
+    after, over the reset's emptied session_digest. Found in review (2026-12-06, second session): the
+    PIN-change twin rule took that session for the twin of an office change and kept it; before the
+    rule it was ended on its first office page. The sign-in now writes its session only while the
+    PIN it checked is the row's, and says the PIN is not right."""
+    from django.test import Client
+
+    from oficina.signin.flows import login
+
+    member = make_member(returning=True)
+    attacker = Client()
+    attacker.post("/", {"usuario": member.document})
+    real = login.secret_check_in_slot
+
+    def hash_while_the_reset_commits(pin: str, encoded: str | None) -> bool:
+        matched = real(pin, encoded)
+        _reset_completes(member.pk)  # commits while the attacker's Argon2 check runs
+        return matched
+
+    with mock.patch.object(login, "secret_check_in_slot", hash_while_the_reset_commits):
+        refused = type_on_keypad(attacker, "/clave/", DEFAULT_PIN)
+
+    assert refused.url == "/"
+    assert "La clave no es correcta" in attacker.get("/").content.decode()
+    member.refresh_from_db()
+    assert member.session_digest == ""  # as the reset left it
+    assert not Event.objects.filter(kind="signin_ok", member_id=member.pk).exists()
+    assert attacker.get("/oficina/").url == "/"
+
+
+def test_a_sign_in_with_the_old_pin_that_straddles_an_office_pin_change_opens_no_session():
+    """The same through the office: the member changes the PIN (suspecting it is known) while a sign-in
+    with the old PIN is checked; the member's session stays theirs, the other opens nothing."""
+    from django.test import Client
+
+    from oficina.signin.flows import login
+
+    member = make_member(returning=True)
+    owner = Client()
+    body = _up_to_the_confirmation(owner, member)
+    attacker = Client()
+    attacker.post("/", {"usuario": member.document})
+    real = login.secret_check_in_slot
+
+    def hash_while_the_change_commits(pin: str, encoded: str | None) -> bool:
+        matched = real(pin, encoded)
+        assert owner.post("/oficina/cambiar-clave/confirmar/", body).url == "/oficina/"
+        return matched
+
+    with mock.patch.object(login, "secret_check_in_slot", hash_while_the_change_commits):
+        assert type_on_keypad(attacker, "/clave/", DEFAULT_PIN).url == "/"
+
+    assert Event.objects.filter(kind="pin_changed", member_id=member.pk).count() == 1
+    assert attacker.get("/oficina/").url == "/"
+    assert owner.get("/oficina/").status_code == 200
+
+
+# --- Clear-Site-Data on every way a session ends (review, 2026-12-06, second session) ------------------
+
+
+def test_a_session_ended_while_the_step_up_checked_the_pin_clears_the_browser():
+    """stepup_grant finds the session no longer the member's (an operator's «Cerrar sesión» while the PIN
+    was hashed), empties it and sends the browser to «Ingresa tu usuario»: a sign-out like the others."""
+    from oficina.office import security_views
+
+    member = make_member(returning=True)
+    browser = Client()
+    browser.post("/", {"usuario": member.document})
+    assert type_on_keypad(browser, "/clave/", DEFAULT_PIN).url == "/oficina/"
+    browser.get("/oficina/imagen-y-frase/")
+    real = security_views.pin_verify
+
+    def verify_while_an_operator_ends_the_session(**kwargs):
+        proven = real(**kwargs)
+        Member.objects.filter(pk=member.pk).update(session_digest="")
+        return proven
+
+    with mock.patch.object(security_views, "pin_verify", verify_while_an_operator_ends_the_session):
+        ended = type_on_keypad(browser, "/oficina/confirmar-clave/", DEFAULT_PIN)
+
+    assert ended.url == "/"
+    assert ended.get("Clear-Site-Data") == '"cache", "storage"'
+
+
+def test_a_session_ended_on_the_server_and_met_outside_the_office_clears_the_browser():
+    """The middleware ends the session on whatever page comes next: «Ingresa tu usuario» (the address the
+    member types, or a bookmark) ends it as surely as an office page, and should say so to the browser."""
+    member = make_member(returning=True)
+    browser = Client()
+    browser.post("/", {"usuario": member.document})
+    assert type_on_keypad(browser, "/clave/", DEFAULT_PIN).url == "/oficina/"
+    Member.objects.filter(pk=member.pk).update(session_digest="")  # an operator ended it
+
+    page = browser.get("/")
+
+    assert Event.objects.filter(kind="session_expired", member_id=member.pk).exists()
+    assert page.get("Clear-Site-Data") == '"cache", "storage"'
+
+
+def test_a_reconsent_permitir_that_straddles_a_reset_opens_no_session(settings):
+    """«Permitir» of a newer policy proves the member by the PIN typed before it; a reset completing
+    between that proof and the session's write leaves the proof stale: the flow starts over."""
+    from oficina.consent.services import policy_publish
+    from oficina.signin import views as signin_views
+
+    settings.RATE_LIMITS = {}
+    member = make_member(returning=True)
+    policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
+    browser = Client()
+    browser.post("/", {"usuario": member.document})
+    assert type_on_keypad(browser, "/clave/", DEFAULT_PIN).url == "/politica-de-datos/"
+    real = signin_views.consent_record
+
+    def record_while_a_reset_completes(**kwargs):
+        consent = real(**kwargs)
+        _reset_completes(member.pk)
+        return consent
+
+    with mock.patch.object(signin_views, "consent_record", record_while_a_reset_completes):
+        response = browser.post("/politica-de-datos/", {"decision": "permitir", "version": "2"})
+
+    assert response.url == "/"
+    assert browser.get("/oficina/").url == "/"
+    member.refresh_from_db()
+    assert member.session_digest == ""

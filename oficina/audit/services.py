@@ -61,8 +61,10 @@ def event_record_with(
     member: Member | None = None,
     document: str = "",
     **data: Any,
-) -> Event:
-    """Runs `statement` (a plain UPDATE without RETURNING) and appends its event, both or neither.
+) -> Event | None:
+    """Runs `statement` (a plain UPDATE of at most one row, without RETURNING) and appends its event,
+    both or neither. When the UPDATE changes no row (its WHERE no longer holds) there is no event,
+    and None is returned.
 
     On PostgreSQL they are one statement, the UPDATE as a data-modifying WITH, which PostgreSQL runs
     once whether or not the INSERT reads it: atomic without a transaction's BEGIN and COMMIT, and one
@@ -70,11 +72,14 @@ def event_record_with(
     statements in one transaction."""
     event = event_build(kind, request=request, member=member, document=document, **data)
     if connection.vendor == "postgresql":
-        _insert(event, after=(statement, params))
+        if not _insert(event, after=(statement, params)):
+            return None
     else:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(statement, params)
+                if cursor.rowcount == 0:
+                    return None
             _insert(event)
     _seal_on_commit()
     return event
@@ -166,21 +171,35 @@ def _seal_on_commit() -> None:
         transaction.on_commit(audit_seal, robust=True)
 
 
-def _insert(event: Event, *, after: tuple[str, Sequence[Any]] | None = None) -> None:
+def _insert(event: Event, *, after: tuple[str, Sequence[Any]] | None = None) -> bool:
     """event.save(), as one plain INSERT: two events per sign-in, and the ORM's insert compiler costs
     more CPU than the statement. Values are prepared by each field, as the ORM does (the JSON column,
     the UTC time and the address are adapted the way this database backend expects). `after`, on
-    PostgreSQL only: a statement and its parameters run first in the same statement, as a
-    data-modifying WITH (event_record_with)."""
+    PostgreSQL only: an UPDATE and its parameters run first in the same statement, as a
+    data-modifying WITH (event_record_with); the event is inserted only if it changed a row. Returns
+    whether the event was inserted."""
     sql, fields, returning = _insert_statement(connection.vendor)
     values = _values(event, fields)
     if after is not None:
-        sql, values = f"WITH changed AS ({after[0]}) {sql}", [*after[1], *values]
+        # The same row of values, as a SELECT that gives none when the UPDATE changed nothing.
+        insert, row = sql.split(" VALUES ", 1)
+        sql = (
+            f"WITH changed AS ({after[0]} RETURNING 1) "  # noqa: S608 (the code's own statements)
+            f"{insert} SELECT {row[1:-1]} WHERE EXISTS (SELECT 1 FROM changed)"
+        )
+        values = [*after[1], *values]
     with connection.cursor() as cursor:
         cursor.execute(sql + (" RETURNING id" if returning else ""), values)
-        event.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+        if returning:
+            inserted = cursor.fetchone()
+            if inserted is None:
+                return False
+            event.pk = inserted[0]
+        else:
+            event.pk = cursor.lastrowid
     event._state.adding = False
     event._state.db = connection.alias
+    return True
 
 
 def _values(event: Event, fields: tuple[Field[Any, Any], ...]) -> list[Any]:

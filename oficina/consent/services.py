@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.http import HttpRequest
 from django.template import engines
 from django.utils import timezone
@@ -286,14 +286,18 @@ def data_request_answer(
                 **({"revocation": revocation} if revocation else {}),
             )
             if revocation == REVOCATION_GRANTED:
+                # No more treatment on the revoked authorisation: the open office session ends now, and
+                # a sign-in whose consent check came before this commit opens none (member_sign_in
+                # writes its session only while revocations_granted is what that check read).
+                Member.objects.filter(pk=data_request.member_id).update(
+                    session_digest="", revocations_granted=F("revocations_granted") + 1
+                )
                 ConsentRevocation.objects.create(
                     member_id=data_request.member_id,
                     data_request=data_request,
                     revoked_at=now,
                     revoked_by=operator,
                 )
-                # No more treatment on the revoked authorisation: the open office session ends now.
-                Member.objects.filter(pk=data_request.member_id).update(session_digest="")
                 _officer_event("operator_consent_revoked", data_request, request, operator)
             notices = notice_queue(  # none for a member without mobile or e-mail
                 member=data_request.member,

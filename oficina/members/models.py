@@ -36,6 +36,12 @@ class Member(models.Model):
     # as session_digest(its random token); emptied by that change. In the database, not the session:
     # parallel requests of one session all read the session as it was, and each spent it again.
     stepup_digest = models.CharField(max_length=64, blank=True, editable=False)
+    # How many revocations of the member's authorisation the data officer has granted (the ledger,
+    # ConsentRevocation, is the record; this is its count on the member's own row). A sign-in writes
+    # its session only if the count is still what its consent check read (signin/flows/login.py
+    # ::member_sign_in): a grant committed in between changes this row, which the sign-in's UPDATE
+    # re-reads even when it waited for the grant's lock (docs/security.md §2.12).
+    revocations_granted = models.PositiveIntegerField(default=0, db_default=0, editable=False)
     last_login_at = models.DateTimeField("último ingreso", null=True, blank=True)
     previous_login_at = models.DateTimeField("ingreso anterior", null=True, blank=True)
 

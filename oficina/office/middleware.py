@@ -12,6 +12,12 @@ from oficina.members.models import Member, PinHistory, session_is_current
 from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash, session_auth_match
 
 SEEN_AT_RESOLUTION = 10  # seconds
+
+# Sent with every response that signs a member out (ASVS 5.0 V14.3.1, 4.0 V8.2.3): the browser drops what it
+# kept of the office (its HTTP cache, and the back-forward cache Chromium counts in it) and any
+# storage of this origin. Not "cookies": that clears the whole registrable domain (the cooperative's
+# other sites too) and the message saying the session was closed; the session itself ends on the server.
+CLEAR_SITE_DATA = '"cache", "storage"'
 # Read on every office page: compiled once per connection (oficina/lib/prepared.py).
 _ACTIVE_BY_ID = PreparedQuery(
     "member_active_by_id", lambda pk, status: Member.objects.filter(pk=pk, status=status)[:1], int, str
@@ -32,7 +38,14 @@ class MemberSessionMiddleware:
         if isinstance(data, dict):
             member = self._load(request, data)
             request.member = member  # type: ignore[attr-defined]
-        return self.get_response(request)
+        response = self.get_response(request)
+        if isinstance(data, dict) and MEMBER_SESSION_KEY not in request.session:
+            # The request came with a member's session and leaves without it: ended here (idle,
+            # revoked, replaced...), by «Cerrar sesión» or a lock, or by the step-up finding it no
+            # longer the member's. Whatever page answers (the office, «Ingresa tu usuario», an error
+            # page), it is a sign-out: the browser drops what it kept of the office.
+            response["Clear-Site-Data"] = CLEAR_SITE_DATA
+        return response
 
     def _load(self, request: HttpRequest, data: dict[str, object]) -> Member | None:
         now = time.time()
@@ -91,11 +104,16 @@ def _twin_of_the_change(request: HttpRequest, member: Member, data: dict[str, ob
     changed it, read by a parallel request before the change (a double tap on «Continuar» when
     confirming a new PIN: each request reads the session as it was, and the twin's copy was saved
     after, or read after the change was written). Ending it signed the member out right after
-    «Cambiaste tu clave». It is that session when it is still the member's one session (a reset or
-    a sign-in elsewhere replaces it; only this session could spend the step-up the change needed,
-    oficina/office/services.py::stepup_spend), its value is the PIN just before the current one's, and
-    the change is younger than the idle timeout (no twin is in flight after it). Any other mismatch
-    still ends the session. Read only on a mismatch: one query, never on a normal page."""
+    «Cambiaste tu clave». It is that session when it is still the member's one session, its value is
+    the PIN just before the current one's, and the change is younger than the idle timeout (no twin
+    is in flight after it). Any other mismatch still ends the session. Read only on a mismatch: one
+    query, never on a normal page.
+
+    Sound because Member.session_digest can name a session holding an older PIN's value only when
+    that session made the change: a sign-in writes the digest only while the PIN it checked is still
+    the row's (signin/flows/login.py::member_sign_in: one that straddled a reset or a change opens
+    nothing); a reset, an operator or a revocation empties it; and only the session it names can spend
+    the step-up an office change needs (oficina/office/services.py::stepup_spend)."""
     changed_at = member.pin_changed_at
     if changed_at is None or not session_is_current(member, request.session.session_key):
         return False

@@ -34,7 +34,7 @@ from oficina.office.services import (
     stepup_grant,
     stepup_is_fresh,
 )
-from oficina.office.views import ENDED_MESSAGES, member_required, signed_out
+from oficina.office.views import ENDED_MESSAGES, member_required
 from oficina.signin.flows.login import member_sign_out, pin_verify
 from oficina.signin.flows.new_credentials import new_pin_accept, security_choice_parse
 from oficina.signin.keypad_form import keypad_context, keypad_post
@@ -101,7 +101,7 @@ def stepup(request: HttpRequest) -> HttpResponse:
                     "Por tu seguridad bloqueamos tu acceso tras varios intentos con una clave incorrecta. "
                     "Para volver a ingresar usa «Olvidé mi clave».",
                 )
-                return signed_out(redirect("signin:identify"))
+                return redirect("signin:identify")
             error = "La clave no es correcta. Inténtalo de nuevo."
     context = {"error": error, **keypad_context(request, purpose="stepup", tokens=tokens)}
     return render(request, "office/stepup.html", context)

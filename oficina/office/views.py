@@ -25,17 +25,6 @@ ENDED_MESSAGES = {
     "closed": "Tu sesión se cerró. Ingresa de nuevo para continuar.",
 }
 
-# Sent with every response that signs a member out (ASVS 5.0 V14.3.1, 4.0 V8.2.3): the browser drops what it
-# kept of the office (its HTTP cache, and the back-forward cache Chromium counts in it) and any
-# storage of this origin. Not "cookies": that clears the whole registrable domain (the cooperative's
-# other sites too) and the message saying the session was closed; the session itself ends on the server.
-CLEAR_SITE_DATA = '"cache", "storage"'
-
-
-def signed_out(response: HttpResponse) -> HttpResponse:
-    response["Clear-Site-Data"] = CLEAR_SITE_DATA
-    return response
-
 
 def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
@@ -43,8 +32,7 @@ def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
         if getattr(request, "member", None) is None:
             ended = getattr(request, "member_session_ended", None)
             messages.info(request, ENDED_MESSAGES.get(ended or "", "Ingresa tu usuario para continuar."))
-            response = redirect("signin:identify")
-            return signed_out(response) if ended else response
+            return redirect("signin:identify")
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -81,7 +69,7 @@ def self_block(request: HttpRequest) -> HttpResponse:
             "Bloqueamos tu acceso. Nadie podrá ingresar con tu clave. "
             "Para volver a ingresar, usa «Olvidé mi clave».",
         )
-        return signed_out(redirect("signin:identify"))
+        return redirect("signin:identify")
     return render(request, "office/self_block.html", {"member": request.member})  # type: ignore[attr-defined]
 
 
@@ -91,7 +79,7 @@ def self_block(request: HttpRequest) -> HttpResponse:
 def logout(request: HttpRequest) -> HttpResponse:
     member_sign_out(request=request, member=getattr(request, "member", None))
     messages.success(request, "Cerraste tu sesión de forma segura.")
-    return signed_out(redirect("signin:identify"))
+    return redirect("signin:identify")
 
 
 DETAIL_MAX = DataRequest.DETAIL_MAX

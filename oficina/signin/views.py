@@ -155,18 +155,25 @@ def password(request: HttpRequest) -> HttpResponse:
                 request=request, document=flow.document, pin=result.digits, reset_attempts=False
             )
             if member is not None:
-                if member_needs_consent(member):
-                    member_attempts_reset(member)
-                    flow.advance(
-                        Stage.POLICY, member_id=member.pk, kind="reconsent", auth=session_auth_hash(member)
-                    )
-                    # The PIN is proven: as at sign-in, a new id, so that whoever planted or saw the
-                    # old one cannot click "Permitir" and walk into this member's office.
-                    request.session.cycle_key()
-                    return redirect("signin:policy")
-                flow_end(request.session)
-                member_sign_in(request=request, member=member)
-                return redirect("office:home")
+                if not member_needs_consent(member):
+                    flow_end(request.session)
+                    refused = member_sign_in(request=request, member=member)
+                    if refused is None:
+                        return redirect("office:home")
+                    if refused == "pin_changed":  # a reset completed while the PIN was checked
+                        messages.error(request, MSG_WRONG_PIN)
+                        return redirect("signin:identify")
+                    # A revocation the data officer granted since the consent check: as if it had
+                    # come first, the policy step.
+                    flow = flow_start(request.session, document=flow.document)
+                member_attempts_reset(member)
+                flow.advance(
+                    Stage.POLICY, member_id=member.pk, kind="reconsent", auth=session_auth_hash(member)
+                )
+                # The PIN is proven: as at sign-in, a new id, so that whoever planted or saw the
+                # old one cannot click "Permitir" and walk into this member's office.
+                request.session.cycle_key()
+                return redirect("signin:policy")
             error = MSG_WRONG_PIN
     display = security_display(document=flow.document)
     if not flow.get("image_shown"):
@@ -397,8 +404,17 @@ def policy(request: HttpRequest) -> HttpResponse:
                 if member_needs_consent(member):
                     consent_record(member=member, policy=current, request=request)
             flow_end(request.session)
-            member_sign_in(request=request, member=member)
-            return redirect("office:home")
+            not_opened = member_sign_in(request=request, member=member)
+            if not_opened is None:
+                return redirect("office:home")
+            if not_opened == "pin_changed":  # the proof no longer stands, as _proven_member would say
+                return _restart(request)
+            # A revocation granted since `member` was read, which this «Permitir» may predate: shown
+            # the policy again, as after a granted revocation.
+            flow_start(request.session, document=flow.document).advance(
+                Stage.POLICY, member_id=member.pk, kind="reconsent", auth=flow.get("auth")
+            )
+            return redirect("signin:policy")
         else:
             saved = credentials_complete(
                 request=request,

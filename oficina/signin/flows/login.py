@@ -168,9 +168,24 @@ def session_auth_match(member: Member, stored: object) -> Literal["current", "fa
     return None
 
 
-def member_sign_in(*, request: HttpRequest, member: Member) -> None:
+SignInRefused = Literal["revocation_granted", "pin_changed"]
+
+
+def member_sign_in(*, request: HttpRequest, member: Member) -> SignInRefused | None:
     """Opens the member's office session: a new session id (a planted one is useless), and the
-    member's previous session, in any browser, is ended (one active session per member)."""
+    member's previous session, in any browser, is ended (one active session per member).
+
+    None when it opened; no session, and why, when `member` as read with its PIN and consent checks is
+    no longer what the row holds:
+    - "revocation_granted": the data officer granted a revocation of the member's authorisation since
+      (Member.revocations_granted changed): the member is asked for «Permitir» again, as if the grant
+      had come first (docs/security.md §2.12);
+    - "pin_changed": the PIN changed while it was checked (a reset completed, or the office change of
+      the member's session): the PIN typed is no longer the member's, and a session opened with it
+      would hold the old PIN's check value (docs/security.md §2.8).
+    The conditions are on the member's own row, so they hold under READ COMMITTED even when this
+    UPDATE waited for the other change's lock (PostgreSQL re-reads the updated row then, not other
+    tables)."""
     now = timezone.now()
     signed_in = request.session.get(MEMBER_SESSION_KEY)
     if isinstance(signed_in, dict) and signed_in.get("id") != member.pk:
@@ -195,16 +210,28 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> None:
     table = Member._meta.db_table
     sql = (
         f"UPDATE {table} SET previous_login_at = last_login_at, last_login_at = %s, "  # noqa: S608
-        "session_digest = %s, failed_pin_attempts = 0 WHERE id = %s"  # 0: a sign-in follows a right PIN
+        "session_digest = %s, failed_pin_attempts = 0 "  # 0: a sign-in follows a right PIN
+        "WHERE id = %s AND revocations_granted = %s AND pin_hash = %s"
     )
     # The sign-in and its audit event are written together or not at all (one statement on PostgreSQL).
-    event_record_with(
+    signed = event_record_with(
         sql,
-        [now, session_digest(request.session.session_key), member.pk],
+        [
+            now,
+            session_digest(request.session.session_key),
+            member.pk,
+            member.revocations_granted,
+            member.pin_hash,
+        ],
         "signin_ok",
         request=request,
         member=member,
     )
+    if signed is not None:
+        return None
+    del request.session[MEMBER_SESSION_KEY]  # the new id and CSRF secret stay: nothing is lost
+    now_pin = Member.objects.filter(pk=member.pk).values_list("pin_hash", flat=True).first()
+    return "pin_changed" if now_pin != member.pin_hash else "revocation_granted"
 
 
 def member_sign_out(*, request: HttpRequest, member: Member | None, reason: str = "logout") -> None:
