@@ -19,6 +19,7 @@ from oficina.notify.models import OutboxMessage
 from oficina.notify.outbox import BULK_PRIORITY
 from tests.factories import make_member
 from tests.notify_fixtures import counted_renders, queued_task_messages
+from tests.postgres import a_statement_waits_for_a_row_lock
 
 HEADER = "documento,nombre,celular,correo\n"
 GOOD_ROWS = (
@@ -788,9 +789,9 @@ def test_a_contact_change_committed_while_the_import_waits_for_the_row_is_the_ol
                 Member.objects.filter(document=document).update(mobile=members_own)
                 changed.set()
                 deadline = time.monotonic() + 10
-                while not import_waits_for_a_row_lock() and time.monotonic() < deadline:
+                while not a_statement_waits_for_a_row_lock() and time.monotonic() < deadline:
                     time.sleep(0.02)
-                import_waited.append(import_waits_for_a_row_lock())
+                import_waited.append(a_statement_waits_for_a_row_lock())
         except Exception as error:  # pragma: no cover - reported below
             failures.append(error)
         finally:
@@ -817,15 +818,3 @@ def test_a_contact_change_committed_while_the_import_waits_for_the_row_is_the_ol
     assert Member.objects.get(document=document).mobile == "+573200000010"  # the import's value
     told = OutboxMessage.objects.filter(kind="import_contact_changed", member__document=document)
     assert [notice.to for notice in told] == [members_own]
-
-
-def import_waits_for_a_row_lock() -> bool:
-    from django.db import connections
-
-    with connections["default"].cursor() as cursor:  # this thread's own connection
-        cursor.execute("SELECT pg_stat_clear_snapshot()")  # else read once per transaction
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        )
-        return cursor.fetchone()[0] > 0

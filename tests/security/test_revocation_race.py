@@ -17,7 +17,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
@@ -28,6 +28,7 @@ from oficina.consent.services import REVOCATION_GRANTED, data_request_answer, po
 from oficina.members.models import Member
 from oficina.signin import views as signin_views
 from tests.factories import DEFAULT_PIN, make_member
+from tests.postgres import a_statement_waits_for_a_row_lock
 from tests.security import sign_in
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -55,16 +56,6 @@ def grant(filed: DataRequest) -> None:
     )
 
 
-def sign_in_waits_for_a_row_lock() -> bool:
-    with connections["default"].cursor() as cursor:  # this thread's own connection
-        cursor.execute("SELECT pg_stat_clear_snapshot()")  # else read once per transaction
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        )
-        return cursor.fetchone()[0] > 0
-
-
 @contextmanager
 def granted_before_the_session_write(filed: DataRequest, *, hold_the_row: bool) -> Iterator[list[Any]]:
     """Every member_sign_in of the sign-in views first has the officer grant `filed`, in another
@@ -81,9 +72,9 @@ def granted_before_the_session_write(filed: DataRequest, *, hold_the_row: bool) 
         # Inside the grant's transaction, after its member UPDATE and its ConsentRevocation.
         holding.set()
         deadline = time.monotonic() + 10
-        while not sign_in_waits_for_a_row_lock() and time.monotonic() < deadline:
+        while not a_statement_waits_for_a_row_lock() and time.monotonic() < deadline:
             time.sleep(0.02)
-        report.append(("sign-in waited", sign_in_waits_for_a_row_lock()))
+        report.append(("sign-in waited", a_statement_waits_for_a_row_lock()))
         return real_notice_queue(**kwargs)
 
     def officer() -> None:

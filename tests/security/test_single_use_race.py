@@ -53,6 +53,17 @@ def stepped_up(client: Client, member: Member, page: str) -> None:
     assert type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN).url == page
 
 
+def confirmations_at_once(client: Client, member: Member) -> list:
+    """The member, stepped up, typed NEW_PIN and sends its confirmation from COPIES copies at once."""
+    stepped_up(client, member, "/oficina/cambiar-clave/")
+    assert (
+        type_on_keypad(client, "/oficina/cambiar-clave/", NEW_PIN).url == "/oficina/cambiar-clave/confirmar/"
+    )
+    body = keypad_body(client.get("/oficina/cambiar-clave/confirmar/").content.decode(), NEW_PIN)
+    browsers = copies_of(client)
+    return run_together(COPIES, lambda i: browsers[i].post("/oficina/cambiar-clave/confirmar/", body))
+
+
 def all_answered(responses: list) -> None:
     assert not [r for r in responses if isinstance(r, BaseException)], responses
     assert all(r.status_code < 500 for r in responses), [r.status_code for r in responses]
@@ -111,14 +122,8 @@ def test_ten_parallel_pin_confirmations_change_the_pin_once_and_keep_the_pin_his
     three: the PINs before it were forgotten, and the member could go straight back to the old PIN."""
     member = make_member(returning=True)
     client = Client()
-    stepped_up(client, member, "/oficina/cambiar-clave/")
-    assert (
-        type_on_keypad(client, "/oficina/cambiar-clave/", NEW_PIN).url == "/oficina/cambiar-clave/confirmar/"
-    )
-    body = keypad_body(client.get("/oficina/cambiar-clave/confirmar/").content.decode(), NEW_PIN)
-    browsers = copies_of(client)
 
-    responses = run_together(COPIES, lambda i: browsers[i].post("/oficina/cambiar-clave/confirmar/", body))
+    responses = confirmations_at_once(client, member)
 
     all_answered(responses)
     assert Event.objects.filter(kind="pin_changed", member_id=member.pk).count() == 1
@@ -140,14 +145,8 @@ def test_parallel_confirmations_of_a_new_pin_leave_the_member_signed_in(parallel
     «Ingresa tu usuario» right after changing the PIN)."""
     member = make_member(returning=True)
     client = Client()
-    stepped_up(client, member, "/oficina/cambiar-clave/")
-    assert (
-        type_on_keypad(client, "/oficina/cambiar-clave/", NEW_PIN).url == "/oficina/cambiar-clave/confirmar/"
-    )
-    body = keypad_body(client.get("/oficina/cambiar-clave/confirmar/").content.decode(), NEW_PIN)
-    browsers = copies_of(client)
 
-    responses = run_together(COPIES, lambda i: browsers[i].post("/oficina/cambiar-clave/confirmar/", body))
+    responses = confirmations_at_once(client, member)
 
     all_answered(responses)
     # The office; a twin that read the session after the change finds no PIN waiting to be confirmed.
