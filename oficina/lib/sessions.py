@@ -128,4 +128,6 @@ class SessionMiddleware(DjangoSessionMiddleware):
             page["Retry-After"] = "60"
             for name, cookie in response.cookies.items():
                 page.cookies[name] = cookie
+            if "Clear-Site-Data" in response:  # a member's session ended here (office/middleware.py)
+                page["Clear-Site-Data"] = response["Clear-Site-Data"]
             return page

@@ -39,11 +39,17 @@ class MemberSessionMiddleware:
             member = self._load(request, data)
             request.member = member  # type: ignore[attr-defined]
         response = self.get_response(request)
-        if isinstance(data, dict) and MEMBER_SESSION_KEY not in request.session:
+        if getattr(request, "member_signed_out", False) or (
+            isinstance(data, dict) and not _same_member(data, request.session.get(MEMBER_SESSION_KEY))
+        ):
             # The request came with a member's session and leaves without it: ended here (idle,
             # revoked, replaced...), by «Cerrar sesión» or a lock, or by the step-up finding it no
             # longer the member's. Whatever page answers (the office, «Ingresa tu usuario», an error
-            # page), it is a sign-out: the browser drops what it kept of the office.
+            # page), it is a sign-out: the browser drops what it kept of the office. Also when it
+            # leaves with another member's session (a sign-in on a shared browser without «Cerrar
+            # sesión» ended the first member's), and whenever member_sign_out ran, even on a session
+            # the store could not read (Redis down: the request came with no member's data, and the
+            # sign-out ended it by its digest in the database). (Review of e458d51, 2026-12-06.)
             response["Clear-Site-Data"] = CLEAR_SITE_DATA
         return response
 
@@ -97,6 +103,10 @@ class MemberSessionMiddleware:
             data["seen_at"] = now
             request.session.modified = True
         return member
+
+
+def _same_member(before: dict[str, object], after: object) -> bool:
+    return isinstance(after, dict) and after.get("id") == before.get("id")
 
 
 def _twin_of_the_change(request: HttpRequest, member: Member, data: dict[str, object]) -> bool:

@@ -30,8 +30,10 @@ from oficina.lib.ratelimit import ratelimit_consume
 from oficina.members.models import Member
 from oficina.signin.flows.identify import document_parse, security_display
 from oficina.signin.flows.login import (
+    MEMBER_SESSION_KEY,
     member_attempts_reset,
     member_sign_in,
+    pin_attempt_failed,
     pin_verify,
     session_auth_hash,
     session_auth_match,
@@ -161,11 +163,30 @@ def password(request: HttpRequest) -> HttpResponse:
                     if refused is None:
                         return redirect("office:home")
                     if refused == "pin_changed":  # a reset completed while the PIN was checked
+                        # The attempt its claim counted is a failure: in the trail, and the lock if due.
+                        pin_attempt_failed(
+                            request=request,
+                            document=flow.document,
+                            member=member,
+                            counted=True,
+                            reason="pin_changed",
+                        )
                         messages.error(request, MSG_WRONG_PIN)
                         return redirect("signin:identify")
                     # A revocation the data officer granted since the consent check: as if it had
                     # come first, the policy step.
                     flow = flow_start(request.session, document=flow.document)
+                signed_in = request.session.get(MEMBER_SESSION_KEY)
+                if isinstance(signed_in, dict):
+                    # An office session open in this browser ends here (the id is cycled below): as at
+                    # member_sign_in, nothing of another member's carries over. Left in place, its data
+                    # made the next page (the policy) end it with a flush that took this flow with it,
+                    # and this answer carried no Clear-Site-Data. (Review of e458d51, 2026-12-06.)
+                    if signed_in.get("id") != member.pk:
+                        request.session.flush()
+                        flow = flow_start(request.session, document=flow.document)
+                    else:
+                        del request.session[MEMBER_SESSION_KEY]
                 member_attempts_reset(member)
                 flow.advance(
                     Stage.POLICY, member_id=member.pk, kind="reconsent", auth=session_auth_hash(member)

@@ -112,15 +112,36 @@ def pin_verify(
             )
         return member
     reason = "unknown" if target == NOBODY else ("wrong_pin" if claimed else "locked")
+    pin_attempt_failed(
+        request=request, document=document, member=member, counted=target != NOBODY, reason=reason
+    )
+    return None
+
+
+def pin_attempt_failed(
+    *,
+    request: HttpRequest,
+    document: str,
+    member: Member | None,
+    counted: bool,
+    reason: str,
+) -> None:
+    """A PIN attempt that opened nothing: its `signin_failed` event and, when it was counted on the
+    member's row (`counted`; otherwise in UnknownAttempt: unknown, disabled, no PIN yet), the lock if the
+    attempts reached the maximum, with its `member_locked` event and notice.
+
+    Also for a right PIN whose sign-in was refused because the PIN changed while it was checked
+    (member_sign_in's "pin_changed", the password view): its claim counted the attempt, and it left
+    no event at all and never wrote the lock it may have been due (review of e458d51, 2026-12-06)."""
     notices = []
     # A lock, its events and its notice together or not at all; an unknown cédula's twin goes through
     # the same transaction, so both failures still cost the same statements.
     with transaction.atomic():
-        if target != NOBODY:
+        if counted and member is not None:
             # Also when the claim was refused: a process that died between a fifth attempt's claim
             # and its lock (killed mid-hash, say) left the attempts at the maximum and no lock, which
             # the back office would show as "Activo". This attempt writes the lock it missed.
-            locked = _lock_if_due(target)
+            locked = _lock_if_due(member.pk)
         else:
             _lock_check_twin(document)
             locked = False
@@ -134,7 +155,6 @@ def pin_verify(
             )
     if notices:
         outbox_dispatch(notices)
-    return None
 
 
 def member_attempts_reset(member: Member) -> None:
@@ -240,6 +260,8 @@ def member_sign_out(*, request: HttpRequest, member: Member | None, reason: str 
     server-side copy, which is then deleted. Redis failing (a session it could not load, or not
     delete) must not leave a session the member was told was closed, to come back live with Redis
     in a shared browser."""
+    # For MemberSessionMiddleware's Clear-Site-Data: also when the session could not be read.
+    request.member_signed_out = True  # type: ignore[attr-defined]
     unread = getattr(request.session, "unreadable_key", None)
     if member is None and unread:
         # The store did not answer: only the database can tell whose session this cookie holds. (Only

@@ -1,0 +1,200 @@
+"""The sign-in's session is written only while the PIN and the granted-revocation count it checked are
+still the member's row, and what a refusal leaves; Clear-Site-Data from the member-session middleware
+on every way a member's session ends (review, 2026-12-06: each test here failed before its fix)."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from oficina.audit.models import Event
+from oficina.audit.services import chain_verify
+from oficina.members.models import Member
+from oficina.signin.flows import login
+from tests.factories import DEFAULT_PIN, make_member
+from tests.keypad import type_on_keypad
+from tests.test_office import _up_to_the_confirmation
+from tests.test_redis_paths import redis_caches, redis_down  # noqa: F401 (a fixture)
+
+CLEARED = '"cache", "storage"'
+
+
+def _old_pin_typed_while_the_member_changes_it(member: Member) -> tuple[Client, object]:
+    """Someone types the member's old PIN on «Clave de Acceso» while the member, signed in elsewhere,
+    confirms a new one in the office: the change commits during the sign-in's Argon2 check."""
+    owner = Client()
+    body = _up_to_the_confirmation(owner, member)
+    other = Client()
+    other.post("/", {"usuario": member.document})
+    real = login.secret_check_in_slot
+
+    def hash_while_the_change_commits(pin: str, encoded: str | None) -> bool:
+        matched = real(pin, encoded)
+        assert owner.post("/oficina/cambiar-clave/confirmar/", body).url == "/oficina/"
+        return matched
+
+    with mock.patch.object(login, "secret_check_in_slot", hash_while_the_change_commits):
+        response = type_on_keypad(other, "/clave/", DEFAULT_PIN)
+    return other, response
+
+
+@pytest.mark.django_db
+def test_a_sign_in_refused_because_the_pin_changed_is_audited_as_a_failed_attempt():
+    """The attempt was counted (its claim) and told «La clave no es correcta…», but it left no event at
+    all: neither signin_ok (not inserted) nor signin_failed. Every failed sign-in is in the trail
+    (docs/security.md §2.3, V16.3.1)."""
+    member = make_member(returning=True)
+    _, response = _old_pin_typed_while_the_member_changes_it(member)
+
+    assert response.url == "/"
+    member.refresh_from_db()
+    assert member.failed_pin_attempts == 1  # left counted, as designed
+    failed = Event.objects.filter(kind="signin_failed", member_id=member.pk)
+    assert [event.data.get("reason") for event in failed] == ["pin_changed"]
+
+
+@pytest.mark.django_db
+def test_a_refused_sign_in_that_counted_the_last_allowed_attempt_writes_the_lock():
+    """The refused attempt's claim was the fifth: a fifth wrong PIN writes the lock, its member_locked
+    event and notice in the same request; the refused one left the counter at the maximum and the
+    member «Activo» until some later attempt wrote the lock it missed."""
+    member = make_member(returning=True)
+    owner_ready = _up_to_the_confirmation  # the owner's step-up resets the counter: set it after
+    owner = Client()
+    body = owner_ready(owner, member)
+    Member.objects.filter(pk=member.pk).update(failed_pin_attempts=4)
+    other = Client()
+    other.post("/", {"usuario": member.document})
+    real = login.secret_check_in_slot
+
+    def hash_while_the_change_commits(pin: str, encoded: str | None) -> bool:
+        matched = real(pin, encoded)
+        assert owner.post("/oficina/cambiar-clave/confirmar/", body).url == "/oficina/"
+        return matched
+
+    with mock.patch.object(login, "secret_check_in_slot", hash_while_the_change_commits):
+        assert type_on_keypad(other, "/clave/", DEFAULT_PIN).url == "/"
+
+    member.refresh_from_db()
+    assert member.failed_pin_attempts == 5
+    assert member.locked_at is not None
+    assert Event.objects.filter(kind="member_locked", member_id=member.pk).count() == 1
+
+
+@pytest.mark.django_db
+def test_signing_in_as_another_member_in_the_same_browser_clears_the_first_members_office():
+    """A shared computer: member A is signed in, member B signs in on the same browser without «Cerrar
+    sesión». A's session ends there (member_sign_in flushes it), a sign-out like the others, but the
+    middleware only looks for the member key's absence, and B's key is there."""
+    first, second = make_member(returning=True), make_member(returning=True)
+    browser = Client()
+    browser.post("/", {"usuario": first.document})
+    assert type_on_keypad(browser, "/clave/", DEFAULT_PIN).url == "/oficina/"
+
+    browser.post("/", {"usuario": second.document})
+    switched = type_on_keypad(browser, "/clave/", DEFAULT_PIN)
+
+    assert switched.url == "/oficina/"
+    assert browser.session[login.MEMBER_SESSION_KEY]["id"] == second.pk
+    assert switched.get("Clear-Site-Data") == CLEARED
+    # The same member signing in again in their own browser is no sign-out: no header.
+    browser.post("/", {"usuario": second.document})
+    again = type_on_keypad(browser, "/clave/", DEFAULT_PIN)
+    assert again.url == "/oficina/" and "Clear-Site-Data" not in again
+
+
+@pytest.mark.django_db
+def test_cerrar_sesion_while_redis_is_unreachable_still_clears_the_browser(redis_caches, settings):  # noqa: F811
+    """«Cerrar sesión» with the session store down: member_sign_out still ends the session (by its
+    digest in the database) and says so, but the request came without the member's data (it could not
+    be read), so the middleware sent no Clear-Site-Data; the logout view always sent it before."""
+    settings.SESSION_ENGINE = "oficina.lib.sessions"
+    member = make_member(returning=True)
+    browser = Client(raise_request_exception=False)
+    browser.post("/", {"usuario": member.document})
+    assert type_on_keypad(browser, "/clave/", DEFAULT_PIN).url == "/oficina/"
+
+    with redis_down():
+        response = browser.post("/oficina/cerrar-sesion/")
+
+    assert response.status_code == 302 and response.url == "/"
+    member.refresh_from_db()
+    assert member.session_digest == ""
+    assert response.get("Clear-Site-Data") == CLEARED
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_audit_chain_verifies_after_refused_and_opened_sign_ins():
+    """PostgreSQL's WITH … INSERT … SELECT … WHERE EXISTS: an opened sign-in's signin_ok is inserted,
+    signed and sealed like any event; a refused one inserts nothing, and leaves no gap in `seq`."""
+    member = make_member(returning=True)
+    _old_pin_typed_while_the_member_changes_it(member)  # refused (its PIN changed meanwhile)
+    browser = Client()
+    browser.post("/", {"usuario": member.document})
+    assert type_on_keypad(browser, "/clave/", "730519").url == "/oficina/"  # the new PIN
+
+    assert Event.objects.filter(kind="signin_ok", member_id=member.pk).count() == 2  # owner + this one
+    assert Event.objects.filter(seq__isnull=True).count() == 0
+    seqs = list(Event.objects.order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert [item for item in chain_verify() if item.kind != "overdue"] == []
+    call_command("audit_verify")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who", ["the_same_member", "another_member"])
+def test_a_reconsent_sign_in_over_an_office_session_reaches_the_policy_and_clears_the_browser(settings, who):
+    """A browser with an office session open signs in again (the same member, or another on a shared
+    computer) and a newer policy must be accepted: the PIN step cycles the session id, which ends the
+    office session, but left its member data in the session, so no Clear-Site-Data on that answer,
+    and the next page (the policy itself) found that stale session, ended it with a flush, which took
+    the policy flow with it: «Tu sesión de ingreso terminó», and the member had to start over."""
+    from oficina.consent.services import policy_publish
+
+    settings.RATE_LIMITS = {}
+    office_member = make_member(returning=True)
+    browser = Client()
+    browser.post("/", {"usuario": office_member.document})
+    assert type_on_keypad(browser, "/clave/", DEFAULT_PIN).url == "/oficina/"
+    policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
+    reconsenting = office_member if who == "the_same_member" else make_member(returning=True)
+    if who == "another_member":  # accepted version 1 only
+        reconsenting.consents.filter(policy__version="2").delete()
+
+    browser.post("/", {"usuario": reconsenting.document})
+    proven = type_on_keypad(browser, "/clave/", DEFAULT_PIN)
+
+    assert proven.url == "/politica-de-datos/"
+    assert proven.get("Clear-Site-Data") == CLEARED
+    assert browser.get("/politica-de-datos/").status_code == 200
+    allowed = browser.post("/politica-de-datos/", {"decision": "permitir", "version": "2"})
+    assert allowed.url == "/oficina/"
+    assert browser.get("/oficina/").status_code == 200
+    assert browser.session[login.MEMBER_SESSION_KEY]["id"] == reconsenting.pk
+
+
+@pytest.mark.django_db
+def test_the_page_for_a_session_that_could_not_be_saved_keeps_the_clear_site_data():
+    """When the store refuses the save after a POST, SessionMiddleware answers its own 503 page in
+    place of the view's response: a member's session that ended in that request must still tell the
+    browser to drop the office."""
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from oficina.lib.sessions import SessionMiddleware, SessionStore
+
+    request = RequestFactory().post("/oficina/cerrar-sesion/")
+    request.session = SessionStore()
+    request.session["flow"] = {"stage": "password"}
+    view_response = HttpResponse("ok")
+    view_response["Clear-Site-Data"] = CLEARED
+    middleware = SessionMiddleware(lambda r: view_response)
+
+    with mock.patch.object(SessionStore, "save", side_effect=ConnectionError("Redis refuses writes")):
+        page = middleware.process_response(request, view_response)
+
+    assert page.status_code == 503 and page["Clear-Site-Data"] == CLEARED
