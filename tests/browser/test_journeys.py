@@ -193,9 +193,15 @@ def test_a_returning_member_sees_image_and_phrase_before_the_keypad_and_can_log_
     page.get_by_role("link", name="Regresar").click()
     expect_office(page, base, "Ana María Gómez Restrepo")
 
-    page.get_by_role("button", name="Cerrar sesión").click()
+    with page.expect_response(lambda response: response.url.endswith("/oficina/cerrar-sesion/")) as logout:
+        page.get_by_role("button", name="Cerrar sesión").click()
+    assert logout.value.all_headers().get("clear-site-data") == '"cache", "storage"'
     expect(page).to_have_url(base + "/")
     expect(page.get_by_text("Cerraste tu sesión de forma segura.")).to_be_visible()
+    # «Atrás» after «Cerrar sesión» shows nothing of the office: the browser kept no copy of it.
+    page.go_back()
+    expect(page.get_by_role("heading", name="Ingresa tu usuario")).to_be_visible()
+    expect(page.get_by_text("Ana María Gómez Restrepo")).to_have_count(0)
     page.goto(base + "/oficina/")
     expect(page).to_have_url(base + "/")
     expect(page.get_by_role("heading", name="Ingresa tu usuario")).to_be_visible()
