@@ -58,6 +58,7 @@ def test_a_wrong_pin_at_the_step_up_counts_towards_the_lock(client, settings):
         assert "La clave no es correcta" in page.content.decode()
     last = type_on_keypad(client, "/oficina/confirmar-clave/", "111111")
     assert last.url == "/"
+    assert last["Clear-Site-Data"] == '"cache", "storage"'  # signed out: the browser drops the office
     member.refresh_from_db()
     assert member.locked_at is not None
     assert client.get("/oficina/").url == "/"
@@ -505,17 +506,6 @@ def test_a_session_that_ended_on_the_server_clears_the_browser_on_its_next_page(
     assert "Clear-Site-Data" not in Client().get("/oficina/")
 
 
-def test_a_lock_at_the_step_up_signs_out_and_clears_the_browser(client, settings):
-    settings.RATE_LIMITS = {}
-    member = make_member(returning=True)
-    signed_in(client, member)
-    client.get("/oficina/imagen-y-frase/")
-    for _ in range(4):
-        type_on_keypad(client, "/oficina/confirmar-clave/", "111111")
-    last = type_on_keypad(client, "/oficina/confirmar-clave/", "111111")
-    assert last.url == "/" and last["Clear-Site-Data"] == '"cache", "storage"'
-
-
 # --- A sign-in whose PIN check straddles a PIN change -----------------------------------------------
 
 
@@ -573,18 +563,21 @@ def test_a_sign_in_with_the_old_pin_that_straddles_a_reset_opens_no_session():
     assert attacker.get("/oficina/").url == "/"
 
 
-def test_a_sign_in_with_the_old_pin_that_straddles_an_office_pin_change_opens_no_session():
-    """The same through the office: the member changes the PIN (suspecting it is known) while a sign-in
-    with the old PIN is checked; the member's session stays theirs, the other opens nothing."""
-    from django.test import Client
-
+def old_pin_typed_during_the_change(
+    member: Member, *, failed_attempts: int = 0
+) -> tuple[Client, Client, object]:
+    """Someone types the member's old PIN on «Clave de Acceso» while the member, signed in elsewhere,
+    confirms a new one in the office: the change commits during the sign-in's Argon2 check.
+    `failed_attempts`: the member's counter just before (the owner's step-up reset it). Returns the
+    owner's browser, the other one, and the answer to the old PIN."""
     from oficina.signin.flows import login
 
-    member = make_member(returning=True)
     owner = Client()
     body = _up_to_the_confirmation(owner, member)
-    attacker = Client()
-    attacker.post("/", {"usuario": member.document})
+    if failed_attempts:
+        Member.objects.filter(pk=member.pk).update(failed_pin_attempts=failed_attempts)
+    other = Client()
+    other.post("/", {"usuario": member.document})
     real = login.secret_check_in_slot
 
     def hash_while_the_change_commits(pin: str, encoded: str | None) -> bool:
@@ -593,8 +586,18 @@ def test_a_sign_in_with_the_old_pin_that_straddles_an_office_pin_change_opens_no
         return matched
 
     with mock.patch.object(login, "secret_check_in_slot", hash_while_the_change_commits):
-        assert type_on_keypad(attacker, "/clave/", DEFAULT_PIN).url == "/"
+        answer = type_on_keypad(other, "/clave/", DEFAULT_PIN)
+    return owner, other, answer
 
+
+def test_a_sign_in_with_the_old_pin_that_straddles_an_office_pin_change_opens_no_session():
+    """The same through the office: the member changes the PIN (suspecting it is known) while a sign-in
+    with the old PIN is checked; the member's session stays theirs, the other opens nothing."""
+    member = make_member(returning=True)
+
+    owner, attacker, answer = old_pin_typed_during_the_change(member)
+
+    assert answer.url == "/"
     assert Event.objects.filter(kind="pin_changed", member_id=member.pk).count() == 1
     assert attacker.get("/oficina/").url == "/"
     assert owner.get("/oficina/").status_code == 200

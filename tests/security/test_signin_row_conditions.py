@@ -12,33 +12,13 @@ from django.test import Client
 
 from oficina.audit.models import Event
 from oficina.audit.services import chain_verify
-from oficina.members.models import Member
 from oficina.signin.flows import login
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import type_on_keypad
-from tests.test_office import _up_to_the_confirmation
+from tests.test_office import old_pin_typed_during_the_change
 from tests.test_redis_paths import redis_caches, redis_down  # noqa: F401 (a fixture)
 
 CLEARED = '"cache", "storage"'
-
-
-def _old_pin_typed_while_the_member_changes_it(member: Member) -> tuple[Client, object]:
-    """Someone types the member's old PIN on «Clave de Acceso» while the member, signed in elsewhere,
-    confirms a new one in the office: the change commits during the sign-in's Argon2 check."""
-    owner = Client()
-    body = _up_to_the_confirmation(owner, member)
-    other = Client()
-    other.post("/", {"usuario": member.document})
-    real = login.secret_check_in_slot
-
-    def hash_while_the_change_commits(pin: str, encoded: str | None) -> bool:
-        matched = real(pin, encoded)
-        assert owner.post("/oficina/cambiar-clave/confirmar/", body).url == "/oficina/"
-        return matched
-
-    with mock.patch.object(login, "secret_check_in_slot", hash_while_the_change_commits):
-        response = type_on_keypad(other, "/clave/", DEFAULT_PIN)
-    return other, response
 
 
 @pytest.mark.django_db
@@ -47,7 +27,7 @@ def test_a_sign_in_refused_because_the_pin_changed_is_audited_as_a_failed_attemp
     all: neither signin_ok (not inserted) nor signin_failed. Every failed sign-in is in the trail
     (docs/security.md §2.3, V16.3.1)."""
     member = make_member(returning=True)
-    _, response = _old_pin_typed_while_the_member_changes_it(member)
+    _, _, response = old_pin_typed_during_the_change(member)
 
     assert response.url == "/"
     member.refresh_from_db()
@@ -62,22 +42,10 @@ def test_a_refused_sign_in_that_counted_the_last_allowed_attempt_writes_the_lock
     event and notice in the same request; the refused one left the counter at the maximum and the
     member «Activo» until some later attempt wrote the lock it missed."""
     member = make_member(returning=True)
-    owner_ready = _up_to_the_confirmation  # the owner's step-up resets the counter: set it after
-    owner = Client()
-    body = owner_ready(owner, member)
-    Member.objects.filter(pk=member.pk).update(failed_pin_attempts=4)
-    other = Client()
-    other.post("/", {"usuario": member.document})
-    real = login.secret_check_in_slot
 
-    def hash_while_the_change_commits(pin: str, encoded: str | None) -> bool:
-        matched = real(pin, encoded)
-        assert owner.post("/oficina/cambiar-clave/confirmar/", body).url == "/oficina/"
-        return matched
+    _, _, answer = old_pin_typed_during_the_change(member, failed_attempts=4)
 
-    with mock.patch.object(login, "secret_check_in_slot", hash_while_the_change_commits):
-        assert type_on_keypad(other, "/clave/", DEFAULT_PIN).url == "/"
-
+    assert answer.url == "/"
     member.refresh_from_db()
     assert member.failed_pin_attempts == 5
     assert member.locked_at is not None
@@ -132,7 +100,7 @@ def test_the_audit_chain_verifies_after_refused_and_opened_sign_ins():
     """PostgreSQL's WITH … INSERT … SELECT … WHERE EXISTS: an opened sign-in's signin_ok is inserted,
     signed and sealed like any event; a refused one inserts nothing, and leaves no gap in `seq`."""
     member = make_member(returning=True)
-    _old_pin_typed_while_the_member_changes_it(member)  # refused (its PIN changed meanwhile)
+    old_pin_typed_during_the_change(member)  # refused (its PIN changed meanwhile)
     browser = Client()
     browser.post("/", {"usuario": member.document})
     assert type_on_keypad(browser, "/clave/", "730519").url == "/oficina/"  # the new PIN
