@@ -49,7 +49,7 @@ class MemberSessionMiddleware:
             # leaves with another member's session (a sign-in on a shared browser without «Cerrar
             # sesión» ended the first member's), and whenever member_sign_out ran, even on a session
             # the store could not read (Redis down: the request came with no member's data, and the
-            # sign-out ended it by its digest in the database). (Review of e458d51, 2026-12-06.)
+            # sign-out ended it by its digest in the database). (Review, 2026-12-06.)
             response["Clear-Site-Data"] = CLEAR_SITE_DATA
         return response
 

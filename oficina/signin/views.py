@@ -159,10 +159,10 @@ def password(request: HttpRequest) -> HttpResponse:
             if member is not None:
                 if not member_needs_consent(member):
                     flow_end(request.session)
-                    refused = member_sign_in(request=request, member=member)
-                    if refused is None:
+                    not_opened = member_sign_in(request=request, member=member)
+                    if not_opened is None:
                         return redirect("office:home")
-                    if refused == "pin_changed":  # a reset completed while the PIN was checked
+                    if not_opened == "pin_changed":  # changed while it was checked (a reset, the office)
                         # The attempt its claim counted is a failure: in the trail, and the lock if due.
                         pin_attempt_failed(
                             request=request,
@@ -181,7 +181,7 @@ def password(request: HttpRequest) -> HttpResponse:
                     # An office session open in this browser ends here (the id is cycled below): as at
                     # member_sign_in, nothing of another member's carries over. Left in place, its data
                     # made the next page (the policy) end it with a flush that took this flow with it,
-                    # and this answer carried no Clear-Site-Data. (Review of e458d51, 2026-12-06.)
+                    # and this answer carried no Clear-Site-Data. (Review, 2026-12-06.)
                     if signed_in.get("id") != member.pk:
                         request.session.flush()
                         flow = flow_start(request.session, document=flow.document)

@@ -132,7 +132,7 @@ def pin_attempt_failed(
 
     Also for a right PIN whose sign-in was refused because the PIN changed while it was checked
     (member_sign_in's "pin_changed", the password view): its claim counted the attempt, and it left
-    no event at all and never wrote the lock it may have been due (review of e458d51, 2026-12-06)."""
+    no event at all and never wrote the lock it may have been due (review, 2026-12-06)."""
     notices = []
     # A lock, its events and its notice together or not at all; an unknown cédula's twin goes through
     # the same transaction, so both failures still cost the same statements.
