@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from django.template.loader import render_to_string
 from playwright.sync_api import Page, expect
 
 from tests.browser.steps import (
@@ -551,3 +553,37 @@ def test_seguir_conectado_after_the_session_ended_says_so(live_app, new_context)
     page.get_by_role("button", name="Seguir conectado").click()
     expect(page).to_have_url(base + "/")
     expect(page.get_by_text("ingresaste desde otro navegador o dispositivo")).to_be_visible()
+
+
+def _serving(html: str) -> Callable[..., None]:
+    return lambda route, request=None: route.fulfill(status=200, body=html, content_type="text/html")
+
+
+ERROR_PAGES = sorted(
+    path.name for path in (Path(__file__).parents[2] / "templates" / "errors").glob("*.html")
+)
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "mobile"])
+def test_every_error_page_passes_axe(viewport, live_app, new_context):
+    """The pages a member meets when something fails (a 503 while the database is away, a session that
+    could not be saved, a rate limit...) cannot be reached on a healthy server: each is rendered here
+    as its handler renders it (without the request's context processors) and served at an address of
+    the live app, so its stylesheet and fonts are the real ones."""
+    from django.test import RequestFactory
+
+    from oficina.context_processors import branding
+
+    base = live_app.url
+    page = new_context(mobile=viewport == "mobile").new_page()
+    audit = Audit(page)
+    context = {**branding(RequestFactory().get("/")), "signed_in": False}
+    for name in ERROR_PAGES:
+        html = render_to_string(f"errors/{name}", context)
+        address = f"{base}/__pagina-de-error/{name}"
+        page.route(address, _serving(html))
+        page.goto(address)
+        expect(page.locator("h1")).to_be_visible()
+        audit.check(f"errors/{name}")
+    assert len(audit.states) == len(ERROR_PAGES) >= 11
+    audit.assert_clean()
