@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from psycopg.errors import LockNotAvailable
 
+from oficina.lib.bare import bare_page, path_for_log
 from oficina.lib.ratelimit import Throttled
 from oficina.signin.pin import HasherBusy
 
@@ -35,7 +36,7 @@ SERVICE_FAULT_RETRY_AFTER = 30  # seconds
 # (statement_timeout)... and SQLite reports a missing table or column (a migration not applied) as
 # one. Only these are the service being away or busy for a moment; any other error the server
 # answered is a bug's or an operator's, and keeps the 500 page with Django's ERROR and traceback.
-# (Review, session 17)
+# (Review, 2026-12-06.)
 TRANSIENT_SQLSTATES = frozenset(
     {
         "57P01",  # admin_shutdown
@@ -146,18 +147,14 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    # Rendered without the request's context processors: the session or database may be what failed.
-    from django.template.loader import render_to_string
-
-    from oficina.context_processors import branding
-
-    # Django calls this handler inside the `except` that caught the exception (a middleware's, or a
-    # view's that no process_exception answered): sys.exc_info() still holds it
+    # A bare page (oficina/lib/bare.py): the session or database may be what failed. Django calls this
+    # handler inside the `except` that caught the exception (a middleware's, or a view's that no
+    # process_exception answered): sys.exc_info() still holds it
     # (django/core/handlers/exception.py, response_for_exception -> handle_uncaught_exception).
     exception = sys.exc_info()[1]
     if exception is not None and is_service_fault(exception):
         return service_unavailable(request, exception)
-    return HttpResponse(render_to_string("errors/500.html", branding(request)), status=500)
+    return bare_page(request, "errors/500.html", status=500)
 
 
 def service_unavailable(request: HttpRequest, exception: BaseException) -> HttpResponse:
@@ -170,24 +167,19 @@ def service_unavailable(request: HttpRequest, exception: BaseException) -> HttpR
     the driver's error under it, its first line), without a traceback: during an outage every request
     fails alike. The session is not saved, as on a 500 (Django's SessionMiddleware saves none on a
     5xx)."""
-    from django.template.loader import render_to_string
-
-    from oficina.context_processors import branding
-
     cause = exception.__cause__
     detail = (str(exception).strip().splitlines() or [""])[0][:200]
     logger.warning(
         "a service failed under the request; answered 503 to %s %s: %s%s: %s",
         request.method,
-        # Escaped, as Django's own request log since 5.2.2 (CVE-2025-48432): a %0A in the address
-        # must not write a line of its own.
-        request.path[:200].encode("unicode_escape").decode("ascii"),
+        path_for_log(request),
         type(exception).__name__,
         f" ({type(cause).__module__}.{type(cause).__name__})" if cause is not None else "",
         detail,
     )
-    response = HttpResponse(render_to_string("errors/503_unavailable.html", branding(request)), status=503)
-    response["Retry-After"] = str(SERVICE_FAULT_RETRY_AFTER)
+    response = bare_page(
+        request, "errors/503_unavailable.html", status=503, retry_after=SERVICE_FAULT_RETRY_AFTER
+    )
     # Logged above: Django's request logger would add an ERROR line («Service Unavailable: /path»),
     # with the whole traceback when the fault came before the view.
     response._has_been_logged = True  # type: ignore[attr-defined]

@@ -22,7 +22,8 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.template.loader import render_to_string
+
+from oficina.lib.bare import bare_page, path_for_log
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +52,11 @@ class QueueWaitMiddleware:
         if limit:
             waited = queue_wait(request, time.time())
             if waited is not None and waited > limit:
-                logger.warning("request shed after %.1f s in the queue: %s", waited, request.path)
+                logger.warning("request shed after %.1f s in the queue: %s", waited, path_for_log(request))
                 return busy(request)
         return self.get_response(request)
 
 
 def busy(request: HttpRequest) -> HttpResponse:
     """The 503 page, rendered without the request (no session, no user, no CSRF token)."""
-    from oficina.context_processors import branding
-
-    response = HttpResponse(render_to_string("errors/503.html", branding(request)), status=503)
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
+    return bare_page(request, "errors/503.html", status=503, retry_after=RETRY_AFTER_SECONDS)

@@ -193,3 +193,25 @@ def test_a_self_block_whose_sign_out_cannot_be_recorded_blocks_nothing():
     assert (member.locked_at, member.self_blocked_at) == (None, None)
     assert not Event.objects.filter(kind="self_blocked").exists()
     assert browser.get("/oficina/").status_code == 200  # still signed in: nothing changed
+
+
+def test_the_session_save_warning_cannot_be_split_by_the_request_path(caplog):
+    """The warning names the path escaped, as Django's request log does (CVE-2025-48432): a %0A in the
+    address wrote a forged log line of its own."""
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from oficina.lib.sessions import SessionMiddleware, SessionStore
+
+    request = RequestFactory().post("/oficina/x%0AWARNING%20oficina.lib.sessions%20all%20good")
+    request.session = SessionStore()
+    request.session["flow"] = {"stage": "password"}
+    response = HttpResponse("ok")
+    caplog.clear()
+
+    with mock.patch.object(SessionStore, "save", side_effect=ConnectionError("Redis refuses writes")):
+        page = SessionMiddleware(lambda r: response).process_response(request, response)
+
+    assert page.status_code == 503
+    [line] = [r for r in caplog.records if r.name == "oficina.lib.sessions"]
+    assert "\n" not in line.getMessage() and "\\n" in line.getMessage()

@@ -36,7 +36,8 @@ from django.contrib.sessions.backends.cache import SessionStore as CacheSessionS
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpRequest, HttpResponse
-from django.template.loader import render_to_string
+
+from oficina.lib.bare import bare_page, path_for_log
 
 logger = logging.getLogger(__name__)
 
@@ -118,14 +119,11 @@ class SessionMiddleware(DjangoSessionMiddleware):
             logger.warning(
                 "could not save the session after a %s to %s (%s); the view's changes stand",
                 request.method,
-                request.path[:200],
+                path_for_log(request),
                 type(exc).__name__,
             )
             # Rendered without the request's context, as the 500 page: the session is what failed.
-            from oficina.context_processors import branding
-
-            page = HttpResponse(render_to_string("errors/503_session.html", branding(request)), status=503)
-            page["Retry-After"] = "60"
+            page = bare_page(request, "errors/503_session.html", status=503, retry_after=60)
             for name, cookie in response.cookies.items():
                 page.cookies[name] = cookie
             if "Clear-Site-Data" in response:  # a member's session ended here (office/middleware.py)

@@ -96,3 +96,19 @@ def test_zero_turns_shedding_off(settings):
     settings.QUEUE_WAIT_SECONDS = 0
     page = Client(REMOTE_ADDR="127.0.0.1").get("/", HTTP_X_REQUEST_START=stamped(60))
     assert page.status_code == 200
+
+
+def test_the_shed_warning_cannot_be_split_by_the_request_path(settings, caplog):
+    """The warning names the path escaped, as Django's request log does (CVE-2025-48432): a %0A in the
+    address wrote a forged log line of its own."""
+    settings.QUEUE_WAIT_SECONDS = 10
+    caplog.clear()
+
+    assert_busy(
+        Client(REMOTE_ADDR="127.0.0.1").get(
+            "/x%0AWARNING%20oficina.overload%20all%20good", HTTP_X_REQUEST_START=stamped(60)
+        )
+    )
+
+    [line] = [r for r in caplog.records if r.name == "oficina.overload"]
+    assert "\n" not in line.getMessage() and "\\n" in line.getMessage()

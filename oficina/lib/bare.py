@@ -1,0 +1,28 @@
+"""Error pages and log lines for a request whose own machinery may be what failed.
+
+A page answered when the database, Redis or the session failed (or before any of them was read: a
+request shed from gunicorn's queue) is rendered without the request's context processors, which read
+the session and the user: only the cooperative's branding. And a log line naming the request escapes
+its path, as Django's own request log does since 5.2.2 (CVE-2025-48432): a `%0A` in the address must
+not write a line of its own.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+
+
+def bare_page(
+    request: HttpRequest, template: str, *, status: int, retry_after: int | None = None
+) -> HttpResponse:
+    from oficina.context_processors import branding
+
+    response = HttpResponse(render_to_string(template, branding(request)), status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def path_for_log(request: HttpRequest) -> str:
+    return request.path[:200].encode("unicode_escape").decode("ascii")
