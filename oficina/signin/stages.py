@@ -97,5 +97,11 @@ def flow_get(session: SessionBase, *, stage: Stage | None = None) -> Flow | None
     return flow
 
 
+def flow_resume(session: SessionBase, flow: Flow) -> None:
+    """Puts back a flow that flow_end took out of the session, as it was."""
+    session[SESSION_KEY] = flow.data
+    flow._session = session
+
+
 def flow_end(session: SessionBase) -> None:
     session.pop(SESSION_KEY, None)

@@ -46,7 +46,7 @@ from oficina.signin.flows.new_credentials import (
 from oficina.signin.flows.reset import CHANNELS, code_request, code_verify, reset_channels
 from oficina.signin.keypad_form import keypad_context, keypad_post
 from oficina.signin.pin import secret_check
-from oficina.signin.stages import Flow, Stage, flow_end, flow_get, flow_start
+from oficina.signin.stages import Flow, Stage, flow_end, flow_get, flow_resume, flow_start
 from oficina.signin.validators import pin_help_texts
 
 RESET_SESSION_KEY = "reset"
@@ -156,26 +156,30 @@ def password(request: HttpRequest) -> HttpResponse:
             member = pin_verify(
                 request=request, document=flow.document, pin=result.digits, reset_attempts=False
             )
-            if member is not None:
-                if not member_needs_consent(member):
-                    flow_end(request.session)
-                    not_opened = member_sign_in(request=request, member=member)
-                    if not_opened is None:
-                        return redirect("office:home")
-                    if not_opened == "pin_changed":  # changed while it was checked (a reset, the office)
-                        # The attempt its claim counted is a failure: in the trail, and the lock if due.
-                        pin_attempt_failed(
-                            request=request,
-                            document=flow.document,
-                            member=member,
-                            counted=True,
-                            reason="pin_changed",
-                        )
-                        messages.error(request, MSG_WRONG_PIN)
-                        return redirect("signin:identify")
+            if member is not None and not member_needs_consent(member):
+                flow_end(request.session)
+                not_opened = member_sign_in(request=request, member=member)
+                if not_opened is None:
+                    return redirect("office:home")
+                if not_opened == "pin_changed":  # changed while it was checked (a reset, the office)
+                    # The attempt its claim counted is a failure: in the trail, and the lock if due.
+                    pin_attempt_failed(
+                        request=request,
+                        document=flow.document,
+                        member=member,
+                        counted=True,
+                        reason="pin_changed",
+                    )
+                    # And it is answered as one: this page, this flow, «La clave no es correcta». It sent
+                    # the browser to «Ingresa tu usuario» instead, which told whoever typed it that the
+                    # PIN had been right a moment ago (review, 2026-12-06).
+                    flow_resume(request.session, flow)
+                    member = None
+                else:
                     # A revocation the data officer granted since the consent check: as if it had
                     # come first, the policy step.
                     flow = flow_start(request.session, document=flow.document)
+            if member is not None:
                 signed_in = request.session.get(MEMBER_SESSION_KEY)
                 if isinstance(signed_in, dict):
                     # An office session open in this browser ends here (the id is cycled below): as at

@@ -29,7 +29,7 @@ def test_a_sign_in_refused_because_the_pin_changed_is_audited_as_a_failed_attemp
     member = make_member(returning=True)
     _, _, response = old_pin_typed_during_the_change(member)
 
-    assert response.url == "/"
+    assert response.status_code == 200 and "La clave no es correcta" in response.content.decode()
     member.refresh_from_db()
     assert member.failed_pin_attempts == 1  # left counted, as designed
     failed = Event.objects.filter(kind="signin_failed", member_id=member.pk)
@@ -45,7 +45,7 @@ def test_a_refused_sign_in_that_counted_the_last_allowed_attempt_writes_the_lock
 
     _, _, answer = old_pin_typed_during_the_change(member, failed_attempts=4)
 
-    assert answer.url == "/"
+    assert answer.status_code == 200 and "La clave no es correcta" in answer.content.decode()
     member.refresh_from_db()
     assert member.failed_pin_attempts == 5
     assert member.locked_at is not None
@@ -166,3 +166,46 @@ def test_the_page_for_a_session_that_could_not_be_saved_keeps_the_clear_site_dat
         page = middleware.process_response(request, view_response)
 
     assert page.status_code == 503 and page["Clear-Site-Data"] == CLEARED
+
+
+# --- A refused sign-in answers as a wrong PIN, and tells the member nothing false (review, 2026-12-06) --
+
+
+@pytest.mark.django_db
+def test_a_sign_in_refused_because_the_pin_changed_answers_exactly_as_a_wrong_pin():
+    """It sent the browser to «Ingresa tu usuario» with a new CSRF cookie, where a wrong PIN shows the
+    keypad again: whoever typed the old PIN learned it had been right a moment ago. Now the same page,
+    message and cookies (the session's id still changes: docs/security.md §2.5), and the flow goes
+    on: the new PIN, typed next, opens the office."""
+    member = make_member(returning=True)
+    wrong = Client()
+    wrong.post("/", {"usuario": member.document})
+    wrong_answer = type_on_keypad(wrong, "/clave/", "902417")
+
+    _, other, refused = old_pin_typed_during_the_change(member)
+
+    assert refused.status_code == wrong_answer.status_code == 200
+    for answer in (refused, wrong_answer):
+        assert "La clave no es correcta" in answer.content.decode()
+    assert sorted(refused.cookies) == sorted(wrong_answer.cookies)
+    assert type_on_keypad(other, "/clave/", "730519").url == "/oficina/"  # the member's new PIN
+
+
+@pytest.mark.django_db
+def test_a_refused_sign_in_sends_no_notice_of_a_sign_in_and_the_next_one_counts_it(sms_outbox):
+    """«Ingresaste a la Oficina Virtual después de 2 intentos con clave errada» went out when the PIN
+    matched, before the sign-in was refused: the member was told of a sign-in that never happened
+    (maybe by someone holding the old PIN) and the failures stayed counted. The notice goes out where
+    the counter is cleared: at the next real sign-in, with the refused attempt among the failures."""
+    from django.core import mail
+
+    member = make_member(returning=True)
+    _, other, _ = old_pin_typed_during_the_change(member, failed_attempts=2)
+
+    assert not [m for m in sms_outbox if "intento" in m.body]
+    assert not [m for m in mail.outbox if "intento" in m.body]
+    assert type_on_keypad(other, "/clave/", "730519").url == "/oficina/"
+    assert [m.body for m in sms_outbox if "intento" in m.body] == [
+        next(m.body for m in sms_outbox if "3 intentos" in m.body)
+    ]
+    assert any("3 intentos" in m.body for m in mail.outbox)

@@ -100,16 +100,10 @@ def pin_verify(
         matched = secret_check_in_slot(pin, member.pin_hash if member is not None and claimed else None)
     if matched:
         assert member is not None
-        earlier_failures = member.failed_pin_attempts  # as loaded, before this attempt was counted
+        # member.failed_pin_attempts stays as loaded, before this attempt was counted: whoever clears
+        # the counter (here, member_attempts_reset or member_sign_in) tells the member of those failures.
         if reset_attempts:
             member_attempts_reset(member)
-        if earlier_failures:
-            # Someone typed wrong PINs before this success: the member should know (maybe it was not them).
-            outbox_dispatch(
-                notice_queue(
-                    member=member, template="signin_after_failures", context={"failures": earlier_failures}
-                )
-            )
         return member
     reason = "unknown" if target == NOBODY else ("wrong_pin" if claimed else "locked")
     pin_attempt_failed(
@@ -160,7 +154,21 @@ def pin_attempt_failed(
 def member_attempts_reset(member: Member) -> None:
     """After a right PIN: the claim added one, and earlier failures no longer count."""
     Member.objects.filter(pk=member.pk).update(failed_pin_attempts=0)
-    member.failed_pin_attempts = 0
+    _failures_cleared_notice(member)
+
+
+def _failures_cleared_notice(member: Member) -> None:
+    """The counter of `member` (as loaded, before the right PIN's claim) was just set back to zero:
+    someone typed wrong PINs before this success, and the member should know (maybe it was not them).
+
+    Sent where the counter is cleared, not where the PIN matched: a right PIN whose sign-in was then
+    refused (member_sign_in: the PIN changed while it was checked) clears nothing, and its notice
+    «ingresaste a la Oficina Virtual» told the member of a sign-in that never happened, maybe of
+    someone holding their old PIN (review, 2026-12-06)."""
+    earlier_failures, member.failed_pin_attempts = member.failed_pin_attempts, 0
+    if earlier_failures:
+        context = {"failures": earlier_failures}
+        outbox_dispatch(notice_queue(member=member, template="signin_after_failures", context=context))
 
 
 def session_auth_hash(member: Member, *, secret: str | None = None) -> str:
@@ -222,9 +230,6 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> SignInRefused | N
     # After the data, so that cycle_key's write under the new key is the only one (the store skips
     # the request's own save of the same data; oficina/lib/sessions.py).
     request.session.cycle_key()
-    # And a new CSRF secret, as django.contrib.auth.login gives: one planted before the sign-in (a shared
-    # phone, a cookie from a sibling host) is worthless after it.
-    rotate_token(request)
     # The member's earlier session, if any, no longer matches member.session_digest: on its next request
     # the office middleware ends it and tells that browser why.
     table = Member._meta.db_table
@@ -248,6 +253,11 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> SignInRefused | N
         member=member,
     )
     if signed is not None:
+        # And a new CSRF secret, as django.contrib.auth.login gives: one planted before the sign-in (a
+        # shared phone, a cookie from a sibling host) is worthless after it. Only once it opened: a
+        # refused sign-in answers as a wrong PIN, which sends no new CSRF cookie.
+        rotate_token(request)
+        _failures_cleared_notice(member)  # the UPDATE set them to 0
         return None
     del request.session[MEMBER_SESSION_KEY]  # the new id and CSRF secret stay: nothing is lost
     now_pin = Member.objects.filter(pk=member.pk).values_list("pin_hash", flat=True).first()
