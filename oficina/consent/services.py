@@ -295,7 +295,12 @@ def data_request_answer(
                 ConsentRevocation.objects.create(
                     member_id=data_request.member_id,
                     data_request=data_request,
-                    revoked_at=now,
+                    # Read once this transaction holds the member's row, as «Permitir» reads its
+                    # accepted_at (signin/views.py::policy): a consent that committed while this grant
+                    # waited for the row is older than the revocation, and revoked with the others.
+                    # Taken before the transaction, it came out older than that consent, which then
+                    # stood. (Review, 2026-12-06; tests/security/test_revocation_race.py.)
+                    revoked_at=timezone.now(),
                     revoked_by=operator,
                 )
                 _officer_event("operator_consent_revoked", data_request, request, operator)

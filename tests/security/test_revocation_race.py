@@ -17,14 +17,20 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from oficina.audit.models import Event
 from oficina.consent import services as consent_services
 from oficina.consent.models import Consent, ConsentRevocation, DataRequest
-from oficina.consent.services import REVOCATION_GRANTED, data_request_answer, policy_publish
+from oficina.consent.services import (
+    REVOCATION_GRANTED,
+    consent_record,
+    data_request_answer,
+    policy_current_or_default,
+    policy_publish,
+)
 from oficina.members.models import Member
 from oficina.signin import views as signin_views
 from tests.factories import DEFAULT_PIN, make_member
@@ -181,3 +187,46 @@ def test_a_grant_after_the_sign_in_ends_the_session_it_opened():
     assert client.get("/oficina/").status_code == 302
     member.refresh_from_db()
     assert member.session_digest == "" and member.revocations_granted == 1
+
+
+def test_a_consent_that_commits_while_the_grant_waits_for_the_member_is_revoked_too():
+    """«Permitir» holds the member's row (as the policy step does, to record one consent) while the
+    officer grants the revocation: the grant waits for the row, and the consent commits first. The
+    grant took its time before its transaction, so the revocation came out older than that consent,
+    which then stood: the member's next sign-in went straight to the office on a consent the grant
+    was meant to end. The revocation's time is read once the grant holds the row (review, 2026-12-06)."""
+    member = make_member(returning=True)
+    filed = revocation_filed(member)
+    failures: list[BaseException] = []
+    holding = threading.Event()
+
+    def permitir() -> None:
+        try:
+            with transaction.atomic():
+                Member.objects.select_for_update().filter(pk=member.pk).first()
+                holding.set()
+                deadline = time.monotonic() + 10
+                while not a_statement_waits_for_a_row_lock() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                assert a_statement_waits_for_a_row_lock()  # the grant waits for this row
+                consent_record(
+                    member=member, policy=policy_current_or_default(), request=RequestFactory().post(POLICY)
+                )
+        except BaseException as error:  # pragma: no cover - reported to the test
+            failures.append(error)
+        finally:
+            holding.set()
+            connection.close()
+
+    thread = threading.Thread(target=permitir)
+    thread.start()
+    assert holding.wait(10)
+    grant(filed)
+    thread.join(20)
+
+    assert not thread.is_alive() and failures == []
+    newest = Consent.objects.filter(member=member).latest("accepted_at")
+    assert ConsentRevocation.objects.get(member=member).revoked_at >= newest.accepted_at
+    assert not consent_services.member_has_standing_consent(member.pk)
+    member = Member.objects.get(pk=member.pk)
+    assert consent_services.member_needs_consent(member)
