@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from psycopg.errors import LockNotAvailable
 
-from oficina.lib.bare import bare_page, path_for_log
+from oficina.lib.bare import bare_page, logged_here, path_for_log
 from oficina.lib.ratelimit import Throttled
 from oficina.signin.pin import HasherBusy
 
@@ -96,15 +96,21 @@ class FriendlyErrorsMiddleware:
         if isinstance(exception, OperationalError) and isinstance(exception.__cause__, LockNotAvailable):
             # lock_timeout (DATABASE_LOCK_TIMEOUT_MS): the row is held by a long transaction, e.g. a
             # registry import changing this member's contacts (docs/security.md G18). Rolled back.
-            logger.warning("a row lock outlasted lock_timeout; asked the client to retry")
+            logger.warning(
+                "a row lock outlasted lock_timeout; asked the client to retry: %s %s",
+                request.method,
+                path_for_log(request),
+            )
             response = render(request, "errors/503_updating.html", status=503)
             response["Retry-After"] = "60"
-            return response
+            return logged_here(response)
         if isinstance(exception, HasherBusy):
-            logger.warning("hasher saturated; asked the client to retry")
+            logger.warning(
+                "hasher saturated; asked the client to retry: %s %s", request.method, path_for_log(request)
+            )
             response = render(request, "errors/503.html", status=503)
             response["Retry-After"] = "2"
-            return response
+            return logged_here(response)
         if is_service_fault(exception):
             return service_unavailable(request, exception)
         return None
@@ -182,8 +188,7 @@ def service_unavailable(request: HttpRequest, exception: BaseException) -> HttpR
     )
     # Logged above: Django's request logger would add an ERROR line («Service Unavailable: /path»),
     # with the whole traceback when the fault came before the view.
-    response._has_been_logged = True  # type: ignore[attr-defined]
-    return response
+    return logged_here(response)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from oficina.lib.bare import bare_page, path_for_log
+from oficina.lib.bare import bare_page, logged_here, path_for_log
 
 logger = logging.getLogger(__name__)
 
@@ -59,4 +59,4 @@ class QueueWaitMiddleware:
 
 def busy(request: HttpRequest) -> HttpResponse:
     """The 503 page, rendered without the request (no session, no user, no CSRF token)."""
-    return bare_page(request, "errors/503.html", status=503, retry_after=RETRY_AFTER_SECONDS)
+    return logged_here(bare_page(request, "errors/503.html", status=503, retry_after=RETRY_AFTER_SECONDS))

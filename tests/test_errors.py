@@ -294,3 +294,62 @@ def test_the_service_fault_warning_cannot_be_split_by_the_request_path(caplog):
     assert response.status_code == 503
     [line] = [r for r in caplog.records if r.name == "oficina.errors"]
     assert "\n" not in line.getMessage()
+
+
+# --- Every 503 is one warning line (review, 2026-12-06) -------------------------------------------------
+
+
+def _shed(settings) -> Any:
+    from tests.security.test_overload import stamped
+
+    settings.QUEUE_WAIT_SECONDS = 10
+    return Client(REMOTE_ADDR="127.0.0.1").get("/", HTTP_X_REQUEST_START=stamped(12))
+
+
+def _hasher_busy(settings) -> Any:
+    from oficina.signin.flows import login
+    from oficina.signin.pin import HasherBusy
+
+    settings.RATE_LIMITS = {}
+    member = make_member(returning=True)
+    with mock.patch.object(login, "hash_slot", side_effect=HasherBusy):
+        return sign_in(Client(), member.document, DEFAULT_PIN)
+
+
+def _lock_timeout(settings) -> Any:
+    browser = signed_in()
+
+    def lock_timeout() -> Exception:
+        error = OperationalError("canceling statement due to lock timeout")
+        error.__cause__ = LockNotAvailable("canceling statement due to lock timeout")
+        return error
+
+    with database_refuses(lock_timeout, data_request_insert):
+        return browser.post("/oficina/mis-datos/", {"solicitud": "consulta", "descripcion": "Quiero saber"})
+
+
+def _session_unsaved(settings) -> Any:
+    from tests.test_service_faults import idle_for, redis_refuses_writes
+
+    browser, _ = redis_signed_in(settings)
+    idle_for(browser, settings, 30)
+    with redis_refuses_writes():
+        return browser.post("/oficina/mis-datos/", {"solicitud": "consulta", "descripcion": "Quiero saber"})
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("cause", [_shed, _hasher_busy, _lock_timeout, _session_unsaved])
+def test_every_503_is_one_warning_line_and_no_error(cause, request, settings, caplog):
+    """Each 503 the portal answers on purpose (a request shed from the queue, the hasher busy, a row
+    lock held by an import, a session Redis would not save) wrote its own warning and then Django's
+    «Service Unavailable: /path» at ERROR, the level an operator's alert wakes someone for: a busy
+    minute looked like a failing application. The service faults' 503 already wrote one line."""
+    if cause is _session_unsaved:
+        request.getfixturevalue("redis_caches")
+    caplog.clear()
+
+    response = cause(settings)
+
+    assert response.status_code == 503
+    [line] = fault_lines(caplog)
+    assert line.levelname == "WARNING" and line.name.startswith("oficina."), (line.name, line.getMessage())

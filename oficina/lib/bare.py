@@ -13,6 +13,15 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
 
+def logged_here(response: HttpResponse) -> HttpResponse:
+    """Marks an answer whose cause this application has already logged (one WARNING line naming the
+    path): Django's own «Service Unavailable: /path» at ERROR, the level an alert wakes someone for,
+    would be a second line for the same request, and a busy minute would look like a failing
+    application."""
+    response._has_been_logged = True  # type: ignore[attr-defined]  # read by django.utils.log.log_response
+    return response
+
+
 def bare_page(
     request: HttpRequest, template: str, *, status: int, retry_after: int | None = None
 ) -> HttpResponse:

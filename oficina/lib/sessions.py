@@ -37,7 +37,7 @@ from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpRequest, HttpResponse
 
-from oficina.lib.bare import bare_page, path_for_log
+from oficina.lib.bare import bare_page, logged_here, path_for_log
 
 logger = logging.getLogger(__name__)
 
@@ -128,4 +128,4 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 page.cookies[name] = cookie
             if "Clear-Site-Data" in response:  # a member's session ended here (office/middleware.py)
                 page["Clear-Site-Data"] = response["Clear-Site-Data"]
-            return page
+            return logged_here(page)
