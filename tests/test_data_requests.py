@@ -111,9 +111,10 @@ def test_control_characters_in_the_details_are_refused_in_spanish_and_file_nothi
 
 
 def test_a_member_cannot_flood_the_officer_with_requests(client, member):
-    for _ in range(DATA_REQUESTS_OPEN_MAX):
-        assert client.post(PAGE, {"solicitud": "consulta"}).url == PAGE
-    refused = client.post(PAGE, {"solicitud": "consulta"}).content.decode()
+    # Different requests: the same one again within a minute is its double submit, filed once.
+    for number in range(DATA_REQUESTS_OPEN_MAX):
+        assert client.post(PAGE, {"solicitud": "consulta", "descripcion": f"Pregunta {number}"}).url == PAGE
+    refused = client.post(PAGE, {"solicitud": "consulta", "descripcion": "Otra pregunta"}).content.decode()
     assert f"Tienes {DATA_REQUESTS_OPEN_MAX} solicitudes en trámite." in refused
     assert DataRequest.objects.count() == DATA_REQUESTS_OPEN_MAX
 

@@ -128,6 +128,7 @@ def consent_record(*, member: Member, policy: PolicyVersion, request: HttpReques
 
 
 DATA_REQUESTS_OPEN_MAX = 5  # requests still in process a member may have at once
+DATA_REQUEST_TWIN_SECONDS = 60  # the same request again within this is its double submit, filed once
 CONSULT_BUSINESS_DAYS = 10  # Ley 1581, art. 14
 CLAIM_BUSINESS_DAYS = 15  # art. 15
 # The law's days are Colombia's (one zone, no daylight saving), whatever TIME_ZONE the pages use: a
@@ -159,13 +160,25 @@ def data_request_file(*, request: HttpRequest, member: Member, kind: str, detail
     with transaction.atomic():
         # One member's requests are filed one at a time, so the limit below holds under a double submit.
         Member.objects.select_for_update().filter(pk=member.pk).first()
+        now = timezone.now()
+        # The same request again a moment later is one request: a double tap on «Enviar» (two POSTs,
+        # no JavaScript) filed two, two numbers for the data officer to answer and two of the member's
+        # open requests spent. Its twin is answered with the first one's number. (Review, 2026-12-06)
+        twin = DataRequest.objects.filter(
+            member=member,
+            kind=kind,
+            detail=detail,
+            status=DataRequest.Status.RECEIVED,
+            received_at__gte=now - timedelta(seconds=DATA_REQUEST_TWIN_SECONDS),
+        ).first()
+        if twin is not None:
+            return twin
         open_requests = DataRequest.objects.filter(member=member, status=DataRequest.Status.RECEIVED).count()
         if open_requests >= DATA_REQUESTS_OPEN_MAX:
             raise DataRequestRefused(
                 f"Tienes {open_requests} solicitudes en trámite. Espera nuestra respuesta antes de enviar "
                 f"otra, o llámanos al {settings.COOPERATIVE_PHONE}."
             )
-        now = timezone.now()
         days = CLAIM_BUSINESS_DAYS if kind in DataRequest.CLAIMS else CONSULT_BUSINESS_DAYS
         data_request = DataRequest.objects.create(
             member=member,

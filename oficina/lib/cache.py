@@ -55,17 +55,18 @@ class RedisCache(DjangoRedisCache):
 
     def add_replacing(
         self, key: str, payload: bytes, timeout: float | None = DEFAULT_TIMEOUT, *, replaced: str | None
-    ) -> bool:
+    ) -> tuple[bool, bool]:
         """add(key) with `payload` (from dumps()) and delete(replaced) in one pipelined round trip. The
-        delete happens whether or not the add found `key` taken (False then: the caller draws another
-        key and tries again)."""
+        delete happens whether or not the add found `key` taken (added False then: the caller draws
+        another key and tries again). Returns (added, whether `replaced` was there to delete)."""
         key = self.make_and_validate_key(key)
         backend_timeout = self.get_backend_timeout(timeout)
         pipe = self._client().pipeline(transaction=False)
         pipe.set(key, payload, ex=backend_timeout, nx=True)
         if replaced is not None:
             pipe.delete(self.make_and_validate_key(replaced))
-        return bool(pipe.execute()[0])
+        answers = pipe.execute()
+        return bool(answers[0]), replaced is not None and bool(answers[1])
 
     def count_hits(self, buckets: list[tuple[str, int]]) -> list[int]:
         """One hit counted in each (key, seconds to live) bucket, all in one pipelined round trip:

@@ -7,7 +7,8 @@
   store asks GET, then SETs: two round trips, and a session deleted between the two (signed out in
   another tab, ended by an operator) would come back. Here it cannot: the save fails with UpdateError,
   as Django's does when its GET finds nothing.
-- cycle_key (at sign-in) writes the new key and deletes the old one in one pipelined round trip.
+- cycle_key (at sign-in) writes the new key and deletes the old one in one pipelined round trip, and
+  tells (`cycled_a_deleted_key`) whether the old one was still there to delete.
 - A save that would write exactly what this store last wrote, under the same key and in the same
   request, is skipped: at sign-in the member's data is put in the session before cycle_key, which
   writes it, and the request's own save then has nothing new to say (one round trip less).
@@ -47,6 +48,9 @@ class SessionStore(CacheSessionStore):
     _written: tuple[str, bytes] | None = None
     # The id of the session a load could not read because the cache failed (None when it could)
     unreadable_key: str | None = None
+    # Set by cycle_key: the id this request came with was already gone (deleted by a parallel request
+    # of the same browser that cycled it first, a double tap; or ended meanwhile). Read at sign-in.
+    cycled_a_deleted_key = False
 
     def load(self) -> dict[str, Any]:
         key = self.session_key
@@ -84,13 +88,19 @@ class SessionStore(CacheSessionStore):
     def cycle_key(self) -> None:
         add_replacing = getattr(self._cache, "add_replacing", None)  # type: ignore[attr-defined]
         if add_replacing is None:
+            self.cycled_a_deleted_key = self.session_key is not None and not self.exists(self.session_key)
             return super().cycle_key()
         data: dict[str, Any] = self._session  # type: ignore[attr-defined]
         payload = self._cache.dumps(data)  # type: ignore[attr-defined]
         replaced = self.cache_key_prefix + self.session_key if self.session_key else None
-        for _ in range(100):
+        self.cycled_a_deleted_key = False
+        for attempt in range(100):
             self._session_key = self._get_new_session_key()
-            if add_replacing(self.cache_key, payload, self.get_expiry_age(), replaced=replaced):
+            expiry = self.get_expiry_age()
+            added, was_there = add_replacing(self.cache_key, payload, expiry, replaced=replaced)
+            if attempt == 0:
+                self.cycled_a_deleted_key = replaced is not None and not was_there
+            if added:
                 self._session_cache = data
                 self.modified = True  # the response must still carry the new key in its cookie
                 self._written = (self._session_key, payload)

@@ -74,6 +74,11 @@ class MemberSessionMiddleware:
             auth = "current"
         if reason is None and auth is None:
             reason = "revoked"
+        elif reason is None and member is not None and member.locked_at is not None:
+            # Before "closed": a lock also ends the session («Bloquear mi acceso», or the step-up's
+            # lock), and the twin of that very request (a double tap) met it ended and told the member
+            # «Tu sesión se cerró. Ingresa de nuevo», not that the access is blocked. (Review, 2026-12-06)
+            reason = "locked"
         elif (
             reason is None
             and member is not None
@@ -82,8 +87,6 @@ class MemberSessionMiddleware:
             # Another session is the member's now, or none is (an operator ended it, or a sign-out in
             # another tab of the same session cleared it).
             reason = "replaced" if member.session_digest else "closed"
-        elif reason is None and member is not None and member.locked_at is not None:
-            reason = "locked"
         if reason is not None:
             from oficina.audit.services import event_record
 

@@ -43,6 +43,8 @@ from oficina.signin.validators import pin_help_texts
 
 NEXT_KEY = "stepup_next"
 PENDING_PIN_KEY = "office_pending_pin"
+MSG_PIN_CHANGED = "Cambiaste tu clave de acceso. Te enviamos un aviso a tus medios registrados."
+MSG_IMAGE_SAVED = "Guardamos tu nueva imagen y frase de seguridad."
 STEPUP_TARGETS = {"office:change_pin", "office:security_image", "office:contact", "office:contact_confirm"}
 
 
@@ -158,10 +160,14 @@ def change_pin_confirm(request: HttpRequest) -> HttpResponse:
                 messages.error(request, "Las dos claves no coinciden. Define tu nueva clave otra vez.")
                 return redirect("office:change_pin")
             if not member_pin_change(request=request, member=member, pin_hash=str(pending)):
-                return redirect("office:home")  # a parallel twin spent the step-up, or the session ended
-            messages.success(
-                request, "Cambiaste tu clave de acceso. Te enviamos un aviso a tus medios registrados."
-            )
+                # A parallel twin spent the step-up, or the session ended. When the twin saved this very
+                # PIN (the pending hash is this session's own, salted), its message is this page's too:
+                # the browser shows this answer, and the member, told nothing, changed it again.
+                # (Review, 2026-12-06)
+                if Member.objects.filter(pk=member.pk, pin_hash=str(pending)).exists():
+                    messages.success(request, MSG_PIN_CHANGED)
+                return redirect("office:home")
+            messages.success(request, MSG_PIN_CHANGED)
             return redirect("office:home")
     context = {
         "error": error,
@@ -184,8 +190,13 @@ def security_image(request: HttpRequest) -> HttpResponse:
             if not member_security_image_change(
                 request=request, member=member, image_id=chosen, phrase=phrase
             ):
-                return redirect("office:home")  # a parallel twin spent the step-up, or the session ended
-            messages.success(request, "Guardamos tu nueva imagen y frase de seguridad.")
+                # A parallel twin spent the step-up, or the session ended; when the twin saved this very
+                # choice, the member is told so here too, as for the PIN. (Review, 2026-12-06)
+                saved = Member.objects.filter(pk=member.pk, security_image=chosen, security_phrase=phrase)
+                if saved.exists():
+                    messages.success(request, MSG_IMAGE_SAVED)
+                return redirect("office:home")
+            messages.success(request, MSG_IMAGE_SAVED)
             return redirect("office:home")
     context = {
         "gallery": GALLERY,

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from oficina.audit.services import event_record
 from oficina.lib.masking import mask_email, mask_mobile
@@ -152,6 +153,8 @@ def _contact_change_record(
 
 
 CONTACT_KEY = "contact_change"
+# A request for the same change this soon after another of the same session is its twin (a double tap)
+TWIN_SECONDS = 10
 
 
 def contact_verification_start(*, request: HttpRequest, member: Member, mobile: str, email: str) -> None:
@@ -161,12 +164,32 @@ def contact_verification_start(*, request: HttpRequest, member: Member, mobile: 
     target = copy(member)
     target.mobile, target.email = (mobile, "") if channel == "sms" else ("", email)
     code = code_generate()
-    flow_id = secrets.token_urlsafe(32)
+    # Drawn from this step-up's token and the new contact, not at random: a parallel twin of this
+    # request (a double tap on «Continuar») reads the same session and gets the same binding, and
+    # finds the code its sibling sent. Each drew its own: two messages with two codes, and only the
+    # one whose session was saved last worked, so the first to arrive read «El código no es
+    # correcto». (Review, 2026-12-06)
+    token = (request.session.get(MEMBER_SESSION_KEY) or {}).get(STEPUP_TOKEN_KEY)
+    flow_id = (
+        salted_hmac(
+            "oficina.office.contact_flow", f"{token}|{mobile}|{email}", algorithm="sha256"
+        ).hexdigest()
+        if isinstance(token, str) and token
+        else secrets.token_urlsafe(32)
+    )
     now = timezone.now()
     with transaction.atomic():
         # One request at a time per member (as a temporary code's): parallel requests each ended the
         # codes before them, saw none of the others' yet, and left as many live codes. (Review, 2026-12-06)
         Member.objects.select_for_update().filter(pk=member.pk).first()
+        sent = ContactCode.objects.filter(
+            member=member, flow_id=flow_id, created_at__gte=now - timedelta(seconds=TWIN_SECONDS)
+        ).live(now)
+        if sent.filter(attempts__lt=settings.CODE_MAX_ATTEMPTS).exists():
+            # The twin's code: this session is bound to it, and nothing is sent again. Only a moment
+            # after it: the same contact sent again later (the message did not arrive) gets a new code.
+            request.session[CONTACT_KEY] = flow_id
+            return
         # Only the newest code lives: an earlier one, and its message if still undelivered, are dead.
         _contact_codes_end(member, now, reason="reemplazado por un código nuevo")
         ContactCode.objects.create(

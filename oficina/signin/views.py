@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -43,7 +44,13 @@ from oficina.signin.flows.new_credentials import (
     new_pin_accept,
     security_choice_parse,
 )
-from oficina.signin.flows.reset import CHANNELS, code_request, code_verify, reset_channels
+from oficina.signin.flows.reset import (
+    CHANNELS,
+    CodeAlreadyUsed,
+    code_request,
+    code_verify,
+    reset_channels,
+)
 from oficina.signin.keypad_form import keypad_context, keypad_post
 from oficina.signin.pin import secret_check
 from oficina.signin.stages import Flow, Stage, flow_end, flow_get, flow_resume, flow_start
@@ -135,9 +142,24 @@ def password(request: HttpRequest) -> HttpResponse:
         if result.digits is not None:
             ratelimit_consume(request, action="code_entry" if reset else "pin", key=flow.document)
         if result.digits is not None and reset is not None:
-            member = code_verify(
-                request=request, document=flow.document, flow_id=str(reset.get("flow_id")), code=result.digits
-            )
+            try:
+                member = code_verify(
+                    request=request,
+                    document=flow.document,
+                    flow_id=str(reset.get("flow_id")),
+                    code=result.digits,
+                )
+            except CodeAlreadyUsed:
+                # A double tap: the other request of this session accepted this code and moved the
+                # session to a new id, which deleted the one this request read. Its save here failed
+                # (Django's 400, «Solicitud no válida») after counting a wrong try: the member, told
+                # the request was invalid, asked for another code. This request writes nothing and
+                # sends the browser where its twin went. A copy of the session kept elsewhere is still
+                # refused as a wrong code. (Review, 2026-12-06)
+                if not request.session.exists(str(request.session.session_key)):
+                    request.session.modified = False
+                    return redirect("signin:new_pin")
+                member = None
             if member is not None:
                 request.session.pop(RESET_SESSION_KEY, None)
                 # `auth`: the PIN (or its absence) the code replaces; "Permitir" saves nothing if it
@@ -222,6 +244,14 @@ def forgot_pin(request: HttpRequest) -> HttpResponse:
     if flow is None:
         return _restart(request)
     channels = reset_channels(document=flow.document)
+    # The code's binding is drawn before the page is shown, and kept in the flow: a parallel twin of
+    # the POST (a double tap) reads the same one. A binding drawn at the POST made the twin, sending
+    # nothing within CODE_RESEND_SECONDS, bind the session to a code that was never sent, and its save
+    # came last: the SMS the member received was refused as a wrong code. (Review, 2026-12-06)
+    binding = flow.get("code_flow_id")
+    if not isinstance(binding, str):
+        binding = secrets.token_urlsafe(24)
+        flow.set(code_flow_id=binding)
     error = None
     if request.method == "POST":
         if request.POST.get("action") == "regresar":
@@ -232,7 +262,7 @@ def forgot_pin(request: HttpRequest) -> HttpResponse:
         else:
             ratelimit_consume(request, action="code_request", key=flow.document)
             # The code and its message are saved together; the worker sends it (with retries).
-            issued = code_request(request=request, document=flow.document, channel=channel)
+            issued = code_request(request=request, document=flow.document, channel=channel, flow_id=binding)
             earlier = _pending_reset(request, flow)
             # Only the code's binding depends on whether one was sent: a request within the sending
             # limits keeps this session's earlier, live code. What the member sees (the channel named
@@ -450,6 +480,18 @@ def policy(request: HttpRequest) -> HttpResponse:
                 policy=current,
                 auth=flow.get("auth"),
             )
+            ours = Member.objects.filter(
+                pk=flow.require_member_id(),
+                pin_hash=str(flow.get("pending_pin_hash")),
+                status=Member.Status.ACTIVE,
+            )
+            if saved is None and ours.exists():
+                # The PIN changed because this very flow saved it: a double tap on «Permitir», whose
+                # other request completed the reset (the pending hash is this flow's own, salted). It
+                # answered «Tu sesión de ingreso terminó» and ended the flow, and the member, never
+                # told the reset was done, started «Olvidé mi clave» again. (Review, 2026-12-06)
+                flow.advance(Stage.DONE, pending_pin_hash=None)
+                return redirect("signin:done")
             if saved is None:
                 # Disabled by an operator, or the PIN changed (another reset) since the code was accepted.
                 flow_end(request.session)

@@ -74,7 +74,9 @@ def test_twenty_parallel_submissions_of_one_valid_code_reach_nueva_clave_once(se
 
     assert not [r for r in responses if isinstance(r, BaseException)], responses
     assert all(r.status_code < 500 for r in responses), [r.status_code for r in responses]
-    assert [r.get("Location") for r in responses].count("/nueva-clave/") == 1
+    # One session reached «Nueva clave» (the winner's new id); the other copies' session was deleted by
+    # that cycle, and they send the browser after it without a session of their own.
+    assert [r.get("Location") for r in responses if "sessionid" in r.cookies].count("/nueva-clave/") == 1
     issued = TemporaryCode.objects.get(member=member)
     assert issued.consumed_at is not None
     assert 1 <= issued.attempts <= 20

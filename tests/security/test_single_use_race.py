@@ -274,7 +274,10 @@ def test_ten_parallel_data_requests_file_at_most_five(parallel):
 
     responses = run_together(
         COPIES,
-        lambda i: browsers[i].post("/oficina/mis-datos/", {"solicitud": "consulta", "descripcion": ""}),
+        # Ten different requests (the same one ten times is one request, filed once).
+        lambda i: browsers[i].post(
+            "/oficina/mis-datos/", {"solicitud": "consulta", "descripcion": f"Pregunta {i}"}
+        ),
     )
 
     all_answered(responses)

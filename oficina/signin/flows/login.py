@@ -227,14 +227,25 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> SignInRefused | N
         "signed_in_at": time.time(),
         "seen_at": time.time(),
     }
+    # A twin of a sign-in that already opened (a double tap on «Continuar», or «Permitir»): the id this
+    # request came with was deleted by its sibling's cycle_key. It still opens (its answer may be the
+    # one the browser shows), but it leaves «Tu último ingreso» alone: shifted again, it showed the
+    # sibling's sign-in of a second ago instead of the previous one, the date a member checks to spot
+    # someone else's sign-in (review, 2026-12-06). The Redis store tells it from cycle_key's own round
+    # trip; another store (the database, without Redis) is asked first.
+    came_with = request.session.session_key
+    reports = hasattr(request.session, "cycled_a_deleted_key")
+    twin = not reports and came_with is not None and not request.session.exists(came_with)
     # After the data, so that cycle_key's write under the new key is the only one (the store skips
     # the request's own save of the same data; oficina/lib/sessions.py).
     request.session.cycle_key()
+    twin = twin or (reports and bool(request.session.cycled_a_deleted_key))  # type: ignore[attr-defined]
     # The member's earlier session, if any, no longer matches member.session_digest: on its next request
     # the office middleware ends it and tells that browser why.
     table = Member._meta.db_table
+    shift = "" if twin else "previous_login_at = last_login_at, "
     sql = (
-        f"UPDATE {table} SET previous_login_at = last_login_at, last_login_at = %s, "  # noqa: S608
+        f"UPDATE {table} SET {shift}last_login_at = %s, "  # noqa: S608
         "session_digest = %s, failed_pin_attempts = 0 "  # 0: a sign-in follows a right PIN
         "WHERE id = %s AND revocations_granted = %s AND pin_hash = %s"
     )

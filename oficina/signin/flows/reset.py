@@ -55,6 +55,11 @@ def code_generate() -> str:
     return f"{secrets.randbelow(1_000_000):06d}"
 
 
+class CodeAlreadyUsed(Exception):
+    """The right code of this flow, consumed a moment ago by a parallel request of the same session
+    (a double tap on «Continuar»): nothing is consumed again and no try is counted wrong."""
+
+
 @dataclass(frozen=True)
 class CodeRequest:
     """`flow_id` binds a code to the browser session; `sent` is False when nothing was sent (unknown
@@ -64,7 +69,9 @@ class CodeRequest:
     sent: bool
 
 
-def code_request(*, request: HttpRequest, document: str, channel: str) -> CodeRequest:
+def code_request(
+    *, request: HttpRequest, document: str, channel: str, flow_id: str | None = None
+) -> CodeRequest:
     """Issues a new code (replacing any earlier one) and queues its message, within the sending limits:
     CODE_SENDS_PER_HOUR per member and CODE_RESEND_SECONDS between two sends. The code and its
     message are saved in one transaction, so "Hemos enviado…" is shown only for a durable message.
@@ -72,9 +79,14 @@ def code_request(*, request: HttpRequest, document: str, channel: str) -> CodeRe
     It answers no sooner than CODE_REQUEST_MIN_MS after it started, whoever asked (docs/security.md
     G8): a member's request writes a code, a message and its delivery task, an unknown cédula's
     nothing, and that difference (2.6 ms on SQLite, 5.5 ms on PostgreSQL, measured) told which
-    cédulas belong to members in a few requests each."""
+    cédulas belong to members in a few requests each.
+
+    `flow_id`: the binding the sign-in flow drew before the page was shown, so that a parallel twin
+    of this request (a double tap) binds its session to the same code; a new one when not given."""
     started = time.monotonic()
-    result = _code_request(request=request, document=document, channel=channel)
+    result = _code_request(
+        request=request, document=document, channel=channel, flow_id=flow_id or secrets.token_urlsafe(24)
+    )
     _answer_no_sooner_than_the_floor(started)
     return result
 
@@ -85,8 +97,7 @@ def _answer_no_sooner_than_the_floor(started: float) -> None:
         time.sleep(remaining)
 
 
-def _code_request(*, request: HttpRequest, document: str, channel: str) -> CodeRequest:
-    flow_id = secrets.token_urlsafe(24)
+def _code_request(*, request: HttpRequest, document: str, channel: str, flow_id: str) -> CodeRequest:
     code = code_generate()
     code_hash = secret_hash(code)  # paid for unknown cédulas too, so timing tells nothing
     member = member_for_signin(document=document)
@@ -135,7 +146,9 @@ def code_verify(*, request: HttpRequest, document: str, flow_id: str, code: str)
     A failure answers no sooner than CODE_REQUEST_MIN_MS after it started, as a code request does:
     a member's wrong code also reads the live code and counts the try on it (a SELECT and an UPDATE),
     an unknown cédula's does neither, and that difference (1.8 ms on SQLite, 4 ms on PostgreSQL,
-    measured) told members apart. A right code needs no floor: only its holder can type it."""
+    measured) told members apart. A right code needs no floor: only its holder can type it.
+
+    Raises CodeAlreadyUsed for the right code of this flow that a parallel request consumed first."""
     started = time.monotonic()
     member = _code_verify(request=request, document=document, flow_id=flow_id, code=code)
     if member is None:
@@ -153,7 +166,18 @@ def _code_verify(*, request: HttpRequest, document: str, flow_id: str, code: str
     )
     claimed = live is not None and TemporaryCode.objects.try_claimed(live.pk, now)
     if live is None or not claimed:
-        secret_check(code, None)
+        # This flow's code used a moment ago (still within its life) by a parallel request of the same
+        # session, a double tap: its hash is checked in place of the dummy one, at the same cost.
+        used = (
+            TemporaryCode.objects.filter(
+                member=member, flow_id=flow_id, consumed_at__isnull=False, expires_at__gt=now
+            ).first()
+            if member is not None and live is None
+            else None
+        )
+        if secret_check(code, used.code_hash if used is not None else None) and used is not None:
+            event_record("code_replayed", request=request, member=member)
+            raise CodeAlreadyUsed
         event_record("code_failed", request=request, member=member, document=document)
         return None
     assert member is not None  # a live code is a member's
@@ -175,5 +199,5 @@ def _code_verify(*, request: HttpRequest, document: str, flow_id: str, code: str
             event_record("code_used", request=request, member=member)
     if not won:
         event_record("code_replayed", request=request, member=member)
-        return None
+        raise CodeAlreadyUsed
     return member

@@ -1,0 +1,326 @@
+"""A member's browser sends the same POST twice in parallel (a double tap with JavaScript off, a slow
+phone network resending): the twin lands where the first landed, with one effect and no error page.
+
+Sessions are last-writer-wins: each twin reads the session as it was before its sibling changed it.
+Two ways of writing that down, as tests/test_office.py does:
+
+- `_stale_copy` before the first request, `_write_session` before the twin: the twin ran on the old
+  copy and its save is the one that stays (pages that keep the session id);
+- `_read_before_the_cycle`: the first request gave the session a new id (cycle_key deletes the old
+  one), and the twin, which loaded the old id's data before that, runs on it afterwards. What the
+  browser keeps is the twin's answer: it is the navigation the browser shows (the first one's is
+  cancelled by the second tap), and its cookie, if any, is the last one set."""
+
+from __future__ import annotations
+
+import copy
+import re
+from contextlib import contextmanager
+from datetime import timedelta
+from importlib import import_module
+
+import pytest
+from django.conf import settings as django_settings
+from django.core import mail
+from django.utils import timezone
+
+from oficina.audit.models import Event
+from oficina.consent.models import DataRequest
+from oficina.members.models import Member
+from oficina.notify import sms
+from tests.factories import DEFAULT_PIN, make_member
+from tests.keypad import keypad_body, type_on_keypad
+from tests.security import code_request, identify, last_sms_code
+
+pytestmark = pytest.mark.django_db
+
+NEW_PIN = "730519"
+
+
+@pytest.fixture(autouse=True)
+def _no_rate_limits(settings):
+    settings.RATE_LIMITS = {}  # twins are about the session and the database, not the rate limits
+
+
+def _store(key: str):
+    return import_module(django_settings.SESSION_ENGINE).SessionStore(session_key=key)
+
+
+def _stale_copy(client) -> dict:
+    """The session as the twin read it: before its sibling changed it."""
+    return _store(client.cookies["sessionid"].value).load()
+
+
+def _write_session(client, data: dict) -> None:
+    """What the twin's SessionMiddleware does at the end: saves the session as it read it."""
+    store = _store(client.cookies["sessionid"].value)
+    store.clear()  # the twin's copy whole, not merged into its sibling's
+    store.update(data)
+    store.save()
+
+
+@contextmanager
+def _read_before_the_cycle(client, old_key: str, stale: dict):
+    """The twin carries the old cookie and had loaded the old id's data before the first request
+    deleted it (cycle_key): it runs on that copy, and its own save finds the id gone."""
+    store_class = import_module(django_settings.SESSION_ENGINE).SessionStore
+    real_load = store_class.load
+
+    def load(self):
+        if self.session_key == old_key:
+            return copy.deepcopy(stale)
+        return real_load(self)
+
+    newer = client.cookies["sessionid"].value
+    client.cookies["sessionid"] = old_key
+    store_class.load = load
+    try:
+        yield
+    finally:
+        store_class.load = real_load
+        if client.cookies["sessionid"].value == old_key:
+            client.cookies["sessionid"] = newer  # the twin set no cookie: the browser keeps the first's
+
+
+def _forget_messages(client) -> None:
+    """The first request's answer never reached the page (the browser shows the twin's): nor did its
+    flash message, which travels in a cookie."""
+    client.cookies.pop("messages", None)
+
+
+def signed_in(client, member: Member) -> None:
+    identify(client, member.document)
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/oficina/"
+
+
+def stepped_up(client, member: Member, page: str) -> None:
+    signed_in(client, member)
+    assert client.get(page).url == "/oficina/confirmar-clave/"
+    assert type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN).url == page
+
+
+# --- «Olvidé mi clave»: the channel ---------------------------------------------------------------
+
+
+def test_a_double_tap_on_the_channel_keeps_the_code_that_was_sent_working(client, member):
+    """Both taps asked for a code. The first sent it and bound this session to it; the twin, within
+    CODE_RESEND_SECONDS, sent nothing (right) but bound the session to a new, unsent code's id, and its
+    save came last. The member typed the SMS they received on «Clave de Acceso» and read «La clave
+    temporal no es correcta o ya venció», five times, the code spent for nothing."""
+    identify(client, member.document)
+    client.get("/olvide-mi-clave/")
+    choice = {"canal": "sms", "action": "continuar"}
+    stale = _stale_copy(client)
+
+    assert client.post("/olvide-mi-clave/", choice).url == "/olvide-mi-clave/enviado/"
+    _write_session(client, stale)
+    twin = client.post("/olvide-mi-clave/", choice)
+
+    assert twin.status_code == 302 and twin.url == "/olvide-mi-clave/enviado/"
+    assert len(sms.outbox) == 1
+    assert identify(client, member.document).url == "/clave/"
+    typed = type_on_keypad(client, "/clave/", last_sms_code())
+    assert typed.status_code == 302 and typed.url == "/nueva-clave/", "La clave temporal no es correcta"
+
+
+# --- «Clave de Acceso»: the temporary code ---------------------------------------------------------
+
+
+def test_a_double_tap_on_the_temporary_code_does_not_answer_solicitud_no_valida(client, member):
+    """The first request accepted the code and gave the session a new id; the twin, on the old copy,
+    found the code used (a `code_replayed`), counted a wrong try, rendered «La clave temporal no es
+    correcta» and then could not save the deleted session: Django's 400, «Solicitud no válida … Ir a
+    ingresar usuario». The code is spent, and the member, told the request was invalid, starts again
+    and must ask for a new code."""
+    code_request(client, member.document)
+    code = last_sms_code()
+    identify(client, member.document)
+    body = keypad_body(client.get("/clave/").content.decode(), code)
+    old_key = client.cookies["sessionid"].value
+    stale = _stale_copy(client)
+
+    assert client.post("/clave/", body).url == "/nueva-clave/"
+    with _read_before_the_cycle(client, old_key, stale):
+        twin = client.post("/clave/", body)
+
+    assert twin.status_code == 302 and twin.url == "/nueva-clave/", twin.status_code
+    assert client.get("/nueva-clave/").status_code == 200
+
+
+# --- Sign-in ----------------------------------------------------------------------------------------
+
+
+def test_a_double_tap_on_the_pin_keeps_the_date_of_the_previous_sign_in(client):
+    """Both requests proved the PIN and both signed in (two `signin_ok`, which is what happened: two
+    sessions were opened, the twin's last). The twin's UPDATE moved
+    `previous_login_at` to the first's `last_login_at`: «Tu último ingreso fue …» showed the sign-in of
+    a second ago instead of the real previous one, the date a member checks to spot someone else's
+    sign-in."""
+    member = make_member(returning=True)
+    yesterday = timezone.now() - timedelta(days=1)
+    Member.objects.filter(pk=member.pk).update(last_login_at=yesterday)
+    identify(client, member.document)
+    body = keypad_body(client.get("/clave/").content.decode(), DEFAULT_PIN)
+    old_key = client.cookies["sessionid"].value
+    stale = _stale_copy(client)
+
+    assert client.post("/clave/", body).url == "/oficina/"
+    with _read_before_the_cycle(client, old_key, stale):
+        twin = client.post("/clave/", body)
+
+    assert twin.url == "/oficina/"
+    assert client.get("/oficina/").status_code == 200
+    member.refresh_from_db()
+    assert member.previous_login_at == yesterday
+
+
+# --- «Permitir» at the end of «Olvidé mi clave» -----------------------------------------------------
+
+
+def _reset_up_to_permitir(client, member: Member) -> None:
+    code_request(client, member.document)
+    code = last_sms_code()
+    assert identify(client, member.document).url == "/clave/"
+    assert type_on_keypad(client, "/clave/", code).url == "/nueva-clave/"
+    assert type_on_keypad(client, "/nueva-clave/", NEW_PIN).url == "/nueva-clave/confirmar/"
+    assert type_on_keypad(client, "/nueva-clave/confirmar/", NEW_PIN).url == "/imagen-y-frase/"
+    chosen = client.post("/imagen-y-frase/", {"imagen": "girasol", "frase": "Mi huerta da buenos frutos"})
+    assert chosen.url == "/politica-de-datos/"
+
+
+def test_a_double_tap_on_permitir_shows_listo_not_that_the_sign_in_ended(client, member):
+    """The first «Permitir» saved the new PIN, image and phrase. The twin's `credentials_complete`
+    found the PIN changed (by its sibling) and saved nothing, as it should, but then ended the flow and
+    answered «Tu sesión de ingreso terminó. Ingresa tu usuario para continuar.» (a `stage_refused`):
+    the member, whose reset is done, is told nothing about it and starts «Olvidé mi clave» again."""
+    _reset_up_to_permitir(client, member)
+    allow = {"decision": "permitir", "version": "1"}
+    stale = _stale_copy(client)
+
+    assert client.post("/politica-de-datos/", allow).url == "/listo/"
+    _write_session(client, stale)
+    twin = client.post("/politica-de-datos/", allow)
+
+    assert twin.status_code == 302 and twin.url == "/listo/"
+    assert client.get("/listo/").status_code == 200
+    assert Event.objects.filter(kind="reset_completed", member_id=member.pk).count() == 1
+
+
+# --- The office ------------------------------------------------------------------------------------
+
+
+def test_a_double_tap_on_the_new_image_still_confirms_the_change(client, member):
+    """The first request saved the image and phrase and said «Guardamos tu nueva imagen y frase de
+    seguridad»; the twin found the step-up spent and went to the office without a word. The page the
+    browser shows is the twin's: the member is not told the change was saved, and makes it again."""
+    stepped_up(client, member, "/oficina/imagen-y-frase/")
+    choice = {"imagen": "cometa", "frase": "El viento me lleva"}
+    stale = _stale_copy(client)
+
+    assert client.post("/oficina/imagen-y-frase/", choice).url == "/oficina/"
+    _forget_messages(client)
+    _write_session(client, stale)
+    twin = client.post("/oficina/imagen-y-frase/", choice)
+
+    assert twin.url == "/oficina/"
+    assert "Guardamos tu nueva imagen y frase de seguridad" in client.get("/oficina/").content.decode()
+
+
+def test_a_double_tap_on_the_new_pin_confirmation_still_says_the_pin_changed(client, member):
+    """As for the image: the twin of «Cambiaste tu clave de acceso» said nothing, and a member who
+    does not know whether the new PIN took may change it again (a third PIN in the history of three)."""
+    stepped_up(client, member, "/oficina/cambiar-clave/")
+    typed = type_on_keypad(client, "/oficina/cambiar-clave/", NEW_PIN)
+    assert typed.url == "/oficina/cambiar-clave/confirmar/"
+    body = keypad_body(client.get("/oficina/cambiar-clave/confirmar/").content.decode(), NEW_PIN)
+    stale = _stale_copy(client)
+
+    assert client.post("/oficina/cambiar-clave/confirmar/", body).url == "/oficina/"
+    _forget_messages(client)
+    _write_session(client, stale)
+    twin = client.post("/oficina/cambiar-clave/confirmar/", body)
+
+    assert twin.url == "/oficina/"
+    assert "Cambiaste tu clave de acceso" in client.get("/oficina/").content.decode()
+
+
+def test_a_double_tap_on_the_contact_form_sends_one_code_that_works(client, member):
+    """Both requests sent a code to the new e-mail (no resend limit here, unlike the temporary code's
+    CODE_RESEND_SECONDS): two messages with two codes, and only the twin's, saved last, is this
+    session's. The member types the first to arrive and reads «El código no es correcto»."""
+    stepped_up(client, member, "/oficina/datos-de-contacto/")
+    form = {"celular": member.mobile.removeprefix("+57"), "correo": "nueva@correo.com"}
+    stale = _stale_copy(client)
+
+    assert client.post("/oficina/datos-de-contacto/", form).url == "/oficina/datos-de-contacto/confirmar/"
+    _write_session(client, stale)
+    twin = client.post("/oficina/datos-de-contacto/", form)
+
+    assert twin.url == "/oficina/datos-de-contacto/confirmar/"
+    codes = [m for m in mail.outbox if "nueva@correo.com" in m.to]
+    assert len(codes) == 1, [re.search(r"\b(\d{6})\b", m.body).group(1) for m in codes]
+    code = re.search(r"\b(\d{6})\b", codes[0].body).group(1)
+    assert type_on_keypad(client, "/oficina/datos-de-contacto/confirmar/", code).url == "/oficina/"
+    member.refresh_from_db()
+    assert member.email == "nueva@correo.com"
+
+
+def test_the_same_contact_sent_again_after_a_moment_gets_a_new_code(client, member):
+    """Not a twin: the member sends the same new e-mail again a while later (the first message did not
+    arrive). A new code goes out, and it is the one that works; the first is dead."""
+    from oficina.office.models import ContactCode
+
+    stepped_up(client, member, "/oficina/datos-de-contacto/")
+    form = {"celular": member.mobile.removeprefix("+57"), "correo": "nueva@correo.com"}
+    assert client.post("/oficina/datos-de-contacto/", form).url == "/oficina/datos-de-contacto/confirmar/"
+    ContactCode.objects.update(created_at=timezone.now() - timedelta(seconds=11))
+
+    assert client.post("/oficina/datos-de-contacto/", form).url == "/oficina/datos-de-contacto/confirmar/"
+
+    codes = [re.search(r"\b(\d{6})\b", m.body).group(1) for m in mail.outbox if "nueva@correo.com" in m.to]
+    assert len(codes) == 2
+    if codes[0] != codes[1]:  # one in a million draws the same code twice
+        wrong = type_on_keypad(client, "/oficina/datos-de-contacto/confirmar/", codes[0])
+        assert wrong.status_code == 200 and "no es correcto" in wrong.content.decode()
+    assert type_on_keypad(client, "/oficina/datos-de-contacto/confirmar/", codes[1]).url == "/oficina/"
+    member.refresh_from_db()
+    assert member.email == "nueva@correo.com"
+
+
+def test_a_double_tap_on_a_data_request_files_it_once(client, member):
+    """Two «Enviar» of one request filed two: two numbers («Recibimos tu solicitud n.º 1 … n.º 2»), two
+    `data_request_filed`, two entries for the data officer to answer within the legal term, and two of
+    the member's five open requests spent."""
+    signed_in(client, member)
+    body = {"solicitud": "consulta", "descripcion": ""}
+    stale = _stale_copy(client)
+
+    assert client.post("/oficina/mis-datos/", body).url == "/oficina/mis-datos/"
+    _write_session(client, stale)
+    twin = client.post("/oficina/mis-datos/", body)
+
+    assert twin.url == "/oficina/mis-datos/"
+    assert DataRequest.objects.filter(member=member).count() == 1
+    filed = DataRequest.objects.get(member=member)
+    assert f"Recibimos tu solicitud n.º {filed.pk}" in client.get("/oficina/mis-datos/").content.decode()
+
+
+def test_a_double_tap_on_bloquear_mi_acceso_says_the_access_is_blocked(client, member):
+    """The first request blocked the access and signed out («Bloqueamos tu acceso…»). The twin, on
+    the old session, met it ended (`session_digest` emptied) and answered «Tu sesión se cerró. Ingresa
+    de nuevo para continuar.»: the member who just blocked their access is not told it is blocked, and
+    is invited to sign in, which now fails as a wrong PIN."""
+    signed_in(client, member)
+    old_key = client.cookies["sessionid"].value
+    stale = _stale_copy(client)
+
+    assert client.post("/oficina/bloquear-mi-acceso/").url == "/"
+    _forget_messages(client)
+    with _read_before_the_cycle(client, old_key, stale):
+        twin = client.post("/oficina/bloquear-mi-acceso/")
+
+    assert twin.url == "/"
+    page = client.get("/").content.decode()
+    assert "bloque" in page, page
+    member.refresh_from_db()
+    assert member.locked_at is not None
