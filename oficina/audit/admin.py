@@ -84,7 +84,8 @@ class EventAdmin(admin.ModelAdmin):
         if not term:
             return queryset, False
         match = Q(kind=term)
-        if term.isdigit():
+        # ASCII digits only: str.isdigit() is also true for «²» or «①», which int() refuses (a 500).
+        if term.isascii() and term.isdigit():
             match |= Q(member_id=int(term))
         try:
             match |= Q(document_hmac=document_hmac(normalise_document(term)))

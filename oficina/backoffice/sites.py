@@ -8,7 +8,9 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin, SimpleListFilter
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.contrib.admin.options import TO_FIELD_VAR, IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import EmptyResultSet, FieldDoesNotExist, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.constants import LOOKUP_SEP
@@ -25,6 +27,35 @@ INVALID_SELECTION = "La selección no es válida: vuelve a la lista y elige de n
 FILTER_SUFFIXES = ("", "__exact", "__isnull", "__isempty", "__in", "__gte", "__gt", "__lt", "__lte")
 RELATED_SUFFIXES = ("__id__exact", "__pk__exact")
 DATE_HIERARCHY_SUFFIXES = ("__year", "__month", "__day")
+
+
+class DatesInRange(ChangeList):
+    """Date filters out of the calendar's range are bad filters, not server errors.
+
+    Django reads the date hierarchy's links (`?created_at__year=…&__month=…&__day=…`) with int()
+    and datetime(), and turns only a ValueError of datetime() into IncorrectLookupParameters: a year
+    too big for a C long (OverflowError), or 9999, whose range ends past datetime's last year (ValueError
+    or OverflowError outside that check), was a 500 on the audit log and its CSV export. Refused here
+    as any other bad filter: the list again, or the export's Spanish message."""
+
+    def get_filters(self, request: HttpRequest) -> Any:
+        try:
+            return super().get_filters(request)
+        except (ValueError, OverflowError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
+        """The filtered query, compiled once here: on SQLite a date-time filter at the calendar's edge
+        (`?created_at__lt=9999-12-31 23:59:59`, Bogotá time, is past year 9999 in UTC) fails only when
+        its value is converted to UTC for the query, while the page or the export renders (a 500)."""
+        queryset = super().get_queryset(request, exclude_parameters)
+        try:
+            queryset.query.get_compiler(queryset.db).as_sql()
+        except EmptyResultSet:
+            pass  # a filter that matches nothing: the list is empty, not wrong
+        except (ValueError, OverflowError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+        return queryset
 
 
 class OfferedLookupsOnly(ModelAdmin):
@@ -45,6 +76,10 @@ class OfferedLookupsOnly(ModelAdmin):
         except FieldDoesNotExist:
             return True
         return lookup in self.offered_lookups(request)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        base = super().get_changelist(request, **kwargs)
+        return base if issubclass(base, DatesInRange) else type(base.__name__, (DatesInRange, base), {})
 
     def offered_lookups(self, request: HttpRequest | None) -> set[str]:
         filters = self.get_list_filter(request) if request is not None else self.list_filter
@@ -84,6 +119,13 @@ def _has_nul(request: HttpRequest) -> bool:
     )
 
 
+def _empty_to_field(request: HttpRequest) -> bool:
+    """`?_to_field=` (empty), in the query or the form: Django's admin checks the field only when the
+    value is not empty, then looks the empty name up (FieldDoesNotExist), a 500 on every change page
+    (found by fuzzing, review, 2026-12-06)."""
+    return any(TO_FIELD_VAR in data and not data[TO_FIELD_VAR] for data in (request.GET, request.POST))
+
+
 class OperatorAdminSite(OTPAdminSite):
     """The operators' site at /operadores/: staff with a strong password AND a verified TOTP device.
 
@@ -113,10 +155,10 @@ class OperatorAdminSite(OTPAdminSite):
     def admin_view(self, view: Callable[..., Any], cacheable: bool = False) -> Callable[..., Any]:
         """Every page of the site (after the operator's checks) refuses a NUL in its query string with
         the Spanish 400 page: PostgreSQL refuses one in text, and in a list filter, an export's filter
-        or the autocomplete's term it was a 500."""
+        or the autocomplete's term it was a 500. An empty `_to_field` likewise (_empty_to_field)."""
 
         def nul_refused(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            if _has_nul(request):
+            if _has_nul(request) or _empty_to_field(request):
                 return bad_request(request)
             return view(request, *args, **kwargs)
 
