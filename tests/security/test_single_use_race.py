@@ -149,8 +149,12 @@ def test_parallel_confirmations_of_a_new_pin_leave_the_member_signed_in(parallel
     responses = confirmations_at_once(client, member)
 
     all_answered(responses)
-    # The office; a twin that read the session after the change finds no PIN waiting to be confirmed.
-    assert {r.url for r in responses} <= {"/oficina/", "/oficina/cambiar-clave/"}, [r.url for r in responses]
+    # The office. A copy that read the session only after the change (its test client started late:
+    # building a client's middleware scans STATIC_ROOT when collectstatic has filled it, as the bench
+    # tools do) is a later request, not a twin: the step-up is spent, so «Confirma tu clave» again.
+    late = {"/oficina/confirmar-clave/", "/oficina/cambiar-clave/"}
+    assert {r.url for r in responses} <= {"/oficina/"} | late, [r.url for r in responses]
+    assert "/oficina/" in {r.url for r in responses}
     assert Event.objects.filter(kind="pin_changed", member_id=member.pk).count() == 1
     assert not Event.objects.filter(kind="session_expired", member_id=member.pk).exists()
     assert client.get("/oficina/").status_code == 200
