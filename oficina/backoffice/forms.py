@@ -13,6 +13,7 @@ from oficina.consent.models import PolicyVersion
 from oficina.consent.services import policy_current, text_sha256
 from oficina.lib.email import InvalidEmail, normalise_email
 from oficina.lib.phone import InvalidMobile, normalise_mobile
+from oficina.lib.text import StorableText
 from oficina.members.models import Member
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
@@ -163,6 +164,9 @@ class PolicyVersionForm(forms.ModelForm):
 
     def clean_version(self) -> str:
         version = (self.cleaned_data.get("version") or "").strip()
+        # One line: members' browsers send it back with «Permitir», and a line break or a control
+        # character in it would come back otherwise, so that nobody could accept the version.
+        StorableText()(version)
         if PolicyVersion.objects.filter(version=version).exists():
             raise ValidationError("Esa versión ya fue publicada; una versión publicada no cambia.")
         return version
@@ -171,6 +175,7 @@ class PolicyVersionForm(forms.ModelForm):
         text = (self.cleaned_data.get("text") or "").strip()
         if not text:
             raise ValidationError("Escribe el texto de la política.")
+        StorableText(multiline=True)(text)
         position = 0
         while (start := text.find("<", position)) != -1:
             markup = POLICY_MARKUP.match(text, start)

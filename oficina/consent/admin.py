@@ -22,6 +22,7 @@ from oficina.consent.services import (
     data_request_extensible,
     policy_current,
 )
+from oficina.lib.text import StorableText
 
 
 @admin.register(PolicyVersion)
@@ -134,6 +135,7 @@ class DataRequestAnswerForm(forms.ModelForm):
         max_length=ANSWER_MAX,
         min_length=10,
         required=False,  # or the reasons of an extension (clean)
+        validators=[StorableText(multiline=True)],
         help_text="El asociado la verá en la Oficina Virtual. Escríbela completa: no se puede cambiar luego.",
         error_messages={
             "min_length": "Escribe una respuesta de al menos 10 caracteres.",
@@ -159,6 +161,7 @@ class DataRequestAnswerForm(forms.ModelForm):
         max_length=DataRequest.DETAIL_MAX,
         min_length=10,
         required=False,
+        validators=[StorableText(multiline=True)],
         help_text="Solo si no es posible responder a tiempo, una vez y antes de que venza el plazo: "
         "5 días hábiles más para una consulta, 8 para un reclamo (Ley 1581, arts. 14 y 15). "
         "El asociado recibe un aviso y lee el motivo y la nueva fecha en la Oficina Virtual.",

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from functools import wraps
 
@@ -14,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from oficina.consent.models import DataRequest
 from oficina.consent.services import DataRequestRefused, data_request_file
+from oficina.lib.text import without_unstorable
 from oficina.signin.flows.login import member_self_block, member_sign_out
 
 ENDED_MESSAGES = {
@@ -83,8 +83,6 @@ def logout(request: HttpRequest) -> HttpResponse:
 
 
 DETAIL_MAX = DataRequest.DETAIL_MAX
-# Embeddings, overrides and isolates (U+202A to U+202E, U+2066 to U+2069): «Trojan Source» text.
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 LONG_DATE = r"j \d\e F \d\e Y"  # 11 de diciembre de 2026
 
 
@@ -105,7 +103,7 @@ def data_requests(request: HttpRequest) -> HttpResponse:
     # Control characters (a NUL, which PostgreSQL cannot store, terminal escapes) and the bidirectional
     # overrides that make text read otherwise than it is stored never reach the officer: the text
     # comes back without them, for the member to look over and send again.
-    printable = "".join(ch for ch in detail if unicodedata.category(ch) != "Cc" and ch not in BIDI_CONTROLS)
+    printable = without_unstorable(detail)
     if request.method == "POST":
         if kind not in DataRequest.Kind.values:
             errors["solicitud"] = "Selecciona qué quieres solicitar."

@@ -13,6 +13,7 @@ encodes), and the address can carry an odd query string."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from importlib import import_module
 from typing import Any
 from urllib.parse import quote_from_bytes
@@ -1043,3 +1044,65 @@ def test_an_empty_to_field_on_a_change_page_is_a_bad_request_not_a_server_error(
     assert response.status_code == 400
     filed.refresh_from_db()
     assert filed.status == DataRequest.Status.RECEIVED
+
+
+# --- Text an operator types for members to read (review, 2026-12-06) --------------------------------
+
+UNSTORABLE = ["\x1b[31m", "\u202e", "\u2066", "\x07"]
+
+
+@pytest.mark.parametrize("char", UNSTORABLE)
+@pytest.mark.parametrize("field", ["answer", "extension_reason"])
+def test_an_answer_or_extension_with_control_or_bidi_characters_is_refused_in_spanish(operator, field, char):
+    """The member's data request refuses them (the officer reads it); the officer's answer and reasons,
+    which the member reads in the office, took them: a terminal escape, text that reads otherwise than
+    it is stored. Refused with a Spanish message naming the character, nothing saved; line breaks stay
+    allowed (a multi-line answer)."""
+    member = make_member(returning=True)
+    filed = DataRequest.objects.create(
+        member=member,
+        kind="consulta",
+        detail="Quiero saber.",
+        received_at=timezone.now(),
+        due_on=timezone.localdate() + timedelta(days=5),
+    )
+    url = f"/operadores/consent/datarequest/{filed.pk}/change/"
+
+    refused = operator.post(url, {field: f"Le respondemos {char}que sus datos están al día.", "_save": "1"})
+
+    assert refused.status_code == 200
+    assert f"U+{ord(char[0]):04X}" in refused.content.decode()
+    filed.refresh_from_db()
+    assert (filed.status, filed.answer, filed.extension_reason) == (DataRequest.Status.RECEIVED, "", "")
+    answered = operator.post(url, {"answer": "Le respondemos:\nsus datos están al día.", "_save": "1"})
+    assert answered.status_code == 302
+    filed.refresh_from_db()
+    assert filed.answer == "Le respondemos:\nsus datos están al día."
+
+
+@pytest.mark.parametrize(
+    ("version", "text"),
+    [
+        ("3\nb", None),
+        ("3\u202e", None),
+        ("3", "\u202e<p>Política</p>"),
+        ("3", "<p>Política \x1b[2J</p>"),
+    ],
+)
+def test_a_policy_version_or_text_with_control_or_bidi_characters_is_refused(operator, version, text):
+    """Every member reads and accepts the policy, and sends its version back with «Permitir»: a line
+    break or control character in the version would come back otherwise and nobody could accept it; a
+    bidirectional override makes the text read otherwise than the hash members accept. Refused, nothing
+    published; the text's own line breaks are fine."""
+    current = policy_current()
+    body = (current.text if current else "<p>Política</p>") + "\n<p>Cambio de prueba.</p>"
+    published = PolicyVersion.objects.count()
+
+    refused = operator.post(
+        "/operadores/consent/policyversion/add/", {"version": version, "text": text or body, "_save": "1"}
+    )
+
+    assert refused.status_code == 200 and "se puede guardar" in refused.content.decode()
+    assert PolicyVersion.objects.count() == published
+    ok = operator.post("/operadores/consent/policyversion/add/", {"version": "3", "text": body, "_save": "1"})
+    assert ok.status_code == 302 and PolicyVersion.objects.count() == published + 1
