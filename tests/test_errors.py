@@ -117,16 +117,18 @@ def test_a_view_that_loses_the_database_answers_503_in_spanish_with_retry_after(
     assert browser.get("/oficina/").status_code == 200  # the database is back: still signed in
 
 
+def lock_timeout() -> Exception:
+    """What psycopg raises when a statement waited longer than lock_timeout for a row."""
+    error = OperationalError("canceling statement due to lock timeout")
+    error.__cause__ = LockNotAvailable("canceling statement due to lock timeout")
+    return error
+
+
 @pytest.mark.django_db
 def test_a_row_lock_that_outlasts_lock_timeout_in_a_view_keeps_its_own_page():
     """The lock_timeout case (a registry import holding the member's row, docs/security.md G18) keeps
     «Estamos actualizando tus datos» and Retry-After: 60."""
     browser = signed_in()
-
-    def lock_timeout() -> Exception:
-        error = OperationalError("canceling statement due to lock timeout")
-        error.__cause__ = LockNotAvailable("canceling statement due to lock timeout")
-        return error
 
     with database_refuses(lock_timeout, data_request_insert):
         response = browser.post(
@@ -318,11 +320,6 @@ def _hasher_busy(settings) -> Any:
 
 def _lock_timeout(settings) -> Any:
     browser = signed_in()
-
-    def lock_timeout() -> Exception:
-        error = OperationalError("canceling statement due to lock timeout")
-        error.__cause__ = LockNotAvailable("canceling statement due to lock timeout")
-        return error
 
     with database_refuses(lock_timeout, data_request_insert):
         return browser.post("/oficina/mis-datos/", {"solicitud": "consulta", "descripcion": "Quiero saber"})
