@@ -18,6 +18,7 @@ import re
 from contextlib import contextmanager
 from datetime import timedelta
 from importlib import import_module
+from unittest import mock
 
 import pytest
 from django.conf import settings as django_settings
@@ -324,3 +325,67 @@ def test_a_double_tap_on_bloquear_mi_acceso_says_the_access_is_blocked(client, m
     assert "bloque" in page, page
     member.refresh_from_db()
     assert member.locked_at is not None
+
+
+# --- The office's step-up «Confirma tu clave» (review, 2026-12-06, third session) -----------------------
+
+
+def test_a_double_tap_on_the_step_up_keeps_the_member_signed_in(client, member):
+    """Both requests passed the office middleware and proved the PIN. The one whose hash ended first
+    moved the session to a new id (and the member's one session with it); the other found the session
+    moved, emptied it and answered «Tu sesión se cerró» with a cookie of its own: the member, shown that
+    last answer, was signed out right after typing the PIN. It now sets no cookie and goes where the
+    other went; the browser keeps the other's new id."""
+    from oficina.office import security_views
+
+    signed_in(client, member)
+    assert client.get("/oficina/imagen-y-frase/").url == "/oficina/confirmar-clave/"
+    body = keypad_body(client.get("/oficina/confirmar-clave/").content.decode(), DEFAULT_PIN)
+    real = security_views.pin_verify
+    answers = []
+
+    def the_other_tap_ends_first(**kwargs):
+        proven = real(**kwargs)
+        if not answers:  # the second tap, whose hash ends while this one's runs
+            answers.append(None)
+            answers.append(client.post("/oficina/confirmar-clave/", body))
+        return proven
+
+    with mock.patch.object(security_views, "pin_verify", the_other_tap_ends_first):
+        last = client.post("/oficina/confirmar-clave/", body)
+
+    first = answers[1]
+    assert first.url == "/oficina/imagen-y-frase/" and "sessionid" in first.cookies
+    assert last.status_code == 302 and last.url == "/oficina/imagen-y-frase/"
+    assert "sessionid" not in last.cookies and "Clear-Site-Data" not in last
+    page = client.get("/oficina/imagen-y-frase/")
+    assert page.status_code == 200  # stepped up: the image and phrase form, not «Confirma tu clave»
+    assert Event.objects.filter(kind="stepup_ok", member_id=member.pk).count() == 1
+    assert not Event.objects.filter(kind="session_expired", member_id=member.pk).exists()
+
+
+def test_a_session_ended_in_another_tab_while_the_step_up_checked_the_pin_stays_ended(client, member):
+    """Not a twin: «Cerrar sesión» in another tab of the same browser deleted the session while the PIN
+    was checked. The step-up sets no cookie for it either, and the browser, holding the ended id, is
+    asked to sign in again: nothing comes back to life."""
+    from oficina.office import security_views
+
+    signed_in(client, member)
+    assert client.get("/oficina/imagen-y-frase/").url == "/oficina/confirmar-clave/"
+    other_tab = client
+    real = security_views.pin_verify
+
+    def verify_while_the_other_tab_signs_out(**kwargs):
+        proven = real(**kwargs)
+        _store(other_tab.cookies["sessionid"].value).delete()  # as member_sign_out's delete of the copy
+        Member.objects.filter(pk=member.pk).update(session_digest="")
+        return proven
+
+    with mock.patch.object(security_views, "pin_verify", verify_while_the_other_tab_signs_out):
+        answer = type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN)
+
+    assert answer.status_code == 302
+    assert client.get("/oficina/imagen-y-frase/").url == "/"
+    member.refresh_from_db()
+    assert member.session_digest == ""
+    assert not Event.objects.filter(kind="stepup_ok", member_id=member.pk).exists()

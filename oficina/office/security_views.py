@@ -90,10 +90,13 @@ def stepup(request: HttpRequest) -> HttpResponse:
         if result.digits is not None:
             ratelimit_consume(request, action="pin", key=member.document)
             if pin_verify(request=request, document=member.document, pin=result.digits) is not None:
-                if not stepup_grant(request):  # this session ended while the PIN was checked
+                granted = stepup_grant(request)
+                if granted == "ended":  # this session ended while the PIN was checked
                     messages.info(request, ENDED_MESSAGES["closed"])
                     return redirect("signin:identify")
-                request.session.pop(NEXT_KEY, None)
+                if granted == "granted":
+                    request.session.pop(NEXT_KEY, None)
+                # "twin": where its sibling went; this answer changes nothing the browser holds.
                 return redirect(str(target))
             member.refresh_from_db()
             if member.locked_at is not None:

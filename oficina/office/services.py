@@ -6,6 +6,7 @@ import secrets
 import time
 from copy import copy
 from datetime import datetime, timedelta
+from typing import Literal
 
 from django.conf import settings
 from django.db import transaction
@@ -35,17 +36,31 @@ def stepup_is_fresh(request: HttpRequest) -> bool:
     return time.time() - float(data.get(STEPUP_KEY, 0)) <= settings.STEPUP_SECONDS
 
 
-def stepup_grant(request: HttpRequest) -> bool:
+StepUp = Literal["granted", "ended", "twin"]
+
+
+def stepup_grant(request: HttpRequest) -> StepUp:
     """The PIN was proven again: a new session id, as at sign-in, and the member's one session moves.
 
-    Only from this session: False (and this session is emptied) when it stopped being the member's
+    Only from this session: "ended" (and this session is emptied) when it stopped being the member's
     while the PIN was checked (an operator's «Cerrar sesión», a sign-in elsewhere, a reset). An
-    unconditional UPDATE here brought an ended session back to life. (Review, 2026-12-06)"""
+    unconditional UPDATE here brought an ended session back to life. (Review, 2026-12-06)
+
+    "twin": the id this request came with was already gone when it cycled it, deleted by a parallel
+    request of the same browser that proved the PIN first (a double tap on «Continuar» with JavaScript
+    off) and moved the session to its own new id. Emptied and answered with a cookie, as "ended" was,
+    the twin's answer (the one the browser shows) signed the member out right after the step-up. Now
+    it sets no cookie and leaves the browser with its sibling's, and the new id it drew is deleted;
+    nothing of the sibling's new id is read or handed out. (Review, 2026-12-06, third session)"""
     token = secrets.token_urlsafe(24)
-    before = session_digest(request.session.session_key)
+    came_with = request.session.session_key
+    before = session_digest(came_with)
     request.session[MEMBER_SESSION_KEY][STEPUP_KEY] = time.time()
     request.session[MEMBER_SESSION_KEY][STEPUP_TOKEN_KEY] = token
+    reports = hasattr(request.session, "cycled_a_deleted_key")  # the Redis store: from cycle_key's reply
+    gone = not reports and came_with is not None and not request.session.exists(came_with)
     request.session.cycle_key()  # writes the data under the new key: the request's save has nothing left
+    gone = gone or (reports and bool(request.session.cycled_a_deleted_key))  # type: ignore[attr-defined]
     # The move and its event together, as a sign-in's: a fault between two autocommitted statements
     # left the digest naming a session no browser held, and no event. (Review, 2026-12-06)
     ours = Member.objects.filter(pk=request.session[MEMBER_SESSION_KEY]["id"], session_digest=before)
@@ -55,10 +70,15 @@ def stepup_grant(request: HttpRequest) -> bool:
         )
         if moved:
             event_record("stepup_ok", request=request, member=getattr(request, "member", None))
-    if not moved:
-        request.session.flush()
-        return False
-    return True
+    if moved:
+        return "granted"
+    if gone:
+        drawn = request.session.session_key
+        type(request.session)().delete(drawn)  # never sent to anyone
+        request.session.modified = False  # no cookie: the browser keeps its sibling's
+        return "twin"
+    request.session.flush()
+    return "ended"
 
 
 def stepup_spend(request: HttpRequest, member: Member) -> bool:
