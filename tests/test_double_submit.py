@@ -29,6 +29,7 @@ from oficina.audit.models import Event
 from oficina.consent.models import DataRequest
 from oficina.members.models import Member
 from oficina.notify import sms
+from oficina.signin.models import SingleUseCodeQuerySet, TemporaryCode
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import keypad_body, type_on_keypad
 from tests.security import code_request, identify, last_sms_code
@@ -389,3 +390,113 @@ def test_a_session_ended_in_another_tab_while_the_step_up_checked_the_pin_stays_
     member.refresh_from_db()
     assert member.session_digest == ""
     assert not Event.objects.filter(kind="stepup_ok", member_id=member.pk).exists()
+
+
+# --- Cases the first fixes left open (review of a4499e0, 2026-12-06) ---------------------------------
+
+
+def test_a_double_tap_on_a_second_code_request_keeps_the_code_that_was_sent_working(client, member, settings):
+    """The member asked for a code, it did not arrive, and a while later they ask again with a double
+    tap. The first request sends a new code (binding B) and ends the earlier one (binding A). The twin,
+    within CODE_RESEND_SECONDS, sends nothing; since this session had an earlier request, the view
+    binds the twin's session to the earlier binding A (`earlier.get("flow_id")`), not to B, and the
+    twin's save comes last: the SMS just received is «La clave temporal no es correcta». The fix
+    covered only a first request (no earlier one in the session)."""
+    assert code_request(client, member.document).url == "/olvide-mi-clave/enviado/"
+    past = timezone.now() - timedelta(seconds=settings.CODE_RESEND_SECONDS + 5)
+    TemporaryCode.objects.update(created_at=past)  # the first code was asked for a while ago
+    identify(client, member.document)
+    assert client.get("/olvide-mi-clave/").status_code == 200
+    choice = {"canal": "sms", "action": "continuar"}
+    stale = _stale_copy(client)
+
+    assert client.post("/olvide-mi-clave/", choice).url == "/olvide-mi-clave/enviado/"
+    assert len(sms.outbox) == 2
+    _write_session(client, stale)
+    twin = client.post("/olvide-mi-clave/", choice)
+
+    assert twin.status_code == 302 and twin.url == "/olvide-mi-clave/enviado/"
+    assert len(sms.outbox) == 2  # the twin sent nothing (right)
+    assert identify(client, member.document).url == "/clave/"
+    typed = type_on_keypad(client, "/clave/", last_sms_code())
+    assert typed.status_code == 302 and typed.url == "/nueva-clave/", "La clave temporal no es correcta"
+
+
+def test_a_twin_that_loses_the_code_before_its_sibling_moved_the_session_is_not_told_it_is_wrong(
+    client, member, monkeypatch
+):
+    """The other interleaving of a double tap on the temporary code (the one PostgreSQL gives when
+    both requests pass the hash check together): both claim a try, both check the hash, the sibling's
+    `consumed` UPDATE wins and this one's, having waited for its lock, loses — before the sibling's
+    cycle_key deleted the old session id. `CodeAlreadyUsed` is raised, but the view finds the session
+    still there and treats the right code as a wrong one: a try counted, «La clave temporal no es
+    correcta» rendered, and the session saved under the id the sibling is about to delete (or, if it
+    already did, Django's 400). The right code of this flow is never a wrong code."""
+    code_request(client, member.document)
+    code = last_sms_code()
+    identify(client, member.document)
+    body = keypad_body(client.get("/clave/").content.decode(), code)
+    real_consumed = SingleUseCodeQuerySet.consumed
+
+    def sibling_consumed_it_first(self, pk):
+        assert real_consumed(self, pk)  # the sibling's UPDATE, committed a moment before this one
+        return False  # this one's then matches no row
+
+    monkeypatch.setattr(SingleUseCodeQuerySet, "consumed", sibling_consumed_it_first)
+    twin = client.post("/clave/", body)
+
+    content = twin.content.decode() if twin.status_code == 200 else ""
+    assert "no es correcta" not in content, "a right code answered as a wrong one"
+    assert twin.status_code == 302 and twin.url == "/nueva-clave/", twin.status_code
+    reset = _stale_copy(client).get("reset") or {}
+    assert int(reset.get("attempts", 0)) == 0, "a right code counted as a wrong try"
+
+
+def test_a_twin_sign_in_whose_update_lands_first_still_keeps_the_previous_sign_in_date(client, monkeypatch):
+    """Which twin leaves «Tu último ingreso» alone is decided by who cycled the session id second,
+    but the two sign-in UPDATEs may land in the other order: the first to cycle (a «real» sign-in,
+    which shifts) is overtaken between its cycle_key and its UPDATE by the twin (no shift, but it
+    writes last_login_at). The first's shift then copies the twin's last_login_at, a second old, into
+    previous_login_at: the date hidden again. Here the twin runs whole inside that gap."""
+    import copy
+
+    from django.test import Client
+
+    from oficina.members.models import Member
+    from oficina.signin.flows import login
+    from tests.factories import DEFAULT_PIN, make_member
+
+    member = make_member(returning=True)
+    yesterday = timezone.now() - timedelta(days=1)
+    Member.objects.filter(pk=member.pk).update(last_login_at=yesterday)
+    identify(client, member.document)
+    body = keypad_body(client.get("/clave/").content.decode(), DEFAULT_PIN)
+    old_key = client.cookies["sessionid"].value
+    stale = _stale_copy(client)
+    store_class = import_module(django_settings.SESSION_ENGINE).SessionStore
+    real_load, real_record = store_class.load, login.event_record_with
+    twin_answers: list = []
+    started: list = []
+
+    def load(self):
+        if self.session_key == old_key:
+            return copy.deepcopy(stale)  # the twin read the session before its sibling's cycle_key
+        return real_load(self)
+
+    def record(*args, **kwargs):
+        if not started:  # the first request has cycled the id; its UPDATE comes next
+            started.append(True)
+            twin = Client()
+            twin.cookies.update(client.cookies)
+            twin.cookies["sessionid"] = old_key
+            monkeypatch.setattr(store_class, "load", load)
+            twin_answers.append(twin.post("/clave/", body))
+            monkeypatch.setattr(store_class, "load", real_load)
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(login, "event_record_with", record)
+    assert client.post("/clave/", body).url == "/oficina/"
+
+    assert twin_answers and twin_answers[0].url == "/oficina/"
+    member.refresh_from_db()
+    assert member.previous_login_at == yesterday, (member.previous_login_at, member.last_login_at)

@@ -154,12 +154,14 @@ def password(request: HttpRequest) -> HttpResponse:
                 # session to a new id, which deleted the one this request read. Its save here failed
                 # (Django's 400, «Solicitud no válida») after counting a wrong try: the member, told
                 # the request was invalid, asked for another code. This request writes nothing and
-                # sends the browser where its twin went. A copy of the session kept elsewhere is still
-                # refused as a wrong code. (Review, 2026-12-06)
-                if not request.session.exists(str(request.session.session_key)):
-                    request.session.modified = False
-                    return redirect("signin:new_pin")
-                member = None
+                # sends the browser where its twin went. Also when the session is still there: the
+                # twin lost the code's UPDATE before its sibling moved the session (both passed the
+                # hash check together), and a right code is never answered, or counted, as a wrong
+                # one; saved here, the session also came back under the id the sibling deletes, or
+                # failed with the 400. Only this session holds the binding: a request here typed this
+                # flow's right code. (Review, 2026-12-06; and review of a4499e0.)
+                request.session.modified = False
+                return redirect("signin:new_pin")
             if member is not None:
                 request.session.pop(RESET_SESSION_KEY, None)
                 # `auth`: the PIN (or its absence) the code replaces; "Permitir" saves nothing if it

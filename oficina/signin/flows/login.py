@@ -243,9 +243,12 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> SignInRefused | N
     # The member's earlier session, if any, no longer matches member.session_digest: on its next request
     # the office middleware ends it and tells that browser why.
     table = Member._meta.db_table
-    shift = "" if twin else "previous_login_at = last_login_at, "
+    # A twin touches neither date: its sibling, a moment apart, records this sign-in. Leaving only the
+    # shift out was not enough: the two UPDATEs may land in either order, and a twin's last_login_at
+    # written before its sibling's shift became the «previous» sign-in again. (Review of a4499e0.)
+    dates = "" if twin else "previous_login_at = last_login_at, last_login_at = %s, "
     sql = (
-        f"UPDATE {table} SET {shift}last_login_at = %s, "  # noqa: S608
+        f"UPDATE {table} SET {dates}"  # noqa: S608
         "session_digest = %s, failed_pin_attempts = 0 "  # 0: a sign-in follows a right PIN
         "WHERE id = %s AND revocations_granted = %s AND pin_hash = %s"
     )
@@ -253,7 +256,7 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> SignInRefused | N
     signed = event_record_with(
         sql,
         [
-            now,
+            *([] if twin else [now]),
             session_digest(request.session.session_key),
             member.pk,
             member.revocations_granted,

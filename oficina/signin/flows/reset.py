@@ -113,8 +113,13 @@ def _code_request(*, request: HttpRequest, document: str, channel: str, flow_id:
         if recent.count() >= settings.CODE_SENDS_PER_HOUR or (
             latest is not None and (now - latest).total_seconds() < settings.CODE_RESEND_SECONDS
         ):
+            # This very binding's code, sent a moment ago by a parallel twin of this request (a double
+            # tap; the binding is drawn when the page is shown): the session is bound to it, as the
+            # sibling's is. Answered as sent, or the view kept an earlier request's binding, whose code
+            # the sibling's has just replaced. (Review of a4499e0.)
+            ours = TemporaryCode.objects.filter(member=member, flow_id=flow_id).live(now).exists()
             event_record("code_send_limited", request=request, member=member, channel=channel)
-            return CodeRequest(flow_id=flow_id, sent=False)
+            return CodeRequest(flow_id=flow_id, sent=ours)
         TemporaryCode.objects.filter(member=member).superseded(now)
         # So is the message of the replaced code, if still undelivered: sent late (after an outage) its
         # dead code would be typed and spend the live code's tries.
