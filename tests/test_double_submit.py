@@ -176,6 +176,35 @@ def test_a_double_tap_on_the_pin_keeps_the_date_of_the_previous_sign_in(client):
     assert member.previous_login_at == yesterday
 
 
+def test_a_double_tap_on_the_pin_after_wrong_pins_sends_one_notice(client, sms_outbox):
+    """Both taps read the member with the earlier failures counted, and both sign-ins cleared them:
+    each told the member «ingresaste … después de N intentos con clave errada», two messages for one
+    sign-in. The tap that cycles the session second (the twin) leaves the notice to the other."""
+    from oficina.signin import views
+
+    member = make_member(returning=True)
+    Member.objects.filter(pk=member.pk).update(failed_pin_attempts=2)
+    identify(client, member.document)
+    body = keypad_body(client.get("/clave/").content.decode(), DEFAULT_PIN)
+    real = views.member_needs_consent
+    inner = []
+
+    def the_other_tap_signs_in_meanwhile(member: Member) -> bool:
+        # After this tap's hash (its slot released), before its sign-in.
+        if not inner:
+            inner.append(None)  # before: the other tap's own check comes back here
+            inner.append(client.post("/clave/", body))
+        return real(member)
+
+    with mock.patch.object(views, "member_needs_consent", the_other_tap_signs_in_meanwhile):
+        outer = client.post("/clave/", body)
+
+    assert inner[1].url == "/oficina/" and outer.url == "/oficina/"
+    assert len([m for m in sms_outbox if "intentos con clave errada" in m.body]) == 1
+    member.refresh_from_db()
+    assert member.failed_pin_attempts == 0
+
+
 # --- «Permitir» at the end of «Olvidé mi clave» -----------------------------------------------------
 
 

@@ -271,7 +271,8 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> SignInRefused | N
         # shared phone, a cookie from a sibling host) is worthless after it. Only once it opened: a
         # refused sign-in answers as a wrong PIN, which sends no new CSRF cookie.
         rotate_token(request)
-        _failures_cleared_notice(member)  # the UPDATE set them to 0
+        if not twin:  # the UPDATE set them to 0; a twin's sibling tells the member, once
+            _failures_cleared_notice(member)
         return None
     del request.session[MEMBER_SESSION_KEY]  # the new id and CSRF secret stay: nothing is lost
     now_pin = Member.objects.filter(pk=member.pk).values_list("pin_hash", flat=True).first()
