@@ -40,7 +40,7 @@ from oficina.signin.models import TemporaryCode
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import KEY_RE, keypad_body
 from tests.security import sign_in
-from tests.security.test_web import reach
+from tests.security.test_web import POST_ENDPOINTS, reach
 from tests.test_backoffice import PASSWORD, current_code, make_operator, operator_login
 
 pytestmark = pytest.mark.django_db
@@ -462,20 +462,7 @@ def test_fuzzing_bloquear_mi_acceso_and_cerrar_sesion_never_fails_and_does_only_
 
 @FUZZ
 @given(
-    url=st.sampled_from(
-        [
-            "/oficina/cerrar-sesion/",
-            "/oficina/seguir-conectado/",
-            "/oficina/bloquear-mi-acceso/",
-            "/oficina/confirmar-clave/",
-            "/oficina/cambiar-clave/",
-            "/oficina/cambiar-clave/confirmar/",
-            "/oficina/imagen-y-frase/",
-            "/oficina/datos-de-contacto/",
-            "/oficina/datos-de-contacto/confirmar/",
-            "/oficina/mis-datos/",
-        ]
-    ),
+    url=st.sampled_from([url for url in POST_ENDPOINTS if url.startswith("/oficina/")]),
     sent=body(
         ["keys", "press", "action", "imagen", "frase", "celular", "correo", "solicitud", "descripcion"]
     ),
