@@ -32,7 +32,7 @@ import logging
 import secrets
 from typing import Any
 
-from django.contrib.sessions.backends.base import UpdateError
+from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.contrib.sessions.backends.cache import SessionStore as CacheSessionStore
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
@@ -49,7 +49,7 @@ class SessionStore(CacheSessionStore):
     # The id of the session a load could not read because the cache failed (None when it could)
     unreadable_key: str | None = None
     # Set by cycle_key: the id this request came with was already gone (deleted by a parallel request
-    # of the same browser that cycled it first, a double tap; or ended meanwhile). Read at sign-in.
+    # of the same browser that cycled it first, a double tap; or ended meanwhile): cycle_key_found_gone.
     cycled_a_deleted_key = False
 
     def load(self) -> dict[str, Any]:
@@ -94,9 +94,9 @@ class SessionStore(CacheSessionStore):
         payload = self._cache.dumps(data)  # type: ignore[attr-defined]
         replaced = self.cache_key_prefix + self.session_key if self.session_key else None
         self.cycled_a_deleted_key = False
+        expiry = self.get_expiry_age()
         for attempt in range(100):
             self._session_key = self._get_new_session_key()
-            expiry = self.get_expiry_age()
             added, was_there = add_replacing(self.cache_key, payload, expiry, replaced=replaced)
             if attempt == 0:
                 self.cycled_a_deleted_key = replaced is not None and not was_there
@@ -107,6 +107,20 @@ class SessionStore(CacheSessionStore):
                 return None
             replaced = None  # deleted by the first try
         raise RuntimeError("Unable to create a new session key. It is likely that the cache is unavailable.")
+
+
+def cycle_key_found_gone(session: SessionBase) -> bool:
+    """session.cycle_key(), and whether the id it replaced was already gone from the store: deleted by
+    a parallel request of the same browser that cycled it first (a double tap), or ended meanwhile.
+    This store reads it from cycle_key's own round trip; another (the database, without Redis) is
+    asked first."""
+    if isinstance(session, SessionStore):
+        session.cycle_key()
+        return session.cycled_a_deleted_key
+    came_with = session.session_key
+    gone = came_with is not None and not session.exists(came_with)
+    session.cycle_key()
+    return gone
 
 
 class SessionMiddleware(DjangoSessionMiddleware):

@@ -16,6 +16,7 @@ from django.utils.crypto import salted_hmac
 
 from oficina.audit.services import event_record
 from oficina.lib.masking import mask_email, mask_mobile
+from oficina.lib.sessions import cycle_key_found_gone
 from oficina.members.models import Member, session_digest
 from oficina.notify.models import OutboxMessage
 from oficina.notify.outbox import message_queue, notice_queue, outbox_dispatch, outbox_expire
@@ -53,14 +54,11 @@ def stepup_grant(request: HttpRequest) -> StepUp:
     it sets no cookie and leaves the browser with its sibling's, and the new id it drew is deleted;
     nothing of the sibling's new id is read or handed out. (Review, 2026-12-06, third session)"""
     token = secrets.token_urlsafe(24)
-    came_with = request.session.session_key
-    before = session_digest(came_with)
+    before = session_digest(request.session.session_key)
     request.session[MEMBER_SESSION_KEY][STEPUP_KEY] = time.time()
     request.session[MEMBER_SESSION_KEY][STEPUP_TOKEN_KEY] = token
-    reports = hasattr(request.session, "cycled_a_deleted_key")  # the Redis store: from cycle_key's reply
-    gone = not reports and came_with is not None and not request.session.exists(came_with)
-    request.session.cycle_key()  # writes the data under the new key: the request's save has nothing left
-    gone = gone or (reports and bool(request.session.cycled_a_deleted_key))  # type: ignore[attr-defined]
+    # Writes the data under the new key: the request's save has nothing left.
+    gone = cycle_key_found_gone(request.session)
     # The move and its event together, as a sign-in's: a fault between two autocommitted statements
     # left the digest naming a session no browser held, and no event. (Review, 2026-12-06)
     ours = Member.objects.filter(pk=request.session[MEMBER_SESSION_KEY]["id"], session_digest=before)

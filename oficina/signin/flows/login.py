@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from oficina.audit.services import document_hmac, event_record, event_record_with
+from oficina.lib.sessions import cycle_key_found_gone
 from oficina.members.models import Member, session_digest
 from oficina.notify.outbox import notice_queue, outbox_dispatch
 from oficina.signin.flows.identify import member_for_signin
@@ -231,15 +232,10 @@ def member_sign_in(*, request: HttpRequest, member: Member) -> SignInRefused | N
     # request came with was deleted by its sibling's cycle_key. It still opens (its answer may be the
     # one the browser shows), but it leaves «Tu último ingreso» alone: shifted again, it showed the
     # sibling's sign-in of a second ago instead of the previous one, the date a member checks to spot
-    # someone else's sign-in (review, 2026-12-06). The Redis store tells it from cycle_key's own round
-    # trip; another store (the database, without Redis) is asked first.
-    came_with = request.session.session_key
-    reports = hasattr(request.session, "cycled_a_deleted_key")
-    twin = not reports and came_with is not None and not request.session.exists(came_with)
+    # someone else's sign-in (review, 2026-12-06).
     # After the data, so that cycle_key's write under the new key is the only one (the store skips
     # the request's own save of the same data; oficina/lib/sessions.py).
-    request.session.cycle_key()
-    twin = twin or (reports and bool(request.session.cycled_a_deleted_key))  # type: ignore[attr-defined]
+    twin = cycle_key_found_gone(request.session)
     # The member's earlier session, if any, no longer matches member.session_digest: on its next request
     # the office middleware ends it and tells that browser why.
     table = Member._meta.db_table
