@@ -209,3 +209,34 @@ def test_a_refused_sign_in_sends_no_notice_of_a_sign_in_and_the_next_one_counts_
         next(m.body for m in sms_outbox if "3 intentos" in m.body)
     ]
     assert any("3 intentos" in m.body for m in mail.outbox)
+
+
+@pytest.mark.django_db
+def test_a_refused_sign_in_keeps_the_browsers_csrf_secret_and_an_opened_one_rotates_it(settings):
+    """A wrong PIN keeps the CSRF secret; a refused sign-in rotated it before its UPDATE was refused,
+    one more way its answer differed from a wrong PIN's. Rotated only once the sign-in opened."""
+    from importlib import import_module
+
+    from django.middleware.csrf import get_token
+    from django.test import RequestFactory
+
+    from oficina.members.models import Member
+    from oficina.signin.pin import secret_hash
+
+    def a_request():
+        request = RequestFactory().post("/clave/")
+        request.session = import_module(settings.SESSION_ENGINE).SessionStore()
+        request.session.save()
+        get_token(request)
+        return request, request.META["CSRF_COOKIE"]
+
+    member = make_member(returning=True)
+    as_read = Member.objects.get(pk=member.pk)
+    Member.objects.filter(pk=member.pk).update(pin_hash=secret_hash("730519"))  # changed meanwhile
+    refused, secret = a_request()
+    assert login.member_sign_in(request=refused, member=as_read) == "pin_changed"
+    assert refused.META["CSRF_COOKIE"] == secret
+
+    opened, secret = a_request()
+    assert login.member_sign_in(request=opened, member=Member.objects.get(pk=member.pk)) is None
+    assert opened.META["CSRF_COOKIE"] != secret
