@@ -52,7 +52,8 @@ class QueueWaitMiddleware:
         if limit:
             waited = queue_wait(request, time.time())
             if waited is not None and waited > limit:
-                logger.warning("request shed after %.1f s in the queue: %s", waited, path_for_log(request))
+                path = path_for_log(request)
+                logger.warning("request shed after %.1f s in the queue: %s %s", waited, request.method, path)
                 return busy(request)
         return self.get_response(request)
 

@@ -240,3 +240,43 @@ def test_an_operator_idle_for_fifteen_minutes_is_signed_out_with_a_spanish_messa
     assert "Tu sesión de operador se cerró tras 15 minutos sin actividad" in page
     assert client.get("/operadores/").status_code == 302  # signed out, not only turned away once
     assert Event.objects.filter(kind="staff_logout", data__reason="inactividad").count() == 1
+
+
+def test_an_active_operator_is_signed_out_an_hour_after_the_sign_in(client, monkeypatch):
+    """Django's expiry moves on with every save, and the idle check saves on every request: the
+    absolute limit (SESSION_ABSOLUTE_SECONDS, 3600) counts from the sign-in, whatever the activity."""
+    from oficina.backoffice import middleware
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(middleware, "_now", lambda: now[0])
+    user, device = make_operator()
+    operator_login(client, user, device)
+    for _ in range(6):  # every ten minutes: never idle
+        assert client.get("/operadores/").status_code == 200
+        now[0] += 600
+    now[0] += 1  # 3601 s after the sign-in
+    response = client.get("/operadores/audit/event/")
+
+    assert response.status_code == 302
+    assert response.url == "/operadores/login/?next=/operadores/audit/event/"
+    page = client.get(response.url).content.decode()
+    assert "Tu sesión de operador llegó a su duración máxima de 60 minutos" in page
+    assert client.get("/operadores/").status_code == 302
+    assert Event.objects.filter(kind="staff_logout", data__reason="tiempo máximo").count() == 1
+
+
+def test_an_operator_session_from_older_code_starts_its_hour_when_first_seen(client, monkeypatch):
+    from oficina.backoffice import middleware
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(middleware, "_now", lambda: now[0])
+    user, device = make_operator()
+    operator_login(client, user, device)
+    session = client.session
+    del session[middleware.STARTED_KEY]
+    session.save()
+    for _ in range(7):  # its clock starts at the first of these (+600 s), not at the sign-in
+        now[0] += 600
+        assert client.get("/operadores/").status_code == 200
+    now[0] += 1  # 4201 s after the sign-in, 3601 s after it was first seen
+    assert client.get("/operadores/").status_code == 302

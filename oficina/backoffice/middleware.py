@@ -1,8 +1,11 @@
-"""An operator's session ends after OPERATOR_IDLE_SECONDS without a request (an unattended desk).
+"""An operator's session ends after OPERATOR_IDLE_SECONDS without a request (an unattended desk), and
+SESSION_ABSOLUTE_SECONDS (one hour) after the sign-in whatever the activity.
 
-The session's absolute limit (SESSION_ABSOLUTE_SECONDS, one hour) bounds a day's sign-in; this bounds
-the minutes a back office left open on a desk can be used by whoever sits down. Only the operators'
-pages are looked at: members' requests never load an operator's session here.
+The absolute limit bounds what a stolen or forgotten session can do: Django's own expiry moves on
+with every save, and this middleware saves the session on every request, so without it an operator
+active every quarter of an hour would stay signed in for ever. The idle limit bounds the minutes a
+back office left open on a desk can be used by whoever sits down. Only the operators' pages are looked
+at: members' requests never load an operator's session here.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 SEEN_KEY = "operator_seen_at"
+STARTED_KEY = "operator_signed_in_at"
 IDLE_MESSAGE = "Tu sesión de operador se cerró tras {minutes} minutos sin actividad. Ingresa de nuevo."
+ABSOLUTE_MESSAGE = "Tu sesión de operador llegó a su duración máxima de {minutes} minutos. Ingresa de nuevo."
 
 
 def _now() -> float:
@@ -34,15 +39,26 @@ class OperatorIdleMiddleware:
         if request.path_info.startswith(self.prefix) and SESSION_KEY in request.session:
             now = _now()
             seen = request.session.get(SEEN_KEY)
-            if isinstance(seen, int | float) and now - seen > settings.OPERATOR_IDLE_SECONDS:
-                return self._signed_out(request)
+            started = request.session.get(STARTED_KEY)
+            if not isinstance(started, int | float):
+                # Set at the sign-in (operator_session_started); a session older than that code starts now.
+                request.session[STARTED_KEY] = started = now
+            absolute, idle = settings.SESSION_COOKIE_AGE, settings.OPERATOR_IDLE_SECONDS
+            if now - started > absolute:
+                return self._signed_out(request, "tiempo máximo", ABSOLUTE_MESSAGE, absolute)
+            if isinstance(seen, int | float) and now - seen > idle:
+                return self._signed_out(request, "inactividad", IDLE_MESSAGE, idle)
             request.session[SEEN_KEY] = now
         return self.get_response(request)
 
-    def _signed_out(self, request: HttpRequest) -> HttpResponse:
-        request.staff_logout_reason = "inactividad"  # type: ignore[attr-defined]  # for the audit event
+    def _signed_out(self, request: HttpRequest, reason: str, message: str, seconds: int) -> HttpResponse:
+        request.staff_logout_reason = reason  # type: ignore[attr-defined]  # for the audit event
         logout(request)  # the session is flushed; its `staff_logout` event names the reason
-        minutes = round(settings.OPERATOR_IDLE_SECONDS / 60)
-        messages.warning(request, IDLE_MESSAGE.format(minutes=minutes))
+        messages.warning(request, message.format(minutes=round(seconds / 60)))
         login = reverse("admin:login")
         return HttpResponseRedirect(f"{login}?next={quote(request.get_full_path())}")
+
+
+def operator_session_started(request: HttpRequest) -> None:
+    """Called at an operator's sign-in: the absolute limit counts from here."""
+    request.session[STARTED_KEY] = _now()

@@ -11,10 +11,13 @@ from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
 
 from oficina.audit.services import event_record
+from oficina.backoffice.middleware import operator_session_started
 
 
 @receiver(user_logged_in)
 def _staff_logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    if request is not None and hasattr(request, "session"):
+        operator_session_started(request)
     event_record("staff_login_ok", request=request, operator=getattr(user, "username", ""))
 
 

@@ -112,3 +112,4 @@ def test_the_shed_warning_cannot_be_split_by_the_request_path(settings, caplog):
 
     [line] = [r for r in caplog.records if r.name == "oficina.overload"]
     assert "\n" not in line.getMessage() and "\\n" in line.getMessage()
+    assert ": GET /x\\nWARNING" in line.getMessage()  # the method and the path, as every 503's line
