@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
@@ -11,6 +12,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.http import require_safe
+
+from oficina.lib.bare import logged_here
+
+logger = logging.getLogger(__name__)
 
 
 @never_cache
@@ -39,9 +44,16 @@ def readyz(request: HttpRequest) -> HttpResponse:
         except Exception as exc:  # any failure means "not ready"
             checks["cache"] = f"error: {type(exc).__name__}"
     ready = all(value == "ok" for value in checks.values())
-    return JsonResponse(
+    response = JsonResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
     )
+    if ready:
+        return response
+    # One WARNING line naming what failed, as every 503 (docs/operations.md), instead of Django's
+    # «Service Unavailable: /readyz» at ERROR, which says nothing of the cause.
+    failed = ", ".join(f"{name} {value}" for name, value in checks.items() if value != "ok")
+    logger.warning("not ready, answered 503 to the probe: %s", failed)
+    return logged_here(response)
 
 
 PROBES: dict[str, Callable[[HttpRequest], HttpResponse]] = {"/healthz": healthz, "/readyz": readyz}

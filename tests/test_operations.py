@@ -44,6 +44,19 @@ def test_readyz_reports_an_unreachable_cache(client, settings):
     assert response.json()["checks"]["cache"].startswith("error")
 
 
+def test_a_failed_readiness_probe_is_one_warning_naming_the_cause(client, settings, caplog):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": settings.REDIS_URL},
+    }
+    caplog.clear()
+    assert client.get("/readyz").status_code == 503
+
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= 30]
+    assert lines == [("WARNING", "not ready, answered 503 to the probe: cache error: ConnectionError")]
+
+
 def test_probes_refuse_writes(client):
     assert client.post("/healthz").status_code == 405
     assert client.post("/readyz").status_code == 405
