@@ -411,3 +411,26 @@ def test_a_deletion_from_the_list_that_fails_leaves_no_event_saying_it_happened(
     assert response.status_code == 500
     assert TOTPDevice.objects.filter(pk=device.pk).exists()
     assert not Event.objects.filter(kind="operator_staff_changed").exists()
+
+
+@pytest.mark.parametrize("withdrawn", ["is_active", "is_staff"])
+def test_an_operator_deactivated_then_restored_signs_in_again(client, withdrawn):
+    """Django only stops reading the session of an operator made inactive (or no longer staff) as
+    signed in; it kept it, and restoring the flag brought the old session (and any copy of its id)
+    back, verified, without the password or the code."""
+    from oficina.audit.models import Event
+
+    user, device = make_operator()
+    assert operator_login(client, user, device).url == "/operadores/"
+    setattr(user, withdrawn, False)
+    user.save()
+    assert client.get("/operadores/").url.startswith(LOGIN_URL)
+
+    setattr(user, withdrawn, True)
+    user.save()
+
+    response = client.get("/operadores/")
+    assert response.status_code == 302 and response.url.startswith(LOGIN_URL)
+    assert Event.objects.filter(kind="staff_logout", data__reason="sin acceso").count() == (
+        1 if withdrawn == "is_staff" else 0  # an inactive user is no user: its deactivation is the event
+    )

@@ -77,6 +77,35 @@ def test_operator_sign_ins_failures_and_sign_outs_are_audited(client):
     assert not any(PASSWORD in str(data) for _, data in kinds)
 
 
+def test_a_right_password_refused_at_the_code_is_an_audited_failure(client):
+    """Django reports only a wrong password (user_login_failed): the right password with a wrong or
+    missing code, the one failure that says someone holds an operator's password, left no event."""
+    from django.contrib.auth import get_user_model
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    user, device = make_operator()
+    wrong = f"{(int(current_code(device)) + 1) % 1_000_000:06d}"
+    clerk = get_user_model().objects.create_user("no-staff", password=PASSWORD)
+    TOTPDevice.objects.create(user=clerk, name="Aplicación", confirmed=True)
+
+    for response in (
+        operator_login(client, user, device, code=wrong),
+        client.post(LOGIN_URL, {"username": user.username, "password": PASSWORD, "otp_token": ""}),
+        client.post(LOGIN_URL, {"username": clerk.username, "password": PASSWORD, "otp_token": wrong}),
+    ):
+        assert GENERIC in response.content.decode()
+
+    events = list(
+        Event.objects.filter(kind="staff_login_failed").order_by("id").values_list("data", flat=True)
+    )
+    assert events == [
+        {"operator": user.username, "stage": "totp", "error": "invalid_token"},
+        {"operator": user.username, "stage": "totp", "error": "token_required"},
+        {"operator": "no-staff", "stage": "staff", "error": "invalid_login"},
+    ]
+    assert not any(wrong in str(data) or PASSWORD in str(data) for data in events)
+
+
 def test_an_operator_can_end_a_members_session_without_touching_the_access(client):
     from django.test import Client
 
@@ -280,3 +309,30 @@ def test_an_operator_session_from_older_code_starts_its_hour_when_first_seen(cli
         assert client.get("/operadores/").status_code == 200
     now[0] += 1  # 4201 s after the sign-in, 3601 s after it was first seen
     assert client.get("/operadores/").status_code == 302
+
+
+def test_signing_in_again_after_a_new_device_gives_a_new_session_id(client):
+    """A device deleted or replaced (a lost phone, `staff_create --new-device`) leaves the session
+    signed in but unverified; Django's login() keeps the id of a session already signed in as the same
+    user, so the sign-in with the new device verified the old id again for whoever had copied it."""
+    from django.conf import settings
+    from django.test import Client
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    user, device = make_operator()
+    assert operator_login(client, user, device).url == "/operadores/"
+    copied = Client()
+    copied.cookies[settings.SESSION_COOKIE_NAME] = client.cookies[settings.SESSION_COOKIE_NAME].value
+    assert copied.get("/operadores/").status_code == 200
+    TOTPDevice.objects.filter(user=user).delete()
+    new_device = TOTPDevice.objects.create(user=user, name="Teléfono nuevo", confirmed=True)
+    assert copied.get("/operadores/").status_code == 302  # unverified now
+
+    assert operator_login(client, user, new_device).url == "/operadores/"
+
+    assert client.get("/operadores/").status_code == 200
+    assert copied.get("/operadores/").status_code == 302
+    assert (
+        client.cookies[settings.SESSION_COOKIE_NAME].value
+        != copied.cookies[settings.SESSION_COOKIE_NAME].value
+    )

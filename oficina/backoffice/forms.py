@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm
 
+from oficina.audit.services import event_record
 from oficina.consent.models import PolicyVersion
 from oficina.consent.services import policy_current, text_sha256
 from oficina.lib.email import InvalidEmail, normalise_email
@@ -60,8 +61,28 @@ class OperatorAuthenticationForm(OTPAdminAuthenticationForm):
                     cleaned["otp_device"] = devices[0].persistent_id
             self.clean_otp(user)
         except ValidationError as exc:
+            self._refusal_after_the_password_record(exc)
             raise ValidationError(self.GENERIC_ERROR, code="invalid_login") from exc
         return cleaned
+
+    def _refusal_after_the_password_record(self, exc: ValidationError) -> None:
+        """A sign-in refused after the password was right is a `staff_login_failed` event too.
+
+        Django sends `user_login_failed` (signals.py) only when the password is wrong; a wrong, missing
+        or throttled authenticator code, or an account that is not staff, came after a successful
+        authenticate() and left no trace: the one failure that says someone holds an operator's
+        password (review, 2026-12-06). `stage` names the check that refused, `error` django-otp's or
+        Django's code for it; never the code typed."""
+        user = self.user_cache
+        if user is None:
+            return  # a wrong password: user_login_failed already recorded it
+        event_record(
+            "staff_login_failed",
+            request=self.request,
+            operator=user.get_username(),
+            stage="totp" if user.is_staff else "staff",
+            error=str(getattr(exc, "code", "") or ""),
+        )
 
 
 def contact_fingerprint(member: Member) -> str:

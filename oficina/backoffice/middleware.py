@@ -37,6 +37,9 @@ class OperatorIdleMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path_info.startswith(self.prefix) and SESSION_KEY in request.session:
+            user = request.user
+            if not (user.is_authenticated and user.is_staff):
+                return self._access_withdrawn(request)
             now = _now()
             seen = request.session.get(SEEN_KEY)
             started = request.session.get(STARTED_KEY)
@@ -51,6 +54,18 @@ class OperatorIdleMiddleware:
             request.session[SEEN_KEY] = now
         return self.get_response(request)
 
+    def _access_withdrawn(self, request: HttpRequest) -> HttpResponse:
+        """The session of an operator deactivated (is_active), deleted or no longer staff ends here.
+
+        Django only stops reading such a session as signed in: it keeps it, and made active or staff
+        again, the operator's old session (and any copy of its id) was signed in again, verified, with
+        no password or code (review, 2026-12-06). Ended at its first request since: the change itself
+        is already an `operator_staff_changed` event. Left: a session with no request between the
+        change and its undoing, within the idle limit, still comes back."""
+        request.staff_logout_reason = "sin acceso"  # type: ignore[attr-defined]  # for the audit event
+        logout(request)  # an inactive or deleted user is no user here: no `staff_logout` then
+        return self.get_response(request)
+
     def _signed_out(self, request: HttpRequest, reason: str, message: str, seconds: int) -> HttpResponse:
         request.staff_logout_reason = reason  # type: ignore[attr-defined]  # for the audit event
         logout(request)  # the session is flushed; its `staff_logout` event names the reason
@@ -60,5 +75,14 @@ class OperatorIdleMiddleware:
 
 
 def operator_session_started(request: HttpRequest) -> None:
-    """Called at an operator's sign-in: the absolute limit counts from here."""
+    """Called at an operator's sign-in: the absolute limit counts from here, under a new session id.
+
+    Django's login() keeps the id when the session is already signed in as the same user with the
+    same password: an operator whose device was deleted or replaced (`staff_create --new-device`, a
+    lost phone) stays signed in but unverified, and signing in again with the new device verified that
+    same id again, with a fresh hour, for whoever had copied it (review, 2026-12-06). Every sign-in
+    now leaves with an id other than the one the browser came with."""
+    came_with = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if came_with is not None and request.session.session_key == came_with:
+        request.session.cycle_key()
     request.session[STARTED_KEY] = _now()
