@@ -161,6 +161,28 @@ def test_the_unlock_event_says_what_the_database_held_not_the_operators_copy(
     assert member.locked_at is None and member.self_blocked_at is None and member.failed_pin_attempts == 0
 
 
+def test_an_unlock_tells_the_member_on_every_channel_and_nothing_when_nothing_was_locked(
+    client, operator, sms_outbox, mailoutbox
+):
+    """Undoing a member's own «Bloquear mi acceso», or the lock that stopped someone guessing the PIN,
+    sent the member nothing: an operator deceived at the counter, or an insider, went unseen."""
+    now = timezone.now()
+    blocked = make_member(returning=True, locked_at=now, self_blocked_at=now)
+    operation(client, blocked, "desbloquear")
+
+    assert [message.to for message in sms_outbox] == [blocked.mobile]
+    assert "se desbloqueó tu acceso" in sms_outbox[0].body or "se desbloqueo tu acceso" in sms_outbox[0].body
+    assert [message.to for message in mailoutbox] == [[blocked.email]]
+    assert mailoutbox[0].subject == "Se desbloqueó tu acceso a la Oficina Virtual"
+    assert "Si no lo pediste, llámanos de inmediato" in mailoutbox[0].body
+
+    sms_outbox.clear()
+    mailoutbox.clear()
+    operation(client, make_member(returning=True), "desbloquear")  # nothing to open: nothing to tell
+    assert sms_outbox == [] and mailoutbox == []
+    assert last_event("operator_unlock").data["was_locked"] is False
+
+
 def test_unlock_also_opens_a_self_blocked_access(client, operator):
     now = timezone.now()
     member = make_member(returning=True, locked_at=now, self_blocked_at=now)

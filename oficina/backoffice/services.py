@@ -24,6 +24,7 @@ from oficina.notify.outbox import message_queue, notice_queue, outbox_dispatch, 
 
 RESET_HELP_TEMPLATE = "operator_reset_help"
 CONTACT_NOTICE_TEMPLATE = "operator_contact_changed"
+UNLOCK_NOTICE_TEMPLATE = "operator_unlocked"
 
 
 class OperatorActionRefused(Exception):
@@ -57,16 +58,21 @@ def staff_change_record(
 
 
 def member_unlock(*, request: HttpRequest, member: Member) -> None:
-    """Opens a PIN locked by wrong attempts or by the member's own "Bloquear mi acceso"."""
+    """Opens a PIN locked by wrong attempts or by the member's own "Bloquear mi acceso".
+
+    The member is told on every channel when it opened something: undoing a member's own block, or
+    the lock that stopped someone guessing their PIN, must not go unseen by the member if the
+    operator was deceived at the counter or is the threat (T7; review, 2026-12-06: it sent nothing)."""
+    notices: list[OutboxMessage] = []
     with transaction.atomic():
         # What the event says was there is what the UPDATE undoes, read under its lock: not the
         # operator's copy, loaded with the page (the member may have locked themselves since, or another
         # operator unlocked them).
+        held = Member.objects.select_for_update().get(pk=member.pk)  # its contacts, too, are the row's
         locked_at, self_blocked_at, failed_pin_attempts = (
-            Member.objects.select_for_update()
-            .filter(pk=member.pk)
-            .values_list("locked_at", "self_blocked_at", "failed_pin_attempts")
-            .get()
+            held.locked_at,
+            held.self_blocked_at,
+            held.failed_pin_attempts,
         )
         Member.objects.filter(pk=member.pk).update(
             locked_at=None, self_blocked_at=None, failed_pin_attempts=0, updated_at=timezone.now()
@@ -79,6 +85,9 @@ def member_unlock(*, request: HttpRequest, member: Member) -> None:
             was_self_blocked=self_blocked_at is not None,
             failed_pin_attempts=failed_pin_attempts,
         )
+        if locked_at is not None or self_blocked_at is not None:
+            notices = notice_queue(member=held, template=UNLOCK_NOTICE_TEMPLATE)
+    outbox_dispatch(notices)
 
 
 def member_disable(*, request: HttpRequest, member: Member) -> None:

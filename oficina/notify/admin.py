@@ -10,20 +10,7 @@ from django.http import HttpRequest
 from oficina.backoffice.labels import shown_as
 from oficina.backoffice.services import outbox_message_retry
 from oficina.lib.masking import mask_email, mask_mobile
-from oficina.notify.models import OutboxMessage
-
-KIND_NAMES = {
-    "temporary_code": "Clave temporal",
-    "pin_changed": "Aviso de cambio de clave",
-    "access_locked": "Aviso de bloqueo",
-    "security_change": "Aviso de cambio de seguridad",
-    "operator_reset_help": "Instrucciones de clave temporal (operador)",
-    "operator_contact_changed": "Aviso de cambio de contacto (operador)",
-    "import_contact_changed": "Aviso de cambio de contacto (importación)",
-    "contact_verify": "Código para confirmar contacto",
-    "signin_after_failures": "Aviso de ingreso tras intentos fallidos",
-}
-
+from oficina.notify.models import KIND_NAMES, OutboxMessage
 
 OUTBOX_FIELDS: tuple[str, ...] = (
     "kind_name",

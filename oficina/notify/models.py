@@ -4,6 +4,22 @@ from django.db import models
 
 from oficina.members.models import Member
 
+# What each kind of message is called for operators (the outbox list, a message's title).
+KIND_NAMES = {
+    "temporary_code": "Clave temporal",
+    "pin_changed": "Aviso de cambio de clave",
+    "access_locked": "Aviso de bloqueo",
+    "security_change": "Aviso de cambio de seguridad",
+    "signin_after_failures": "Aviso de ingreso tras intentos fallidos",
+    "contact_verify": "Código para confirmar contacto",
+    "data_request_answered": "Aviso de respuesta a una solicitud de datos",
+    "data_request_extended": "Aviso de prórroga de una solicitud de datos",
+    "operator_reset_help": "Instrucciones de clave temporal (operador)",
+    "operator_contact_changed": "Aviso de cambio de contacto (operador)",
+    "operator_unlocked": "Aviso de desbloqueo (operador)",
+    "import_contact_changed": "Aviso de cambio de contacto (importación)",
+}
+
 
 class OutboxMessage(models.Model):
     """A message to a member, written in the same transaction as the change that calls for it and
@@ -50,13 +66,4 @@ class OutboxMessage(models.Model):
         return f"{self.get_kind_display()} por {self.get_channel_display()} ({self.get_status_display()})"
 
     def get_kind_display(self) -> str:
-        return {
-            "temporary_code": "Clave temporal",
-            "pin_changed": "Aviso de cambio de clave",
-            "access_locked": "Aviso de bloqueo",
-            "security_change": "Aviso de cambio de seguridad",
-            "signin_after_failures": "Aviso de ingreso tras intentos fallidos",
-            "contact_verify": "Código para confirmar contacto",
-            "data_request_answered": "Aviso de respuesta a una solicitud de datos",
-            "data_request_extended": "Aviso de prórroga de una solicitud de datos",
-        }.get(self.kind, self.kind)
+        return KIND_NAMES.get(self.kind, self.kind)
