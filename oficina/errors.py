@@ -135,7 +135,8 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
     event. Only a verified operator's refusals: anyone else is sent to a sign-in page before a
     permission is checked, so a stranger cannot fill the chain with them."""
     user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated and user.is_staff:
+    verified = getattr(user, "is_verified", None)  # django-otp's OTPMiddleware sets it
+    if user is not None and user.is_authenticated and user.is_staff and callable(verified) and verified():
         from oficina.audit.services import event_record
 
         event_record(

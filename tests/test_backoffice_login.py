@@ -336,3 +336,17 @@ def test_signing_in_again_after_a_new_device_gives_a_new_session_id(client):
         client.cookies[settings.SESSION_COOKIE_NAME].value
         != copied.cookies[settings.SESSION_COOKIE_NAME].value
     )
+
+
+def test_only_a_verified_operators_refusals_are_audit_events(rf):
+    """A staff user whose device was deleted is signed in but unverified: a stranger to the back office,
+    whose refusals must not fill the chain (errors.permission_denied says so; it checked is_staff only)."""
+    from oficina.errors import permission_denied
+
+    user, _ = make_operator()
+    for verified in (False, True):
+        request = rf.get("/operadores/algo/")
+        user.is_verified = lambda verified=verified: verified
+        request.user = user
+        assert permission_denied(request).status_code == 403
+    assert Event.objects.filter(kind="operator_permission_denied").count() == 1
