@@ -343,3 +343,19 @@ def test_another_member_signing_in_on_the_same_browser_inherits_nothing_of_the_f
     assert leftovers["member"]["id"] == other.pk
     assert not session_exists(first)
     assert Member.objects.get(pk=other.pk).last_login_at is not None
+
+
+def test_cerrar_sesion_without_a_session_records_nothing(client, member):
+    """Anyone can POST «Cerrar sesión» with a CSRF token: each wrote a member-less `logout` event for
+    the sealer to chain. Only a sign-out that ended a member's session is an event."""
+    from oficina.audit.models import Event
+
+    client.get("/")  # a CSRF cookie, as a browser or a script would have
+    token = client.cookies[django_settings.CSRF_COOKIE_NAME].value
+    for _ in range(3):
+        assert client.post("/oficina/cerrar-sesion/", {"csrfmiddlewaretoken": token}).url == "/"
+    assert not Event.objects.filter(kind="logout").exists()
+
+    sign_in(client, member.document, DEFAULT_PIN)
+    assert client.post("/oficina/cerrar-sesion/").url == "/"
+    assert list(Event.objects.filter(kind="logout").values_list("member_id", flat=True)) == [member.pk]

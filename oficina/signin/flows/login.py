@@ -288,10 +288,14 @@ def member_sign_out(*, request: HttpRequest, member: Member | None, reason: str 
         # The store did not answer: only the database can tell whose session this cookie holds. (Only
         # then: a lookup by digest has no index, and any anonymous POST could ask for one.)
         member = Member.objects.filter(session_digest=session_digest(unread)).first()
-    with transaction.atomic():  # the change and its event together
-        if member is not None:
+    if member is not None:
+        with transaction.atomic():  # the change and its event together
             Member.objects.filter(pk=member.pk).update(session_digest="")
-        event_record(reason, request=request, member=member)
+            event_record(reason, request=request, member=member)
+    # No member's session came with the request (a second tap on «Cerrar sesión» after the first
+    # ended it, a page left open after the idle limit, or anyone's POST with a CSRF token): nothing
+    # ended, nothing to record. Each such POST wrote a member-less event for the sealer to chain, for
+    # as long as anyone cared to send them (review, 2026-12-06).
     try:
         request.session.flush()  # deletes the server-side session: the old cookie is worthless
     except Exception as exc:
