@@ -112,7 +112,7 @@ def test_the_returning_member_is_told_the_same(client, settings):
 def test_no_permitir_ends_the_flow_and_changes_nothing(client, sms_outbox):
     member = make_member()
     reach_policy(client, member, sms_outbox)
-    refused = client.post("/politica-de-datos/", {"decision": "rechazar", "version": "1"})
+    refused = client.post("/politica-de-datos/", {"decision": "rechazar", "confirmado": "si", "version": "1"})
     assert refused.url == "/"
     page = client.get("/").content.decode()
     assert "No autorizaste el tratamiento de tus datos" in page
@@ -121,6 +121,26 @@ def test_no_permitir_ends_the_flow_and_changes_nothing(client, sms_outbox):
     assert TemporaryCode.objects.get(member=member).consumed_at is not None
     assert client.get("/politica-de-datos/").url == "/"
     assert client.get("/listo/").url == "/"
+
+
+def test_no_permitir_asks_once_more_with_what_it_loses_and_changes_nothing_until_confirmed(
+    client, sms_outbox
+):
+    """One tap on «No permitir», as large as «Permitir» beside it, threw away the new PIN, the image,
+    the phrase and the temporary code."""
+    member = make_member()
+    reach_policy(client, member, sms_outbox)
+    asked = client.post("/politica-de-datos/", {"decision": "rechazar", "version": "1"})
+
+    assert asked.status_code == 200
+    page = asked.content.decode()
+    assert "Si no permites, no guardaremos tu nueva clave ni tu imagen y frase de seguridad" in page
+    assert 'value="rechazar">Sí, no permitir</button>' in page and 'value="permitir"' in page
+    assert_untouched(member)
+    assert "Paso 8 de 9" in client.get("/politica-de-datos/").content.decode()  # the flow goes on
+    # Having thought again, «Permitir» on that same page completes the reset.
+    allowed = client.post("/politica-de-datos/", {"decision": "permitir", "confirmado": "si", "version": "1"})
+    assert allowed.url == "/listo/"
 
 
 def test_a_member_who_accepted_an_older_version_is_asked_again(client):
@@ -146,7 +166,7 @@ def test_a_member_who_refuses_the_new_version_is_not_signed_in(client):
     policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
 
     assert sign_in(client, member).url == "/politica-de-datos/"
-    refused = client.post("/politica-de-datos/", {"decision": "rechazar"})
+    refused = client.post("/politica-de-datos/", {"decision": "rechazar", "confirmado": "si"})
     assert refused.url == "/"
     assert client.get("/oficina/").url == "/"
     assert not Consent.objects.filter(member=member, policy__version="2").exists()
@@ -259,7 +279,7 @@ def test_no_permitir_tells_the_member_in_spanish_what_it_means_and_what_is_left(
     member = make_member()
     reach_policy(client, member, sms_outbox)
 
-    client.post("/politica-de-datos/", {"decision": "rechazar", "version": "1"})
+    client.post("/politica-de-datos/", {"decision": "rechazar", "confirmado": "si", "version": "1"})
 
     page = " ".join(client.get("/").content.decode().split())
     assert "No autorizaste el tratamiento de tus datos, así que no guardamos tu nueva clave" in page
@@ -276,7 +296,7 @@ def test_a_member_who_refuses_a_new_version_is_told_the_earlier_authorisation_st
     policy_publish(version="2", text="<p>Versión 2 de la política.</p>")
     assert sign_in(client, member).url == "/politica-de-datos/"
 
-    client.post("/politica-de-datos/", {"decision": "rechazar", "version": "2"})
+    client.post("/politica-de-datos/", {"decision": "rechazar", "confirmado": "si", "version": "2"})
 
     page = " ".join(client.get("/").content.decode().split())
     assert "No autorizaste la nueva versión de la política" in page
@@ -293,7 +313,7 @@ def test_a_member_who_refuses_during_a_reset_keeps_the_earlier_authorisation_and
     member = make_member(returning=True)
     reach_policy(client, member, sms_outbox)
 
-    client.post("/politica-de-datos/", {"decision": "rechazar", "version": "1"})
+    client.post("/politica-de-datos/", {"decision": "rechazar", "confirmado": "si", "version": "1"})
 
     page = " ".join(client.get("/").content.decode().split())
     assert "así que no guardamos tu nueva clave" in page

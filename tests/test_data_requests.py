@@ -315,7 +315,7 @@ def test_after_a_granted_revocation_no_permitir_does_not_say_the_old_authorisati
     version = re.search(r'name="version" value="([^"]+)"', client.get("/politica-de-datos/").content.decode())
     assert version is not None
 
-    client.post("/politica-de-datos/", {"decision": "rechazar", "version": version[1]})
+    client.post("/politica-de-datos/", {"decision": "rechazar", "confirmado": "si", "version": version[1]})
 
     page = " ".join(client.get("/").content.decode().split())
     assert "La autorización que nos diste antes no cambia" not in page

@@ -52,6 +52,7 @@ def first_access(client, member: Member, *, channel: str, sms_outbox) -> None:
     assert accepted.url == "/nueva-clave/"
     assert type_on_keypad(client, "/nueva-clave/", NEW_PIN).url == "/nueva-clave/confirmar/"
     assert type_on_keypad(client, "/nueva-clave/confirmar/", NEW_PIN).url == "/imagen-y-frase/"
+    assert "Imagen y frase de seguridad" in client.get("/imagen-y-frase/").content.decode()
     chosen = client.post("/imagen-y-frase/", {"imagen": "girasol", "frase": "Mi huerta da buenos frutos"})
     assert chosen.url == "/politica-de-datos/"
     policy_page = client.get("/politica-de-datos/").content.decode()
@@ -137,9 +138,8 @@ def test_the_office_shows_the_previous_sign_in_and_logout_ends_the_session(clien
 
 
 MSG_FIRST_ACCESS = (
-    "¿Es tu primer ingreso? Aún no tienes clave, y la imagen y la frase de arriba son solo de ejemplo. "
-    "Da clic en «Olvidé mi clave»: te enviaremos una clave temporal y luego definirás tu clave y "
-    "elegirás tu imagen y tu frase de seguridad."
+    "¿Es tu primer ingreso y aún no tienes clave? Da clic en «Olvidé mi clave»: te enviaremos una clave "
+    "temporal y luego definirás tu clave y elegirás tu imagen y tu frase de seguridad."
 )
 MSG_THROTTLED_HELP = "Si olvidaste tu clave o tu acceso está bloqueado, usa «Olvidé mi clave»."
 
@@ -163,7 +163,7 @@ def test_the_first_time_hint_gives_way_to_the_code_notice_once_a_code_was_asked_
     assert identify(client, member.document).url == "/clave/"
     page = client.get("/clave/").content.decode()
     assert "Ingresa la clave temporal que te enviamos" in page
-    assert "¿Es tu primer ingreso?" not in page
+    assert "¿Es tu primer ingreso" not in page
 
 
 def test_after_listo_clave_de_acceso_asks_for_the_new_pin_without_the_first_time_hint(client, sms_outbox):
@@ -173,7 +173,7 @@ def test_after_listo_clave_de_acceso_asks_for_the_new_pin_without_the_first_time
     member = make_member()
     first_access(client, member, channel="sms", sms_outbox=sms_outbox)  # ends on /clave/ after «Continuar»
     page = client.get("/clave/").content.decode()
-    assert "¿Es tu primer ingreso?" not in page
+    assert "¿Es tu primer ingreso" not in page
     assert "Ingresa tu nueva clave con el teclado virtual" in page
     assert "Mi huerta da buenos frutos" in page
     assert client.post("/clave/", keypad_body(page, NEW_PIN)).url == "/oficina/"
@@ -216,3 +216,74 @@ def test_the_operators_throttled_login_does_not_point_to_olvide_mi_clave(client)
         response = client.post(LOGIN_URL, {"username": user.username, "password": "x" * 12, "otp_token": "0"})
     assert response.status_code == 429
     assert "Olvidé mi clave" not in response.content.decode()
+
+
+def test_the_reset_screens_carry_the_guides_step_numbers_and_none_calls_the_image_an_example(
+    client, sms_outbox
+):
+    """A member follows the printed guide beside the screen: its numbers (3: the channel, 4: sent, 5:
+    the temporary code, 6: the new PIN, 7: image and phrase, 8: the policy, 9: «¡Listo!») are the
+    screen's. The app counted «1 de 5» to «5 de 5», with the code's screen unnumbered and the
+    confirmation numbered as the PIN before it. And no screen before the PIN may call the image and
+    phrase shown an example: said under «no ingrese su clave», it taught that an image one did not
+    choose can be fine."""
+    seen: list[tuple[str, str]] = []
+    get = client.get
+
+    def get_and_keep(path, *args, **kwargs):
+        response = get(path, *args, **kwargs)
+        if response.status_code == 200:
+            html = response.content.decode()
+            assert "ejemplo" not in html.replace("por ejemplo", ""), path  # the policy's own «por ejemplo»
+            step = re.search(r'<p class="step">Paso (\d) de 9</p>', html)
+            entry = (path, step.group(1) if step else "")
+            if not seen or seen[-1] != entry:
+                seen.append(entry)
+        return response
+
+    client.get = get_and_keep
+    first_access(client, make_member(), channel="sms", sms_outbox=sms_outbox)
+    client.get("/clave/")
+
+    assert [(path, step) for path, step in seen if step] == [
+        ("/olvide-mi-clave/", "3"),
+        ("/olvide-mi-clave/enviado/", "4"),
+        ("/clave/", "5"),
+        ("/nueva-clave/", "6"),
+        ("/nueva-clave/confirmar/", "6"),
+        ("/imagen-y-frase/", "7"),
+        ("/politica-de-datos/", "8"),
+        ("/listo/", "9"),
+        ("/clave/", "9"),
+    ]
+
+
+def test_the_new_pin_screen_states_each_rule_once(client, sms_outbox):
+    """«Tu clave debe estar compuesta por 6 números» was in the «Ten en cuenta» box and again as the
+    first rule right below it."""
+    from oficina.signin.validators import pin_help_texts
+
+    member = make_member()
+    assert identify(client, member.document).url == "/clave/"
+    client.post("/olvide-mi-clave/", {"canal": "sms", "action": "continuar"})
+    assert identify(client, member.document).url == "/clave/"
+    assert type_on_keypad(client, "/clave/", code_from(sms_outbox[-1].body)).url == "/nueva-clave/"
+    page = client.get("/nueva-clave/").content.decode()
+    for text in pin_help_texts():
+        assert page.count(text.removeprefix("Tu clave debe estar compuesta por ")) == 1, text
+
+
+@pytest.mark.parametrize(
+    ("mobile", "email", "checked"), [("+573111234567", "", "sms"), ("", "a@b.co", "email")]
+)
+def test_a_member_with_one_channel_finds_it_chosen(client, mobile, email, checked):
+    """Nothing to pick: a member with only a mobile (or only an e-mail) had to tick the one option, and
+    «Continuar» alone answered «Selecciona…»."""
+    member = make_member(mobile=mobile, email=email)
+    assert identify(client, member.document).url == "/clave/"
+    page = client.get("/olvide-mi-clave/").content.decode()
+    assert re.findall(r'value="(\w+)" required( checked)?', page) == [(checked, " checked")]
+    both = make_member()
+    assert identify(client, both.document).url == "/clave/"
+    page = client.get("/olvide-mi-clave/").content.decode()
+    assert re.findall(r'value="(\w+)" required( checked)?', page) == [("sms", ""), ("email", "")]

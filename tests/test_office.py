@@ -48,6 +48,19 @@ def test_changing_the_pin_asks_for_the_current_pin_first(
     assert Event.objects.filter(kind="pin_changed", member_id=member.pk).exists()
 
 
+def test_the_office_pin_change_is_headed_with_the_menus_words(client):
+    """It read «Clave de Acceso», the sign-in's screen, after «Cambiar mi clave» in the menu."""
+    member = make_member(returning=True)
+    signed_in(client, member)
+    assert "Cambiar mi clave" in client.get("/oficina/").content.decode()
+    assert client.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
+    type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN)
+    assert '<h1 id="titulo">Cambiar mi clave</h1>' in client.get("/oficina/cambiar-clave/").content.decode()
+    type_on_keypad(client, "/oficina/cambiar-clave/", "730519")
+    confirm = client.get("/oficina/cambiar-clave/confirmar/").content.decode()
+    assert '<h1 id="titulo">Cambiar mi clave</h1>' in confirm and "Paso" not in confirm
+
+
 def test_a_wrong_pin_at_the_step_up_counts_towards_the_lock(client, settings):
     settings.RATE_LIMITS = {}
     member = make_member(returning=True)

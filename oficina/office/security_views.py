@@ -134,6 +134,7 @@ def change_pin(request: HttpRequest) -> HttpResponse:
     context = {
         "error": error,
         "confirming": False,
+        "heading": "Cambiar mi clave",  # the menu's words: «Clave de Acceso» is the sign-in's screen
         "help_texts": pin_help_texts(),
         "form_action": reverse("office:change_pin"),
         **keypad_context(request, purpose="office_new_pin", tokens=tokens),
@@ -175,6 +176,7 @@ def change_pin_confirm(request: HttpRequest) -> HttpResponse:
     context = {
         "error": error,
         "confirming": True,
+        "heading": "Cambiar mi clave",
         "form_action": reverse("office:change_pin_confirm"),
         **keypad_context(request, purpose="office_confirm_pin", tokens=tokens),
     }

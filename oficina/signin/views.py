@@ -331,7 +331,7 @@ def new_pin(request: HttpRequest) -> HttpResponse:
     context = {
         "error": error,
         "confirming": False,
-        "step": "Paso 3 de 5",
+        "step": "Paso 6 de 9",
         "form_action": reverse("signin:new_pin"),
         "help_texts": pin_help_texts(),
         **keypad_context(request, purpose=Stage.NEW_PIN.value, tokens=tokens),
@@ -360,7 +360,7 @@ def confirm_pin(request: HttpRequest) -> HttpResponse:
     context = {
         "error": error,
         "confirming": True,
-        "step": "Paso 3 de 5",
+        "step": "Paso 6 de 9",
         "form_action": reverse("signin:confirm_pin"),
         **keypad_context(request, purpose=Stage.CONFIRM_PIN.value, tokens=tokens),
     }
@@ -385,7 +385,7 @@ def security_image(request: HttpRequest) -> HttpResponse:
         "errors": errors,
         "chosen": chosen,
         "phrase": phrase,
-        "step": "Paso 4 de 5",
+        "step": "Paso 7 de 9",
         "form_action": reverse("signin:security_image"),
     }
     return render(request, "signin/security_image.html", context)
@@ -429,9 +429,15 @@ def policy(request: HttpRequest) -> HttpResponse:
         return _restart(request)
     current = policy_current_or_default()
     error = None
+    confirm_refusal = False
     if request.method == "POST":
         decision = request.POST.get("decision")
-        if decision == "rechazar":
+        if decision == "rechazar" and request.POST.get("confirmado") != "si":
+            # «No permitir» throws away the new PIN, image, phrase and the temporary code in one tap,
+            # beside «Permitir» and as large: asked once more, with what it loses (UX review,
+            # 2026-12-06). Nothing changes until «Sí, no permitir».
+            confirm_refusal = True
+        elif decision == "rechazar":
             refused = _refused_message(
                 member_id=flow.require_member_id(), reconsent=flow.get("kind") == "reconsent"
             )
@@ -506,6 +512,7 @@ def policy(request: HttpRequest) -> HttpResponse:
         {
             "policy": current,
             "error": error,
+            "confirm_refusal": confirm_refusal,
             "reconsent": flow.get("kind") == "reconsent",
             "has_requests": DataRequest.objects.filter(member_id=flow.require_member_id()).exists(),
         },
