@@ -3,7 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_ENV := DEBUG=1 EMAIL_BACKEND=console SMS_BACKEND=console
+# Never the database or Redis of the shell's environment: an operator's shell may have production's
+# exported (README, "Running in production"), and the demo would load its members, with their published
+# PINs, into it, and the tests empty its Redis (cache.clear() is FLUSHDB) before every test.
+LOCAL_ONLY := env -u DATABASE_URL -u DATABASE_URL_FILE -u REDIS_URL -u REDIS_URL_FILE
+DEMO_ENV := $(LOCAL_ONLY) DEBUG=1 EMAIL_BACKEND=console SMS_BACKEND=console
 
 .PHONY: demo test test-postgres test-browser lint typecheck check install migrate clean
 
@@ -25,16 +29,17 @@ demo: migrate
 	@echo "Oficina Virtual en http://127.0.0.1:8000 — usuarios de demostración en el README."
 	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
 
-## make test: the whole suite (SQLite and in-process cache unless DATABASE_URL / REDIS_URL are set).
+## make test: the whole suite on SQLite and the in-process cache, whatever DATABASE_URL / REDIS_URL say.
 ## Browser tests need Debian's Chromium (apt-get install -y chromium): without it they are skipped with
 ## that reason, except under CI=true, where they fail. Race tests need PostgreSQL: make test-postgres.
 test: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider
+	$(LOCAL_ONLY) $(BIN)/python -m pytest -p no:cacheprovider
 
-## make test-postgres: the suite on this machine's PostgreSQL and Redis; race tests may not skip.
+## make test-postgres: the suite on this machine's PostgreSQL and Redis; race tests may not skip. Other
+## servers only by TEST_DATABASE_URL / TEST_REDIS_URL, never by the DATABASE_URL / REDIS_URL of the shell.
 test-postgres: $(STAMP)
-	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
-	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/15} REQUIRE_SERVICES=1 \
+	$(LOCAL_ONLY) DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
+	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} REQUIRE_SERVICES=1 \
 	$(BIN)/python -m pytest -m "not browser" -p no:cacheprovider
 
 ## make test-browser: only the Playwright + Chromium tests.

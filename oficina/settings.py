@@ -42,7 +42,11 @@ DECOY_KEY_SET = bool(_decoy_key)
 # appended and the chain's head when it is sealed, so that whoever can write to the database but does
 # not hold this key cannot add, edit or remove sealed events unseen. Kept for years of evidence: a
 # rotation moves the old value to AUDIT_KEY_FALLBACKS, which verification still accepts.
-AUDIT_KEY = envstr("AUDIT_KEY") or DECOY_KEY
+_audit_key = envstr("AUDIT_KEY")
+AUDIT_KEY = _audit_key or DECOY_KEY
+# Set on its own, rotating DECOY_KEY (or SECRET_KEY, while DECOY_KEY is unset) leaves the signatures of
+# every audit event verifiable (oficina.W002).
+AUDIT_KEY_SET = bool(_audit_key)
 AUDIT_KEY_FALLBACKS = envlist("AUDIT_KEY_FALLBACKS")
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG or TESTING else "")

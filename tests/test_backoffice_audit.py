@@ -122,6 +122,20 @@ def test_an_export_searched_by_cedula_keeps_only_its_fingerprint_in_the_audit_ev
     assert "kind=signin_ok" in export.data["filters"]
 
 
+def test_an_unfiltered_export_holds_as_many_rows_as_its_event_says(client, operator):
+    """The export's own event is written before the file streams: unfiltered, the file held it too, and
+    its last line counted one row more than the event's `rows`, which an auditor compares."""
+    for _ in range(3):
+        event_record("signin_ok", member=make_member())
+    before = Event.objects.count()
+
+    rows = csv_rows(client.get(f"{EVENTS}exportar.csv"))
+
+    export = Event.objects.get(kind="operator_audit_export")
+    assert export.data["rows"] == len(rows) == before
+    assert str(export.pk) not in {row["id"] for row in rows}
+
+
 def test_an_export_too_large_for_one_file_is_refused_with_a_message(client, operator, settings):
     """docs/security.md G20: past the worker's timeout the file would end early; it is refused instead."""
     settings.AUDIT_EXPORT_MAX_ROWS = 2

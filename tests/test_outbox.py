@@ -848,3 +848,30 @@ def test_a_mail_server_answering_slowly_line_by_line_is_given_up_within_the_time
     assert took < 2.5
     message.refresh_from_db()
     assert "SMTPServerDisconnected" in message.last_error and message.body
+
+
+def test_purge_expired_dry_run_counts_everything_a_run_deletes(settings):
+    """--dry-run named codes, messages and counters, but not the expired sessions and finished task
+    results a run deletes too (operator's runbook walk-through, 2026-12-06)."""
+    from io import StringIO
+
+    from django.contrib.sessions.models import Session
+    from django.core.management import call_command
+
+    settings.SESSION_STORE = "db"  # the sessions purge_expired deletes (in Redis they expire there)
+    Session.objects.create(
+        session_key="x" * 32, session_data="", expire_date=timezone.now() - timedelta(days=1)
+    )
+    Session.objects.create(
+        session_key="y" * 32, session_data="", expire_date=timezone.now() + timedelta(days=1)
+    )
+
+    said = StringIO()
+    call_command("purge_expired", "--dry-run", stdout=said)
+    assert "Se borrarían:" in said.getvalue() and "1 sesiones vencidas" in said.getvalue()
+    assert Session.objects.count() == 2
+
+    said = StringIO()
+    call_command("purge_expired", stdout=said)
+    assert "Borrados:" in said.getvalue() and "1 sesiones vencidas" in said.getvalue()
+    assert list(Session.objects.values_list("session_key", flat=True)) == ["y" * 32]

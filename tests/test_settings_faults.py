@@ -136,6 +136,20 @@ def test_the_decoys_key_pinned_to_the_current_secret_key_satisfies_the_deploy_ch
     assert "oficina.W001" not in pinned.stderr + pinned.stdout
 
 
+def test_the_deploy_check_warns_while_the_audit_key_falls_back_to_another_key():
+    """Unset, AUDIT_KEY is DECOY_KEY: an operator rotating DECOY_KEY after a leak (as the docs said)
+    saw audit_verify call every event signed so far «escrito por fuera de la aplicación», the very
+    finding it must raise for tampering (operator's runbook walk-through, 2026-12-06)."""
+    check = [sys.executable, "manage.py", "check", "--deploy"]
+    where = {"capture_output": True, "text": True, "timeout": 60, "cwd": django_settings.BASE_DIR}
+    keys = {"SECRET_KEY": "k" * 50, "DECOY_KEY": "d" * 50}
+    shared = subprocess.run(check, env=production_env(**keys), **where)
+    pinned = subprocess.run(check, env=production_env(**keys, AUDIT_KEY="d" * 50), **where)
+
+    assert "oficina.W002" in shared.stderr and "AUDIT_KEY is not set" in shared.stderr
+    assert "oficina.W002" not in pinned.stderr + pinned.stdout
+
+
 def test_an_empty_database_url_means_the_embedded_sqlite():
     """As an empty REDIS_URL means no Redis (a compose file's `DATABASE_URL=${DATABASE_URL:-}`)."""
     started = run(

@@ -49,13 +49,28 @@ class Command(BaseCommand):
             "mensajes": messages.count(),
             "contadores de cédulas no habilitadas": unknown.count(),
         }
+        # What clearsessions and prune_db_task_results below delete, counted here too so that --dry-run
+        # shows everything a run deletes (it named four kinds of six). Sessions in Redis expire there.
+        if settings.SESSION_STORE == "db":
+            from django.contrib.sessions.models import Session
+
+            counts["sesiones vencidas"] = Session.objects.filter(expire_date__lt=now).count()
+        tasks_in_database = str(settings.TASKS["default"]["BACKEND"]).startswith("django_tasks_db")
+        if tasks_in_database:
+            from django_tasks_db.models import DBTaskResult
+
+            counts["resultados de tareas terminadas"] = (
+                DBTaskResult.objects.finished()
+                .filter(finished_at__lte=now - timedelta(days=settings.RETENTION_TASKS_DAYS))
+                .count()
+            )
         if not dry_run:
             codes.delete()
             contact_codes.delete()
             messages.delete()
             unknown.delete()
             call_command("clearsessions")
-            if str(settings.TASKS["default"]["BACKEND"]).startswith("django_tasks_db"):
+            if tasks_in_database:
                 call_command(
                     "prune_db_task_results",
                     "--queue-name",
