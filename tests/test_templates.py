@@ -28,3 +28,28 @@ def test_no_template_comment_spans_lines():
         if re.search(r"\{#(?!.*#\})", line)
     ]
     assert opened == []
+
+
+def test_what_identifies_a_control_and_the_focus_ring_stand_out_from_the_page():
+    """WCAG 1.4.11 (3:1 for what identifies a control, and for the focus indicator). The keys'
+    and choices' edges were #c9d3cf, 1.5:1 on white, and the focus ring #d97706, 2.9:1 on the page's
+    background (UX review, 2026-12-06); axe does not measure either."""
+    from oficina.branding import _channel
+
+    css = (ROOT / "static" / "css" / "app.css").read_text(encoding="utf-8")
+    colours = dict(re.findall(r"--([\w-]+):\s*(#[0-9a-fA-F]{6})", css))
+
+    def luminance(colour: str) -> float:
+        r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+        return 0.2126 * _channel(r) + 0.7152 * _channel(g) + 0.0722 * _channel(b)
+
+    def contrast(a: str, b: str) -> float:
+        high, low = sorted((luminance(colours[a]), luminance(colours[b])), reverse=True)
+        return (high + 0.05) / (low + 0.05)
+
+    for edge in ("control", "focus"):
+        for ground in ("card", "bg"):
+            assert contrast(edge, ground) >= 3, (edge, ground)
+    for selector in (".key {", ".choice {", ".gallery__item {"):
+        rule = css[css.index(selector) :].split("}", 1)[0]
+        assert "solid var(--control)" in rule, selector
