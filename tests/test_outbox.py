@@ -858,7 +858,8 @@ def test_purge_expired_dry_run_counts_everything_a_run_deletes(settings):
     from django.contrib.sessions.models import Session
     from django.core.management import call_command
 
-    settings.SESSION_STORE = "db"  # the sessions purge_expired deletes (in Redis they expire there)
+    # The sessions purge_expired deletes (in Redis they expire there): on the PostgreSQL + Redis run too.
+    settings.SESSION_STORE, settings.SESSION_ENGINE = "db", "django.contrib.sessions.backends.db"
     Session.objects.create(
         session_key="x" * 32, session_data="", expire_date=timezone.now() - timedelta(days=1)
     )
