@@ -14,7 +14,7 @@ from django.shortcuts import render
 from psycopg.errors import LockNotAvailable
 
 from oficina.lib.bare import bare_page, logged_here, path_for_log
-from oficina.lib.ratelimit import Throttled
+from oficina.lib.ratelimit import Throttled, first_in_window
 from oficina.signin.pin import HasherBusy
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,8 @@ class FriendlyErrorsMiddleware:
         if isinstance(exception, Throttled):
             from oficina.audit.services import event_record
 
-            event_record("throttled", request=request, action=exception.action)
+            if exception.first:  # one event per window and client (or cédula), not one per request
+                event_record("throttled", request=request, action=exception.action, per=exception.per)
             response = render(request, "errors/429.html", status=429)
             response["Retry-After"] = str(exception.retry_after)
             return response
@@ -195,5 +196,6 @@ def service_unavailable(request: HttpRequest, exception: BaseException) -> HttpR
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     from oficina.audit.services import event_record
 
-    event_record("csrf_refused", request=request, path=request.path[:200])
+    if first_in_window("csrf_refused", request):  # one per client and minute (lib/ratelimit.py)
+        event_record("csrf_refused", request=request, path=request.path[:200])
     return render(request, "errors/403_csrf.html", status=403)

@@ -40,10 +40,16 @@ class Rule:
 
 
 class Throttled(Exception):
-    def __init__(self, action: str, retry_after: int) -> None:
+    """`first`: this is the window's first refusal for that rule and that client or cédula (its
+    count just passed the limit). The audit records only those: a script hammering a throttled
+    address got one audit row per request, refused or not."""
+
+    def __init__(self, action: str, retry_after: int, *, first: bool = True, per: str = "") -> None:
         super().__init__(action)
         self.action = action
         self.retry_after = retry_after
+        self.first = first
+        self.per = per
 
 
 @cache
@@ -99,7 +105,8 @@ def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = No
         counts = _hits_cache(backend, windows)
     for (rule, _bucket_key, retry_after), hits in zip(windows, counts, strict=True):
         if hits > rule.limit:
-            raise Throttled(action, retry_after)
+            # The count is atomic (INCR): exactly one request of the window sees limit + 1.
+            raise Throttled(action, retry_after, first=hits == rule.limit + 1, per=rule.what)
 
 
 def _hits_cache(backend: BaseCache, windows: list[tuple[Rule, str, int]]) -> list[int]:
@@ -112,3 +119,20 @@ def _hits_cache(backend: BaseCache, windows: list[tuple[Rule, str, int]]) -> lis
             hits = 1 if backend.add(bucket, 1, timeout=rule.period + 1) else backend.incr(bucket)
         counts.append(hits)
     return counts
+
+
+EVENT_WINDOW_SECONDS = 60
+
+
+def first_in_window(kind: str, request: HttpRequest, *, seconds: int = EVENT_WINDOW_SECONDS) -> bool:
+    """Whether this is the first `kind` from this client (its network, as the "ip" rules count it)
+    in the current window of `seconds`: for audit events anyone can cause without signing in (a POST
+    without its CSRF token, a stage asked for out of order), one row per client and minute says what
+    happened; one per request let a script grow the audit table at the rate the server answers. One
+    cache round trip, on the refusal only. A cache that fails says yes: the event is then recorded."""
+    window = int(time.time() // seconds)
+    digest = salted_hmac("oficina.ratelimit", client_network(request), algorithm="sha256").hexdigest()[:32]
+    try:
+        return bool(caches["default"].add(f"ev:{kind}:{digest}:{window}", 1, timeout=seconds + 1))
+    except Exception:  # the audit rather than nothing when Redis is down
+        return True

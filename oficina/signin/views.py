@@ -27,7 +27,7 @@ from oficina.consent.services import (
     policy_current_or_default,
 )
 from oficina.lib.national_id import InvalidDocument
-from oficina.lib.ratelimit import ratelimit_consume
+from oficina.lib.ratelimit import first_in_window, ratelimit_consume
 from oficina.members.models import Member
 from oficina.signin.flows.identify import document_parse, security_display
 from oficina.signin.flows.login import (
@@ -82,7 +82,8 @@ def _guarded(view: Any) -> Any:
 
 def _restart(request: HttpRequest) -> HttpResponse:
     # A stage asked for out of order (a bookmark, a direct POST, a flow that timed out).
-    event_record("stage_refused", request=request, path=request.path[:200], method=request.method)
+    if first_in_window("stage_refused", request):  # one per client and minute (lib/ratelimit.py)
+        event_record("stage_refused", request=request, path=request.path[:200], method=request.method)
     messages.info(request, MSG_FLOW_EXPIRED)
     return redirect("signin:identify")
 

@@ -328,6 +328,27 @@ def test_a_throttled_request_is_a_429_never_a_500(settings):
     assert throttled["Content-Type"].startswith("text/html")
 
 
+@pytest.mark.usefixtures("frozen_window")
+def test_a_client_hammering_a_throttled_address_is_one_audit_event_per_window(db, settings):
+    """Each refused request wrote a `throttled` event: a script could grow the audit table at the rate
+    the server answers. The window's first refusal per rule and client is the event; the rest are
+    429s only. A new window (or another client) is a new event."""
+    from oficina.audit.models import Event
+
+    settings.RATE_LIMITS = {"identify": "2/m/ip"}
+    browser = Client(raise_request_exception=False)
+    answers = [identify(browser, f"5500000{n}").status_code for n in range(8)]
+
+    assert answers == [302, 302, *[429] * 6]
+    assert list(Event.objects.filter(kind="throttled").values_list("data", flat=True)) == [
+        {"action": "identify", "per": "ip"}
+    ]
+    other = Client(REMOTE_ADDR="10.9.8.7", raise_request_exception=False)
+    for n in range(3):
+        identify(other, f"5600000{n}")
+    assert Event.objects.filter(kind="throttled").count() == 2
+
+
 # --- The hasher's cap -----------------------------------------------------------------------------
 
 
@@ -431,3 +452,19 @@ def test_pin_attempts_are_throttled_per_address_by_the_hour(settings):
 
     assert_throttled(sign_in(sprayer, "60999999", WRONG_PIN))
     assert sign_in(Client(REMOTE_ADDR="10.0.3.4"), "60999999", WRONG_PIN).status_code == 200
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_posts_without_their_csrf_token_and_stages_out_of_order_are_one_event_per_client_and_minute(db):
+    """Anyone can send either without signing in: one row each, for as long as anyone cared to send
+    them. The first per client and minute is the event."""
+    from oficina.audit.models import Event
+
+    one, other = (
+        Client(REMOTE_ADDR=address, enforce_csrf_checks=True) for address in ("10.0.0.1", "10.0.0.2")
+    )
+    for browser in (one, one, one, other):
+        assert browser.post("/", {"usuario": "55000001"}).status_code == 403
+        assert browser.get("/nueva-clave/").url == "/"
+    assert Event.objects.filter(kind="csrf_refused").count() == 2
+    assert Event.objects.filter(kind="stage_refused").count() == 2
