@@ -53,6 +53,17 @@ def _stale_copy(client) -> dict:
     return _store(client.cookies["sessionid"].value).load()
 
 
+def _at_the_keypad_last_seen_yesterday(client) -> tuple[Member, object, dict, str, dict]:
+    """A returning member whose previous sign-in was yesterday, at the keypad: the member, that date,
+    the PIN's keypad body, the session id before the sign-in, and the session as a twin reads it."""
+    member = make_member(returning=True)
+    yesterday = timezone.now() - timedelta(days=1)
+    Member.objects.filter(pk=member.pk).update(last_login_at=yesterday)
+    identify(client, member.document)
+    body = keypad_body(client.get("/clave/").content.decode(), DEFAULT_PIN)
+    return member, yesterday, body, client.cookies["sessionid"].value, _stale_copy(client)
+
+
 def _write_session(client, data: dict) -> None:
     """What the twin's SessionMiddleware does at the end: saves the session as it read it."""
     store = _store(client.cookies["sessionid"].value)
@@ -158,13 +169,7 @@ def test_a_double_tap_on_the_pin_keeps_the_date_of_the_previous_sign_in(client):
     `previous_login_at` to the first's `last_login_at`: «Tu último ingreso fue …» showed the sign-in of
     a second ago instead of the real previous one, the date a member checks to spot someone else's
     sign-in."""
-    member = make_member(returning=True)
-    yesterday = timezone.now() - timedelta(days=1)
-    Member.objects.filter(pk=member.pk).update(last_login_at=yesterday)
-    identify(client, member.document)
-    body = keypad_body(client.get("/clave/").content.decode(), DEFAULT_PIN)
-    old_key = client.cookies["sessionid"].value
-    stale = _stale_copy(client)
+    member, yesterday, body, old_key, stale = _at_the_keypad_last_seen_yesterday(client)
 
     assert client.post("/clave/", body).url == "/oficina/"
     with _read_before_the_cycle(client, old_key, stale):
@@ -487,21 +492,11 @@ def test_a_twin_sign_in_whose_update_lands_first_still_keeps_the_previous_sign_i
     which shifts) is overtaken between its cycle_key and its UPDATE by the twin (no shift, but it
     writes last_login_at). The first's shift then copies the twin's last_login_at, a second old, into
     previous_login_at: the date hidden again. Here the twin runs whole inside that gap."""
-    import copy
-
     from django.test import Client
 
-    from oficina.members.models import Member
     from oficina.signin.flows import login
-    from tests.factories import DEFAULT_PIN, make_member
 
-    member = make_member(returning=True)
-    yesterday = timezone.now() - timedelta(days=1)
-    Member.objects.filter(pk=member.pk).update(last_login_at=yesterday)
-    identify(client, member.document)
-    body = keypad_body(client.get("/clave/").content.decode(), DEFAULT_PIN)
-    old_key = client.cookies["sessionid"].value
-    stale = _stale_copy(client)
+    member, yesterday, body, old_key, stale = _at_the_keypad_last_seen_yesterday(client)
     store_class = import_module(django_settings.SESSION_ENGINE).SessionStore
     real_load, real_record = store_class.load, login.event_record_with
     twin_answers: list = []

@@ -69,11 +69,6 @@ def member_unlock(*, request: HttpRequest, member: Member) -> None:
         # operator's copy, loaded with the page (the member may have locked themselves since, or another
         # operator unlocked them).
         held = Member.objects.select_for_update().get(pk=member.pk)  # its contacts, too, are the row's
-        locked_at, self_blocked_at, failed_pin_attempts = (
-            held.locked_at,
-            held.self_blocked_at,
-            held.failed_pin_attempts,
-        )
         Member.objects.filter(pk=member.pk).update(
             locked_at=None, self_blocked_at=None, failed_pin_attempts=0, updated_at=timezone.now()
         )
@@ -81,11 +76,11 @@ def member_unlock(*, request: HttpRequest, member: Member) -> None:
             "operator_unlock",
             request=request,
             member=member,
-            was_locked=locked_at is not None,
-            was_self_blocked=self_blocked_at is not None,
-            failed_pin_attempts=failed_pin_attempts,
+            was_locked=held.locked_at is not None,
+            was_self_blocked=held.self_blocked_at is not None,
+            failed_pin_attempts=held.failed_pin_attempts,
         )
-        if locked_at is not None or self_blocked_at is not None:
+        if held.locked_at is not None or held.self_blocked_at is not None:
             notices = notice_queue(member=held, template=UNLOCK_NOTICE_TEMPLATE)
     outbox_dispatch(notices)
 

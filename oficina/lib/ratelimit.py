@@ -64,9 +64,14 @@ def parse_rules(spec: str) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
+def _keyed(value: str) -> str:
+    """A cédula or an address as it may appear in a cache key: keyed-hashed, never in clear."""
+    return salted_hmac("oficina.ratelimit", value, algorithm="sha256").hexdigest()[:32]
+
+
 def _bucket(action: str, rule: Rule, value: str, now: float) -> tuple[str, int]:
     window = int(now // rule.period)
-    digest = salted_hmac("oficina.ratelimit", value, algorithm="sha256").hexdigest()[:32]
+    digest = _keyed(value)
     retry_after = int((window + 1) * rule.period - now) + 1
     return f"rl:{action}:{rule.what}:{rule.period}:{digest}:{window}", retry_after
 
@@ -131,8 +136,8 @@ def first_in_window(kind: str, request: HttpRequest, *, seconds: int = EVENT_WIN
     happened; one per request let a script grow the audit table at the rate the server answers. One
     cache round trip, on the refusal only. A cache that fails says yes: the event is then recorded."""
     window = int(time.time() // seconds)
-    digest = salted_hmac("oficina.ratelimit", client_network(request), algorithm="sha256").hexdigest()[:32]
     try:
-        return bool(caches["default"].add(f"ev:{kind}:{digest}:{window}", 1, timeout=seconds + 1))
+        key = f"ev:{kind}:{_keyed(client_network(request))}:{window}"
+        return bool(caches["default"].add(key, 1, timeout=seconds + 1))
     except Exception:  # the audit rather than nothing when Redis is down
         return True

@@ -45,6 +45,8 @@ NEXT_KEY = "stepup_next"
 PENDING_PIN_KEY = "office_pending_pin"
 MSG_PIN_CHANGED = "Cambiaste tu clave de acceso. Te enviamos un aviso a tus medios registrados."
 MSG_IMAGE_SAVED = "Guardamos tu nueva imagen y frase de seguridad."
+# The menu's words on the office's PIN pages: «Clave de Acceso» is the sign-in's screen.
+CHANGE_PIN_HEADING = "Cambiar mi clave"
 STEPUP_TARGETS = {"office:change_pin", "office:security_image", "office:contact", "office:contact_confirm"}
 
 
@@ -134,7 +136,7 @@ def change_pin(request: HttpRequest) -> HttpResponse:
     context = {
         "error": error,
         "confirming": False,
-        "heading": "Cambiar mi clave",  # the menu's words: «Clave de Acceso» is the sign-in's screen
+        "heading": CHANGE_PIN_HEADING,
         "help_texts": pin_help_texts(),
         "form_action": reverse("office:change_pin"),
         **keypad_context(request, purpose="office_new_pin", tokens=tokens),
@@ -176,7 +178,7 @@ def change_pin_confirm(request: HttpRequest) -> HttpResponse:
     context = {
         "error": error,
         "confirming": True,
-        "heading": "Cambiar mi clave",
+        "heading": CHANGE_PIN_HEADING,
         "form_action": reverse("office:change_pin_confirm"),
         **keypad_context(request, purpose="office_confirm_pin", tokens=tokens),
     }

@@ -1011,19 +1011,23 @@ def test_fuzzing_the_outbox_retry_never_fails_and_resends_no_code(operator, acti
     assert code.status == "failed"  # a temporary code is never sent again
 
 
+def _consulta_filed(*, due_in_days: int) -> DataRequest:
+    """A returning member's «consulta», as filed in the office, due in `due_in_days`."""
+    return DataRequest.objects.create(
+        member=make_member(returning=True),
+        kind="consulta",
+        detail="Quiero saber.",
+        received_at=timezone.now(),
+        due_on=timezone.localdate() + timedelta(days=due_in_days),
+    )
+
+
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_an_empty_to_field_on_a_change_page_is_a_bad_request_not_a_server_error(operator, method):
     """Found by fuzzing (review, 2026-12-06), failed before its fix: Django's admin checks `_to_field` only
     when it is not empty, then looks the empty field name up: FieldDoesNotExist, a 500 on the change
     page of any model (a data request's here), by query string or form field alike."""
-    member = make_member(returning=True)
-    filed = DataRequest.objects.create(
-        member=member,
-        kind="consulta",
-        detail="Quiero saber.",
-        received_at=timezone.now(),
-        due_on=timezone.localdate(),
-    )
+    filed = _consulta_filed(due_in_days=0)
     url = f"/operadores/consent/datarequest/{filed.pk}/change/"
 
     response = operator.get(url + "?_to_field=") if method == "get" else operator.post(url, {"_to_field": ""})
@@ -1045,14 +1049,7 @@ def test_an_answer_or_extension_with_control_or_bidi_characters_is_refused_in_sp
     which the member reads in the office, took them: a terminal escape, text that reads otherwise than
     it is stored. Refused with a Spanish message naming the character, nothing saved; line breaks stay
     allowed (a multi-line answer)."""
-    member = make_member(returning=True)
-    filed = DataRequest.objects.create(
-        member=member,
-        kind="consulta",
-        detail="Quiero saber.",
-        received_at=timezone.now(),
-        due_on=timezone.localdate() + timedelta(days=5),
-    )
+    filed = _consulta_filed(due_in_days=5)
     url = f"/operadores/consent/datarequest/{filed.pk}/change/"
 
     refused = operator.post(url, {field: f"Le respondemos {char}que sus datos están al día.", "_save": "1"})
