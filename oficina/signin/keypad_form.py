@@ -34,9 +34,13 @@ def keypad_post(request: HttpRequest, *, purpose: str) -> KeypadResult:
         entry.decode(tokens)  # every token must come from this entry's renders
     except KeypadError:
         from oficina.audit.services import event_record
+        from oficina.lib.ratelimit import first_in_window
 
-        # Replayed, forged, from another session, or simply a stale page: worth a trail either way.
-        event_record("keypad_refused", request=request, purpose=purpose)
+        # Replayed, forged, from another session, or simply a stale page: worth a trail either way,
+        # once per client and minute: a refusal costs no rate limit (it is answered before the PIN's),
+        # so one per request let a script grow the audit table at the rate the server answers.
+        if first_in_window("keypad_refused", request):
+            event_record("keypad_refused", request=request, purpose=purpose)
         request.session.pop(SESSION_KEY, None)
         return KeypadResult(error=MSG_STALE)
     action = request.POST.get("action")

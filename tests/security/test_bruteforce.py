@@ -468,3 +468,20 @@ def test_posts_without_their_csrf_token_and_stages_out_of_order_are_one_event_pe
         assert browser.get("/nueva-clave/").url == "/"
     assert Event.objects.filter(kind="csrf_refused").count() == 2
     assert Event.objects.filter(kind="stage_refused").count() == 2
+
+
+def test_forged_keypad_tokens_are_one_event_per_client_and_minute(db):
+    """Past «Ingresa tu usuario» (a cédula nobody has is enough), forged tokens are refused before
+    the PIN's rate limit is counted, and a refusal clears the keypad, so every later POST is refused
+    too: one row per client and minute, not one per request."""
+    from oficina.audit.models import Event
+
+    one, other = (Client(REMOTE_ADDR=address) for address in ("10.0.0.1", "10.0.0.2"))
+    for browser in (one, other):
+        browser.post("/", {"usuario": "55000001"})
+        assert browser.get("/clave/").status_code == 200
+    for browser in (one, one, one, other):
+        response = browser.post("/clave/", {"keys": "forged forged", "action": "continuar"})
+        assert response.status_code == 200
+        assert "ingresa los 6 dígitos de nuevo" in response.content.decode()
+    assert Event.objects.filter(kind="keypad_refused").count() == 2
