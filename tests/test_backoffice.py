@@ -414,6 +414,26 @@ def test_a_deletion_from_the_list_that_fails_leaves_no_event_saying_it_happened(
 
 
 @pytest.mark.parametrize("withdrawn", ["is_active", "is_staff"])
+def test_a_session_that_made_no_request_while_the_access_was_withdrawn_stays_ended(client, withdrawn):
+    """Deactivated and reactivated between two of the session's requests (a suspension undone within
+    the idle limit, or a copy of the session id kept by someone else): the session was signed in
+    before the access was withdrawn, so it is not signed in again without the password and the code."""
+    from oficina.audit.models import Event
+
+    user, device = make_operator()
+    assert operator_login(client, user, device).url == "/operadores/"
+    assert client.get("/operadores/").status_code == 200
+    setattr(user, withdrawn, False)
+    user.save()
+    setattr(user, withdrawn, True)
+    user.save()
+
+    response = client.get("/operadores/")
+    assert response.status_code == 302 and response.url.startswith(LOGIN_URL)
+    assert Event.objects.filter(kind="staff_logout", data__reason="sin acceso").count() == 1
+
+
+@pytest.mark.parametrize("withdrawn", ["is_active", "is_staff"])
 def test_an_operator_deactivated_then_restored_signs_in_again(client, withdrawn):
     """Django only stops reading the session of an operator made inactive (or no longer staff) as
     signed in; it kept it, and restoring the flag brought the old session (and any copy of its id)

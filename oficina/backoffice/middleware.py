@@ -46,6 +46,8 @@ class OperatorIdleMiddleware:
             if not isinstance(started, int | float):
                 # Set at the sign-in (operator_session_started); a session older than that code starts now.
                 request.session[STARTED_KEY] = started = now
+            if _withdrawn_since(user.pk, started):
+                return self._access_withdrawn(request)
             absolute, idle = settings.SESSION_COOKIE_AGE, settings.OPERATOR_IDLE_SECONDS
             if now - started > absolute:
                 return self._signed_out(request, "tiempo máximo", ABSOLUTE_MESSAGE, absolute)
@@ -60,8 +62,9 @@ class OperatorIdleMiddleware:
         Django only stops reading such a session as signed in: it keeps it, and made active or staff
         again, the operator's old session (and any copy of its id) was signed in again, verified, with
         no password or code (review, 2026-12-06). Ended at its first request since: the change itself
-        is already an `operator_staff_changed` event. Left: a session with no request between the
-        change and its undoing, within the idle limit, still comes back."""
+        is already an `operator_staff_changed` event. A session with no request between the change
+        and its undoing is ended too: it was signed in before the access was withdrawn
+        (`OperatorAccessWithdrawn`)."""
         request.staff_logout_reason = "sin acceso"  # type: ignore[attr-defined]  # for the audit event
         logout(request)  # an inactive or deleted user is no user here: no `staff_logout` then
         return self.get_response(request)
@@ -72,6 +75,15 @@ class OperatorIdleMiddleware:
         messages.warning(request, message.format(minutes=round(seconds / 60)))
         login = reverse("admin:login")
         return HttpResponseRedirect(f"{login}?next={quote(request.get_full_path())}")
+
+
+def _withdrawn_since(user_id: int, started: float) -> bool:
+    """Whether the operator was saved without access after this session signed in (one query on an
+    operator's page; members' pages never come here)."""
+    from oficina.backoffice.models import OperatorAccessWithdrawn
+
+    at = OperatorAccessWithdrawn.objects.filter(user_id=user_id).values_list("at", flat=True).first()
+    return at is not None and at.timestamp() >= started
 
 
 def operator_session_started(request: HttpRequest) -> None:

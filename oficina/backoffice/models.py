@@ -65,3 +65,21 @@ class MemberImport(models.Model):
             f"Creados: {self.created}, actualizados: {self.updated}, "
             f"sin cambios: {self.unchanged}, con errores: {self.error_count}"
         )
+
+
+class OperatorAccessWithdrawn(models.Model):
+    """When an operator was last saved without access (inactive, or no longer staff).
+
+    Every session signed in before it stays ended, even once the access is given back: Django stops
+    reading such a session as signed in but keeps it, and the middleware can end it only at a request.
+    Without this, a session (or a copy of its id) that made no request between the withdrawal and its
+    undoing came back signed in and verified (backoffice/middleware.py)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "acceso de operador retirado"
+        verbose_name_plural = "accesos de operador retirados"

@@ -6,8 +6,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from oficina.audit.services import event_record
@@ -42,3 +44,14 @@ def _staff_logged_out(sender: Any, request: HttpRequest | None, user: Any, **kwa
         # Why, when it was not the operator's own «Cerrar sesión» (backoffice/middleware.py).
         reason = {"reason": why} if (why := getattr(request, "staff_logout_reason", None)) else {}
         event_record("staff_logout", request=request, operator=getattr(user, "username", ""), **reason)
+
+
+@receiver(post_save, sender=get_user_model())
+def _access_withdrawn(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    """A user saved inactive or not staff: every session of theirs signed in before now stays ended,
+    even if the access is given back before that session's next request (backoffice/middleware.py).
+    In the save's transaction (the admin's), so a save that fails records nothing."""
+    from oficina.backoffice.models import OperatorAccessWithdrawn
+
+    if not created and not (instance.is_active and instance.is_staff):
+        OperatorAccessWithdrawn.objects.update_or_create(user_id=instance.pk, defaults={"at": timezone.now()})
