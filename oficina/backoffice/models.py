@@ -83,3 +83,6 @@ class OperatorAccessWithdrawn(models.Model):
     class Meta:
         verbose_name = "acceso de operador retirado"
         verbose_name_plural = "accesos de operador retirados"
+
+    def __str__(self) -> str:
+        return f"Acceso retirado a {self.user_id} ({self.at:%Y-%m-%d %H:%M})"
