@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.test import RequestFactory
 
-from oficina.audit.models import ChainHead
+from oficina.audit.models import ChainHead, Event
 from oficina.audit.offline import csv_check
 from oficina.audit.services import audit_seal, event_record
 from tests.factories import make_member
@@ -173,3 +174,95 @@ def test_a_sealed_row_with_its_seal_blanked_in_the_file_is_not_passed_off_as_uns
 
     assert not result.sound
     assert any("se le quitó el sello en el archivo" in problem for problem in result.problems)
+
+
+def _rechained(text: str, edit: Callable[[list[str], dict[str, int]], None]) -> str:
+    """The export after `edit` changed its rows, with every sealed row's hash recomputed after it: what
+    someone forging the file would hand over. The hashes alone no longer tell it from an export."""
+    import csv
+    import io
+
+    from oficina.audit.offline import _body, event_hash
+
+    body, _, last = text.removeprefix("\ufeff").rstrip("\r\n").rpartition("\n")
+    header, *rows = list(csv.reader(io.StringIO(body)))
+    col = {name: i for i, name in enumerate(header)}
+    for row in rows:
+        edit(row, col)
+    previous = None
+    for row in sorted((r for r in rows if r[col["seq"]]), key=lambda r: int(r[col["seq"]])):
+        if previous is not None:
+            row[col["prev_hash"]] = previous
+        row[col["hash"]] = previous = event_hash(
+            row[col["prev_hash"]], _body(dict(zip(header, row, strict=True)))
+        )
+    out = io.StringIO()
+    csv.writer(out).writerows([header, *rows])
+    return out.getvalue() + last + "\n"
+
+
+def test_on_the_server_a_forged_file_is_told_by_its_signatures(client, operator, events, tmp_path):  # noqa: F811
+    """Without the key (`python -m oficina.audit.offline`) a file edited and re-chained from the edit
+    on is sound as far as its hashes go; the server holds the key and checks each row's `firma`."""
+    text = exported(client)
+    good = tmp_path / "eventos.csv"
+    good.write_text(text, encoding="utf-8")
+    out = _run("audit_verify", "--csv", str(good))
+    assert "El archivo es íntegro." in out
+    assert f"{Event.objects.exclude(seq=None).count()} eventos con firma válida" in out
+
+    def downgrade(row: list[str], col: dict[str, int]) -> None:
+        row[col["kind"]] = row[col["kind"]].replace("signin_ok", "signin_failed")
+
+    forged = tmp_path / "forjado.csv"
+    forged.write_text(_rechained(text, downgrade), encoding="utf-8")
+    assert csv_check(forged.read_text(encoding="utf-8").splitlines(keepends=True)).sound
+    with pytest.raises(CommandError, match="NO es íntegro"):
+        _run("audit_verify", "--csv", str(forged))
+    assert "no tiene una firma válida" in _output("audit_verify", "--csv", str(forged))
+
+    def unsigned(row: list[str], col: dict[str, int]) -> None:
+        row[col["firma"]] = ""
+
+    blanked = tmp_path / "sin-firma.csv"
+    blanked.write_text(_rechained(text, unsigned), encoding="utf-8")
+    assert "no tiene firma" in _output("audit_verify", "--csv", str(blanked))
+
+    first: list[str] = []
+    content = ("created_at", "kind", "member_id", "document_hmac", "ip", "data", "user_agent_exacto", "firma")
+
+    def copied(row: list[str], col: dict[str, int]) -> None:
+        """Every row becomes a copy of the first, signature included."""
+        first[:] = first or row[:]
+        for name in content:
+            row[col[name]] = first[col[name]]
+
+    twice = tmp_path / "repetido.csv"
+    twice.write_text(_rechained(text, copied), encoding="utf-8")
+    assert "repite la firma de otro evento" in _output("audit_verify", "--csv", str(twice))
+
+
+def test_a_file_without_the_signature_column_is_not_passed_on_the_server(client, operator, events, tmp_path):  # noqa: F811
+    import csv
+    import io
+
+    text = exported(client)
+    body, _, last = text.removeprefix("\ufeff").rstrip("\r\n").rpartition("\n")
+    rows = [row[:-1] for row in csv.reader(io.StringIO(body))]
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    old = tmp_path / "sin-columna.csv"
+    old.write_text(out.getvalue() + last + "\n", encoding="utf-8")
+
+    assert csv_check(old.read_text(encoding="utf-8").splitlines(keepends=True)).sound  # no key here
+    assert "le falta la columna firma" in _output("audit_verify", "--csv", str(old))
+
+
+def _output(*args: str) -> str:
+    """What the command printed, when it ends in an error as well."""
+    import io
+
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command(*args, stdout=out)
+    return out.getvalue()

@@ -92,7 +92,9 @@ def test_the_csv_export_has_every_column_in_utf8_with_utc_times(client, operator
         "hash",
         "seq",
         "user_agent_exacto",
+        "firma",
     ]
+    assert row["firma"] == stored.mac and len(stored.mac) == 64
     assert row["created_at"].endswith("+00:00") and row["created_at"].startswith(
         f"{stored.created_at:%Y-%m-%d}"
     )

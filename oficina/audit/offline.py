@@ -7,7 +7,9 @@ audit_verify --csv FILE`). What it proves: the file is the export of a sound cha
 go, and it was not cut short. It cannot tell that a row was left out of a filtered export (a gap in
 `seq` is counted, not an error), nor that the whole file was forged with new hashes: for that, compare
 its newest hash with the one `manage.py audit_verify` prints for the same `seq`, or with one kept
-elsewhere (a printed report, an e-mail to the auditor).
+elsewhere (a printed report, an e-mail to the auditor). On the server, `manage.py audit_verify --csv`
+also checks each row's `firma` (the application's signature, with the audit key this module never
+sees): a file forged with new hashes has none that verify.
 
 `event_hash` is also what the sealer uses (`Event.compute_hash`): one definition of the chain."""
 
@@ -19,7 +21,7 @@ import io
 import itertools
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +29,8 @@ from typing import Any
 END_OF_FILE = "# fin del archivo: "  # as oficina.backoffice.csvexport writes it
 # Longer than any event waits for its seal with the worker running (AUDIT_SEAL_MAX_DELAY_SECONDS is 300).
 UNSEALED_AT_MOST = timedelta(hours=1)
+# Whether `mac` is the application's signature of an event's content (audit/services.py, with the key).
+Signed = Callable[[dict[str, Any], str], bool]
 
 
 def canonical(body: dict[str, Any]) -> str:
@@ -49,6 +53,7 @@ class CsvCheck:
     complete: bool = False  # the file ends with its row count, and the count matches
     problems: list[str] = field(default_factory=list)
     newest: tuple[int, str] | None = None  # (seq, hash) of the newest sealed event in the file
+    signed: int | None = None  # rows whose signature verified; None when not checked (no key)
 
     @property
     def sound(self) -> bool:
@@ -69,8 +74,10 @@ def _body(row: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def csv_check(lines: Iterable[str]) -> CsvCheck:
-    """Checks the export read as text lines (the BOM, if any, is skipped)."""
+def csv_check(lines: Iterable[str], *, signed: Signed | None = None, signed_from_seq: int = 0) -> CsvCheck:
+    """Checks the export read as text lines (the BOM, if any, is skipped). With `signed` (on the
+    server, which holds the key), every row's signature too: sealed rows below `signed_from_seq`
+    were appended before signatures existed and may carry none."""
     result = CsvCheck()
     text = "".join(lines).removeprefix("\ufeff")
     # Only the file's very last line counts (a user agent may hold the same words).
@@ -85,10 +92,24 @@ def csv_check(lines: Iterable[str]) -> CsvCheck:
     if missing:
         result.problems.append(f"al archivo le faltan columnas: {', '.join(sorted(missing))}")
         return result
+    if signed is not None and "firma" not in (reader.fieldnames or []):
+        result.problems.append(
+            "al archivo le falta la columna firma: expórtalo de nuevo para verificar sus firmas"
+        )
+        signed = None
+    if signed is not None:
+        result.signed = 0
+    macs: set[str] = set()
     sealed: list[tuple[int, dict[str, str]]] = []
     unsealed: list[dict[str, str]] = []
     for row in reader:
         result.rows += 1
+        if signed is not None:
+            problem = _signature_problem(row, signed, signed_from_seq, macs)
+            if problem:
+                result.problems.append(f"evento {row.get('id')}: {problem}")
+            elif row["firma"]:
+                result.signed = (result.signed or 0) + 1
         if not row["hash"]:
             result.unsealed += 1
             unsealed.append(row)
@@ -126,6 +147,25 @@ def csv_check(lines: Iterable[str]) -> CsvCheck:
     return result
 
 
+def _signature_problem(row: dict[str, str], signed: Signed, signed_from_seq: int, macs: set[str]) -> str:
+    mac = row["firma"] or ""
+    if not mac:
+        seq = row["seq"] or ""
+        if seq.isdigit() and int(seq) < signed_from_seq:
+            return ""  # appended before signatures existed
+        return "no tiene firma: se escribió por fuera de la aplicación"
+    try:
+        body = _body(row)
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"fila ilegible ({exc.__class__.__name__})"
+    if not signed(body, mac):
+        return "no tiene una firma válida: se escribió o se cambió por fuera de la aplicación"
+    if mac in macs:
+        return "repite la firma de otro evento del archivo"
+    macs.add(mac)
+    return ""
+
+
 def _unsealed_too_old(unsealed: list[dict[str, str]], sealed: list[tuple[int, dict[str, str]]]) -> list[str]:
     """An event waits for its seal about a second (the worker), a few minutes at worst: one shown
     unsealed beside events sealed long after it was made had its seal removed from the file, which
@@ -156,6 +196,13 @@ def report(result: CsvCheck) -> str:
         f"{result.linked} eventos encadenan con el anterior del archivo; {result.gaps} saltos de numeración"
         " (normales si la exportación se filtró).",
     ]
+    if result.signed is None:
+        lines.append(
+            "Firmas: no se verifican aquí (no se tiene la clave); en el servidor, "
+            "manage.py audit_verify --csv ARCHIVO las verifica."
+        )
+    else:
+        lines.append(f"{result.signed} eventos con firma válida de la aplicación.")
     lines += result.problems
     if result.newest is not None:
         seq, digest = result.newest

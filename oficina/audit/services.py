@@ -135,6 +135,11 @@ def _event_signed(event: Event) -> bool:
     return _signed(event.mac, functools.partial(event_signature, event))
 
 
+def content_signed(content: dict[str, Any], mac: str) -> bool:
+    """Whether `mac` signs an event's content as read back from an export (`audit_verify --csv`)."""
+    return _signed(mac, functools.partial(_audit_mac, "oficina.audit.event", canonical(content)))
+
+
 def _head_signed(last_seq: int, last_hash: str, mac: str, signed_from_seq: int) -> bool:
     return _signed(mac, functools.partial(head_signature, last_seq, last_hash, signed_from_seq))
 

@@ -50,6 +50,9 @@ EVENT_CSV_HEADER = [
     # as it was hashed (the `user_agent` cell is defused for spreadsheets), as a JSON string.
     "seq",
     "user_agent_exacto",
+    # The application's signature of the row's content (AUDIT_KEY): `manage.py audit_verify --csv`
+    # checks it on the server, so a file forged with new hashes is told from an export.
+    "firma",
 ]
 
 
@@ -245,6 +248,7 @@ def _event_row(event: Event) -> list[Any]:
         event.hash or "",
         "" if event.seq is None else event.seq,
         cell_json(event.user_agent),
+        event.mac or "",
     ]
 
 

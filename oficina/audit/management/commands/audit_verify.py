@@ -5,15 +5,16 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from oficina.audit.models import Event
+from oficina.audit.models import ChainHead, Event
 from oficina.audit.offline import csv_check, report
-from oficina.audit.services import chain_counts, chain_verify
+from oficina.audit.services import chain_counts, chain_verify, content_signed
 
 
 class Command(BaseCommand):
     help = (
         "Verifica la cadena de hashes de los eventos de seguridad (detecta ediciones y borrados); con "
-        "--csv, un archivo exportado sin consultar la base; con --seq, muestra el hash de un evento sellado."
+        "--csv, un archivo exportado (sus hashes y, con la clave de auditoría, sus firmas); con --seq, "
+        "muestra el hash de un evento sellado."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -36,7 +37,9 @@ class Command(BaseCommand):
     def _check_file(self, path: str) -> None:
         try:
             with open(path, encoding="utf-8", newline="") as handle:
-                result = csv_check(handle)
+                # Sealed events before this `seq` were appended before signatures existed.
+                since = ChainHead.objects.values_list("signed_from_seq", flat=True).first() or 0
+                result = csv_check(handle, signed=content_signed, signed_from_seq=since)
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"No se pudo leer {path}: {exc}") from exc
         self.stdout.write(report(result))
