@@ -12,7 +12,7 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # One worker per core: each sign-in is CPU-bound (one Argon2id verify), so more processes than
 # cores only queue work and multiply memory (19 MiB per hash in flight). Two per core, even with the
 # hashes held to one per core, cost ~3-4 % more CPU a sign-in and made the latency at half the hashing
-# limit worse, not better (docs/performance.md, eighth pass).
+# limit worse, not better (docs/performance-history.md, eighth pass).
 workers = envint("GUNICORN_WORKERS", multiprocessing.cpu_count(), minimum=1)
 # Sync workers, one request at a time each, behind the buffering proxy (nginx reads slow clients).
 # Measured under saturation (bench/journey.py, docs/performance.md): gthread with 2 threads made every
