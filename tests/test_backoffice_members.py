@@ -10,7 +10,9 @@ from django.test import Client
 from django.utils import timezone
 
 from oficina.audit.models import Event
+from oficina.backoffice import views
 from oficina.backoffice.models import MemberImport
+from oficina.members.importer import ImportReport
 from oficina.members.models import Member
 from oficina.notify.models import OutboxMessage
 from oficina.signin.models import TemporaryCode
@@ -401,3 +403,64 @@ def test_the_outbox_is_not_where_the_operator_instructions_could_leak_a_code(cli
     operation(client, member, "enviar-clave-temporal")
     message = OutboxMessage.objects.get(member=member)
     assert message.kind == "operator_reset_help" and message.status == OutboxMessage.Status.SENT
+
+
+# Copy review: the counter's button said «Enviar clave temporal», and the action list «Enviar clave
+# temporal: …», for an operation that sends no clave temporal, only how to ask for one (operators can never
+# send a code, docs/security.md T7). An operator reading the button tells the member «ya le envié la clave
+# temporal», and the member waits for a code that never comes.
+
+
+def test_the_reset_help_button_says_it_sends_instructions(client):
+    signed_in_operator(client)
+    member = make_member(returning=True)
+
+    page = " ".join(client.get(change_url(member)).content.decode().split())
+
+    assert '<button type="submit" class="button">Enviar instrucciones de clave temporal</button>' in page
+    assert "Enviar clave temporal" not in page
+    actions = client.get(MEMBERS).content.decode()
+    assert "Enviar instrucciones de clave temporal («Olvidé mi clave»)" in actions
+    assert "Enviar clave temporal" not in actions
+
+
+# Copy review: the operators' pages speak «tú» («Corrige los errores señalados», «filtra por fecha»,
+# «habilítalo antes…»); the printable proof of consent alone said «use la opción Imprimir de su navegador».
+
+
+def test_the_printable_consent_proof_speaks_to_the_operator_as_tu(client):
+    signed_in_operator(client)
+    member = make_member(returning=True)
+
+    page = client.get(f"{MEMBERS}{member.pk}/autorizaciones/").content.decode()
+
+    assert "Para imprimir o guardar en PDF, usa la opción Imprimir de tu navegador (Ctrl+P)." in page
+    assert "use la opción" not in page and "su navegador" not in page
+
+
+# Copy review: an import's report, read by the operator on the import page and in the command's output,
+# wrote its counts «Creados: 1234567» while the same back office writes «200.000» elsewhere (the audit
+# export's limit): Colombia groups thousands with a dot. A registry import may hold a million rows.
+
+
+SUMMARY = "Creados: 1.234.567, actualizados: 25.000, sin cambios: 999, con errores: 0"
+
+
+def test_the_import_report_groups_thousands_as_colombia_writes_them():
+    assert ImportReport(created=1_234_567, updated=25_000, unchanged=999).summary == SUMMARY
+    job = MemberImport(created=1_234_567, updated=25_000, unchanged=999, error_count=0)
+    assert job.summary == SUMMARY
+
+
+@pytest.mark.django_db
+def test_the_import_page_groups_thousands_in_its_progress(client, monkeypatch):
+    signed_in_operator(client)
+    job = MemberImport.objects.create(
+        file_name="asociados.csv", total_lines=1_000_000, status=MemberImport.Status.RUNNING, error_count=0
+    )
+    monkeypatch.setattr(views, "member_import_progress", lambda job: 250_000)
+
+    page = " ".join(client.get(f"{MEMBERS}importar/{job.pk}/").content.decode().split())
+
+    assert "(1.000.000 líneas)" in page
+    assert "Importando… 250.000 de 1.000.000 líneas leídas (25 %)." in page

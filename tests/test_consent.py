@@ -97,6 +97,8 @@ def test_the_page_has_no_checkbox_and_says_what_permitir_means(client, sms_outbo
     assert MSG_PERMITIR_MEANS.format(name="Cooperativa de Ahorro Los Andes") in meaning
     assert 'value="permitir" aria-describedby="politica-permitir"' in buttons
     assert "Al oprimir el botón «Permitir», usted otorga" in meaning  # §10, in the text itself
+    # The text's version and identifier in words a member reads, not «huella SHA-256» (copy review).
+    assert "Versión 1 · identificador del texto:" in meaning and "SHA" not in meaning
 
 
 def test_the_returning_member_is_told_the_same(client, settings):

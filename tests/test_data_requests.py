@@ -15,6 +15,7 @@ from oficina.audit.models import Event
 from oficina.consent.models import DataRequest
 from oficina.consent.services import DATA_REQUESTS_OPEN_MAX, business_days_after
 from oficina.members.models import Member
+from oficina.notify.services import sms_text_render
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import type_on_keypad
 from tests.test_backoffice import make_operator, operator_login, signed_in_operator
@@ -462,3 +463,11 @@ def test_the_requests_page_ends_when_another_reset_completed_since_the_code(clie
     Member.objects.filter(pk=member.pk).update(pin_hash=secret_hash("846203"))  # a reset elsewhere
 
     assert client.get("/politica-de-datos/mis-solicitudes/").url == "/"
+
+
+# Copy review: dates as Colombia writes them (dd/mm/aaaa).
+
+
+def test_the_extension_sms_writes_the_date_dd_mm_aaaa():
+    text = sms_text_render("notify/data_request_extended_sms.txt", {"number": 7, "until": date(2027, 1, 5)})
+    assert "tardar el 05/01/2027." in text

@@ -14,6 +14,7 @@ from oficina.notify.services import (
     DeliveryError,
     access_locked_notice_send,
     pin_changed_notice_send,
+    sms_text_render,
     temporary_code_send,
 )
 from tests.factories import make_member
@@ -139,8 +140,13 @@ def test_the_temporary_code_goes_by_email_in_text_and_html(db, sms_outbox):
     assert CODE in email.body
     assert "Vence en 10 minutos y solo sirve una vez." in email.body
     assert "nunca te pedirá esta clave por teléfono" in email.body
-    assert "si no solicitaste este código, comunícate con nosotros al (601) 555 0100." in email.body.lower()
+    # One name for what it sends, «clave temporal», as the subject and the text above say (copy review).
+    assert "si no solicitaste esta clave temporal, comunícate con nosotros al (601) 555 0100." in (
+        email.body.lower()
+    )
+    assert "código" not in email.body
     ((html, mimetype),) = email.alternatives
+    assert "código" not in html
     assert mimetype == "text/html"
     assert CODE in html
     assert "Hola, María:" in html
@@ -345,6 +351,7 @@ def test_every_sms_template_fits_one_segment_with_a_long_cooperative_name(settin
         "number": 9_999_999,
         "first_access": True,
         "until": datetime.date(2026, 12, 31),
+        "failures": 4,  # the most wrong PINs before a success that does not lock
     }
     folders = [
         *django_settings.TEMPLATES[0]["DIRS"],
@@ -357,3 +364,19 @@ def test_every_sms_template_fits_one_segment_with_a_long_cooperative_name(settin
     for name in templates:
         text = sms_text_render(f"notify/{name}", longest)
         assert gsm7_length(text) <= 160, name
+
+
+# Copy review: the SMS of a sign-in after wrong PINs was written without its accents («despues», «tu»,
+# «llamanos»). GSM-7 drops «á» and «ú» when it sends (notify/gsm.py), but it has «é»: the member read
+# «despues», a misspelling, in the one SMS that tells them someone may be guessing their clave.
+
+
+def test_the_sign_in_after_failures_sms_is_spelt_right(settings):
+    settings.COOPERATIVE_NAME = "Cooperativa Progressa"
+    text = sms_text_render("notify/signin_after_failures_sms.txt", {"failures": 2})
+
+    assert text == (
+        "Cooperativa Progressa: ingresaste a la Oficina Virtual después de 2 intentos con clave errada. "
+        "Si no fuiste tu, llamanos al (601) 555 0100."  # «tú», «llámanos»: GSM-7 has no ú, á
+    )
+    assert gsm7_length(text) <= 160

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+import html
 import re
 import time
 from types import SimpleNamespace
 from unittest import mock
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core import mail
@@ -14,8 +17,12 @@ from django.test import Client
 from oficina.audit.models import Event
 from oficina.members.models import Member, session_digest
 from oficina.office import services as office_services
+from oficina.signin.pin import secret_hash
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import keypad_body, type_on_keypad
+from tests.security import sign_in
+
+BOGOTA = ZoneInfo("America/Bogota")
 
 pytestmark = pytest.mark.django_db
 
@@ -684,3 +691,74 @@ def test_a_reconsent_permitir_that_straddles_a_reset_opens_no_session(settings):
     assert browser.get("/oficina/").url == "/"
     member.refresh_from_db()
     assert member.session_digest == ""
+
+
+# Copy review: a member whose office session ended is told what to do next. «Tu sesión se cerró porque
+# ingresaste desde otro navegador o dispositivo» alarmed (what if it was not me?) and stopped there; «…tu
+# clave cambió o tu acceso fue modificado» did not say to sign in again, nor what to do if the clave no
+# longer works. The others («por inactividad», «tiempo máximo», «bloqueado») already say it.
+
+
+def notice(client: Client) -> str:
+    return html.unescape(" ".join(client.get("/").content.decode().split()))
+
+
+def test_a_session_ended_by_a_sign_in_elsewhere_says_what_to_do_if_it_was_not_the_member():
+    member = make_member(returning=True)
+    first, second = Client(), Client()
+    sign_in(first, member.document, DEFAULT_PIN)
+    assert sign_in(second, member.document, DEFAULT_PIN).url == "/oficina/"
+
+    assert first.get("/oficina/").url == "/"
+
+    assert (
+        "Tu sesión se cerró porque ingresaste desde otro navegador o dispositivo. "
+        "Si no fuiste tú, cambia tu clave ya con «Olvidé mi clave»."
+    ) in notice(first)
+
+
+def test_a_session_ended_by_a_changed_clave_says_to_sign_in_again():
+    member = make_member(returning=True)
+    client = Client()
+    assert sign_in(client, member.document, DEFAULT_PIN).url == "/oficina/"
+    Member.objects.filter(pk=member.pk).update(pin_hash=secret_hash("730519"))  # a reset elsewhere
+
+    assert client.get("/oficina/").url == "/"
+
+    assert (
+        "Tu sesión se cerró porque tu clave cambió o tu acceso fue modificado. "
+        "Ingresa de nuevo; si tu clave ya no funciona, usa «Olvidé mi clave»."
+    ) in notice(client)
+
+
+# Copy review: the previous sign-in in Colombian time, «a la 1:05 p. m.», whatever TIME_ZONE says.
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("time_zone", ["America/Bogota", "UTC"])
+@pytest.mark.parametrize(
+    ("hour", "minute", "shown"),
+    [
+        (13, 5, "a la <strong>1:05&nbsp;p.&nbsp;m.</strong>"),
+        (9, 30, "a las <strong>9:30&nbsp;a.&nbsp;m.</strong>"),
+        (0, 15, "a las <strong>12:15&nbsp;a.&nbsp;m.</strong>"),
+        (12, 0, "a las <strong>12:00&nbsp;p.&nbsp;m.</strong>"),
+        (1, 45, "a la <strong>1:45&nbsp;a.&nbsp;m.</strong>"),
+    ],
+)
+def test_the_office_shows_the_previous_sign_in_in_colombian_time(
+    client, settings, time_zone, hour, minute, shown
+):
+    settings.TIME_ZONE = time_zone
+    member = make_member(returning=True)
+    member.last_login_at = datetime.datetime(2026, 12, 6, hour, minute, tzinfo=BOGOTA)
+    member.save(update_fields=["last_login_at"])
+    client.post("/", {"usuario": member.document})
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/oficina/"
+
+    home = " ".join(client.get("/oficina/").content.decode().split())
+
+    assert (
+        f"Tu último ingreso fue el <strong>6 de diciembre de 2026</strong> {shown} (hora de Colombia)."
+        in home
+    )

@@ -61,10 +61,9 @@ class MemberImport(models.Model):
 
     @property
     def summary(self) -> str:
-        return (
-            f"Creados: {self.created}, actualizados: {self.updated}, "
-            f"sin cambios: {self.unchanged}, con errores: {self.error_count}"
-        )
+        from oficina.members.importer import import_summary
+
+        return import_summary(self.created, self.updated, self.unchanged, self.error_count)
 
 
 class OperatorAccessWithdrawn(models.Model):

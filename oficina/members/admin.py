@@ -220,7 +220,7 @@ class MemberAdmin(admin.ModelAdmin):
         self._each(request, queryset, "desbloquear")
 
     @admin.action(
-        description="Enviar clave temporal: instrucciones de «Olvidé mi clave»", permissions=["change"]
+        description="Enviar instrucciones de clave temporal («Olvidé mi clave»)", permissions=["change"]
     )
     def reset_help_selected(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
         self._each(request, queryset, "enviar-clave-temporal")

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple, TextIO
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.formats import number_format
 
 from oficina.audit.models import Event
 from oficina.audit.services import event_build, events_record
@@ -74,10 +75,16 @@ class ImportReport:
 
     @property
     def summary(self) -> str:
-        return (
-            f"Creados: {self.created}, actualizados: {self.updated}, "
-            f"sin cambios: {self.unchanged}, con errores: {len(self.errors)}"
-        )
+        return import_summary(self.created, self.updated, self.unchanged, len(self.errors))
+
+
+def import_summary(created: int, updated: int, unchanged: int, errors: int) -> str:
+    """An import's counts, as the command, the back office and its status page write them: grouped as
+    Colombia writes them (1.000.000), whatever USE_THOUSAND_SEPARATOR says."""
+    c, u, n, e = (
+        number_format(count, force_grouping=True) for count in (created, updated, unchanged, errors)
+    )
+    return f"Creados: {c}, actualizados: {u}, sin cambios: {n}, con errores: {e}"
 
 
 class _Row(NamedTuple):

@@ -19,9 +19,15 @@ from oficina.signin.flows.login import member_self_block, member_sign_out
 ENDED_MESSAGES = {
     "idle": "Tu sesión se cerró por inactividad. Ingresa de nuevo.",
     "absolute": "Tu sesión llegó a su tiempo máximo y se cerró. Ingresa de nuevo.",
-    "revoked": "Tu sesión se cerró porque tu clave cambió o tu acceso fue modificado.",
+    "revoked": (
+        "Tu sesión se cerró porque tu clave cambió o tu acceso fue modificado. "
+        "Ingresa de nuevo; si tu clave ya no funciona, usa «Olvidé mi clave»."
+    ),
     "locked": "Tu sesión se cerró porque tu acceso fue bloqueado. Para volver usa «Olvidé mi clave».",
-    "replaced": "Tu sesión se cerró porque ingresaste desde otro navegador o dispositivo.",
+    "replaced": (
+        "Tu sesión se cerró porque ingresaste desde otro navegador o dispositivo. "
+        "Si no fuiste tú, cambia tu clave ya con «Olvidé mi clave»."
+    ),
     "closed": "Tu sesión se cerró. Ingresa de nuevo para continuar.",
 }
 
