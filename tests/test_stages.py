@@ -307,7 +307,78 @@ def test_a_reset_in_progress_times_out_too(client, sms_outbox, settings):
     assert not member.has_pin
 
 
+MORE_TIME = "/necesito-mas-tiempo/"
+FETCH = {"HTTP_X_REQUESTED_WITH": "fetch"}
+
+
+@pytest.mark.django_db
+def test_a_member_who_needs_more_time_is_warned_and_gets_it(client, sms_outbox, settings):
+    """WCAG 2.2.1: the flow ended SIGNIN_FLOW_SECONDS after the cédula without a word; a member reading
+    the policy with a screen reader lost the new PIN, the image and phrase, and the spent code. Every
+    page of the flow now carries the warning, and «Necesito más tiempo» starts the flow's clock again."""
+    member = make_member()
+    reach_policy(client, member, sms_outbox)
+    page = client.get("/politica-de-datos/").content.decode()
+    assert "Tu tiempo para ingresar está por terminar" in page
+    left = int(re.search(r'data-seconds-left="(\d+)"', page).group(1))
+    assert 0 < left <= settings.SIGNIN_FLOW_SECONDS
+    assert f'data-idle-seconds="{settings.SIGNIN_FLOW_SECONDS}"' in page
+    with later(settings.SIGNIN_FLOW_SECONDS - 30):
+        assert client.post(MORE_TIME, **FETCH).status_code == 204
+        with later(settings.SIGNIN_FLOW_SECONDS - 5):  # past the first limit, within the second
+            allowed = client.post("/politica-de-datos/", {"decision": "permitir", "version": "1"})
+            assert allowed.url == "/listo/"
+    member.refresh_from_db()
+    assert member.has_pin
+
+
+@pytest.mark.django_db
+def test_more_time_is_given_ten_times_then_the_warning_is_no_longer_shown(client, member, settings):
+    assert identify(client, member.document).url == "/clave/"
+    for _ in range(10):
+        assert client.post(MORE_TIME, **FETCH).status_code == 204
+    assert client.post(MORE_TIME, **FETCH).status_code == 409
+    page = client.get("/clave/").content.decode()
+    assert page.count("data-session-warning") == 0
+
+
+@pytest.mark.django_db
+def test_more_time_for_a_flow_already_ended_is_refused(client, member, settings):
+    assert client.post(MORE_TIME, **FETCH).status_code == 409
+    assert identify(client, member.document).url == "/clave/"
+    with later(settings.SIGNIN_FLOW_SECONDS + 1):
+        assert client.post(MORE_TIME, **FETCH).status_code == 409
+        assert client.get("/clave/").url == "/"
+
+
 # --- identify --------------------------------------------------------------------------------------
+
+
+def usuario_value(html: str) -> str:
+    field = re.search(r'<input id="usuario"[^>]*>', html)
+    assert field, html
+    value = re.search(r'value="([^"]*)"', field.group(0))
+    assert value, field.group(0)
+    return value.group(1)
+
+
+@pytest.mark.django_db
+def test_step_5_offers_the_cedula_the_member_typed_at_step_1(client, sms_outbox, settings):
+    """WCAG 3.3.7 (redundant entry): after «Ir a ingresar usuario» the member typed their cédula a second
+    time, in the same reset, on a phone; the field now has it (only in the browser that asked for the
+    code, and while the code can still be used)."""
+    member = make_member()
+    assert usuario_value(client.get("/").content.decode()) == ""
+    assert identify(client, member.document).url == "/clave/"
+    assert client.post("/olvide-mi-clave/", {"canal": "sms"}).url == "/olvide-mi-clave/enviado/"
+    assert usuario_value(client.get("/").content.decode()) == member.document
+    assert usuario_value(Client().get("/").content.decode()) == ""  # another browser
+    with later(settings.CODE_VALIDITY_SECONDS + 1):
+        assert usuario_value(client.get("/").content.decode()) == ""
+    # As given, it goes on to the code's keypad.
+    assert identify(client, usuario_value(client.get("/").content.decode())).url == "/clave/"
+    assert type_on_keypad(client, "/clave/", code_from(sms_outbox[-1].body)).url == "/nueva-clave/"
+    assert usuario_value(client.get("/").content.decode()) == ""  # the code is spent
 
 
 @pytest.mark.django_db

@@ -71,6 +71,11 @@ def keypad_context(request: HttpRequest, *, purpose: str, tokens: list[str] | No
         entry, tokens, restarted = KeypadEntry(None, purpose=purpose), [], True
         keys = entry.render()
     request.session[SESSION_KEY] = entry.state
+    # A press, «Borrar» or «Limpiar» without JavaScript reloads the page: the focus goes back to the
+    # keypad (read out with its count), not to the top of the page.
+    resumed = request.method == "POST" and (
+        "press" in request.POST or request.POST.get("action") in ("borrar", "limpiar")
+    )
     return {
         "keypad_rows": [keys[0:3], keys[3:6], keys[6:9]],
         "keypad_last": keys[9],
@@ -78,4 +83,5 @@ def keypad_context(request: HttpRequest, *, purpose: str, tokens: list[str] | No
         "keypad_count": len(tokens),
         "keypad_dots": [i < len(tokens) for i in range(PIN_LENGTH)],
         "keypad_restarted": MSG_STALE if restarted else None,
+        "keypad_resumed": resumed and not restarted,
     }

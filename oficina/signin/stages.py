@@ -14,6 +14,9 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 
 SESSION_KEY = "signin"
+# WCAG 2.2.1: a member who needs more than SIGNIN_FLOW_SECONDS (the policy read out by a screen reader,
+# say) is warned a minute before the end and may ask for the time again, this many times per flow.
+FLOW_EXTENSIONS = 10
 
 
 class Stage(StrEnum):
@@ -69,6 +72,25 @@ class Flow:
     def set(self, **values: Any) -> None:
         self.data.update(values)
         self._session.modified = True
+
+    def extend(self) -> bool:
+        """«Necesito más tiempo»: the flow's clock starts again, FLOW_EXTENSIONS times at most."""
+        used = int(self.data.get("extensions", 0))
+        if used >= FLOW_EXTENSIONS:
+            return False
+        self.set(started_at=time.time(), extensions=used + 1)
+        return True
+
+    def time_warning(self) -> dict[str, int] | None:
+        """What base.html's warning needs (seconds left, and the time an extension gives), while the
+        flow may still be extended."""
+        if int(self.data.get("extensions", 0)) >= FLOW_EXTENSIONS:
+            return None
+        elapsed = time.time() - float(self.data.get("started_at", 0))
+        return {
+            "left": max(1, int(settings.SIGNIN_FLOW_SECONDS - elapsed)),
+            "period": settings.SIGNIN_FLOW_SECONDS,
+        }
 
     def advance(self, to: Stage, **values: Any) -> None:
         if to not in NEXT[self.stage]:

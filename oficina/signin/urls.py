@@ -18,4 +18,5 @@ urlpatterns = [
     path("politica-de-datos/", views.policy, name="policy"),
     path("politica-de-datos/mis-solicitudes/", views.policy_requests, name="policy_requests"),
     path("listo/", views.done, name="done"),
+    path("necesito-mas-tiempo/", views.more_time, name="more_time"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 from django.conf import settings
@@ -15,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from oficina.antiphishing.gallery import GALLERY
 from oficina.audit.services import event_record
@@ -95,11 +96,22 @@ def _pending_reset(request: HttpRequest, flow: Flow) -> dict[str, Any] | None:
     return None
 
 
+def _step_5_document(request: HttpRequest) -> str:
+    """WCAG 3.3.7 (redundant entry): «Ingresa nuevamente tu usuario» (guide, step 5) finds the cédula
+    this browser asked a code for, while the code can still be used; nobody else's browser shows it."""
+    reset = request.session.get(RESET_SESSION_KEY)
+    if not isinstance(reset, dict):
+        return ""
+    if time.time() - float(reset.get("requested_at", 0)) > settings.CODE_VALIDITY_SECONDS:
+        return ""
+    return str(reset.get("document", ""))
+
+
 @_guarded
 def identify(request: HttpRequest) -> HttpResponse:
     """Paso 1: "Ingresa tu usuario"."""
     error = None
-    value = ""
+    value = _step_5_document(request)
     if request.method == "POST":
         raw = request.POST.get("usuario", "")
         value = raw[:40] if isinstance(raw, str) else ""
@@ -235,6 +247,7 @@ def password(request: HttpRequest) -> HttpResponse:
         "error": error,
         "awaiting_code": reset is not None,
         "after_reset": reset is None and bool(flow.get("after_reset")),
+        "flow_time": flow.time_warning(),
         **keypad_context(request, purpose="password", tokens=tokens),
     }
     return render(request, "signin/password.html", context)
@@ -276,10 +289,12 @@ def forgot_pin(request: HttpRequest) -> HttpResponse:
                 "flow_id": issued.flow_id if issued.sent or earlier is None else earlier.get("flow_id"),
                 "channel": channel,
                 "attempts": int(earlier.get("attempts", 0)) if earlier is not None else 0,
+                "requested_at": time.time(),
             }
             flow_end(request.session)
             return redirect("signin:code_sent")
-    return render(request, "signin/forgot_pin.html", {"channels": channels, "error": error})
+    context = {"channels": channels, "error": error, "flow_time": flow.time_warning()}
+    return render(request, "signin/forgot_pin.html", context)
 
 
 @_guarded
@@ -335,6 +350,7 @@ def new_pin(request: HttpRequest) -> HttpResponse:
         "step": "Paso 6 de 9",
         "form_action": reverse("signin:new_pin"),
         "help_texts": pin_help_texts(),
+        "flow_time": flow.time_warning(),
         **keypad_context(request, purpose=Stage.NEW_PIN.value, tokens=tokens),
     }
     return render(request, "signin/new_pin.html", context)
@@ -363,6 +379,7 @@ def confirm_pin(request: HttpRequest) -> HttpResponse:
         "confirming": True,
         "step": "Paso 6 de 9",
         "form_action": reverse("signin:confirm_pin"),
+        "flow_time": flow.time_warning(),
         **keypad_context(request, purpose=Stage.CONFIRM_PIN.value, tokens=tokens),
     }
     return render(request, "signin/new_pin.html", context)
@@ -388,6 +405,7 @@ def security_image(request: HttpRequest) -> HttpResponse:
         "phrase": phrase,
         "step": "Paso 7 de 9",
         "form_action": reverse("signin:security_image"),
+        "flow_time": flow.time_warning(),
     }
     return render(request, "signin/security_image.html", context)
 
@@ -516,6 +534,7 @@ def policy(request: HttpRequest) -> HttpResponse:
             "confirm_refusal": confirm_refusal,
             "reconsent": flow.get("kind") == "reconsent",
             "has_requests": DataRequest.objects.filter(member_id=flow.require_member_id()).exists(),
+            "flow_time": flow.time_warning(),
         },
     )
 
@@ -554,7 +573,8 @@ def policy_requests(request: HttpRequest) -> HttpResponse:
         flow_end(request.session)
         return _restart(request)
     requests = DataRequest.objects.filter(member=member).order_by("-received_at", "-id")[:20]
-    return render(request, "signin/policy_requests.html", {"requests": requests})
+    context = {"requests": requests, "flow_time": flow.time_warning()}
+    return render(request, "signin/policy_requests.html", context)
 
 
 @_guarded
@@ -570,4 +590,30 @@ def done(request: HttpRequest) -> HttpResponse:
         # instead of the first-time hint (which calls them examples); it tells nobody anything new.
         flow_start(request.session, document=flow.document).set(after_reset=True)
         return redirect("signin:password")
-    return render(request, "signin/done.html")
+    return render(request, "signin/done.html", {"flow_time": flow.time_warning()})
+
+
+# Where «Necesito más tiempo» without JavaScript goes back to (the page of the flow's stage).
+STAGE_PAGES = {
+    Stage.PASSWORD: "signin:password",
+    Stage.NEW_PIN: "signin:new_pin",
+    Stage.CONFIRM_PIN: "signin:confirm_pin",
+    Stage.SECURITY_IMAGE: "signin:security_image",
+    Stage.POLICY: "signin:policy",
+    Stage.DONE: "signin:done",
+}
+
+
+@never_cache
+@csrf_protect
+@require_POST
+def more_time(request: HttpRequest) -> HttpResponse:
+    """«Necesito más tiempo» (WCAG 2.2.1), from the warning base.html shows a minute before the flow
+    ends: its clock starts again. A 409 for a flow that ended or used up its extensions (the page is
+    then asked for again, and shows why)."""
+    flow = flow_get(request.session)
+    if flow is None or not flow.extend():
+        return HttpResponse(status=409)
+    if request.headers.get("X-Requested-With") == "fetch":
+        return HttpResponse(status=204)
+    return redirect(STAGE_PAGES[flow.stage])

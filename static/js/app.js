@@ -42,40 +42,47 @@
     });
   }
 
-  // One minute before the idle timeout, offer "Seguir conectado"; at the timeout, reload (the server
-  // has ended the session and shows why).
+  // Asks for this page again, and the server, which has ended the session, shows why. A GET, not
+  // reload(): a page that answered a form would send the form again, after the browser's own «Confirm
+  // Form Resubmission» prompt (declined, the page stayed as if the session were alive).
+  function pageAgain() { window.location.replace(window.location.pathname + window.location.search); }
+
+  // One minute before the idle timeout, offer "Seguir conectado" (in a sign-in flow, one minute before
+  // the flow ends, "Necesito más tiempo"); at the timeout, ask for the page again.
+  // data-seconds-left: what is left of the period when the page was made.
   function setupSessionWarning(box) {
     var idle = parseInt(box.getAttribute("data-idle-seconds"), 10) * 1000;
+    var left = parseInt(box.getAttribute("data-seconds-left"), 10) * 1000;
     var form = box.querySelector("[data-keep-alive]");
     var warnTimer, endTimer, focusBefore = null;
     if (!form || !(idle > 0)) { return; }  // no timeout known: no timers (NaN would fire them at once)
-    function arm() {
+    function arm(period) {
       clearTimeout(warnTimer); clearTimeout(endTimer);
       warnTimer = setTimeout(function () {
         focusBefore = document.activeElement;
         box.hidden = false;
         var button = box.querySelector("button"); if (button) { button.focus(); }
-      }, Math.max(idle - 60000, 1000));
-      endTimer = setTimeout(function () { window.location.reload(); }, idle + 1000);
+      }, Math.max(period - 60000, 1000));
+      endTimer = setTimeout(pageAgain, period + 1000);
     }
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       var token = form.querySelector("input[name=csrfmiddlewaretoken]").value;
       // Only the view's own 204 means the session lives: an ended session answers with a redirect to
-      // the sign-in page, which fetch would follow to a 200. The reload then shows why it ended.
+      // the sign-in page, which fetch would follow to a 200. The page asked again shows why it ended.
       fetch(form.action, {
         method: "POST", credentials: "same-origin", redirect: "manual",
         headers: { "X-CSRFToken": token, "X-Requested-With": "fetch" }
       }).then(function (response) {
-        if (response.status !== 204) { window.location.reload(); return; }
+        if (response.status !== 204) { pageAgain(); return; }
         box.hidden = true;
         // Back where the member was (the button that had the focus is hidden now).
         if (focusBefore && focusBefore !== document.body && document.contains(focusBefore)) { focusBefore.focus(); }
         focusBefore = null;
-        arm();
+        arm(idle);
       });  // no answer at all (offline): the warning stays, to try again
     });
-    arm();
+    arm(left > 0 && left < idle ? left : idle);
   }
 
   document.addEventListener("DOMContentLoaded", function () {

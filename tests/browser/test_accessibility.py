@@ -421,6 +421,48 @@ def test_after_a_wrong_pin_the_focus_is_on_the_message(live_app, new_context):
     expect(page.get_by_role("alert")).to_be_focused()
 
 
+def test_without_javascript_each_press_brings_the_focus_back_to_the_keypad(live_app, new_context):
+    """Without JavaScript every press reloads the page: the focus went to the top of the page, so a
+    screen reader started again at the image and phrase and never heard «2 de 6 dígitos» (a live
+    region present at load is not read out), a keyboard user tabbed back from the start, and on a phone
+    the keypad, below the fold, had to be scrolled to after every digit."""
+    page = new_context(mobile=True, java_script_enabled=False).new_page()
+    identify(page, live_app.url, RETURNING[0])
+    keypad = page.get_by_role("group", name="Teclado virtual")
+    press_digits(page, "48")
+    expect(keypad).to_be_focused()
+    expect(keypad).to_be_in_viewport()
+    expect(keypad).to_have_accessible_description("2 de 6 dígitos")
+    page.get_by_role("button", name="Borrar").click()
+    expect(keypad).to_be_focused()
+    expect(keypad).to_have_accessible_description("1 de 6 dígitos")
+    page.keyboard.press("Tab")  # on to the keys, not back at «Ir al contenido»
+    assert page.evaluate("document.activeElement.hasAttribute('data-keypad-digit')")
+    # A failed «Continuar» still puts the focus on its message, which the keypad names.
+    page.get_by_role("button", name="Continuar").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text("Ingresa los 6 dígitos con el teclado virtual.")
+    expect(alert).to_be_focused()
+    expect(keypad).to_have_accessible_description(re.compile("^Ingresa los 6 dígitos"))
+
+
+def test_a_message_on_ingresa_tu_usuario_is_read_with_the_field_that_takes_the_focus(live_app, page):
+    """«Cerraste tu sesión de forma segura», «Tu sesión se cerró por inactividad», what «No permitir»
+    meant: shown above «Ingresa tu usuario» after a redirect, in a live region a screen reader does not
+    read at load, while the field's autofocus took the reader past it. The field now names it."""
+    base = live_app.url
+    identify(page, base, RETURNING[0])
+    enter_on_keypad(page, RETURNING[1])
+    expect(page).to_have_url(base + "/oficina/")
+    page.get_by_role("button", name="Cerrar sesión").click()
+    expect(page).to_have_url(base + "/")
+    field = page.get_by_label("Ingresar tu usuario")
+    expect(field).to_be_focused()
+    expect(field).to_have_accessible_description("Cerraste tu sesión de forma segura.")
+    page.goto(base + "/")  # no message: nothing described
+    expect(field).to_have_accessible_description("")
+
+
 def _new_pin_typed_once(live_app, new_context, import_member, mobile: str):
     """A phone past «Olvidé mi clave» and its SMS code, with 825164 typed once as the new PIN."""
     document = import_member(mobile=mobile)
@@ -538,6 +580,32 @@ def test_seguir_conectado_gives_the_focus_back_where_it_was(live_app, new_contex
     expect(link).to_be_focused()
 
 
+_UNDER_THE_WARNING = """() => {
+  const box = document.querySelector("[data-session-warning]"), el = document.activeElement;
+  if (box.contains(el)) { return null; }
+  const b = box.getBoundingClientRect(), r = el.getBoundingClientRect();
+  const under = r.top >= b.top && r.bottom <= b.bottom && r.left >= b.left && r.right <= b.right;
+  return under ? `${el.tagName} ${el.name || el.textContent.trim()}` : null;
+}"""
+
+
+def test_the_idle_warning_hides_no_control_that_has_the_focus(live_app, new_context):
+    """WCAG 2.4.11 (Focus Not Obscured): with the warning shown, a member who tabs on through the
+    form (to finish a sentence before answering it) put the focus on «Conocer mis datos», scrolled
+    to the bottom of the phone's screen, under the fixed warning, hidden whole."""
+    base = live_app.url
+    page = _signed_in_with_clock(new_context, base, *RETURNING)
+    page.goto(base + "/oficina/mis-datos/")
+    page.clock.fast_forward(IDLE_WARNING_AFTER)
+    expect(page.get_by_role("button", name="Seguir conectado")).to_be_focused()
+    hidden = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        if (what := page.evaluate(_UNDER_THE_WARNING)) is not None:
+            hidden.append(what)
+    assert hidden == []
+
+
 def test_seguir_conectado_after_the_session_ended_says_so(live_app, new_context):
     """The keep-alive of a session already ended (here: the member signed in on another device) was
     answered with the sign-in page after a redirect, which looked like success: the warning went away
@@ -553,6 +621,25 @@ def test_seguir_conectado_after_the_session_ended_says_so(live_app, new_context)
     page.get_by_role("button", name="Seguir conectado").click()
     expect(page).to_have_url(base + "/")
     expect(page.get_by_text("ingresaste desde otro navegador o dispositivo")).to_be_visible()
+
+
+def test_a_sign_in_warns_before_its_time_runs_out_and_gives_more(live_app, new_context):
+    """WCAG 2.2.1: a sign-in or reset ended SIGNIN_FLOW_SECONDS (15 minutes) after the cédula without a
+    word, however far it had got (the policy read out by a screen reader, the new PIN, the code spent)."""
+    base = live_app.url
+    page = new_context(mobile=True).new_page()
+    page.clock.install()
+    identify(page, base, RETURNING[0])
+    page.clock.fast_forward("14:01")  # a minute before the 15, and a second
+    warning = page.get_by_role("alertdialog", name="Tu tiempo para ingresar está por terminar")
+    expect(warning).to_be_visible()
+    expect(page.get_by_role("button", name="Necesito más tiempo")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(warning).to_be_hidden()
+    page.clock.fast_forward("02:00")  # past the first 15 minutes: the page did not reload
+    expect(page).to_have_url(base + "/clave/")
+    enter_on_keypad(page, RETURNING[1])
+    expect(page).to_have_url(base + "/oficina/")
 
 
 def _serving(html: str) -> Callable[..., None]:

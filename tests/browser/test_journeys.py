@@ -238,6 +238,25 @@ def test_the_office_warns_before_the_idle_timeout_then_returns_to_the_start(shor
     expect(page.get_by_text("Tu sesión se cerró por inactividad")).to_be_visible()
 
 
+def test_the_idle_timeout_on_a_page_that_answered_a_form_sends_no_form_again(short_idle_app, page):
+    """A page shown in answer to a form (a request with an error, a wrong PIN on the step-up) was
+    reloaded at the timeout: the browser sent the form again, after asking «Confirm Form
+    Resubmission» in its own words, and a member who declined stayed on a page that looked alive."""
+    base = short_idle_app.url
+    sign_in(page, base, "43210987", "592817")
+    expect_office(page, base, "Marta Lucía Cárdenas Ríos")
+    page.goto(base + "/oficina/mis-datos/")
+    page.get_by_role("button", name="Enviar solicitud").click()  # nothing chosen: the page answers the POST
+    expect(page.get_by_role("alert")).to_contain_text("Selecciona qué quieres solicitar.")
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(f"{request.method} {request.url}"))
+    expect(page.get_by_role("alertdialog", name="Tu sesión está por cerrarse")).to_be_visible(timeout=5_000)
+    expect(page).to_have_url(base + "/", timeout=15_000)
+    expect(page.get_by_text("Tu sesión se cerró por inactividad")).to_be_visible()
+    assert f"GET {base}/oficina/mis-datos/" in sent, sent
+    assert not [line for line in sent if line.startswith("POST")], sent
+
+
 def test_five_wrong_pins_lock_the_access_until_the_member_resets_it(live_app, page):
     base = live_app.url
     document = "1098765432"

@@ -254,6 +254,7 @@ POST_ENDPOINTS = [
     "/imagen-y-frase/",
     "/politica-de-datos/",
     "/listo/",
+    "/necesito-mas-tiempo/",
     "/oficina/cerrar-sesion/",
     "/oficina/seguir-conectado/",
     "/oficina/bloquear-mi-acceso/",
