@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 
 import redis
+from django.core.exceptions import SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -128,7 +129,21 @@ def method_not_allowed(request: HttpRequest, *, allow: str) -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return render(request, "errors/400.html", status=400)
+    response = render(request, "errors/400.html", status=400)
+    if not isinstance(exception, SuspiciousOperation):
+        return response
+    # Django logs a request it refuses as suspicious (a Host not in ALLOWED_HOSTS, a form of more than
+    # 1,000 fields or 100 files) at ERROR with its traceback, the level an alert wakes someone for a
+    # bug; any client sends one at will, and the Internet's scanners probe the server's address all day
+    # (pen test over HTTP, 2026-12-06). One WARNING line instead, on the same django.security logger.
+    logging.getLogger(f"django.security.{type(exception).__name__}").warning(
+        "refused as suspicious, answered 400 to %s %s: %s",
+        request.method,
+        path_for_log(request),
+        exception,
+        extra={"status_code": 400, "request": request},  # as Django's own line
+    )
+    return logged_here(response)
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

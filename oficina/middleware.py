@@ -35,9 +35,11 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault("X-Frame-Options", "DENY")
         # Only the assets themselves may be kept: an error page at an asset's address (a 404 under
         # /static/, a POST to /marca.css) is a page like any other, with a signed-in member's
-        # «Cerrar sesión» form and its CSRF token.
+        # «Cerrar sesión» form and its CSRF token. Nor an asset that sets a cookie: /marca.css and
+        # /marca/logo go through the sessions, and a signed-in member's request renews the idle clock,
+        # so it may carry their session id, which no shared cache may keep.
         asset = request.path.startswith("/static/") or request.path in BRAND_PATHS
-        if not asset or response.status_code >= 400:
+        if not asset or response.status_code >= 400 or response.cookies:
             response.headers["Cache-Control"] = "no-store"
             response.headers["Pragma"] = "no-cache"
         return response

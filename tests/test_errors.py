@@ -350,3 +350,37 @@ def test_every_503_is_one_warning_line_and_no_error(cause, request, settings, ca
     assert response.status_code == 503
     [line] = fault_lines(caplog)
     assert line.levelname == "WARNING" and line.name.startswith("oficina."), (line.name, line.getMessage())
+
+
+# --- A request refused as suspicious is the client's doing, not a bug (pen test, 2026-12-06) ----------
+
+
+def _unknown_host(browser: Client) -> Any:
+    return browser.get("/", HTTP_HOST="203.0.113.5")
+
+
+def _too_many_fields(browser: Client) -> Any:
+    return browser.post("/", {f"campo{n}": "1" for n in range(1001)})
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("send", "kind"),
+    [(_unknown_host, "DisallowedHost"), (_too_many_fields, "TooManyFieldsSent")],
+    ids=["unknown host", "too many fields"],
+)
+def test_a_request_refused_as_suspicious_is_one_warning_line_and_no_error(send, kind, settings, caplog):
+    """Over HTTP, behind the documented nginx: a request for the server's address instead of its name
+    (the Internet's scanners, all day), or a form of 1,001 fields, was Django's ERROR with a
+    traceback, the level of a bug, for anyone to send at will. The member's page stays the 400."""
+    settings.ALLOWED_HOSTS = ["testserver"]
+    caplog.clear()
+
+    response = send(Client(raise_request_exception=False))
+
+    assert response.status_code == 400
+    assert "Solicitud no válida" in response.content.decode()
+    [line] = fault_lines(caplog)
+    assert (line.levelname, line.name) == ("WARNING", f"django.security.{kind}")
+    assert line.exc_info is None and line.status_code == 400
+    assert line.getMessage().startswith("refused as suspicious, answered 400 to ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import runpy
 import subprocess
 import sys
@@ -14,11 +15,13 @@ from django.core.exceptions import ImproperlyConfigured
 
 from oficina.lib.jsonlog import JsonFormatter
 from tests.security import production_env
+from tests.security.test_web import HANDLER_ATTRIBUTE, INLINE_SCRIPT, STYLE_ATTRIBUTE, STYLE_BLOCK
 
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_CONF = str(ROOT / "gunicorn.conf.py")
+OPERATIONS = ROOT / "docs" / "operations.md"
 
 
 def test_healthz_answers_without_touching_anything(client):
@@ -275,3 +278,40 @@ def test_loading_without_collected_static_files_fails_at_start_with_the_remedy(t
     probe = _load_in_production(tmp_path, "import oficina.wsgi", collected=False)
     assert probe.returncode != 0
     assert "run `manage.py collectstatic`" in probe.stderr
+
+
+NOT_AVAILABLE = ROOT / "static" / "errores" / "no-disponible.html"
+NGINX_SECURITY_HEADERS = (
+    'Cache-Control "no-store"',
+    "Retry-After",
+    "Content-Security-Policy",
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "Referrer-Policy",
+)
+
+
+def test_while_gunicorn_does_not_answer_nginx_serves_the_portals_page_in_spanish():
+    """Pen test over HTTP (2026-12-06): with the nginx example, every restart of gunicorn (every
+    deploy: 3-4 s with one instance) and every answer later than proxy_read_timeout gave members
+    nginx's «502 Bad Gateway» or «504 Gateway Time-out» in English, naming nginx's version, with none
+    of the portal's headers. The example now has nginx serve a page of the portal's own (503, the
+    words of «El servicio no está disponible por un momento») with them."""
+    from django.contrib.staticfiles import finders
+
+    assert finders.find("errores/no-disponible.html") == str(NOT_AVAILABLE)  # collectstatic copies it
+    page = NOT_AVAILABLE.read_text(encoding="utf-8")
+    title = "El servicio no está disponible por un momento"
+    assert title in (ROOT / "templates" / "errors" / "503_unavailable.html").read_text(encoding="utf-8")
+    assert f'<h1 id="titulo">{title}</h1>' in page
+    assert '<html lang="es-CO">' in page and 'href="/">Ir a ingresar usuario</a>' in page
+    for inline in (INLINE_SCRIPT, STYLE_ATTRIBUTE, STYLE_BLOCK, HANDLER_ATTRIBUTE):
+        assert not inline.search(page), inline.pattern
+
+    example = OPERATIONS.read_text(encoding="utf-8")
+    assert "    error_page 502 504 =503 /errores/no-disponible.html;\n" in example
+    [location] = re.findall(r"\n    location = /errores/no-disponible\.html \{\n(.*?)\n    \}", example, re.S)
+    assert "internal;" in location and "root /srv/oficina/staticfiles;" in location
+    for header in NGINX_SECURITY_HEADERS:
+        assert re.search(rf"add_header {header}.* always;", location), header

@@ -6,8 +6,10 @@ client's own address comes in X-Forwarded-For, which only a trusted proxy may te
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -158,3 +160,29 @@ def test_only_the_proxy_may_say_the_request_came_over_https(behind_https):
 def test_a_stranger_cannot_forge_its_address_even_with_a_trusted_looking_chain(settings):
     settings.RATE_LIMITS = {}
     assert recorded_address("198.51.100.20", "203.0.113.44, 127.0.0.1") == "198.51.100.20"
+
+
+OPERATIONS = Path(django_settings.BASE_DIR) / "docs" / "operations.md"
+
+
+def operations_items() -> list[str]:
+    """docs/operations.md cut into its paragraphs and list items (a code block stays with its item)."""
+    return re.split(r"\n(?=- )|\n\n(?! )", OPERATIONS.read_text(encoding="utf-8"))
+
+
+def test_the_docs_have_nginx_append_to_x_forwarded_for_only_behind_a_balancer_that_writes_it():
+    """Pen test over HTTP (2026-12-06): for any load balancer in front of nginx, the docs said to let
+    nginx append to X-Forwarded-For and to trust the balancer's network. A TCP balancer, the kind in
+    front of an nginx that terminates TLS, writes no header: the client's own X-Forwarded-For went on
+    beside the balancer's address and was believed (40 identifications a minute from one machine
+    through such a chain, each under another made-up address, none refused; the audit trail recorded
+    the made-up one). The docs now keep appending for a balancer that writes the header, and give
+    the PROXY protocol for a TCP one."""
+    items = operations_items()
+    appending = [item for item in items if "$proxy_add_x_forwarded_for" in item]
+    assert appending
+    for item in appending:
+        assert "itself writes the client's address into `X-Forwarded-For`" in item, item
+    [tcp] = [item for item in items if "**TCP** load balancer" in item]
+    assert "Never append nor trust its network" in tcp
+    assert "listen 443 ssl proxy_protocol;" in tcp and "real_ip_header proxy_protocol;" in tcp

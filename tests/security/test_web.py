@@ -199,6 +199,25 @@ def test_the_brand_assets_themselves_stay_cacheable(client):
         assert asset["Cache-Control"] == "public, max-age=3600", url
 
 
+@pytest.mark.parametrize("url", ["/marca.css", "/marca/logo"])
+def test_a_brand_asset_that_sets_the_session_cookie_is_never_stored(client, member, url):
+    """Pen test over HTTP (2026-12-06): a signed-in member's browser asks for the brand assets with
+    the session cookie; more than 10 s after the last page the office middleware renews the idle
+    clock, and the asset went out with the member's session id in `Set-Cookie` under `Cache-Control:
+    public, max-age=3600`, for any shared cache on the way to keep and hand to others."""
+    assert sign_in(client, member.document, DEFAULT_PIN).url == "/oficina/"
+    session = client.session
+    session["member"]["seen_at"] -= 30
+    session.save()
+
+    asset = client.get(url)
+
+    assert asset.status_code == 200
+    assert django_settings.SESSION_COOKIE_NAME in asset.cookies  # what the asset carried
+    assert asset["Cache-Control"] == "no-store"
+    assert asset["Pragma"] == "no-cache"
+
+
 INLINE_SCRIPT = re.compile(r"<script\b(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
 STYLE_ATTRIBUTE = re.compile(r"<[^>]+\sstyle\s*=", re.IGNORECASE)
 STYLE_BLOCK = re.compile(r"<style\b", re.IGNORECASE)
