@@ -5,10 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import zoneinfo
+from datetime import datetime
 
 import pytest
 from django.db import connection
 from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from oficina.audit.models import Event
 from oficina.audit.services import audit_seal, event_record
@@ -138,6 +143,27 @@ def test_an_unfiltered_export_holds_as_many_rows_as_its_event_says(client, opera
     assert str(export.pk) not in {row["id"] for row in rows}
 
 
+def test_an_export_bounds_its_rows_by_the_newest_event_of_the_whole_log(client, operator):
+    """The file holds the selection as it was when asked for: bounded by the newest id of the log, read
+    from the primary key's end. Read as the selection's own newest id (`ORDER BY id DESC LIMIT 1` with
+    its filter), PostgreSQL walked the key backwards past every newer event: 4.9 s for a day a year
+    back at three million events (docs/performance.md, "Queries outside the sign-in")."""
+    from django.test.utils import CaptureQueriesContext
+
+    old, new = make_member(document="1020304050"), make_member()
+    event_record("signin_ok", member=old)
+    for _ in range(3):
+        event_record("signin_ok", member=new)
+
+    with CaptureQueriesContext(connection) as queries:
+        rows = csv_rows(client.get(f"{EVENTS}exportar.csv?q=1020304050"))
+
+    assert [row["kind"] for row in rows] == ["signin_ok"]
+    bound = [q["sql"] for q in queries if "LIMIT 1" in q["sql"] and "ORDER BY" in q["sql"]]
+    assert [sql for sql in bound if '"audit_event"."document_hmac"' in sql] == []
+    assert 'SELECT MAX("audit_event"."id") AS "last" FROM "audit_event"' in [q["sql"] for q in queries]
+
+
 def test_an_export_too_large_for_one_file_is_refused_with_a_message(client, operator, settings):
     """docs/security.md G20: past the worker's timeout the file would end early; it is refused instead."""
     settings.AUDIT_EXPORT_MAX_ROWS = 2
@@ -254,6 +280,25 @@ def test_chain_verification_says_intact_then_finds_a_tampered_event(client, oper
     assert Event.objects.filter(kind="operator_chain_verify").order_by("-id").first().data["intact"] is False
 
 
+def test_a_chain_too_long_to_walk_in_a_request_is_sent_to_the_server_command(client, operator, settings):
+    """3,000,000 sealed events took 171 s of CPU to verify (docs/performance.md): in the page, gunicorn
+    killed the worker at 30 s, the operator saw an error and nothing was recorded. Past
+    AUDIT_VERIFY_WEB_MAX_EVENTS the page says where to verify it instead, and walks nothing."""
+    member = make_member()
+    for _ in range(3):
+        event_record("signin_ok", member=member)
+    audit_seal()
+    settings.AUDIT_VERIFY_WEB_MAX_EVENTS = Event.objects.count() - 1
+
+    page = client.post(f"{EVENTS}verificar-cadena/", follow=True).content.decode()
+
+    assert "esta página verifica hasta" in page and "manage.py audit_verify" in page
+    assert "Cadena íntegra" not in page
+    assert not Event.objects.filter(kind="operator_chain_verify").exists()
+    settings.AUDIT_VERIFY_WEB_MAX_EVENTS = Event.objects.count()
+    assert "Cadena íntegra" in client.post(f"{EVENTS}verificar-cadena/").content.decode()
+
+
 def test_the_member_page_lists_each_consent_read_only(client, operator):
     member = make_member(returning=True)
     consent = Consent.objects.get(member=member)
@@ -366,3 +411,44 @@ def test_an_operator_retries_a_failed_message(client, operator, settings, sms_ga
         code.pk: False,
     }
     assert {(event.data["operator"], event.member_id) for event in events} == {(operator.username, member.pk)}
+
+
+def _event_at(kind: str, *, year: int, month: int, day: int, hour: int = 12, minute: int = 0) -> Event:
+    bogota = zoneinfo.ZoneInfo("America/Bogota")
+    event = Event(kind=kind, created_at=datetime(year, month, day, hour, minute, tzinfo=bogota))
+    event.save()
+    return event
+
+
+def _page_reads_no_event_twice(client, url: str) -> str:
+    """The page, once it is checked that none of its statements is a DISTINCT over the events: at three
+    million events the date drill-down's and the kind filter's DISTINCT read all of them on every
+    visit (3.9 s and 0.3 to 1 s; docs/performance.md, "Queries outside the sign-in")."""
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    distinct = [q["sql"] for q in queries if "DISTINCT" in q["sql"].upper() and "audit_event" in q["sql"]]
+    assert distinct == []
+    return response.content.decode()
+
+
+def test_the_event_list_offers_its_years_months_days_and_kinds_without_reading_every_event(client, operator):
+    _event_at("signin_ok", year=2024, month=3, day=10)
+    _event_at("logout", year=2025, month=7, day=1)
+    _event_at("signin_ok", year=2025, month=7, day=31, hour=23, minute=30)  # 1 August in UTC
+    _event_at("pin_changed", year=2025, month=11, day=5)
+
+    page = _page_reads_no_event_twice(client, EVENTS)
+    this_year = str(timezone.localdate().year)  # the operator's own sign-in
+    assert re.findall(r"created_at__year=(\d+)", page) == sorted({"2024", "2025", this_year})
+    for kind in ("logout", "pin_changed", "signin_ok"):
+        assert f"?kind={kind}" in page
+
+    year = _page_reads_no_event_twice(client, f"{EVENTS}?created_at__year=2025")
+    assert sorted(set(re.findall(r"created_at__month=(\d+)", year)), key=int) == ["7", "11"]
+
+    month = _page_reads_no_event_twice(client, f"{EVENTS}?created_at__year=2025&created_at__month=7")
+    assert sorted(set(re.findall(r"created_at__day=(\d+)", month)), key=int) == ["1", "31"]
+
+    kind = _page_reads_no_event_twice(client, f"{EVENTS}?kind=signin_ok")
+    assert re.findall(r"created_at__year=(\d+)", kind) == ["2024", "2025"]

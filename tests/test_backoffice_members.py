@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib import admin
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from oficina.audit.models import Event
@@ -69,6 +72,41 @@ def test_an_operator_finds_a_member_by_cedula_with_dots_or_by_name(client, opera
     assert "1020304050" in by_document and "43210987" not in by_document
     by_name = client.get(MEMBERS, {"q": "cárdenas"}).content.decode()
     assert "Marta Lucía Cárdenas Ríos" in by_name and ana.name not in by_name
+
+
+def _searched(client, url: str, term: str) -> tuple[str, list[str]]:
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(url, {"q": term}).content.decode()
+    return page, [q["sql"] for q in queries]
+
+
+def test_a_search_by_cedula_looks_the_cedula_up_instead_of_reading_every_member(client, operator):
+    """At a million members Django's search (the digits anywhere in any cédula or name, in UPPER())
+    read the whole table twice per search, 2 s (docs/performance.md, "Queries outside the sign-in").
+    A cédula is now looked up by its first digits, which the cédula's index serves; a name as before."""
+    make_member(document="1020304050", name="Ana María Gómez Restrepo")
+    make_member(document="10203040", name="Luis Pérez")
+    make_member(document="9102030405", name="Marta Lucía Cárdenas Ríos")
+
+    page, statements = _searched(client, MEMBERS, "1.020.304.050")
+    assert "Ana María" in page and "Luis Pérez" not in page and "Marta" not in page
+    assert not [sql for sql in statements if "%1020304050%" in sql]
+    page, _ = _searched(client, MEMBERS, "10203040")
+    assert "Ana María" in page and "Luis Pérez" in page and "Marta" not in page
+    page, statements = _searched(client, MEMBERS, "cárdenas")
+    assert "Marta" in page and "Ana María" not in page
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_search_by_cedula_is_served_by_the_cedula_index(rf):
+    model_admin = admin.site._registry[Member]
+    found, _ = model_admin.get_search_results(rf.get(MEMBERS), Member.objects.all(), "1.020.304.050")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SET LOCAL enable_seqscan = off"
+        )  # the test's transaction; a few rows would be read whole
+    plan = found.explain()
+    assert "Seq Scan" not in plan and "members_member_document" in plan
 
 
 def test_the_list_shows_the_full_cedula_and_the_access_status_in_spanish(client, operator):

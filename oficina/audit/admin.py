@@ -6,6 +6,7 @@ from functools import partial
 from typing import Any
 
 from django.contrib import admin
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import URLPattern, path
@@ -31,11 +32,33 @@ EVENT_FIELDS: tuple[str, ...] = (
 PENDING = "pendiente de sellar"
 
 
+def event_kinds() -> list[str]:
+    """Every kind of event in the log, in order: one probe of the kind index per kind (a recursive
+    query that skips from each kind to the next), where a DISTINCT read every event (0.3 to 1 s at three
+    million, on every visit of the list)."""
+    table = connection.ops.quote_name(Event._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH RECURSIVE kinds (kind) AS (SELECT MIN(kind) FROM {table} "  # noqa: S608
+            f"UNION ALL SELECT (SELECT MIN(kind) FROM {table} WHERE kind > kinds.kind) "
+            "FROM kinds WHERE kinds.kind IS NOT NULL) SELECT kind FROM kinds WHERE kind IS NOT NULL"
+        )
+        return [kind for (kind,) in cursor.fetchall()]
+
+
+class EventKinds(admin.AllValuesFieldListFilter):
+    """Django's filter by every value of the field, its values read by `event_kinds`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lookup_choices = event_kinds()  # type: ignore[assignment]  # only iterated, as a list
+
+
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
     list_display = ["created", "event_kind", "member", "operator", "ip", "short_hash"]
     list_filter = [
-        ("kind", filter_titled("tipo")),
+        ("kind", filter_titled("tipo", EventKinds)),
         ("created_at", filter_titled("fecha", admin.DateFieldListFilter)),
     ]
     date_hierarchy = "created_at"
@@ -46,6 +69,8 @@ class EventAdmin(admin.ModelAdmin):
     actions = ["export_selected"]
     change_list_template = "admin/audit/event/change_list.html"
     show_full_result_count = False
+    # Counts per filter choice: one pass over every event the list holds (millions), on a click.
+    show_facets = admin.ShowFacets.NEVER
 
     created = shown_as("created_at", "fecha")
     event_kind = shown_as("kind", "tipo")

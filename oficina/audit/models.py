@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from datetime import datetime, timedelta, tzinfo
+from typing import Any, Literal, NoReturn
 
 from django.db import models
+from django.db.models import Max, Min
+from django.utils import timezone
 
 from oficina.audit.offline import event_hash
 
@@ -11,12 +14,74 @@ class AppendOnlyError(Exception):
     """Security events are never edited or deleted through the application."""
 
 
+# The periods the back office's date drill-down lists (its years, a year's months, a month's days).
+DRILL_DOWN_KINDS = ("year", "month", "day")
+DRILL_DOWN_MAX_PERIODS = 400
+
+
+def _period_start(moment: datetime, kind: str) -> datetime:
+    """The naive local start of the year, month or day `moment` (local, naive) falls in."""
+    if kind == "year":
+        return moment.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    if kind == "month":
+        return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _period_next(start: datetime, kind: str) -> datetime:
+    if kind == "year":
+        return start.replace(year=start.year + 1)
+    if kind == "month":
+        return (
+            start.replace(year=start.year + 1, month=1)
+            if start.month == 12
+            else start.replace(month=start.month + 1)
+        )
+    return start + timedelta(days=1)
+
+
 class EventQuerySet(models.QuerySet["Event"]):
     def update(self, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("security events cannot be edited")
 
     def delete(self) -> NoReturn:
         raise AppendOnlyError("security events cannot be deleted")
+
+    def datetimes(
+        self,
+        field_name: str,
+        kind: Literal["year", "month", "week", "day", "hour", "minute", "second"],
+        order: Literal["ASC", "DESC"] = "ASC",
+        tzinfo: tzinfo | None = None,
+    ) -> Any:
+        """The years, months or days that hold events, as Django's `datetimes` gives them (aware, local
+        time, oldest first), for the back office's date drill-down, without reading every event.
+
+        Django's is a DISTINCT of every event's truncated date: the audit list read all of them on each
+        visit (3.9 s at three million events, 3.3 s for one year's months). Here: the first and last
+        date (two index probes), then one probe of the date index per period between them (EXISTS),
+        at most 31 for a month's days."""
+        if kind not in DRILL_DOWN_KINDS or order != "ASC":
+            return super().datetimes(field_name, kind, order, tzinfo)
+        zone = tzinfo or timezone.get_current_timezone()
+        bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
+        if bounds["first"] is None:
+            return []
+        first, last = (
+            timezone.localtime(bounds[end], zone).replace(tzinfo=None) for end in ("first", "last")
+        )
+        starts = [_period_start(first, kind)]
+        while (following := _period_next(starts[-1], kind)) <= last:
+            starts.append(following)
+            if len(starts) > DRILL_DOWN_MAX_PERIODS:
+                return super().datetimes(field_name, kind, order, tzinfo)
+        found = []
+        for start in starts:
+            begins = timezone.make_aware(start, zone)
+            ends = timezone.make_aware(_period_next(start, kind), zone)
+            if self.filter(**{f"{field_name}__gte": begins, f"{field_name}__lt": ends}).exists():
+                found.append(begins)
+        return found
 
 
 class Event(models.Model):

@@ -13,6 +13,7 @@ from django.utils.formats import date_format
 from oficina.backoffice.forms import PolicyVersionForm
 from oficina.backoffice.labels import choice_shown_as, filter_titled, shown_as
 from oficina.backoffice.services import operator_name, policy_version_publish
+from oficina.backoffice.sites import CedulaSearch
 from oficina.consent.models import Consent, DataRequest, PolicyVersion
 from oficina.consent.services import (
     REVOCATION_DENIED,
@@ -80,7 +81,7 @@ CONSENT_FIELDS: tuple[str, ...] = ("consent_member", "consent_policy", "sha256",
 
 
 @admin.register(Consent)
-class ConsentAdmin(admin.ModelAdmin):
+class ConsentAdmin(CedulaSearch, admin.ModelAdmin):
     """The whole ledger, read-only. One member's proof is on their page (CSV and printable)."""
 
     list_display = ["consent_member", "consent_policy", "accepted", "ip"]
@@ -90,6 +91,7 @@ class ConsentAdmin(admin.ModelAdmin):
     ]
     list_select_related = ["member", "policy"]
     search_fields = ["=member__document", "member__name"]
+    cedula_lookup = "member__document"
     search_help_text = "Busca por cédula exacta o por nombre."
     fields = CONSENT_FIELDS
     readonly_fields = CONSENT_FIELDS
@@ -195,7 +197,7 @@ class DataRequestAnswerForm(forms.ModelForm):
 
 
 @admin.register(DataRequest)
-class DataRequestAdmin(admin.ModelAdmin):
+class DataRequestAdmin(CedulaSearch, admin.ModelAdmin):
     """Ley 1581 requests filed in the office, for the data officer: the oldest due first; a request is
     answered once (the member sees the answer in the office), never edited or deleted."""
 
@@ -206,6 +208,7 @@ class DataRequestAdmin(admin.ModelAdmin):
     ]
     list_select_related = ["member"]
     search_fields = ["=member__document", "member__name"]
+    cedula_lookup = "member__document"
     search_help_text = "Busca por cédula exacta o por nombre."
     ordering = ["status", "due_on", "id"]
     form = DataRequestAnswerForm

@@ -19,8 +19,8 @@ from oficina.backoffice.selectors import (
     member_access_status,
     members_with_access_status,
 )
+from oficina.backoffice.sites import CedulaSearch
 from oficina.consent.models import Consent
-from oficina.lib.national_id import InvalidDocument, normalise_document
 from oficina.members.models import Member
 
 
@@ -87,12 +87,14 @@ SECURITY_FIELDS = (
 
 
 @admin.register(Member)
-class MemberAdmin(admin.ModelAdmin):
+class MemberAdmin(CedulaSearch, admin.ModelAdmin):
     form = MemberContactForm
     list_display = ["document", "name", "access_status_label", "last_login_at"]
     list_display_links = ["document", "name"]
     list_filter = [AccessStatusFilter]
     search_fields = ["document", "name"]
+    # "1.020.304.050" finds 1020304050; the first digits find every cédula that starts with them.
+    cedula_lookup = "document__startswith"
     search_help_text = "Busca por cédula (con o sin puntos) o por nombre."
     ordering = ["name"]
     list_per_page = 50
@@ -117,15 +119,6 @@ class MemberAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Member]:
         return members_with_access_status(super().get_queryset(request))
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Member], search_term: str
-    ) -> tuple[QuerySet[Member], bool]:
-        try:  # "1.020.304.050" finds 1020304050
-            search_term = normalise_document(search_term)
-        except InvalidDocument:
-            pass
-        return super().get_search_results(request, queryset, search_term)
 
     pin_changed = shown_as("pin_changed_at", "clave cambiada")
     failed_attempts = shown_as("failed_pin_attempts", "intentos fallidos seguidos")
