@@ -49,7 +49,10 @@ def stand_in(tmp_path: Path) -> Path:
 
 
 def run_make(stand_in: Path, target: str, **extra: str) -> list[dict]:
-    env = {**os.environ, **PRODUCTION, **extra}
+    # Not what this run of the suite was given (make test-postgres sets REQUIRE_SERVICES, CI may set
+    # TEST_DATABASE_URL): only the production values below and `extra`.
+    inherited = {k: v for k, v in os.environ.items() if k not in WATCHED and not k.startswith("TEST_")}
+    env = {**inherited, **PRODUCTION, **extra}
     subprocess.run(
         ["make", "--no-print-directory", "-C", str(ROOT), f"VENV={stand_in / 'venv'}", target],
         env=env,
