@@ -481,6 +481,26 @@ def test_an_extension_needs_reasons_and_time_left_and_is_not_an_answer(client, m
     assert not Event.objects.filter(kind="operator_data_request_extended").exists()
 
 
+def test_the_term_may_be_extended_on_its_last_day_in_colombia_and_not_the_day_after(
+    member, settings, monkeypatch
+):
+    """Ley 1581: the member is told of an extension before the term ends. On the due date itself the
+    officer may still extend it, until midnight in Bogotá, whatever TIME_ZONE the pages use (9 p.m.
+    there is already tomorrow in UTC); once that day is over, no longer."""
+    from oficina.consent.services import data_request_extensible
+
+    settings.TIME_ZONE = "UTC"
+    last_evening_in_bogota = datetime(2026, 12, 4, 2, 0, tzinfo=UTC)  # 2026-12-03 21:00 -05:00
+    monkeypatch.setattr(timezone, "now", lambda: last_evening_in_bogota)
+    filed = DataRequest.objects.create(
+        member=member, kind="consulta", detail="", received_at=timezone.now(), due_on=date(2026, 12, 3)
+    )
+
+    assert data_request_extensible(filed)
+    filed.due_on = date(2026, 12, 2)
+    assert not data_request_extensible(filed)
+
+
 def test_the_requests_page_ends_when_another_reset_completed_since_the_code(client, member, sms_outbox):
     """A reset flow at the policy step whose code was overtaken by another reset (the member's PIN
     changed since): «Permitir» saves nothing there, and its proof must not open the requests either.

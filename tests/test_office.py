@@ -84,10 +84,11 @@ def test_a_wrong_pin_at_the_step_up_counts_towards_the_lock(client, settings):
     assert client.get("/oficina/").url == "/"
 
 
-def test_a_right_pin_at_the_step_up_resets_the_count_of_wrong_ones(client, settings):
+def test_a_right_pin_at_the_step_up_resets_the_count_of_wrong_ones(client, settings, sms_outbox):
     """The step-up's right PIN clears the wrong ones before it (and its own counted attempt), as at
     sign-in: otherwise every step-up would leave one more attempt counted, and a member who confirmed
-    their PIN five times in one session would be locked by the next typo."""
+    their PIN five times in one session would be locked by the next typo. As at sign-in, the member is
+    told of the wrong ones it cleared."""
     settings.RATE_LIMITS = {}
     member = make_member(returning=True)
     signed_in(client, member)
@@ -99,6 +100,7 @@ def test_a_right_pin_at_the_step_up_resets_the_count_of_wrong_ones(client, setti
     assert type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN).url == "/oficina/imagen-y-frase/"
     member.refresh_from_db()
     assert member.failed_pin_attempts == 0 and member.locked_at is None
+    assert "después de 4 intentos con clave errada" in sms_outbox[-1].body
 
 
 def test_a_step_up_older_than_stepup_seconds_asks_for_the_pin_again(client, settings):

@@ -125,6 +125,26 @@ def test_the_locmem_path_counts_the_same(settings):
     assert ratelimit.parse_rules("2/m/ip")[0].period == 60
 
 
+@pytest.mark.usefixtures("frozen_window")
+def test_each_unit_is_its_period_and_retry_after_is_what_is_left_of_the_window(settings):
+    """No Redis needed. The fixed windows of a rule, and the Retry-After a refused member is told: at
+    1_700_000_010 (frozen_window) a five-minute window ends at 1_700_000_100, 90 s later, plus one."""
+    periods = [rule.period for rule in ratelimit.parse_rules("1/s/ip,1/5m/key,1/h/ip,1/2d/key")]
+    assert periods == [1, 300, 3600, 2 * 86400]
+    settings.RATE_LIMITS = {"pin": "1/5m/key"}
+    request = request_from("10.0.0.6")
+    ratelimit_consume(request, action="pin", key="1020304050")
+
+    with pytest.raises(Throttled) as refused:
+        ratelimit_consume(request, action="pin", key="1020304050")
+
+    assert refused.value.retry_after == 91
+    assert (refused.value.first, refused.value.per) == (True, "key")
+    with pytest.raises(Throttled) as again:
+        ratelimit_consume(request, action="pin", key="1020304050")
+    assert again.value.first is False and again.value.retry_after == 91
+
+
 def test_the_cache_reuses_one_client_per_pool(redis_caches):
     import redis as redis_lib
 

@@ -10,7 +10,9 @@ from django.conf import settings as django_settings
 from django.core import mail
 from django.core.cache import cache
 from django.test import Client
+from django.utils import timezone
 
+from oficina.audit.models import Event
 from oficina.members.models import Member
 from oficina.notify import sms
 from oficina.signin import pin as pin_module
@@ -105,6 +107,7 @@ def test_the_lock_notice_goes_by_sms_and_by_email(client, member):
     assert "bloqueamos tu acceso" in sms.outbox[0].body
     assert [m.to for m in mail.outbox] == [[member.email]]
     assert "Bloqueamos el acceso" in mail.outbox[0].subject
+    assert "una clave equivocada 5 veces seguidas" in mail.outbox[0].body
 
 
 @pytest.mark.usefixtures("no_rate_limits")
@@ -153,6 +156,56 @@ def test_completing_olvide_mi_clave_unlocks_the_access(client, member):
     member.refresh_from_db()
     assert member.locked_at is None and member.failed_pin_attempts == 0
     assert sign_in(client, member.document, NEW_PIN).url == "/oficina/"
+
+
+@pytest.mark.usefixtures("no_rate_limits")
+def test_at_the_maximum_of_attempts_without_a_lock_even_the_right_pin_is_refused_and_the_lock_written(
+    client, db
+):
+    """The state a process left that died between a last attempt's claim and its lock (killed
+    mid-hash): the count at the maximum, no lock. The next attempt, the right PIN included, gets no
+    check of the real hash (the claim counts only below the maximum), and writes the missed lock."""
+    member = make_member(returning=True, failed_pin_attempts=django_settings.PIN_MAX_FAILED_ATTEMPTS)
+
+    with hash_calls() as calls:
+        right = sign_in(client, member.document, DEFAULT_PIN)
+
+    assert right.status_code == 200 and MSG_WRONG_PIN in right.content.decode()
+    assert calls.of(member.pin_hash) == 0
+    member.refresh_from_db()
+    assert member.failed_pin_attempts == django_settings.PIN_MAX_FAILED_ATTEMPTS
+    assert member.locked_at is not None
+    assert "bloqueamos tu acceso" in sms.outbox[-1].body
+
+
+@pytest.mark.usefixtures("no_rate_limits")
+def test_pins_typed_for_a_member_without_one_lock_nothing_and_tell_them_nothing(client, db):
+    """A first-time member has no PIN yet: their attempts are counted as an unknown cédula's
+    (UnknownAttempt), so however many are typed, no lock, no `member_locked` event, no notice."""
+    member = make_member()
+
+    for _ in range(django_settings.PIN_MAX_FAILED_ATTEMPTS + 1):
+        refused = sign_in(client, member.document, WRONG_PIN)
+        assert refused.status_code == 200 and MSG_WRONG_PIN in refused.content.decode()
+
+    member.refresh_from_db()
+    assert member.locked_at is None and member.failed_pin_attempts == 0
+    assert not Event.objects.filter(kind="member_locked").exists()
+    assert sms.outbox == [] and mail.outbox == []
+
+
+@pytest.mark.usefixtures("no_rate_limits")
+def test_each_failed_sign_in_is_audited_with_why_it_failed(db):
+    """The trail says why each attempt opened nothing (the member is told the same in every case)."""
+    member = make_member(returning=True)
+
+    sign_in(Client(), member.document, WRONG_PIN)
+    sign_in(Client(), "99999999", WRONG_PIN)
+    Member.objects.filter(pk=member.pk).update(locked_at=timezone.now())
+    sign_in(Client(), member.document, DEFAULT_PIN)
+
+    failed = Event.objects.filter(kind="signin_failed").order_by("id")
+    assert [event.data.get("reason") for event in failed] == ["wrong_pin", "unknown", "locked"]
 
 
 @pytest.mark.postgres

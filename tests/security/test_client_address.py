@@ -69,6 +69,23 @@ def test_garbage_from_the_proxy_makes_the_client_unknown_never_the_proxy():
     assert address("127.0.0.1", "203.0.113.7, [2001:db8::7") is None
 
 
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_clients_of_unknown_address_share_one_rate_limit_never_none(settings):
+    """Garbage in X-Forwarded-For makes the client unknown: its "ip" rules still count, all such
+    clients in one bucket. Left uncounted, a proxy's garbage (or a client that makes it send some)
+    would lift the per-address limits."""
+    only_rate_limit(settings, "identify")  # 20 a minute per address
+    for n in range(20):
+        unknown = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=f"unknown-{n}")
+        assert identify(unknown, str(54_200_000 + n)).url == "/clave/"
+    assert (
+        client_network(RequestFactory().get("/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="x"))
+        == "unknown"
+    )
+    assert_throttled(identify(Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="unknown"), "54200999"))
+
+
 def test_on_a_unix_socket_the_peer_is_the_proxy_when_so_configured(settings):
     assert address("", "203.0.113.7") == "203.0.113.7"
     assert address("") is None

@@ -116,6 +116,22 @@ def test_a_second_code_is_sent_only_sixty_seconds_after_the_first(client, member
     assert len(sms.outbox) == 2
 
 
+def test_a_second_code_is_sent_at_exactly_sixty_seconds_and_a_fourth_at_exactly_one_hour(
+    client, member, clock
+):
+    """The boundaries themselves: CODE_RESEND_SECONDS passed is time enough, and a code sent exactly an
+    hour ago no longer counts against CODE_SENDS_PER_HOUR."""
+    for _ in range(3):
+        code_request(client, member.document)
+        clock.advance(60)
+    assert len(sms.outbox) == 3
+    clock.advance(3600 - 3 * 60)  # the first code is now exactly an hour old
+
+    code_request(client, member.document)
+
+    assert len(sms.outbox) == 4
+
+
 def test_a_double_post_sends_one_message_and_the_first_code_still_works(client, member, clock):
     identify(client, member.document)
     client.get("/olvide-mi-clave/")
@@ -150,6 +166,17 @@ def test_a_code_is_accepted_at_9_minutes_59(client, member, clock):
 
     identify(client, member.document)
     assert type_on_keypad(client, "/clave/", last_sms_code()).url == "/nueva-clave/"
+
+
+def test_a_code_is_refused_at_exactly_10_minutes(client, member, clock):
+    code_request(client, member.document)
+    clock.advance(10 * 60)
+
+    identify(client, member.document)
+    refused = type_on_keypad(client, "/clave/", last_sms_code())
+
+    assert refused.status_code == 200
+    assert MSG_WRONG_CODE in refused.content.decode()
 
 
 def test_a_code_is_refused_at_10_minutes_01(client, member, clock):

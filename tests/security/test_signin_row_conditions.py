@@ -4,14 +4,19 @@ on every way a member's session ends (review, 2026-12-06: each test here failed 
 
 from __future__ import annotations
 
+from datetime import date
 from unittest import mock
 
 import pytest
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, RequestFactory
+from django.utils import timezone
 
 from oficina.audit.models import Event
 from oficina.audit.services import chain_verify
+from oficina.consent.models import DataRequest
+from oficina.consent.services import REVOCATION_GRANTED, data_request_answer
+from oficina.signin import views as signin_views
 from oficina.signin.flows import login
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import type_on_keypad
@@ -34,6 +39,45 @@ def test_a_sign_in_refused_because_the_pin_changed_is_audited_as_a_failed_attemp
     assert member.failed_pin_attempts == 1  # left counted, as designed
     failed = Event.objects.filter(kind="signin_failed", member_id=member.pk)
     assert [event.data.get("reason") for event in failed] == ["pin_changed"]
+
+
+@pytest.mark.django_db
+def test_a_revocation_granted_while_the_pin_was_checked_leads_to_permitir_on_any_database(settings):
+    """The committed interleaving of tests/security/test_revocation_race.py (PostgreSQL only), played in
+    order: the officer's grant lands between the PIN step's consent check and the session's write. No
+    session, and the policy step, not the «La clave no es correcta» of a PIN changed meanwhile."""
+    settings.RATE_LIMITS = {}
+    member = make_member(returning=True)
+    filed = DataRequest.objects.create(
+        member=member,
+        kind=DataRequest.Kind.REVOKE,
+        detail="Ya no quiero que traten mis datos aquí.",
+        received_at=timezone.now(),
+        due_on=date(2099, 1, 1),
+    )
+    real_sign_in = signin_views.member_sign_in
+
+    def granted_first(**kwargs):
+        data_request_answer(
+            request=RequestFactory().post("/operadores/"),
+            data_request=filed,
+            answer="Concedemos la revocación pedida.",
+            operator="oficial",
+            revocation=REVOCATION_GRANTED,
+        )
+        return real_sign_in(**kwargs)
+
+    browser = Client()
+    browser.post("/", {"usuario": member.document})
+    with mock.patch.object(signin_views, "member_sign_in", granted_first):
+        response = type_on_keypad(browser, "/clave/", DEFAULT_PIN)
+
+    assert response.status_code == 302 and response.url == "/politica-de-datos/"
+    assert browser.get("/oficina/").status_code == 302
+    member.refresh_from_db()
+    assert member.session_digest == ""
+    assert not Event.objects.filter(kind="signin_ok", member_id=member.pk).exists()
+    assert not Event.objects.filter(kind="signin_failed", member_id=member.pk).exists()
 
 
 @pytest.mark.django_db
