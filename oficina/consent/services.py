@@ -4,7 +4,6 @@ import hashlib
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -16,6 +15,7 @@ from django.utils import timezone
 from oficina.audit.services import event_record
 from oficina.consent.models import Consent, ConsentRevocation, DataRequest, PolicyVersion
 from oficina.lib.client import client_ip, user_agent
+from oficina.lib.dates import COLOMBIA
 from oficina.members.models import Member
 from oficina.notify.models import OutboxMessage
 from oficina.notify.outbox import notice_queue, outbox_dispatch
@@ -134,7 +134,7 @@ CLAIM_BUSINESS_DAYS = 15  # art. 15
 # The law's days are Colombia's (one zone, no daylight saving), whatever TIME_ZONE the pages use: a
 # request filed at 9 p.m. in Bogotá is already "tomorrow" in UTC, and a deadline counted from there
 # would be a business day later than the law's.
-LEGAL_TIME_ZONE = ZoneInfo("America/Bogota")
+LEGAL_TIME_ZONE = COLOMBIA
 
 
 class DataRequestRefused(Exception):

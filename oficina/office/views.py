@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from oficina.consent.models import DataRequest
 from oficina.consent.services import DataRequestRefused, data_request_file
+from oficina.lib.dates import colombian_moment
 from oficina.lib.text import without_unstorable
 from oficina.signin.flows.login import member_self_block, member_sign_out
 
@@ -48,7 +49,9 @@ def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
 @require_GET
 @member_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "office/home.html", {"member": request.member})  # type: ignore[attr-defined]
+    member = request.member  # type: ignore[attr-defined]
+    previous = colombian_moment(member.previous_login_at) if member.previous_login_at else None
+    return render(request, "office/home.html", {"member": member, "previous_login": previous})
 
 
 @never_cache
