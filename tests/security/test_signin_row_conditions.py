@@ -4,22 +4,19 @@ on every way a member's session ends (review, 2026-12-06: each test here failed 
 
 from __future__ import annotations
 
-from datetime import date
 from unittest import mock
 
 import pytest
 from django.core.management import call_command
 from django.test import Client, RequestFactory
-from django.utils import timezone
 
 from oficina.audit.models import Event
 from oficina.audit.services import chain_verify
-from oficina.consent.models import DataRequest
-from oficina.consent.services import REVOCATION_GRANTED, data_request_answer
 from oficina.signin import views as signin_views
 from oficina.signin.flows import login
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import type_on_keypad
+from tests.security.test_revocation_race import grant, revocation_filed
 from tests.test_office import old_pin_typed_during_the_change
 from tests.test_redis_paths import redis_caches, redis_down  # noqa: F401 (a fixture)
 
@@ -48,23 +45,11 @@ def test_a_revocation_granted_while_the_pin_was_checked_leads_to_permitir_on_any
     session, and the policy step, not the «La clave no es correcta» of a PIN changed meanwhile."""
     settings.RATE_LIMITS = {}
     member = make_member(returning=True)
-    filed = DataRequest.objects.create(
-        member=member,
-        kind=DataRequest.Kind.REVOKE,
-        detail="Ya no quiero que traten mis datos aquí.",
-        received_at=timezone.now(),
-        due_on=date(2099, 1, 1),
-    )
+    filed = revocation_filed(member)
     real_sign_in = signin_views.member_sign_in
 
     def granted_first(**kwargs):
-        data_request_answer(
-            request=RequestFactory().post("/operadores/"),
-            data_request=filed,
-            answer="Concedemos la revocación pedida.",
-            operator="oficial",
-            revocation=REVOCATION_GRANTED,
-        )
+        grant(filed)
         return real_sign_in(**kwargs)
 
     browser = Client()
@@ -195,7 +180,6 @@ def test_the_page_for_a_session_that_could_not_be_saved_keeps_the_clear_site_dat
     place of the view's response: a member's session that ended in that request must still tell the
     browser to drop the office."""
     from django.http import HttpResponse
-    from django.test import RequestFactory
 
     from oficina.lib.sessions import SessionMiddleware, SessionStore
 
@@ -262,7 +246,6 @@ def test_a_refused_sign_in_keeps_the_browsers_csrf_secret_and_an_opened_one_rota
     from importlib import import_module
 
     from django.middleware.csrf import get_token
-    from django.test import RequestFactory
 
     from oficina.members.models import Member
     from oficina.signin.pin import secret_hash
