@@ -452,3 +452,23 @@ def test_the_event_list_offers_its_years_months_days_and_kinds_without_reading_e
 
     kind = _page_reads_no_event_twice(client, f"{EVENTS}?kind=signin_ok")
     assert re.findall(r"created_at__year=(\d+)", kind) == ["2024", "2025"]
+
+
+def test_a_row_dated_at_the_calendars_end_is_listed_with_its_month_and_day(client, operator):
+    """A row dated 31 December 9999 can only be written into the table by something other than the
+    application, and the list is the place to find it. Searched for, the date drill-down showed that
+    year's months, whose last has no period after it in datetime's range: the page was a 500. Its
+    months and days are Django's own, as for any other date."""
+    from django.db.models import QuerySet
+
+    _event_at("forjado", year=9999, month=12, day=31, hour=10)
+
+    page = client.get(EVENTS, {"q": "forjado"})
+
+    assert page.status_code == 200
+    assert "created_at__month=12" in page.content.decode()
+    forged = Event.objects.filter(kind="forjado")
+    for kind in ("year", "month", "day"):
+        assert list(forged.datetimes("created_at", kind)) == list(
+            QuerySet.datetimes(forged, "created_at", kind)
+        )

@@ -67,21 +67,29 @@ class EventQuerySet(models.QuerySet["Event"]):
         bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
         if bounds["first"] is None:
             return []
-        first, last = (
-            timezone.localtime(bounds[end], zone).replace(tzinfo=None) for end in ("first", "last")
-        )
-        starts = [_period_start(first, kind)]
-        while (following := _period_next(starts[-1], kind)) <= last:
-            starts.append(following)
-            if len(starts) > DRILL_DOWN_MAX_PERIODS:
-                return super().datetimes(field_name, kind, order, tzinfo)
-        found = []
-        for start in starts:
-            begins = timezone.make_aware(start, zone)
-            ends = timezone.make_aware(_period_next(start, kind), zone)
-            if self.filter(**{f"{field_name}__gte": begins, f"{field_name}__lt": ends}).exists():
-                found.append(begins)
-        return found
+        try:
+            first, last = (
+                timezone.localtime(bounds[end], zone).replace(tzinfo=None) for end in ("first", "last")
+            )
+            starts = [_period_start(first, kind)]
+            while (following := _period_next(starts[-1], kind)) <= last:
+                starts.append(following)
+                if len(starts) > DRILL_DOWN_MAX_PERIODS:
+                    return super().datetimes(field_name, kind, order, tzinfo)
+            periods = [
+                (timezone.make_aware(start, zone), timezone.make_aware(_period_next(start, kind), zone))
+                for start in starts
+            ]
+        except (ValueError, OverflowError):
+            # A date at the calendar's end (a row dated 9999, written by anything but the application:
+            # the period after its own is past datetime's range) was a 500 on the audit list, the page
+            # that would show it. Django's own query lists it.
+            return super().datetimes(field_name, kind, order, tzinfo)
+        return [
+            begins
+            for begins, ends in periods
+            if self.filter(**{f"{field_name}__gte": begins, f"{field_name}__lt": ends}).exists()
+        ]
 
 
 class Event(models.Model):

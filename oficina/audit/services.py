@@ -112,7 +112,12 @@ def event_build(
 
 def event_signature(event: Event, *, key: str | None = None) -> str:
     """The application's signature of an event's content (docs/security.md §2.10, G14)."""
-    return _audit_mac("oficina.audit.event", canonical(event.content()), key)
+    return content_signature(event.content(), key=key)
+
+
+def content_signature(content: dict[str, Any], *, key: str | None = None) -> str:
+    """The signature of an event's content: as `Event.content` gives it, or read back from an export."""
+    return _audit_mac("oficina.audit.event", canonical(content), key)
 
 
 def head_signature(last_seq: int, last_hash: str, signed_from_seq: int, *, key: str | None = None) -> str:
@@ -137,7 +142,7 @@ def _event_signed(event: Event) -> bool:
 
 def content_signed(content: dict[str, Any], mac: str) -> bool:
     """Whether `mac` signs an event's content as read back from an export (`audit_verify --csv`)."""
-    return _signed(mac, functools.partial(_audit_mac, "oficina.audit.event", canonical(content)))
+    return _signed(mac, functools.partial(content_signature, content))
 
 
 def _head_signed(last_seq: int, last_hash: str, mac: str, signed_from_seq: int) -> bool:

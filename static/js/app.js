@@ -54,17 +54,26 @@
     var idle = parseInt(box.getAttribute("data-idle-seconds"), 10) * 1000;
     var left = parseInt(box.getAttribute("data-seconds-left"), 10) * 1000;
     var form = box.querySelector("[data-keep-alive]");
-    var warnTimer, endTimer, focusBefore = null;
+    var warnTimer, endTimer, deadline, focusBefore = null;
     if (!form || !(idle > 0)) { return; }  // no timeout known: no timers (NaN would fire them at once)
-    function arm(period) {
-      clearTimeout(warnTimer); clearTimeout(endTimer);
-      warnTimer = setTimeout(function () {
-        focusBefore = document.activeElement;
-        box.hidden = false;
-        var button = box.querySelector("button"); if (button) { button.focus(); }
-      }, Math.max(period - 60000, 1000));
-      endTimer = setTimeout(pageAgain, period + 1000);
+    function warn() {
+      if (!box.hidden) { return; }
+      focusBefore = document.activeElement;
+      box.hidden = false;
+      var button = box.querySelector("button"); if (button) { button.focus(); }
     }
+    // The timers count from the deadline on the clock: a phone asleep or a frozen background tab holds
+    // them back (they count no time while the page is frozen), and the warning came after the end.
+    function schedule(soonest) {
+      var rest = deadline - Date.now();
+      clearTimeout(warnTimer); clearTimeout(endTimer);
+      warnTimer = setTimeout(warn, Math.max(rest - 60000, soonest));
+      endTimer = setTimeout(pageAgain, Math.max(rest + 1000, 0));
+    }
+    function arm(period) { deadline = Date.now() + period; schedule(1000); }
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "visible") { schedule(0); }  // back in view: what is left, now
+    });
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       var token = form.querySelector("input[name=csrfmiddlewaretoken]").value;

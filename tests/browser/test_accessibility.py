@@ -642,6 +642,22 @@ def test_a_sign_in_warns_before_its_time_runs_out_and_gives_more(live_app, new_c
     expect(page).to_have_url(base + "/oficina/")
 
 
+def test_a_phone_that_slept_warns_when_it_wakes_before_the_end(live_app, new_context):
+    """A phone asleep, or a background tab the browser froze, holds the page's timers back: they count
+    no time while the page is frozen. Woken 30 s before the flow's end (the member went to read the
+    SMS with the code), the page said nothing, and the flow ended under the member's fingers."""
+    base = live_app.url
+    page = new_context(mobile=True).new_page()
+    page.clock.install()
+    identify(page, base, RETURNING[0])
+    asleep_until = page.evaluate("Date.now()") / 1000 + 14 * 60 + 30
+    page.clock.set_system_time(asleep_until)  # the clock moved on, the page's timers did not
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # back in view
+    warning = page.get_by_role("alertdialog", name="Tu tiempo para ingresar está por terminar")
+    expect(warning).to_be_visible()
+    expect(page.get_by_role("button", name="Necesito más tiempo")).to_be_focused()
+
+
 def _serving(html: str) -> Callable[..., None]:
     return lambda route, request=None: route.fulfill(status=200, body=html, content_type="text/html")
 
