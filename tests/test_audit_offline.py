@@ -266,3 +266,80 @@ def _output(*args: str) -> str:
     with pytest.raises(CommandError):
         call_command(*args, stdout=out)
     return out.getvalue()
+
+
+def test_on_the_server_a_row_taken_out_and_the_rest_renumbered_is_not_passed(
+    client,
+    operator,  # noqa: F811
+    events,
+    tmp_path,
+):
+    """Every row that is left keeps its own signature (it covers the content, not the place in the
+    chain): an event taken out of a whole export, the rows after it numbered down and re-chained,
+    passed on the server as a sound export. The server holds the chain: each sealed row's `seq` must
+    have that hash there. (Review, 2026-12-06.)"""
+    import csv
+    import io
+
+    from oficina.audit.offline import _body, event_hash
+
+    body, _, _last = exported(client).removeprefix("\ufeff").rstrip("\r\n").rpartition("\n")
+    header, *rows = list(csv.reader(io.StringIO(body)))
+    col = {name: i for i, name in enumerate(header)}
+    rows.sort(key=lambda r: int(r[col["seq"]]))
+    gone = next(i for i, row in enumerate(rows) if row[col["kind"]] == "signin_ok" and i > 0)
+    del rows[gone]
+    for row in rows[gone:]:
+        row[col["seq"]] = str(int(row[col["seq"]]) - 1)
+        previous = rows[rows.index(row) - 1][col["hash"]]
+        row[col["prev_hash"]] = previous
+        row[col["hash"]] = event_hash(previous, _body(dict(zip(header, row, strict=True))))
+    out = io.StringIO()
+    csv.writer(out).writerows([header, *rows])
+    forged = tmp_path / "sin-un-evento.csv"
+    forged.write_text(out.getvalue() + f"# fin del archivo: {len(rows)} filas\r\n", encoding="utf-8")
+
+    assert csv_check(forged.read_text(encoding="utf-8").splitlines(keepends=True)).sound  # no key here
+    printed = _output("audit_verify", "--csv", str(forged))
+    assert "su hash no es el de ese n.º en la cadena del servidor" in printed
+    assert "El archivo NO es íntegro." in printed
+
+
+def test_on_the_server_a_row_made_up_under_a_seq_from_before_signatures_is_not_passed(
+    client,
+    operator,  # noqa: F811
+    events,
+    tmp_path,
+):
+    """Rows sealed before `signed_from_seq` may carry no signature: a row made up without `firma` under
+    such a `seq`, in a filtered export's gap and chained to the row before it, passed on the server,
+    and the newest hash, which an auditor compares, was still the real one. (Review, 2026-12-06.)"""
+    import csv
+    import io
+
+    from oficina.audit.offline import _body, event_hash
+
+    text = exported(client, kind="signin_failed")
+    body, _, _last = text.removeprefix("\ufeff").rstrip("\r\n").rpartition("\n")
+    header, *rows = list(csv.reader(io.StringIO(body)))
+    col = {name: i for i, name in enumerate(header)}
+    rows.sort(key=lambda r: int(r[col["seq"]]))
+    before, after = rows[0], rows[1]
+    assert int(after[col["seq"]]) - int(before[col["seq"]]) > 2  # a gap a row fits in, unlinked after it
+    # A deployment that signs from a later event on (the events before it came from an older version).
+    ChainHead.objects.update(signed_from_seq=int(after[col["seq"]]) + 1)
+    made_up = dict(zip(header, before, strict=True))
+    made_up.update(id="999999", seq=str(int(before[col["seq"]]) + 1), kind="signin_ok", firma="")
+    made_up["prev_hash"] = before[col["hash"]]
+    made_up["hash"] = event_hash(made_up["prev_hash"], _body(made_up))
+    out = io.StringIO()
+    csv.writer(out).writerows([header, before, [made_up[name] for name in header], after])
+    forged = tmp_path / "inventado.csv"
+    forged.write_text(out.getvalue() + "# fin del archivo: 3 filas\r\n", encoding="utf-8")
+    real = tmp_path / "eventos.csv"
+    real.write_text(text, encoding="utf-8")
+    assert "El archivo es íntegro." in _run("audit_verify", "--csv", str(real))
+
+    printed = _output("audit_verify", "--csv", str(forged))
+
+    assert "evento 999999: su hash no es el de ese n.º en la cadena del servidor" in printed

@@ -9,7 +9,8 @@ go, and it was not cut short. It cannot tell that a row was left out of a filter
 its newest hash with the one `manage.py audit_verify` prints for the same `seq`, or with one kept
 elsewhere (a printed report, an e-mail to the auditor). On the server, `manage.py audit_verify --csv`
 also checks each row's `firma` (the application's signature, with the audit key this module never
-sees): a file forged with new hashes has none that verify.
+sees), and each sealed row's `seq` and hash against the database's chain: a file forged with new
+hashes is told there.
 
 `event_hash` is also what the sealer uses (`Event.compute_hash`): one definition of the chain."""
 
@@ -31,6 +32,8 @@ END_OF_FILE = "# fin del archivo: "  # as oficina.backoffice.csvexport writes it
 UNSEALED_AT_MOST = timedelta(hours=1)
 # Whether `mac` is the application's signature of an event's content (audit/services.py, with the key).
 Signed = Callable[[dict[str, Any], str], bool]
+# The hash the database holds for each of these `seq` (sealed events only): the server's own chain.
+ChainHashes = Callable[[list[int]], dict[int, str]]
 
 
 def canonical(body: dict[str, Any]) -> str:
@@ -74,10 +77,19 @@ def _body(row: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def csv_check(lines: Iterable[str], *, signed: Signed | None = None, signed_from_seq: int = 0) -> CsvCheck:
+def csv_check(
+    lines: Iterable[str],
+    *,
+    signed: Signed | None = None,
+    signed_from_seq: int = 0,
+    chain: ChainHashes | None = None,
+) -> CsvCheck:
     """Checks the export read as text lines (the BOM, if any, is skipped). With `signed` (on the
     server, which holds the key), every row's signature too: sealed rows below `signed_from_seq`
-    were appended before signatures existed and may carry none."""
+    were appended before signatures existed and may carry none. With `chain` (on the server, which
+    holds the database), every sealed row's `seq` must have the row's hash there: a signature covers
+    an event's content, not its place in the chain, so a row taken out and the rest numbered down and
+    re-chained, or a row made up under a `seq` from before signatures, kept every signature valid."""
     result = CsvCheck()
     text = "".join(lines).removeprefix("\ufeff")
     # Only the file's very last line counts (a user agent may hold the same words).
@@ -137,6 +149,8 @@ def csv_check(lines: Iterable[str], *, signed: Signed | None = None, signed_from
                 )
         else:
             result.gaps += 1
+    if chain is not None:
+        result.problems += _not_in_chain(sealed, chain)
     if sealed:
         result.newest = (sealed[-1][0], sealed[-1][1]["hash"])
         result.problems += _unsealed_too_old(unsealed, sealed)
@@ -164,6 +178,25 @@ def _signature_problem(row: dict[str, str], signed: Signed, signed_from_seq: int
         return "repite la firma de otro evento del archivo"
     macs.add(mac)
     return ""
+
+
+def _not_in_chain(sealed: list[tuple[int, dict[str, str]]], chain: ChainHashes) -> list[str]:
+    held: dict[int, str] = {}
+    seqs = [seq for seq, _ in sealed]
+    for start in range(0, len(seqs), 1000):
+        held.update(chain(seqs[start : start + 1000]))
+    problems = []
+    for seq, row in sealed:
+        if seq not in held:
+            problems.append(
+                f"evento {row['id']}: no hay en la cadena del servidor un evento sellado con el n.º {seq}"
+            )
+        elif held[seq] != row["hash"]:
+            problems.append(
+                f"evento {row['id']}: su hash no es el de ese n.º en la cadena del servidor (n.º {seq}): "
+                "el archivo no es una exportación de esta cadena"
+            )
+    return problems
 
 
 def _unsealed_too_old(unsealed: list[dict[str, str]], sealed: list[tuple[int, dict[str, str]]]) -> list[str]:

@@ -45,7 +45,11 @@
   // Asks for this page again, and the server, which has ended the session, shows why. A GET, not
   // reload(): a page that answered a form would send the form again, after the browser's own «Confirm
   // Form Resubmission» prompt (declined, the page stayed as if the session were alive).
-  function pageAgain() { window.location.replace(window.location.pathname + window.location.search); }
+  // The origin first: a path that starts with "//" (an address anyone can link to) would otherwise be
+  // read as another site's.
+  function pageAgain() {
+    window.location.replace(window.location.origin + window.location.pathname + window.location.search);
+  }
 
   // One minute before the idle timeout, offer "Seguir conectado" (in a sign-in flow, one minute before
   // the flow ends, "Necesito más tiempo"); at the timeout, ask for the page again.

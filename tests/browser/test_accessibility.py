@@ -623,6 +623,28 @@ def test_seguir_conectado_after_the_session_ended_says_so(live_app, new_context)
     expect(page.get_by_text("ingresaste desde otro navegador o dispositivo")).to_be_visible()
 
 
+def test_the_page_asked_again_at_the_timeout_is_this_sites_own(live_app, new_context):
+    """At the timeout the page is asked for again as `pathname + search`: at an address that starts
+    with two slashes (`//otro.example/ingresa`, a link anyone can send a member; in production the
+    portal answers it with its 404 page, base.html's idle warning on it) that is a URL of another
+    site, and the member's tab went there, to a page that could ask for the PIN again (review,
+    2026-12-06). This server runs with DEBUG (Django's own 404 page): the member's office page, the
+    same base.html, is served at that address instead."""
+    base = live_app.url
+    page = _signed_in_with_clock(new_context, base, *RETURNING)
+    address = base + "//otro.example/ingresa"
+    page.route(
+        re.compile(re.escape(address)),
+        lambda route: route.fulfill(response=route.fetch(url=base + "/oficina/")),
+    )
+    page.route("http://otro.example/**", _serving("<title>Otro sitio</title><p>Otro sitio</p>"))
+    page.goto(address)
+    expect(page.locator("[data-session-warning]")).to_have_count(1)
+    with page.expect_navigation():
+        page.clock.fast_forward("05:02")  # past the idle period: the page is asked for again
+    assert page.url == address
+
+
 def test_a_sign_in_warns_before_its_time_runs_out_and_gives_more(live_app, new_context):
     """WCAG 2.2.1: a sign-in or reset ended SIGNIN_FLOW_SECONDS (15 minutes) after the cédula without a
     word, however far it had got (the policy read out by a screen reader, the new PIN, the code spent)."""

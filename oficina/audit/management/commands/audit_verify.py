@@ -13,7 +13,7 @@ from oficina.audit.services import chain_counts, chain_verify, content_signed
 class Command(BaseCommand):
     help = (
         "Verifica la cadena de hashes de los eventos de seguridad (detecta ediciones y borrados); con "
-        "--csv, un archivo exportado (sus hashes y, con la clave de auditoría, sus firmas); con --seq, "
+        "--csv, un archivo exportado (sus hashes, sus firmas y sus sellos frente a la cadena); con --seq, "
         "muestra el hash de un evento sellado."
     )
 
@@ -39,7 +39,7 @@ class Command(BaseCommand):
             with open(path, encoding="utf-8", newline="") as handle:
                 # Sealed events before this `seq` were appended before signatures existed.
                 since = ChainHead.objects.values_list("signed_from_seq", flat=True).first() or 0
-                result = csv_check(handle, signed=content_signed, signed_from_seq=since)
+                result = csv_check(handle, signed=content_signed, signed_from_seq=since, chain=_chain_hashes)
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"No se pudo leer {path}: {exc}") from exc
         self.stdout.write(report(result))
@@ -60,6 +60,12 @@ class Command(BaseCommand):
                 f"La cadena de auditoría NO es íntegra: {len(breaks)} problema{_s(len(breaks))} ({counts})."
             )
         self.stdout.write(self.style.SUCCESS(f"Cadena de auditoría íntegra: {counts}."))
+
+
+def _chain_hashes(seqs: list[int]) -> dict[int, str]:
+    """The hash of each of these sealed events, as the database holds it (`seq` is unique)."""
+    sealed = Event.objects.filter(seq__in=seqs).values_list("seq", "hash")
+    return {seq: digest for seq, digest in sealed if seq is not None and digest is not None}
 
 
 def _s(count: int) -> str:
