@@ -71,15 +71,14 @@ class EventQuerySet(models.QuerySet["Event"]):
             first, last = (
                 timezone.localtime(bounds[end], zone).replace(tzinfo=None) for end in ("first", "last")
             )
-            starts = [_period_start(first, kind)]
-            while (following := _period_next(starts[-1], kind)) <= last:
-                starts.append(following)
-                if len(starts) > DRILL_DOWN_MAX_PERIODS:
+            periods: list[tuple[datetime, datetime]] = []
+            start = _period_start(first, kind)
+            while start <= last:
+                if len(periods) == DRILL_DOWN_MAX_PERIODS:
                     return super().datetimes(field_name, kind, order, tzinfo)
-            periods = [
-                (timezone.make_aware(start, zone), timezone.make_aware(_period_next(start, kind), zone))
-                for start in starts
-            ]
+                end = _period_next(start, kind)
+                periods.append((timezone.make_aware(start, zone), timezone.make_aware(end, zone)))
+                start = end
         except (ValueError, OverflowError):
             # A date at the calendar's end (a row dated 9999, written by anything but the application:
             # the period after its own is past datetime's range) was a 500 on the audit list, the page

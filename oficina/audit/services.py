@@ -137,10 +137,10 @@ def _signed(mac: str | None, sign: Callable[..., str]) -> bool:
 
 
 def _event_signed(event: Event) -> bool:
-    return _signed(event.mac, functools.partial(event_signature, event))
+    return content_signed(event.content(), event.mac)
 
 
-def content_signed(content: dict[str, Any], mac: str) -> bool:
+def content_signed(content: dict[str, Any], mac: str | None) -> bool:
     """Whether `mac` signs an event's content as read back from an export (`audit_verify --csv`)."""
     return _signed(mac, functools.partial(content_signature, content))
 

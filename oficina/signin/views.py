@@ -111,8 +111,10 @@ def _step_5_document(request: HttpRequest) -> str:
 def identify(request: HttpRequest) -> HttpResponse:
     """Paso 1: "Ingresa tu usuario"."""
     error = None
-    value = _step_5_document(request)
-    if request.method == "POST":
+    value = ""
+    if request.method == "GET":
+        value = _step_5_document(request)
+    else:
         raw = request.POST.get("usuario", "")
         value = raw[:40] if isinstance(raw, str) else ""
         try:
