@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PYTHON = str(REPO / ".venv" / "bin" / "python")
+# The interpreter that runs the server and the commands (the project's virtualenv); BENCH_PYTHON points
+# at another one to compare interpreters (a virtualenv with the same packages on Python 3.12, say).
+PYTHON = os.environ.get("BENCH_PYTHON") or str(REPO / ".venv" / "bin" / "python")
 # The source tree under test: the repository itself, or a snapshot of a commit when others are editing
 # the working tree (`git archive HEAD | tar -x -C /tmp/ov-src`, then BENCH_SRC=/tmp/ov-src).
 ROOT = Path(os.environ.get("BENCH_SRC") or REPO).resolve()
