@@ -283,14 +283,16 @@ class Server:
                 total += st[0] + st[1]
         return total / TICK
 
-    def verify_totals(self) -> tuple[int, float]:
-        """(verifies, their CPU seconds) counted inside the workers (bench/wsgi_measured.py)."""
-        count, cpu = 0, 0.0
+    def verify_totals(self) -> tuple[int, float, float]:
+        """(verifies, their CPU seconds, the garbage collector's CPU seconds) counted inside the workers
+        (bench/wsgi_measured.py), as of each worker's latest verify."""
+        count, cpu, gc_cpu = 0, 0.0, 0.0
         for path in self.workdir.glob("verify-*"):
             fields = path.read_text().split()
-            if len(fields) == 2:
+            if len(fields) == 3:
                 count, cpu = count + int(fields[0]), cpu + float(fields[1])
-        return count, cpu
+                gc_cpu += float(fields[2])
+        return count, cpu, gc_cpu
 
     def most_verifies_at_once(self, since: float) -> int:
         """The most verifies that ran at the same instant in all the workers, among those that ended
@@ -518,7 +520,7 @@ def report(
     machine: tuple[float, float],
     verify_ms: float,
     wall: float,
-    hashes: tuple[int, float] = (0, 0.0),
+    hashes: tuple[int, float, float] = (0, 0.0, 0.0),
 ) -> dict[str, object]:
     done = result.journeys
     server_cpu += sealer_cpu  # the audit sealer's share is part of what a sign-in costs
@@ -540,6 +542,7 @@ def report(
         "verifies_per_journey": round(hashes[0] / max(done, 1), 3),
         "server_cpu_over_served_verify": round(per_journey / served_verify_ms, 3),
         "served_non_hash_ms_per_journey": round(per_journey - hash_ms_per_journey, 2),
+        "gc_cpu_ms_per_journey": round(hashes[2] / max(done, 1) * 1000, 2),
         "server_cpu_over_verify": round(per_journey / verify_ms, 3) if verify_ms else None,
         "non_hash_ms_per_journey": round(per_journey - verify_ms, 2) if verify_ms else None,
         "driver_cpu_ms_per_journey": round(driver_cpu / max(done, 1) * 1000, 2),
@@ -588,7 +591,8 @@ def report(
         f"   measured in the server: one verify {served_verify_ms:.2f} ms CPU "
         f"({out['verifies_per_journey']} per journey) -> server CPU = "
         f"{out['server_cpu_over_served_verify']} x verify, "
-        f"non-hash {out['served_non_hash_ms_per_journey']} ms"
+        f"non-hash {out['served_non_hash_ms_per_journey']} ms, of which garbage collection "
+        f"{out['gc_cpu_ms_per_journey']} ms"
     )
     print("   step            p50      p95      p99  (ms)")
     for name in STEPS:

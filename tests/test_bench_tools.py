@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.spy_summary import categorise, leaf_kind
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,3 +112,29 @@ def test_the_journey_bench_counts_the_verifies_that_ran_at_once_in_all_workers(t
     assert server.most_verifies_at_once(since=4.5) == 2  # only what ended after 4.5: 4-5, 10-11, 10.5-12
     assert server.most_verifies_at_once(since=11.5) == 1
     assert server.most_verifies_at_once(since=20.0) == 0
+
+
+def test_the_journey_bench_adds_up_each_workers_verifies_and_garbage_collection(tmp_path):
+    from bench.journey import Server
+
+    # One worker's totals written by the served application's own verify wrapper (in a process of its
+    # own: importing it patches the hasher and freezes the garbage collector), another's by hand.
+    script = (
+        "import gc, bench.wsgi_measured\n"
+        "from oficina.signin.hashers import PinArgon2Hasher as H\n"
+        "h = H(); e = h.encode('480263', h.salt())\n"
+        "assert h.verify('480263', e) and not h.verify('111111', e)\n"
+        "gc.collect()\n"  # a collection is timed; the next verify writes it out
+        "assert h.verify('480263', e)\n"
+    )
+    env = {**os.environ, "BENCH_VERIFY_DIR": str(tmp_path), "DEBUG": "1"}
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True, timeout=60)
+    count, cpu, gc_cpu = (float(x) for x in next(tmp_path.glob("verify-*")).read_text().split())
+    assert count == 3 and cpu > 0 and gc_cpu > 0
+    (tmp_path / "verify-4242").write_text("2 0.050000 0.001000".ljust(60))
+
+    totals = Server(process=None, target="unused", workdir=tmp_path).verify_totals()  # type: ignore[arg-type]
+
+    assert totals[0] == 5
+    assert totals[1] == pytest.approx(cpu + 0.05)
+    assert totals[2] == pytest.approx(gc_cpu + 0.001)
