@@ -37,6 +37,9 @@ class Consent(models.Model):
         verbose_name = "autorización"
         verbose_name_plural = "autorizaciones"
         ordering = ["-accepted_at", "-id"]
+        # The back office's ledger, newest first (that ordering, read backwards): a page without sorting
+        # every consent (1.6 s at 1,200,000, spilling to disk; docs/performance.md).
+        indexes = [models.Index(fields=["accepted_at", "id"], name="consent_accepted_at_id")]
 
     def __str__(self) -> str:
         return f"Autorización {self.pk} ({self.policy.version})"
