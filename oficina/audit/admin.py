@@ -15,6 +15,7 @@ from oficina.audit.models import Event
 from oficina.audit.services import document_hmac
 from oficina.backoffice import views
 from oficina.backoffice.labels import filter_titled, shown_as
+from oficina.backoffice.paginators import EstimatedCount
 from oficina.lib.national_id import InvalidDocument, normalise_document
 
 EVENT_FIELDS: tuple[str, ...] = (
@@ -55,7 +56,7 @@ class EventKinds(admin.AllValuesFieldListFilter):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(EstimatedCount, admin.ModelAdmin):
     list_display = ["created", "event_kind", "member", "operator", "ip", "short_hash"]
     list_filter = [
         ("kind", filter_titled("tipo", EventKinds)),

@@ -6,12 +6,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, QuerySet
+from django.db.models import F, Func, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils.formats import date_format
 
 from oficina.backoffice.forms import PolicyVersionForm
 from oficina.backoffice.labels import choice_shown_as, filter_titled, shown_as
+from oficina.backoffice.paginators import EstimatedCount
 from oficina.backoffice.services import operator_name, policy_version_publish
 from oficina.backoffice.sites import CedulaSearch
 from oficina.consent.models import Consent, DataRequest, PolicyVersion
@@ -42,7 +43,17 @@ class PolicyVersionAdmin(admin.ModelAdmin):
         return getattr(policy, "consent_count", 0)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PolicyVersion]:
-        return super().get_queryset(request).annotate(consent_count=Count("consents"))
+        """Each version's count, a subquery on the consents' policy index. A `Count("consents")`
+        grouped every consent's row with its version (a hash join of the 1,200,000, 0.57 s), and Django
+        kept that join in the list's two counts of versions as well: three such statements a visit.
+        A subquery is left out of those counts, and reads only the index."""
+        consents = (
+            Consent.objects.filter(policy=OuterRef("pk"))
+            .order_by()
+            .annotate(count=Func(F("pk"), function="COUNT"))  # one row, 0 when none: no GROUP BY
+            .values("count")
+        )
+        return super().get_queryset(request).annotate(consent_count=Subquery(consents))
 
     def get_fields(self, request: HttpRequest, obj: PolicyVersion | None = None) -> tuple[str, ...]:
         if obj is None:
@@ -81,7 +92,7 @@ CONSENT_FIELDS: tuple[str, ...] = ("consent_member", "consent_policy", "sha256",
 
 
 @admin.register(Consent)
-class ConsentAdmin(CedulaSearch, admin.ModelAdmin):
+class ConsentAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
     """The whole ledger, read-only. One member's proof is on their page (CSV and printable)."""
 
     list_display = ["consent_member", "consent_policy", "accepted", "ip"]
@@ -92,6 +103,7 @@ class ConsentAdmin(CedulaSearch, admin.ModelAdmin):
     list_select_related = ["member", "policy"]
     search_fields = ["=member__document", "member__name"]
     cedula_lookup = "member__document"
+    name_lookup = "member__name"
     search_help_text = "Busca por cédula exacta o por nombre."
     fields = CONSENT_FIELDS
     readonly_fields = CONSENT_FIELDS
@@ -209,6 +221,7 @@ class DataRequestAdmin(CedulaSearch, admin.ModelAdmin):
     list_select_related = ["member"]
     search_fields = ["=member__document", "member__name"]
     cedula_lookup = "member__document"
+    name_lookup = "member__name"
     search_help_text = "Busca por cédula exacta o por nombre."
     ordering = ["status", "due_on", "id"]
     form = DataRequestAnswerForm

@@ -14,6 +14,7 @@ from django.urls import URLPattern, path
 from oficina.backoffice import services, views
 from oficina.backoffice.forms import MemberContactForm
 from oficina.backoffice.labels import shown_as
+from oficina.backoffice.paginators import EstimatedCount
 from oficina.backoffice.selectors import (
     AccessStatus,
     member_access_status,
@@ -87,7 +88,7 @@ SECURITY_FIELDS = (
 
 
 @admin.register(Member)
-class MemberAdmin(CedulaSearch, admin.ModelAdmin):
+class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
     form = MemberContactForm
     list_display = ["document", "name", "access_status_label", "last_login_at"]
     list_display_links = ["document", "name"]
@@ -95,6 +96,7 @@ class MemberAdmin(CedulaSearch, admin.ModelAdmin):
     search_fields = ["document", "name"]
     # "1.020.304.050" finds 1020304050; the first digits find every cédula that starts with them.
     cedula_lookup = "document__startswith"
+    name_lookup = "name"
     search_help_text = "Busca por cédula (con o sin puntos) o por nombre."
     ordering = ["name"]
     list_per_page = 50
