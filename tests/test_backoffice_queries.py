@@ -1,0 +1,227 @@
+"""The back office's lists at a million members (docs/performance.md, "Queries outside the sign-in"):
+the indexes their statements need, and the statements themselves, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from oficina.audit.services import event_record
+from oficina.backoffice import paginators
+from oficina.consent.models import Consent, PolicyVersion
+from oficina.consent.services import policy_current
+from oficina.members.models import Member
+from tests.factories import make_member
+from tests.test_backoffice import signed_in_operator
+
+pytestmark = pytest.mark.django_db
+
+MEMBERS = "/operadores/members/member/"
+CONSENTS = "/operadores/consent/consent/"
+POLICIES = "/operadores/consent/policyversion/"
+EVENTS = "/operadores/audit/event/"
+
+
+@pytest.fixture
+def operator(client):
+    return signed_in_operator(client)
+
+
+def statements(client, url: str, params: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url, params or {})
+    assert response.status_code == 200
+    return response.content.decode(), [q["sql"] for q in queries]
+
+
+def on(table: str, sqls: list[str]) -> list[str]:
+    return [sql for sql in sqls if f'FROM "{table}"' in sql]
+
+
+def plan_of(sql: str, *, sort: bool = False) -> str:
+    """PostgreSQL's plan of `sql` with sequential scans (and sorts, unless `sort`) priced out, as at a
+    million rows (with a few rows a test's table is read whole and sorted, index or not)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"SET LOCAL enable_sort = {'on' if sort else 'off'}")
+        cursor.execute(f"EXPLAIN {sql}")
+        return "\n".join(line for (line,) in cursor.fetchall())
+
+
+def index_columns(table: str, name: str) -> list[str]:
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+    assert constraints[name]["index"], constraints[name]
+    return constraints[name]["columns"]
+
+
+def page_statement(sqls: list[str], table: str) -> str:
+    """The list's page: its ordered SELECT (with a LIMIT from the second page of rows on)."""
+    (page,) = [sql for sql in on(table, sqls) if "ORDER BY" in sql and "COUNT(" not in sql]
+    return page
+
+
+# The consent ledger: newest first, read from its index.
+
+
+def consents_spread(count: int = 3) -> None:
+    now = timezone.now()
+    for i in range(count):
+        make_member(returning=True)
+    for i, consent in enumerate(Consent.objects.order_by("id")):
+        Consent.objects.filter(pk=consent.pk).update(accepted_at=now - timedelta(days=i))
+
+
+def test_the_ledger_is_ordered_as_its_index_serves(client, operator):
+    consents_spread()
+    _, sqls = statements(client, CONSENTS)
+    page = page_statement(sqls, "consent_consent")
+    assert page.index('"consent_consent"."accepted_at" DESC, "consent_consent"."id" DESC') > page.index(
+        "ORDER BY"
+    )
+    assert index_columns("consent_consent", "consent_accepted_at_id") == ["accepted_at", "id"]
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_ledger_page_is_read_backwards_from_the_accepted_index(client, operator):
+    consents_spread()
+    _, sqls = statements(client, CONSENTS)
+    plan = plan_of(page_statement(sqls, "consent_consent"))
+    assert "Index Scan Backward using consent_accepted_at_id" in plan and "Sort" not in plan, plan
+
+
+# The policy versions list: each version's consents counted once, in the page's statement.
+
+
+def test_the_versions_list_counts_each_versions_consents_in_one_statement(client, operator):
+    make_member(returning=True)
+    make_member(returning=True)
+    first = policy_current()
+    PolicyVersion.objects.create(
+        version="2", text="<p>dos</p>", text_sha256="2" * 64, published_at=timezone.now() + timedelta(1)
+    )
+    page, sqls = statements(client, POLICIES)
+    assert len([sql for sql in sqls if "consent_consent" in sql]) == 1
+    rows = re.findall(r"<tr>.*?</tr>", page, re.S)
+    counts = {
+        version: re.sub(r"<[^>]+>", " ", row).split()[-1]
+        for row in rows
+        for version in ("1", "2")
+        if f">{version}</a>" in row
+    }
+    assert counts == {"1": "2", "2": "0"}, counts
+    assert first.consents.count() == 2
+
+
+# The members list: ordered by name from its index; a name searched through the trigram index.
+
+
+def test_the_members_list_is_ordered_as_its_name_index_serves(client, operator):
+    make_member(name="Beatriz Ortiz")
+    make_member(name="Ana Gómez")
+    page, sqls = statements(client, MEMBERS)
+    assert page.index("Ana Gómez") < page.index("Beatriz Ortiz")
+    statement = page_statement(sqls, "members_member")
+    assert 'ORDER BY "members_member"."name" ASC, "members_member"."id" DESC' in statement
+    assert index_columns("members_member", "member_name_id") == ["name", "id"]
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_members_page_is_read_from_the_name_index(client, operator):
+    make_member(name="Beatriz Ortiz")
+    make_member(name="Ana Gómez")
+    _, sqls = statements(client, MEMBERS)
+    plan = plan_of(page_statement(sqls, "members_member"))
+    assert "Index Scan using member_name_id" in plan and "Sort" not in plan, plan
+
+
+def test_a_search_by_name_compares_names_only(client, operator):
+    """A cédula holds only digits: a term without one is no cédula, and Django's `OR UPPER(document)
+    LIKE …` only kept PostgreSQL from the name's trigram index."""
+    make_member(document="1020304050", name="Ana María Gómez Restrepo")
+    make_member(document="43210987", name="Marta Lucía Cárdenas Ríos")
+    page, sqls = statements(client, MEMBERS, {"q": 'cárdenas "lucía c"'})
+    assert "Marta Lucía" in page and "Ana María" not in page
+    searched = on("members_member", sqls)
+    assert searched and not [
+        sql for sql in searched if '"members_member"."document"' in sql.split("WHERE")[-1]
+    ]
+    page, _ = statements(client, MEMBERS, {"q": "restrepo marta"})
+    assert "Marta Lucía" not in page and "Ana María" not in page  # every word, as Django's search
+    page, _ = statements(client, MEMBERS, {"q": "Ana 0304"})  # a digit: Django's search, as before
+    assert "Ana María" in page and "Marta" not in page
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_search_by_name_is_served_by_the_trigram_index(client, operator):
+    make_member(name="Marta Lucía Cárdenas Ríos")
+    Member.objects.bulk_create(  # enough names that reading a B-tree whole costs more than the trigrams
+        Member(document=str(70_000_000 + i), name=f"Asociado Número {i}", mobile="+573111234567")
+        for i in range(2000)
+    )
+    with connection.cursor() as cursor:  # the new rows into the index proper (as VACUUM does), counted
+        cursor.execute("SELECT gin_clean_pending_list('member_name_trgm')")
+        cursor.execute("ANALYZE members_member")
+    page, sqls = statements(client, MEMBERS, {"q": "cárdenas"})
+    assert "Marta Lucía" in page
+    count = next(sql for sql in on("members_member", sqls) if "COUNT(" in sql)
+    assert "Bitmap Index Scan on member_name_trgm" in plan_of(count)
+    # A few members found: read through the trigrams, then sorted.
+    assert "Bitmap Index Scan on member_name_trgm" in plan_of(
+        page_statement(sqls, "members_member"), sort=True
+    )
+
+
+# The unfiltered lists' count: estimated on PostgreSQL, and said to be.
+
+
+def test_a_filtered_or_small_list_is_counted_exactly(client, operator):
+    for _ in range(3):
+        make_member()
+    page, sqls = statements(client, MEMBERS)
+    assert "aprox." not in page and "3 asociados" in page
+    assert [sql for sql in on("members_member", sqls) if "COUNT(" in sql]
+    page, _ = statements(client, MEMBERS, {"acceso": "never"})
+    assert "aprox." not in page and "3 asociados" in page
+
+
+def test_an_estimated_count_is_shown_as_an_estimate_wherever_the_list_gives_it(client, operator, monkeypatch):
+    monkeypatch.setattr(paginators, "table_rows_estimate", lambda queryset: 1_234_567)
+    for _ in range(3):
+        make_member()
+    page, _ = statements(client, MEMBERS)
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert "aprox. 1.234.567 asociados" in text  # the paginator
+    assert "aprox. 1.234.567 resultados" in text  # the search box
+    assert "Seleccionar todos los asociados (aprox. 1.234.567)" in text  # the actions
+    assert "Todos seleccionados (aprox. 1.234.567)" in text
+    assert "1234567" not in text
+
+
+@pytest.mark.postgres
+def test_on_postgresql_an_unfiltered_list_shows_its_estimated_count_as_such(client, operator, monkeypatch):
+    monkeypatch.setattr(paginators, "ESTIMATE_FROM", 0)  # a test's tables are small
+    for i in range(3):
+        make_member(returning=True)
+        event_record("signin_ok", member=Member.objects.last())
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE members_member, audit_event")
+
+    page, sqls = statements(client, MEMBERS)
+    assert not [sql for sql in on("members_member", sqls) if "COUNT(" in sql]
+    assert "aprox. 3 asociados" in page
+    page, sqls = statements(client, MEMBERS, {"acceso": "active"})
+    assert "aprox." not in page and "3 asociados" in page
+    assert [sql for sql in on("members_member", sqls) if "COUNT(" in sql]
+    page, sqls = statements(client, MEMBERS, {"q": "asociado"})
+    assert "aprox." not in page
+
+    page, sqls = statements(client, EVENTS)
+    assert "aprox." in page and not [sql for sql in on("audit_event", sqls) if "COUNT(" in sql]
+    page, sqls = statements(client, EVENTS, {"kind__exact": "signin_ok"})
+    assert "aprox." not in page and [sql for sql in on("audit_event", sqls) if "COUNT(" in sql]
