@@ -95,6 +95,43 @@ def test_on_postgresql_the_ledger_page_is_read_backwards_from_the_accepted_index
     assert "Index Scan Backward using consent_accepted_at_id" in plan and "Sort" not in plan, plan
 
 
+def consent_of_version_2() -> Consent:
+    second = PolicyVersion.objects.create(
+        version="2", text="<p>dos</p>", text_sha256="2" * 64, published_at=timezone.now() + timedelta(1)
+    )
+    return Consent.objects.create(
+        member=make_member(), policy=second, text_sha256=second.text_sha256, accepted_at=timezone.now()
+    )
+
+
+def test_the_ledger_filtered_by_version_is_filtered_by_the_versions_id(client, operator):
+    """By its id, not through Django's join on the version's name, which no index orders."""
+    consents_spread()
+    second = consent_of_version_2()
+    response = client.get(CONSENTS, {"policy__version": "2"})
+    assert list(response.context["cl"].result_list) == [second]
+    assert [
+        c.policy.version for c in client.get(CONSENTS, {"policy__version": "1"}).context["cl"].result_list
+    ] == ["1"] * 3
+    _, sqls = statements(client, CONSENTS, {"policy__version": "2"})
+    page = page_statement(sqls, "consent_consent")
+    assert f'WHERE "consent_consent"."policy_id" IN ({second.policy_id})' in page
+    assert index_columns("consent_consent", "consent_policy_accepted_id") == [
+        "policy_id",
+        "accepted_at",
+        "id",
+    ]
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_ledger_of_one_version_is_read_backwards_from_its_index(client, operator):
+    consents_spread()
+    consent_of_version_2()
+    _, sqls = statements(client, CONSENTS, {"policy__version": "1"})
+    plan = plan_of(page_statement(sqls, "consent_consent"))
+    assert "Index Scan Backward using consent_policy_accepted_id" in plan and "Sort" not in plan, plan
+
+
 # The policy versions list: each version's consents counted once, in the page's statement.
 
 

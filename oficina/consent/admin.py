@@ -90,6 +90,19 @@ class PolicyVersionAdmin(admin.ModelAdmin):
         obj._state.db = published._state.db
 
 
+class PolicyVersions(admin.AllValuesFieldListFilter):
+    """Django's filter by every version (`?policy__version=1`), applied as the version's id: with the
+    join Django writes (`… JOIN consent_policyversion … WHERE version = '1'`) PostgreSQL could only walk
+    the whole ledger newest first until it had a page of that version's consents (1.0 to 1.4 s for the
+    oldest of three at 1,200,000); by its id, the index (policy, accepted_at, id) gives the page."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        if not self.lookup_val or self.lookup_val_isnull:
+            return super().queryset(request, queryset)
+        ids = PolicyVersion.objects.filter(version__in=self.lookup_val).values_list("id", flat=True)
+        return queryset.filter(policy_id__in=list(ids))
+
+
 CONSENT_FIELDS: tuple[str, ...] = ("consent_member", "consent_policy", "sha256", "accepted", "ip", "browser")
 
 
@@ -99,7 +112,7 @@ class ConsentAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
 
     list_display = ["consent_member", "consent_policy", "accepted", "ip"]
     list_filter = [
-        ("policy__version", filter_titled("versión de la política")),
+        ("policy__version", filter_titled("versión de la política", PolicyVersions)),
         ("accepted_at", filter_titled("aceptada", admin.DateFieldListFilter)),
     ]
     list_select_related = ["member", "policy"]

@@ -39,7 +39,11 @@ class Consent(models.Model):
         ordering = ["-accepted_at", "-id"]
         # The back office's ledger, newest first (that ordering, read backwards): a page without sorting
         # every consent (1.6 s at 1,200,000, spilling to disk; docs/performance.md).
-        indexes = [models.Index(fields=["accepted_at", "id"], name="consent_accepted_at_id")]
+        # And one version's consents, newest first (the ledger filtered by version, ConsentAdmin).
+        indexes = [
+            models.Index(fields=["accepted_at", "id"], name="consent_accepted_at_id"),
+            models.Index(fields=["policy", "accepted_at", "id"], name="consent_policy_accepted_id"),
+        ]
 
     def __str__(self) -> str:
         return f"Autorización {self.pk} ({self.policy.version})"
