@@ -110,9 +110,10 @@ class CedulaSearch(ModelAdmin):
 
     A term without a digit (a name, or part of one) is compared with `name_lookup` only, as Django
     would (each word `UPPER(name) LIKE UPPER('%word%')`): no cédula holds anything but digits, so
-    Django's `OR UPPER(document) LIKE …` could match nothing, and kept PostgreSQL from the trigram
-    index on UPPER(name) (members migration 0006); with it a search by name reads the members it
-    finds instead of the million, twice (0.9 to 2.4 s a statement)."""
+    Django's `OR UPPER(document) LIKE …` could match nothing. It is still a sequential scan of the
+    members, twice (count and page, 0.5 to 0.8 s each at a million): a trigram index on the name would
+    serve it, at a cost to the registry import that issue 6's target does not leave room for
+    (docs/performance.md, "Queries outside the sign-in")."""
 
     cedula_lookup = ""
     name_lookup = ""

@@ -1,10 +1,10 @@
 """Indexes added to big tables by a migration while the previous version keeps running.
 
 `CREATE INDEX` holds a lock that blocks every write to the table until the index is built: on the
-million members of docs/performance.md a few seconds for a B-tree and longer for a trigram index,
-during which every sign-in (an UPDATE of the member's row) would wait. On PostgreSQL these indexes are
-built CONCURRENTLY (writes go on; the migration must be `atomic = False`); elsewhere (SQLite, the
-embedded default) with the schema editor, as Django would.
+1,200,000 consents of docs/performance.md a few seconds, during which every sign-in that records a
+consent would wait. On PostgreSQL these indexes are built CONCURRENTLY (writes go on; the migration
+must be `atomic = False`); elsewhere (SQLite, the embedded default) with the schema editor, as Django
+would.
 """
 
 from __future__ import annotations
@@ -46,20 +46,3 @@ def index_remove(schema_editor: Editor, model: type[models.Model], index: models
         return
     assert index.name
     schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(index.name)}")
-
-
-def postgresql_index_add(schema_editor: Editor, name: str, definition: str) -> None:
-    """An index only PostgreSQL has (a trigram GIN, say), `definition` being what follows
-    `CREATE INDEX name ON`: built concurrently there, nothing elsewhere (the model does not declare it,
-    so Django's migration state never sees it)."""
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    _drop_if_invalid(schema_editor, name)
-    schema_editor.execute(
-        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {schema_editor.quote_name(name)} ON {definition}"
-    )
-
-
-def postgresql_index_remove(schema_editor: Editor, name: str) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")

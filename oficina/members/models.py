@@ -56,11 +56,9 @@ class Member(models.Model):
                 condition=~(models.Q(mobile="") & models.Q(email="")), name="member_has_a_channel"
             ),
         ]
-        # The back office's list, by name (its ORDER BY name, id DESC: Django's tie-breaker is "-pk"):
-        # the first page read from the index instead of sorting the million (docs/performance.md).
-        # PostgreSQL also has a trigram index on UPPER(name), for the search by part of a name
-        # (migration 0006, not declared here: SQLite has none).
-        indexes = [models.Index(fields=["name", "-id"], name="member_name_id")]
+        # No index on name: one for the back office's list order, and a trigram one for its search by
+        # name, made the registry import of a million members 50 % slower, past issue 6's 60 s on a
+        # busy host (docs/performance.md, "Queries outside the sign-in").
 
     def __str__(self) -> str:
         return f"{self.name} ({self.document[:-4]}****)" if len(self.document) > 4 else self.name
