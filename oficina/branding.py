@@ -11,7 +11,7 @@ from django.contrib.staticfiles import finders
 from django.core.checks import CheckMessage, Error, register
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotFound
 from django.http.response import HttpResponseBase
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 LOGO_TYPES = {".svg": "image/svg+xml", ".png": "image/png", ".webp": "image/webp"}
@@ -58,7 +58,7 @@ def check_branding(app_configs: object, **kwargs: object) -> list[CheckMessage]:
     return errors
 
 
-@require_GET
+@require_safe
 def brand_css(request: HttpRequest) -> HttpResponse:
     colour = settings.COOPERATIVE_COLOR if HEX.match(settings.COOPERATIVE_COLOR) else "#0b6e4f"
     css = f":root {{ --brand: {colour}; --brand-dark: {darker(colour)}; }}\n"
@@ -67,7 +67,7 @@ def brand_css(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 def brand_logo(request: HttpRequest) -> HttpResponseBase:
     path = settings.COOPERATIVE_LOGO_FILE or finders.find("img/logo.svg")
     if not path or Path(path).suffix.lower() not in LOGO_TYPES:

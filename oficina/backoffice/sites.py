@@ -16,6 +16,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.text import smart_split, unescape_string_literal
 from django_otp.admin import OTPAdminSite
 
@@ -233,4 +235,10 @@ class OperatorAdminSite(OTPAdminSite):
             username = unicodedata.normalize("NFKC", request.POST.get("username", ""))
             key = username.strip().lower()[:150]
             ratelimit_consume(request, action="staff_login", key=key or None)
+        elif request.method == "HEAD" and self.has_permission(request):
+            # As Django's AdminSite.login answers the GET of an operator already signed in (it tests
+            # for GET only, and a HEAD got the login form, 200, where the GET is sent to the index).
+            response = HttpResponseRedirect(reverse("admin:index", current_app=self.name))
+            add_never_cache_headers(response)  # AdminSite.login is never_cache
+            return response
         return super().login(request, extra_context)

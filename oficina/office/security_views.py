@@ -51,7 +51,7 @@ STEPUP_TARGETS = {"office:change_pin", "office:security_image", "office:contact"
 
 
 def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    return never_cache(csrf_protect(require_http_methods(["GET", "POST"])(member_required(view))))
+    return never_cache(csrf_protect(require_http_methods(["GET", "HEAD", "POST"])(member_required(view))))
 
 
 def stepup_required(target: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils.formats import date_format
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from oficina.consent.models import DataRequest
 from oficina.consent.services import DataRequestRefused, data_request_file
@@ -46,7 +46,7 @@ def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
 
 
 @never_cache
-@require_GET
+@require_safe
 @member_required
 def home(request: HttpRequest) -> HttpResponse:
     member = request.member  # type: ignore[attr-defined]
@@ -67,7 +67,7 @@ def keep_alive(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 @csrf_protect
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @member_required
 def self_block(request: HttpRequest) -> HttpResponse:
     """ "Bloquear mi acceso", for a member who suspects someone else knows their PIN."""
@@ -97,7 +97,7 @@ LONG_DATE = r"j \d\e F \d\e Y"  # 11 de diciembre de 2026
 
 @never_cache
 @csrf_protect
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @member_required
 def data_requests(request: HttpRequest) -> HttpResponse:
     """ "Mis datos personales": the rights of Ley 1581 de 2012 (know, update, correct, proof of the

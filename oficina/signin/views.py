@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from oficina.antiphishing.gallery import GALLERY
 from oficina.audit.services import event_record
@@ -72,7 +72,9 @@ MSG_CODE_EXHAUSTED = (
 MSG_FLOW_EXPIRED = "Tu sesión de ingreso terminó. Ingresa tu usuario para continuar."
 CHANNEL_NAMES = {"sms": "celular", "email": "correo electrónico"}
 
-protected = [never_cache, csrf_protect, require_http_methods(["GET", "POST"])]
+# HEAD wherever GET (RFC 9110 §9.1: uptime monitors, link previews): it runs as the GET, and Django and
+# gunicorn drop the body. Every view tests for POST, never for GET, so a HEAD never enters a POST branch.
+protected = [never_cache, csrf_protect, require_http_methods(["GET", "HEAD", "POST"])]
 
 
 def _guarded(view: Any) -> Any:
@@ -112,7 +114,7 @@ def identify(request: HttpRequest) -> HttpResponse:
     """Paso 1: "Ingresa tu usuario"."""
     error = None
     value = ""
-    if request.method == "GET":
+    if request.method != "POST":  # GET, or a HEAD: that one consumed a rate-limit hit as an empty POST
         value = _step_5_document(request)
     else:
         raw = request.POST.get("usuario", "")
@@ -241,7 +243,9 @@ def password(request: HttpRequest) -> HttpResponse:
             error = MSG_WRONG_PIN
     display = security_display(document=flow.document)
     if not flow.get("image_shown"):
-        # Once per flow: a trail of which cédulas had their image shown, and from where.
+        # Once per flow: a trail of which cédulas had their image shown, and from where. A HEAD records it
+        # too, as the GET: it got this page's headers (its length, which the phrase's sets), and a HEAD
+        # that did not would let a script learn of a cédula's page off the trail.
         event_record("image_shown", request=request, document=flow.document)
         flow.set(image_shown=True)
     context = {
@@ -557,7 +561,7 @@ def _proven_member(flow: Flow) -> Member | None:
 
 
 @never_cache
-@require_http_methods(["GET"])
+@require_safe
 def policy_requests(request: HttpRequest) -> HttpResponse:
     """The member's own data requests and their answers, from the policy page, before deciding.
 
