@@ -332,14 +332,70 @@ def test_a_member_who_needs_more_time_is_warned_and_gets_it(client, sms_outbox, 
     assert member.has_pin
 
 
+NO_MORE_TIME = "Ya pediste más tiempo las 10 veces posibles, así que no podemos darte más."
+
+
+def warning_of(page: str) -> str:
+    """The flow's warning box as the page carries it (hidden until static/js/app.js shows it)."""
+    box = re.search(r"<div class=\"session-warning\".*?</p>\s*(<form.*?</form>\s*)?</div>", page, re.S)
+    assert box, page
+    return box.group(0)
+
+
+def shown_text(box: str) -> str:
+    """The warning's words as the page shows them: without the spans marked hidden, and tags."""
+    box = re.sub(r"<span [^>]*\bhidden>.*?</span>", "", box, flags=re.S)
+    paragraph = re.search(r'<p id="aviso-texto">(.*?)</p>', box, re.S)
+    assert paragraph, box
+    return " ".join(re.sub(r"<[^>]+>", "", paragraph.group(1)).split())
+
+
 @pytest.mark.django_db
-def test_more_time_is_given_ten_times_then_the_warning_is_no_longer_shown(client, member, settings):
+def test_more_time_is_given_ten_times_then_the_warning_says_no_more_can_be_given(client, member, settings):
+    """The tenth «Necesito más tiempo» was the last, and the flow then ended without a word (the warning
+    was no longer on the page): it now says, a minute before the end, that no more time can be given,
+    and offers no button. The 204 tells the page's script how many are left."""
     assert identify(client, member.document).url == "/clave/"
+    box = warning_of(client.get("/clave/").content.decode())
+    assert "Necesito más tiempo</button>" in box and NO_MORE_TIME not in shown_text(box)
+    left = []
     for _ in range(10):
-        assert client.post(MORE_TIME, **FETCH).status_code == 204
+        answer = client.post(MORE_TIME, **FETCH)
+        assert answer.status_code == 204
+        left.append(int(answer["X-Extensions-Left"]))
+    assert left == list(range(9, -1, -1))
     assert client.post(MORE_TIME, **FETCH).status_code == 409
-    page = client.get("/clave/").content.decode()
-    assert page.count("data-session-warning") == 0
+    box = warning_of(client.get("/clave/").content.decode())
+    assert "<button" not in box and MORE_TIME not in box
+    assert shown_text(box) == (
+        "Por tu seguridad, en 1 minuto tendrás que empezar de nuevo desde «Ingresa tu usuario». "
+        + NO_MORE_TIME
+    )
+    assert 'data-seconds-left="' in box and "data-session-warning" in box  # still armed by the script
+
+
+@pytest.mark.django_db
+def test_a_page_made_with_less_than_a_minute_left_does_not_say_one_minute(client, member, settings):
+    """The warning said «en 1 minuto» whatever was left: on a page made 20 s before the end, that was
+    false. A minute or more left: «en 1 minuto»; less: «en menos de un minuto»."""
+    assert identify(client, member.document).url == "/clave/"
+    with later(settings.SIGNIN_FLOW_SECONDS - 20):
+        box = warning_of(client.get("/clave/").content.decode())
+    assert shown_text(box).startswith("Por tu seguridad, en menos de un minuto tendrás que empezar de nuevo")
+    assert "en 1 minuto" not in box
+    with later(settings.SIGNIN_FLOW_SECONDS - 61):
+        box = warning_of(client.get("/clave/").content.decode())
+    assert shown_text(box) == (
+        "Por tu seguridad, en 1 minuto tendrás que empezar de nuevo desde «Ingresa tu usuario». "
+        "Si necesitas más tiempo, da clic en «Necesito más tiempo»."
+    )
+
+
+def test_the_words_for_the_time_left_are_true():
+    from oficina.signin.stages import time_left_words
+
+    assert time_left_words(600) == time_left_words(60) == "en 1 minuto"
+    assert time_left_words(59.9) == time_left_words(1) == "en menos de un minuto"
 
 
 @pytest.mark.django_db

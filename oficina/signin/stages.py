@@ -7,6 +7,7 @@ the back button) finds no flow in that stage and is sent to the start. Stages on
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -37,6 +38,25 @@ NEXT: dict[Stage, set[Stage]] = {
     Stage.POLICY: {Stage.DONE},
     Stage.DONE: set(),
 }
+
+
+def time_left_words(seconds: float) -> str:
+    """How the warning says when the flow ends: «en 1 minuto» only when a minute is left (it is shown a
+    minute before); a page made, or a phone woken, with less left says so. static/js/app.js says the
+    same when it shows the warning, from its own clock."""
+    return "en 1 minuto" if seconds >= 60 else "en menos de un minuto"
+
+
+@dataclass(frozen=True)
+class TimeWarning:
+    left: int  # seconds left when the page was made
+    period: int  # what «Necesito más tiempo» gives
+    extendable: bool  # whether it may still be asked for (FLOW_EXTENSIONS times per flow)
+    extensions: int = FLOW_EXTENSIONS
+
+    @property
+    def when(self) -> str:
+        return time_left_words(self.left)
 
 
 class Flow:
@@ -81,16 +101,18 @@ class Flow:
         self.set(started_at=time.time(), extensions=used + 1)
         return True
 
-    def time_warning(self) -> dict[str, int] | None:
-        """What base.html's warning needs (seconds left, and the time an extension gives), while the
-        flow may still be extended."""
-        if int(self.data.get("extensions", 0)) >= FLOW_EXTENSIONS:
-            return None
+    def extensions_left(self) -> int:
+        return max(0, FLOW_EXTENSIONS - int(self.data.get("extensions", 0)))
+
+    def time_warning(self) -> TimeWarning:
+        """What base.html's warning needs. Also once the extensions are used up: the member is then told,
+        a minute before the end, that no more time can be given (it ended without a word)."""
         elapsed = time.time() - float(self.data.get("started_at", 0))
-        return {
-            "left": max(1, int(settings.SIGNIN_FLOW_SECONDS - elapsed)),
-            "period": settings.SIGNIN_FLOW_SECONDS,
-        }
+        return TimeWarning(
+            left=max(1, int(settings.SIGNIN_FLOW_SECONDS - elapsed)),
+            period=settings.SIGNIN_FLOW_SECONDS,
+            extendable=self.extensions_left() > 0,
+        )
 
     def advance(self, to: Stage, **values: Any) -> None:
         if to not in NEXT[self.stage]:

@@ -616,10 +616,13 @@ STAGE_PAGES = {
 def more_time(request: HttpRequest) -> HttpResponse:
     """«Necesito más tiempo» (WCAG 2.2.1), from the warning base.html shows a minute before the flow
     ends: its clock starts again. A 409 for a flow that ended or used up its extensions (the page is
-    then asked for again, and shows why)."""
+    then asked for again, and shows why). The 204 says how many are left (X-Extensions-Left): after
+    the last one, static/js/app.js's next warning says no more time can be given, without the button."""
     flow = flow_get(request.session)
     if flow is None or not flow.extend():
         return HttpResponse(status=409)
     if request.headers.get("X-Requested-With") == "fetch":
-        return HttpResponse(status=204)
+        response = HttpResponse(status=204)
+        response["X-Extensions-Left"] = str(flow.extensions_left())
+        return response
     return redirect(STAGE_PAGES[flow.stage])

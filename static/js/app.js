@@ -52,19 +52,34 @@
   }
 
   // One minute before the idle timeout, offer "Seguir conectado" (in a sign-in flow, one minute before
-  // the flow ends, "Necesito más tiempo"); at the timeout, ask for the page again.
+  // the flow ends, "Necesito más tiempo", or once it was used up, say that no more time can be given);
+  // at the timeout, ask for the page again.
   // data-seconds-left: what is left of the period when the page was made.
   function setupSessionWarning(box) {
     var idle = parseInt(box.getAttribute("data-idle-seconds"), 10) * 1000;
     var left = parseInt(box.getAttribute("data-seconds-left"), 10) * 1000;
     var form = box.querySelector("[data-keep-alive]");
+    var when = box.querySelector("[data-time-left]");
     var warnTimer, endTimer, deadline, focusBefore = null;
-    if (!form || !(idle > 0)) { return; }  // no timeout known: no timers (NaN would fire them at once)
+    if (!(idle > 0)) { return; }  // no timeout known: no timers (NaN would fire them at once)
     function warn() {
       if (!box.hidden) { return; }
+      // «en 1 minuto» only when a minute is left (give or take the timer's second): a page made, or a
+      // phone woken, with less left says so (signin/stages.py::time_left_words, the same words).
+      if (when) { when.textContent = deadline - Date.now() >= 59000 ? "en 1 minuto" : "en menos de un minuto"; }
       focusBefore = document.activeElement;
       box.hidden = false;
-      var button = box.querySelector("button"); if (button) { button.focus(); }
+      var button = form && !form.hidden ? form.querySelector("button") : null;
+      if (button) { button.focus(); } else { box.focus(); }  // no more time to give: the warning itself
+    }
+    // After the last «Necesito más tiempo» (the server's 204 says none is left): the next warning says
+    // so, without the button, instead of the flow ending without a word.
+    function noMoreTime() {
+      var more = box.querySelector("[data-more-time]"), noMore = box.querySelector("[data-no-more-time]");
+      if (!noMore) { return; }
+      form.hidden = true;
+      if (more) { more.hidden = true; }
+      noMore.hidden = false;
     }
     // The timers count from the deadline on the clock: a phone asleep or a frozen background tab holds
     // them back (they count no time while the page is frozen), and the warning came after the end.
@@ -78,7 +93,7 @@
     document.addEventListener("visibilitychange", function () {
       if (document.visibilityState === "visible") { schedule(0); }  // back in view: what is left, now
     });
-    form.addEventListener("submit", function (event) {
+    if (form) { form.addEventListener("submit", function (event) {
       event.preventDefault();
       var token = form.querySelector("input[name=csrfmiddlewaretoken]").value;
       // Only the view's own 204 means the session lives: an ended session answers with a redirect to
@@ -88,13 +103,14 @@
         headers: { "X-CSRFToken": token, "X-Requested-With": "fetch" }
       }).then(function (response) {
         if (response.status !== 204) { pageAgain(); return; }
+        if (response.headers.get("X-Extensions-Left") === "0") { noMoreTime(); }
         box.hidden = true;
         // Back where the member was (the button that had the focus is hidden now).
         if (focusBefore && focusBefore !== document.body && document.contains(focusBefore)) { focusBefore.focus(); }
         focusBefore = null;
         arm(idle);
       });  // no answer at all (offline): the warning stays, to try again
-    });
+    }); }
     arm(left > 0 && left < idle ? left : idle);
   }
 

@@ -678,6 +678,40 @@ def test_a_phone_that_slept_warns_when_it_wakes_before_the_end(live_app, new_con
     warning = page.get_by_role("alertdialog", name="Tu tiempo para ingresar está por terminar")
     expect(warning).to_be_visible()
     expect(page.get_by_role("button", name="Necesito más tiempo")).to_be_focused()
+    # 30 s left: it said «en 1 minuto», the page's words from when it was made.
+    expect(page.locator("[data-time-left]")).to_have_text("en menos de un minuto")
+
+
+def test_after_the_last_extension_the_warning_says_no_more_time_can_be_given(live_app, new_context):
+    """The tenth «Necesito más tiempo» is the last (FLOW_EXTENSIONS): the flow then ended without a word,
+    the member typing. The next warning says that no more time can be given, offers no button, and takes
+    the focus itself, so that a screen reader reads it out. Each warning, shown when a minute is left
+    (run_for: the timers fire at their time), says «en 1 minuto»."""
+    base = live_app.url
+    page = new_context(mobile=True).new_page()
+    page.clock.install()
+    identify(page, base, RETURNING[0])
+    warning = page.get_by_role("alertdialog", name="Tu tiempo para ingresar está por terminar")
+    more_time = page.get_by_role("button", name="Necesito más tiempo")
+    for _ in range(10):
+        page.clock.run_for("14:01")
+        expect(more_time).to_be_focused()
+        expect(page.locator("[data-time-left]")).to_have_text("en 1 minuto")
+        with page.expect_response(re.compile(r"/necesito-mas-tiempo/$")) as answer:
+            page.keyboard.press("Enter")
+        assert answer.value.status == 204
+        expect(warning).to_be_hidden()
+    page.clock.run_for("14:01")
+    expect(warning).to_be_visible()
+    expect(warning).to_be_focused()
+    expect(more_time).to_have_count(0)
+    expect(page.locator("[data-more-time]")).to_be_hidden()  # «Si necesitas más tiempo, da clic…»
+    expect(page.locator("[data-no-more-time]")).to_be_visible()
+    expect(page.locator("[data-no-more-time]")).to_have_text(
+        "Ya pediste más tiempo las 10 veces posibles, así que no podemos darte más."
+    )
+    expect(page.locator("[data-time-left]")).to_have_text("en 1 minuto")
+    expect(page).to_have_url(base + "/clave/")
 
 
 def _serving(html: str) -> Callable[..., None]:
