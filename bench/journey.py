@@ -289,9 +289,9 @@ class Server:
         count, cpu, gc_cpu = 0, 0.0, 0.0
         for path in self.workdir.glob("verify-*"):
             fields = path.read_text().split()
-            if len(fields) == 3:
+            if len(fields) in (2, 3):  # 2: a snapshot older than the collector's count (BENCH_SRC)
                 count, cpu = count + int(fields[0]), cpu + float(fields[1])
-                gc_cpu += float(fields[2])
+                gc_cpu += float(fields[2]) if len(fields) == 3 else 0.0
         return count, cpu, gc_cpu
 
     def most_verifies_at_once(self, since: float) -> int:
