@@ -71,6 +71,14 @@ def _fail_without_postgres():
 
 
 @pytest.fixture
+def operator(client):
+    """A staff user verified by their TOTP device, signed in on `client` through the real login form."""
+    from tests.test_backoffice import signed_in_operator
+
+    return signed_in_operator(client)
+
+
+@pytest.fixture
 def member(db):
     """A returning member: PIN 480263, image and phrase chosen, both channels, policy accepted."""
     return make_member(returning=True)

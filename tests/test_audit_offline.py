@@ -16,7 +16,7 @@ from oficina.audit.models import ChainHead, Event
 from oficina.audit.offline import csv_check
 from oficina.audit.services import audit_seal, event_record
 from tests.factories import make_member
-from tests.test_backoffice_audit import EVENTS, operator  # noqa: F401  (the fixture)
+from tests.test_backoffice_audit import EVENTS
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +40,7 @@ def events(db):
     assert audit_seal() >= 4
 
 
-def test_a_whole_export_is_sound_and_chains_from_row_to_row(client, operator, events):  # noqa: F811
+def test_a_whole_export_is_sound_and_chains_from_row_to_row(client, operator, events):
     text = exported(client)
 
     result = csv_check(text.splitlines(keepends=True))
@@ -52,7 +52,7 @@ def test_a_whole_export_is_sound_and_chains_from_row_to_row(client, operator, ev
     assert result.newest == (head.last_seq, head.last_hash)
 
 
-def test_a_changed_cell_is_found_and_named(client, operator, events):  # noqa: F811
+def test_a_changed_cell_is_found_and_named(client, operator, events):
     text = exported(client)
     assert "contraseña ñandú" in text
 
@@ -62,7 +62,7 @@ def test_a_changed_cell_is_found_and_named(client, operator, events):  # noqa: F
     assert len(result.problems) == 1 and "su contenido no corresponde a su hash" in result.problems[0]
 
 
-def test_a_file_cut_short_is_not_sound(client, operator, events):  # noqa: F811
+def test_a_file_cut_short_is_not_sound(client, operator, events):
     lines = exported(client).splitlines(keepends=True)
 
     result = csv_check(lines[:-2])
@@ -71,7 +71,7 @@ def test_a_file_cut_short_is_not_sound(client, operator, events):  # noqa: F811
     assert "el archivo está incompleto" in " ".join(result.problems)
 
 
-def test_a_row_moved_into_another_place_in_the_chain_breaks_the_link(client, operator, events):  # noqa: F811
+def test_a_row_moved_into_another_place_in_the_chain_breaks_the_link(client, operator, events):
     """Rows are checked against their `seq` order, not the file's: swapping two rows' seq numbers
     (to hide the order in which things happened) breaks the chain at both."""
     import csv
@@ -90,13 +90,13 @@ def test_a_row_moved_into_another_place_in_the_chain_breaks_the_link(client, ope
     assert any("no encadena con el evento anterior" in problem for problem in result.problems)
 
 
-def test_a_filtered_export_is_sound_with_its_gaps_counted(client, operator, events):  # noqa: F811
+def test_a_filtered_export_is_sound_with_its_gaps_counted(client, operator, events):
     result = csv_check(exported(client, kind="signin_failed").splitlines(keepends=True))
 
     assert result.sound and result.sealed == 2 and result.gaps == 1 and result.linked == 0
 
 
-def test_the_command_checks_a_file_and_shows_a_sealed_events_hash(client, operator, events, tmp_path):  # noqa: F811
+def test_the_command_checks_a_file_and_shows_a_sealed_events_hash(client, operator, events, tmp_path):
     good = tmp_path / "eventos.csv"
     good.write_text(exported(client), encoding="utf-8")
     head = ChainHead.objects.get()
@@ -114,7 +114,7 @@ def test_the_command_checks_a_file_and_shows_a_sealed_events_hash(client, operat
         _run("audit_verify", "--seq", "999999")
 
 
-def test_the_checker_runs_on_the_file_alone_without_django(client, operator, events, tmp_path):  # noqa: F811
+def test_the_checker_runs_on_the_file_alone_without_django(client, operator, events, tmp_path):
     """An auditor's machine: plain Python, the portal's source, no settings and no database."""
     path = tmp_path / "eventos.csv"
     path.write_text(exported(client), encoding="utf-8")
@@ -146,7 +146,7 @@ def _run(*args: str) -> str:
 
 def test_a_sealed_row_with_its_seal_blanked_in_the_file_is_not_passed_off_as_unsealed(
     client,
-    operator,  # noqa: F811
+    operator,
     events,
 ):
     """Blanking an edited row's seq and hashes made it read as "sin sellar (no se verifican)" beside a
@@ -201,7 +201,7 @@ def _rechained(text: str, edit: Callable[[list[str], dict[str, int]], None]) -> 
     return out.getvalue() + last + "\n"
 
 
-def test_on_the_server_a_forged_file_is_told_by_its_signatures(client, operator, events, tmp_path):  # noqa: F811
+def test_on_the_server_a_forged_file_is_told_by_its_signatures(client, operator, events, tmp_path):
     """Without the key (`python -m oficina.audit.offline`) a file edited and re-chained from the edit
     on is sound as far as its hashes go; the server holds the key and checks each row's `firma`."""
     text = exported(client)
@@ -242,7 +242,7 @@ def test_on_the_server_a_forged_file_is_told_by_its_signatures(client, operator,
     assert "repite la firma de otro evento" in _output("audit_verify", "--csv", str(twice))
 
 
-def test_a_file_without_the_signature_column_is_not_passed_on_the_server(client, operator, events, tmp_path):  # noqa: F811
+def test_a_file_without_the_signature_column_is_not_passed_on_the_server(client, operator, events, tmp_path):
     import csv
     import io
 
@@ -270,7 +270,7 @@ def _output(*args: str) -> str:
 
 def test_on_the_server_a_row_taken_out_and_the_rest_renumbered_is_not_passed(
     client,
-    operator,  # noqa: F811
+    operator,
     events,
     tmp_path,
 ):
@@ -307,7 +307,7 @@ def test_on_the_server_a_row_taken_out_and_the_rest_renumbered_is_not_passed(
 
 def test_on_the_server_a_row_made_up_under_a_seq_from_before_signatures_is_not_passed(
     client,
-    operator,  # noqa: F811
+    operator,
     events,
     tmp_path,
 ):

@@ -23,7 +23,6 @@ from oficina.notify.models import OutboxMessage
 from oficina.notify.outbox import message_queue, outbox_deliver
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import type_on_keypad
-from tests.test_backoffice import signed_in_operator
 from tests.test_outbox import deliver_until_final, outbox_clock, queued_code, use_gateway
 
 pytestmark = pytest.mark.django_db
@@ -31,11 +30,6 @@ pytestmark = pytest.mark.django_db
 EVENTS = "/operadores/audit/event/"
 POLICIES = "/operadores/consent/policyversion/"
 OUTBOX = "/operadores/notify/outboxmessage/"
-
-
-@pytest.fixture
-def operator(client):
-    return signed_in_operator(client)
 
 
 def csv_rows(response) -> list[dict[str, str]]:

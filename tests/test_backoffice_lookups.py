@@ -12,16 +12,10 @@ from oficina.backoffice.sites import OfferedLookupsOnly
 from oficina.members.models import Member
 from tests.factories import DEFAULT_PIN, make_member
 from tests.security import sign_in
-from tests.test_backoffice import signed_in_operator
 
 pytestmark = pytest.mark.django_db
 
 MEMBERS = "/operadores/members/member/"
-
-
-@pytest.fixture
-def operator(client):
-    return signed_in_operator(client)
 
 
 @pytest.fixture

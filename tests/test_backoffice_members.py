@@ -28,11 +28,6 @@ pytestmark = pytest.mark.django_db
 MEMBERS = "/operadores/members/member/"
 
 
-@pytest.fixture
-def operator(client):
-    return signed_in_operator(client)
-
-
 def change_url(member: Member) -> str:
     return f"{MEMBERS}{member.pk}/change/"
 

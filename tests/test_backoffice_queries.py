@@ -17,7 +17,6 @@ from oficina.consent.models import Consent, PolicyVersion
 from oficina.consent.services import policy_current
 from oficina.members.models import Member
 from tests.factories import make_member
-from tests.test_backoffice import signed_in_operator
 
 pytestmark = pytest.mark.django_db
 
@@ -25,11 +24,6 @@ MEMBERS = "/operadores/members/member/"
 CONSENTS = "/operadores/consent/consent/"
 POLICIES = "/operadores/consent/policyversion/"
 EVENTS = "/operadores/audit/event/"
-
-
-@pytest.fixture
-def operator(client):
-    return signed_in_operator(client)
 
 
 def statements(client, url: str, params: dict[str, str] | None = None) -> tuple[str, list[str]]:
