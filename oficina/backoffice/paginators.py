@@ -82,8 +82,8 @@ class EstimatedCount(ModelAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         response = super().changelist_view(request, extra_context)
-        context = getattr(response, "context_data", None) if isinstance(response, TemplateResponse) else None
+        context = response.context_data if isinstance(response, TemplateResponse) else None
         cl = context.get("cl") if context else None
-        if context and cl is not None and getattr(cl.paginator, "estimated", False):
+        if context and cl is not None and cl.paginator.estimated:
             context["selection_note_all"] = f"Todos seleccionados ({cl.paginator.count_shown})"
         return response

@@ -113,7 +113,6 @@ def _step_5_document(request: HttpRequest) -> str:
 def identify(request: HttpRequest) -> HttpResponse:
     """Paso 1: "Ingresa tu usuario"."""
     error = None
-    value = ""
     if request.method != "POST":  # GET, or a HEAD: that one consumed a rate-limit hit as an empty POST
         value = _step_5_document(request)
     else:
