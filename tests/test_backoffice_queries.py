@@ -149,16 +149,35 @@ def test_the_versions_list_counts_each_versions_consents_in_one_statement(client
     assert first.consents.count() == 2
 
 
-# The members list: ordered by name; a name searched in the names only.
+# The members list: ordered by cédula, from its unique index; a name searched in the names only.
 
 
-def test_the_members_list_is_ordered_by_name(client, operator):
-    make_member(name="Beatriz Ortiz")
-    make_member(name="Ana Gómez")
+def test_the_members_list_is_ordered_by_cedula(client, operator):
+    make_member(document="43210987", name="Ana Gómez")
+    make_member(document="1020304050", name="Beatriz Ortiz")
     page, sqls = statements(client, MEMBERS)
-    assert page.index("Ana Gómez") < page.index("Beatriz Ortiz")
+    assert page.index("1020304050") < page.index("43210987")  # as text: the index's order
     statement = page_statement(sqls, "members_member")
-    assert 'ORDER BY "members_member"."name" ASC, "members_member"."id" DESC' in statement
+    order = statement[statement.index("ORDER BY") :]
+    # Unique: the order is total without the id Django would otherwise add.
+    assert order.startswith('ORDER BY "members_member"."document" ASC') and '"id"' not in order, order
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_members_list_is_read_in_order_from_the_cedula_index(client, operator):
+    make_member(document="43210987")
+    make_member(document="1020304050")
+    _, sqls = statements(client, MEMBERS)
+    plan = plan_of(page_statement(sqls, "members_member"))
+    assert "Index Scan using members_member_document" in plan and "Sort" not in plan, plan
+
+
+def test_the_members_list_still_sorts_by_name_when_the_operator_asks(client, operator):
+    make_member(document="43210987", name="Ana Gómez")
+    make_member(document="1020304050", name="Beatriz Ortiz")
+    page, sqls = statements(client, MEMBERS, {"o": "2"})  # the «nombre» column
+    assert page.index("Ana Gómez") < page.index("Beatriz Ortiz")
+    assert '"members_member"."name" ASC' in page_statement(sqls, "members_member")
 
 
 def test_a_search_by_name_compares_names_only(client, operator):
@@ -170,7 +189,9 @@ def test_a_search_by_name_compares_names_only(client, operator):
     assert "Marta Lucía" in page and "Ana María" not in page
     searched = on("members_member", sqls)
     assert searched and not [
-        sql for sql in searched if '"members_member"."document"' in sql.split("WHERE")[-1]
+        sql
+        for sql in searched
+        if '"members_member"."document"' in sql.split("WHERE")[-1].split("ORDER BY")[0]
     ]
     page, _ = statements(client, MEMBERS, {"q": "restrepo marta"})
     assert "Marta Lucía" not in page and "Ana María" not in page  # every word, as Django's search
