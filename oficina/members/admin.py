@@ -99,7 +99,7 @@ class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
     name_lookup = "name"
     search_help_text = "Busca por cédula (con o sin puntos) o por nombre."
     # By cédula, the list's first column and what an operator searches by: read in order from its
-    # unique index. By name, a million members were sorted on every visit (0.7–0.8 s) and an index
+    # unique index. By name, a million members were sorted on every visit (0.35 to 0.84 s) and an index
     # on the name made the registry import miss its target (docs/performance.md). Clicking «nombre»
     # still sorts by name, on demand.
     ordering = ["document"]
