@@ -16,7 +16,7 @@ from oficina.signin.flows.login import session_auth_hash
 from oficina.signin.pin import secret_hash
 from oficina.signin.stages import SESSION_KEY, Stage
 from tests.factories import DEFAULT_PIN, make_member
-from tests.keypad import type_on_keypad
+from tests.keypad import keypad_body, type_on_keypad
 from tests.test_backoffice import signed_in_operator
 
 pytestmark = pytest.mark.django_db
@@ -208,9 +208,10 @@ def test_head_never_enters_a_post_branch_on_the_signin_pages(name, client):
     assert response.status_code == 200
     assert not consumed.called and not started.called and not keypad.called
     after = dict(client.session.items())
-    # The flow is where it was: no stage moved, no code or consent asked for.
+    # The flow is where it was: no stage moved, no code or consent asked for, no keypad drawn.
     assert after.get(SESSION_KEY, {}).get("stage") == before.get(SESSION_KEY, {}).get("stage")
     assert after.get("reset") == before.get("reset")
+    assert after.get("keypad") == before.get("keypad")
 
 
 def test_head_on_ingresa_tu_usuario_counts_nothing_and_shows_no_error(client):
@@ -249,3 +250,48 @@ def test_head_on_clave_records_the_image_shown_event_once_as_the_get(client):
     assert client.get("/clave/").status_code == 200
     assert client.head("/clave/").status_code == 200
     assert Event.objects.filter(kind="image_shown").count() == 1
+
+
+def _head_between(client: Client, path: str, pin: str):
+    """GETs a keypad page, sends it a HEAD (a link checker with the member's cookies), then POSTs the six
+    tokens of the GET's keypad, the one on the member's screen."""
+    page = client.get(path)
+    assert page.status_code == 200, page.status_code
+    head = client.head(path)
+    assert head.status_code == 200 and head.get("Content-Length") == page.get("Content-Length")
+    return client.post(path, keypad_body(page.content.decode(), pin))
+
+
+def test_a_head_on_clave_leaves_the_keypad_on_screen_working(client):
+    """It drew a keypad of its own and stored it as the entry: the member's «Continuar» then answered
+    «El teclado cambió», as if their page were stale."""
+    member = make_member(returning=True)
+    client.post("/", {"usuario": member.document})
+    assert _head_between(client, "/clave/", DEFAULT_PIN).url == "/oficina/"
+
+
+def test_a_head_on_the_new_pin_pages_leaves_their_keypads_working(client):
+    member = make_member(returning=True)
+    session = client.session
+    session[SESSION_KEY] = {
+        "document": member.document,
+        "stage": Stage.NEW_PIN.value,
+        "started_at": time.time(),
+        "member_id": member.pk,
+        "kind": "reset",
+        "auth": session_auth_hash(member),
+    }
+    session.save()
+    assert _head_between(client, "/nueva-clave/", "730519").url == "/nueva-clave/confirmar/"
+    assert _head_between(client, "/nueva-clave/confirmar/", "730519").url == "/imagen-y-frase/"
+
+
+def test_a_head_on_the_offices_keypad_pages_leaves_their_keypads_working(client):
+    member = make_member(returning=True)
+    client.post("/", {"usuario": member.document})
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/oficina/"
+    assert client.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
+    assert _head_between(client, "/oficina/confirmar-clave/", DEFAULT_PIN).url == "/oficina/cambiar-clave/"
+    confirmation = _head_between(client, "/oficina/cambiar-clave/", "730519")
+    assert confirmation.url == "/oficina/cambiar-clave/confirmar/"
+    assert _head_between(client, "/oficina/cambiar-clave/confirmar/", "730519").url == "/oficina/"

@@ -60,7 +60,8 @@ def keypad_post(request: HttpRequest, *, purpose: str) -> KeypadResult:
 
 
 def keypad_context(request: HttpRequest, *, purpose: str, tokens: list[str] | None = None) -> dict[str, Any]:
-    """A fresh shuffle for the page being rendered. A GET starts a new entry; a re-render keeps it."""
+    """A fresh shuffle for the page being rendered. A GET starts a new entry; a re-render keeps it; a
+    HEAD draws one for its headers and keeps none."""
     tokens = tokens or []
     state = request.session.get(SESSION_KEY) if tokens else None
     entry = KeypadEntry(state, purpose=purpose)
@@ -70,7 +71,11 @@ def keypad_context(request: HttpRequest, *, purpose: str, tokens: list[str] | No
     except KeypadError:
         entry, tokens, restarted = KeypadEntry(None, purpose=purpose), [], True
         keys = entry.render()
-    request.session[SESSION_KEY] = entry.state
+    if request.method != "HEAD":
+        # A HEAD is answered with this page's headers (its length too: every layout has the same), but
+        # nobody sees the keypad it drew: stored, it replaced the entry of the page the member has on
+        # screen, whose keys then answered «El teclado cambió». The session keeps the GET's.
+        request.session[SESSION_KEY] = entry.state
     # A press, «Borrar» or «Limpiar» without JavaScript reloads the page: the focus goes back to the
     # keypad (read out with its count), not to the top of the page.
     resumed = request.method == "POST" and (
