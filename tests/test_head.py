@@ -295,3 +295,29 @@ def test_a_head_on_the_offices_keypad_pages_leaves_their_keypads_working(client)
     confirmation = _head_between(client, "/oficina/cambiar-clave/", "730519")
     assert confirmation.url == "/oficina/cambiar-clave/confirmar/"
     assert _head_between(client, "/oficina/cambiar-clave/confirmar/", "730519").url == "/oficina/"
+
+
+EXPORTS = {
+    "/operadores/audit/event/exportar.csv": "operator_audit_export",
+    f"/operadores/members/member/{MEMBER}/autorizaciones.csv": "operator_consent_export",
+    f"/operadores/members/member/{MEMBER}/autorizaciones/": "operator_consent_export",
+}
+
+
+@pytest.mark.parametrize(("path", "kind"), EXPORTS.items(), ids=list(EXPORTS))
+def test_a_head_on_an_export_records_no_export_and_reads_no_row(client, path, kind):
+    """A HEAD transfers none of the data: it recorded the export event all the same (an operator seen
+    exporting a member's consents, or the log, that nobody received), and a CSV read its rows."""
+    from oficina.audit.models import Event
+    from oficina.backoffice import views
+
+    path = path.replace(MEMBER, str(make_member(returning=True).pk))
+    signed_in_operator(client)
+    with mock.patch.object(views, "csv_response", wraps=views.csv_response) as csv_response:
+        head = client.head(path)
+    assert head.status_code == 200
+    assert not Event.objects.filter(kind=kind).exists()
+    if path.endswith(".csv"):
+        assert list(csv_response.call_args.kwargs["rows"]) == []
+    assert client.get(path).status_code == 200
+    assert Event.objects.filter(kind=kind).count() == 1  # the GET's

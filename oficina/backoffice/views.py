@@ -70,6 +70,13 @@ def _context(model_admin: admin.ModelAdmin[Any], request: HttpRequest, **extra: 
     }
 
 
+def _transfers_data(request: HttpRequest) -> bool:
+    """Whether an export's answer carries its data: a HEAD (a link checker, a download manager asking
+    the file's type) gets the GET's status and headers and no body. It exported nothing, so it records
+    no export event, and a CSV's rows are not read for it."""
+    return request.method != "HEAD"
+
+
 # Members: operations at the counter ---------------------------------------------------------------
 
 
@@ -180,24 +187,29 @@ def _consent_rows(member: Member) -> list[dict[str, Any]]:
     ]
 
 
+CONSENT_CSV_HEADER = [
+    "cedula",
+    "nombre",
+    "version",
+    "publicada_utc",
+    "aceptada_utc",
+    "ip",
+    "user_agent",
+    "sha256_aceptado",
+    "sha256_verificado",
+    "texto_politica",
+    "revocada_utc",
+    "solicitud_revocacion",
+]
+
+
 def consent_proof_csv(request: HttpRequest, *, member_id: int) -> HttpResponseBase:
     _require(request, "consent.view_consent")
     member = get_object_or_404(Member, pk=member_id)
+    filename = f"autorizaciones-{member.document}.csv"
+    if not _transfers_data(request):
+        return csv_response(filename=filename, header=CONSENT_CSV_HEADER, rows=())
     services.operator_event("operator_consent_export", request=request, member=member, format="csv")
-    header = [
-        "cedula",
-        "nombre",
-        "version",
-        "publicada_utc",
-        "aceptada_utc",
-        "ip",
-        "user_agent",
-        "sha256_aceptado",
-        "sha256_verificado",
-        "texto_politica",
-        "revocada_utc",
-        "solicitud_revocacion",
-    ]
     rows = (
         [
             member.document,
@@ -215,13 +227,16 @@ def consent_proof_csv(request: HttpRequest, *, member_id: int) -> HttpResponseBa
         ]
         for row in _consent_rows(member)
     )
-    return csv_response(filename=f"autorizaciones-{member.document}.csv", header=header, rows=rows)
+    return csv_response(filename=filename, header=CONSENT_CSV_HEADER, rows=rows)
 
 
 def consent_proof_page(request: HttpRequest, *, member_id: int) -> HttpResponse:
     _require(request, "consent.view_consent")
     member = get_object_or_404(Member, pk=member_id)
-    services.operator_event("operator_consent_export", request=request, member=member, format="html")
+    if _transfers_data(request):
+        # A HEAD's page is still rendered in full (one member's few consents): the Content-Length it
+        # gets must be the GET's (RFC 9110 §8.6).
+        services.operator_event("operator_consent_export", request=request, member=member, format="html")
     context = {
         "member": member,
         "rows": _consent_rows(member),
@@ -293,12 +308,14 @@ def events_csv(request: HttpRequest, *, events: Any, filters: str) -> HttpRespon
             "o por tipo de evento y exporta por partes.",
         )
         return redirect(reverse("admin:audit_event_changelist") + (f"?{filters}" if "=" in filters else ""))
+    filename = f"eventos-{timezone.now().strftime('%Y%m%d-%H%M%S')}.csv"
+    if not _transfers_data(request):
+        return csv_response(filename=filename, header=EVENT_CSV_HEADER, rows=())
     services.operator_event(
         "operator_audit_export", request=request, filters=_filters_recorded(filters)[:300], rows=count
     )
     rows = (_event_row(event) for event in events.order_by("id").iterator(chunk_size=2000))
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    return csv_response(filename=f"eventos-{stamp}.csv", header=EVENT_CSV_HEADER, rows=rows)
+    return csv_response(filename=filename, header=EVENT_CSV_HEADER, rows=rows)
 
 
 def audit_export(request: HttpRequest, *, model_admin: admin.ModelAdmin[Any]) -> HttpResponseBase:
