@@ -321,3 +321,44 @@ def test_a_head_on_an_export_records_no_export_and_reads_no_row(client, path, ki
         assert list(csv_response.call_args.kwargs["rows"]) == []
     assert client.get(path).status_code == 200
     assert Event.objects.filter(kind=kind).count() == 1  # the GET's
+
+
+def _signed_in_member(client: Client) -> None:
+    member = make_member(returning=True)
+    client.post("/", {"usuario": member.document})
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/oficina/"
+
+
+def test_a_head_on_another_security_page_does_not_change_where_the_step_up_leads(client):
+    """«Confirma tu clave» sends the member, once the PIN is proven, to the page that asked for it; a
+    HEAD on another security page (a link checker running over the office's menu) changed it."""
+    _signed_in_member(client)
+    assert client.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
+    assert client.head("/oficina/datos-de-contacto/").url == "/oficina/confirmar-clave/"  # as the GET
+    assert type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN).url == "/oficina/cambiar-clave/"
+
+
+def test_a_head_does_not_keep_an_idle_office_session_open(client, settings):
+    """A HEAD is answered as the GET while the session is open, but it is no sign of the member: it
+    renewed the idle clock, and a script or link checker holding the cookie kept the office open."""
+    from tests.test_stages import later
+
+    _signed_in_member(client)
+    with later(settings.MEMBER_IDLE_SECONDS - 5):
+        assert client.head("/oficina/").status_code == 200
+    with later(settings.MEMBER_IDLE_SECONDS + 5):
+        assert client.get("/oficina/").url == "/"  # idle since the sign-in's page
+
+
+def test_a_head_does_not_keep_an_idle_operators_session_open(client, monkeypatch):
+    from oficina.backoffice import middleware
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(middleware, "_now", lambda: now[0])
+    signed_in_operator(client)
+    assert client.get("/operadores/").status_code == 200
+    now[0] += 800
+    assert client.head("/operadores/").status_code == 200  # within the 15 minutes: as the GET
+    now[0] += 200
+    response = client.get("/operadores/")
+    assert response.status_code == 302 and response.url.startswith("/operadores/login/")

@@ -1,5 +1,6 @@
-"""An operator's session ends after OPERATOR_IDLE_SECONDS without a request (an unattended desk), and
-SESSION_ABSOLUTE_SECONDS (one hour) after the sign-in whatever the activity.
+"""An operator's session ends after OPERATOR_IDLE_SECONDS without a request (an unattended desk; a HEAD
+is no request of the operator's here), and SESSION_ABSOLUTE_SECONDS (one hour) after the sign-in
+whatever the activity.
 
 The absolute limit bounds what a stolen or forgotten session can do: Django's own expiry moves on
 with every save, and this middleware saves the session on every request, so without it an operator
@@ -53,7 +54,10 @@ class OperatorIdleMiddleware:
                 return self._signed_out(request, "tiempo máximo", ABSOLUTE_MESSAGE, absolute)
             if isinstance(seen, int | float) and now - seen > idle:
                 return self._signed_out(request, "inactividad", IDLE_MESSAGE, idle)
-            request.session[SEEN_KEY] = now
+            if request.method != "HEAD":
+                # Checked, not renewed, by a HEAD: no operator at the desk asked for it (browsers send
+                # none of their own), and it kept an unattended back office open.
+                request.session[SEEN_KEY] = now
         return self.get_response(request)
 
     def _access_withdrawn(self, request: HttpRequest) -> HttpResponse:

@@ -101,8 +101,12 @@ class MemberSessionMiddleware:
             # new id here would race the same browser's concurrent requests into "replaced".
             data["auth"] = session_auth_hash(member)
             request.session.modified = True
-        if now - float(data.get("seen_at", 0)) >= SEEN_AT_RESOLUTION:  # type: ignore[arg-type]
-            # The idle clock needs no finer grain: skipping the session write saves a query per page.
+        # The idle clock needs no finer grain: skipping the session write saves a query per page. A HEAD
+        # is checked against it but does not renew it: browsers send none of their own and nobody sees
+        # its body (a link checker, a script holding the cookie), and it kept an office left open on a
+        # shared computer open.
+        seen_at = float(data.get("seen_at", 0))  # type: ignore[arg-type]
+        if request.method != "HEAD" and now - seen_at >= SEEN_AT_RESOLUTION:
             data["seen_at"] = now
             request.session.modified = True
         return member

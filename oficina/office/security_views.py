@@ -59,7 +59,11 @@ def stepup_required(target: str) -> Callable[[Callable[..., HttpResponse]], Call
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not stepup_is_fresh(request):
-                request.session[NEXT_KEY] = target
+                # Where «Confirma tu clave» leads once the PIN is proven. Not set by a HEAD: nobody
+                # follows its redirect, and a member already on «Confirma tu clave» for one change
+                # was sent to another page's after the PIN.
+                if request.method != "HEAD":
+                    request.session[NEXT_KEY] = target
                 return redirect("office:stepup")
             return view(request, *args, **kwargs)
 
