@@ -1,5 +1,7 @@
 """HEAD wherever GET (RFC 9110 §9.1, §9.3.2): uptime monitors and link previews send it. It answers as
-the GET would (status and headers; the body is dropped), and never runs what only a POST may run."""
+the GET would (status and headers; the body is dropped), never runs what only a POST may run, and changes
+nothing a later request depends on (the keypad on screen, the idle clocks, the step-up's next page), nor
+records an export that transferred nothing."""
 
 from __future__ import annotations
 

@@ -73,7 +73,8 @@ MSG_FLOW_EXPIRED = "Tu sesión de ingreso terminó. Ingresa tu usuario para cont
 CHANNEL_NAMES = {"sms": "celular", "email": "correo electrónico"}
 
 # HEAD wherever GET (RFC 9110 §9.1: uptime monitors, link previews): it runs as the GET, and Django and
-# gunicorn drop the body. Every view tests for POST, never for GET, so a HEAD never enters a POST branch.
+# gunicorn drop the body. Every view tests for POST, never for GET, so a HEAD never enters a POST branch;
+# and it keeps no keypad it draws (keypad_form.py): the POST is typed on the GET's (docs/security.md §1.3).
 protected = [never_cache, csrf_protect, require_http_methods(["GET", "HEAD", "POST"])]
 
 
