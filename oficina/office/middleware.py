@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from oficina.lib.prepared import PreparedQuery
 from oficina.members.models import Member, PinHistory, session_is_current
+from oficina.office.session_time import SessionTime
 from oficina.signin.flows.login import MEMBER_SESSION_KEY, session_auth_hash, session_auth_match
 
 SEEN_AT_RESOLUTION = 10  # seconds
@@ -34,6 +35,7 @@ class MemberSessionMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.member = None  # type: ignore[attr-defined]
         request.member_session_ended = None  # type: ignore[attr-defined]
+        request.member_time = None  # type: ignore[attr-defined]
         data = request.session.get(MEMBER_SESSION_KEY) if hasattr(request, "session") else None
         if isinstance(data, dict):
             member = self._load(request, data)
@@ -109,6 +111,14 @@ class MemberSessionMiddleware:
         if request.method != "HEAD" and now - seen_at >= SEEN_AT_RESOLUTION:
             data["seen_at"] = now
             request.session.modified = True
+        # For base.html's warning and «Seguir conectado»'s answer: when each limit ends, from this clock.
+        request.member_time = SessionTime.of(  # type: ignore[attr-defined]
+            now=now,
+            seen_at=float(data.get("seen_at", now)),  # type: ignore[arg-type]
+            signed_in_at=float(data.get("signed_in_at", 0)),  # type: ignore[arg-type]
+            idle=settings.MEMBER_IDLE_SECONDS,
+            absolute=settings.MEMBER_ABSOLUTE_SECONDS,
+        )
         return member
 
 

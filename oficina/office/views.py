@@ -59,9 +59,14 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_POST
 @member_required
 def keep_alive(request: HttpRequest) -> HttpResponse:
-    """ "Seguir conectado": the middleware already renewed the idle timer; JavaScript wants no page."""
+    """ "Seguir conectado": the middleware already renewed the idle timer; JavaScript wants no page.
+    It cannot renew the absolute limit: the 204 says how long is left of it (X-Absolute-Seconds-Left),
+    and static/js/app.js's next warning, when that end comes first, says the session cannot be extended
+    and offers no «Seguir conectado»."""
     if request.headers.get("X-Requested-With") == "fetch":
-        return HttpResponse(status=204)
+        response = HttpResponse(status=204)
+        response["X-Absolute-Seconds-Left"] = str(request.member_time.absolute_left)  # type: ignore[attr-defined]
+        return response
     return redirect("office:home")
 
 

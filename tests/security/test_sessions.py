@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import UTC, datetime
+from html.parser import HTMLParser
 from types import SimpleNamespace
 from unittest import mock
 
@@ -12,7 +15,9 @@ from django.test import Client
 
 from oficina.audit.models import Event
 from oficina.consent.services import policy_publish
+from oficina.lib.dates import colombian_moment
 from oficina.office import middleware as office_middleware
+from oficina.signin.flows.login import MEMBER_SESSION_KEY
 from tests.factories import DEFAULT_PIN
 from tests.keypad import type_on_keypad
 from tests.security import (
@@ -24,6 +29,7 @@ from tests.security import (
     run_in_production,
     sign_in,
 )
+from tests.test_stages import warning_of
 
 pytestmark = pytest.mark.django_db
 
@@ -188,6 +194,133 @@ def test_an_active_session_ends_after_an_hour_with_a_spanish_message(client, mem
 
     assert client.get("/oficina/").url == "/"
     assert "Tu sesión llegó a su tiempo máximo" in notice_on_start_page(client)
+
+
+# --- The hour's end told before it comes (WCAG 2.2.1, docs/security.md §5 G26) ---------------------
+
+FETCH = {"X-Requested-With": "fetch"}
+IDLE_WORDS = "Por tu seguridad, cerraremos tu sesión en 1 minuto si no hay actividad."
+
+
+def active_until(client: Client, clock: OfficeClock, seconds: float) -> float:
+    """Opens an office page every four minutes (the idle limit never ends the session) and stops the
+    clock `seconds` after the sign-in; returns the moment the session must end, an hour after it."""
+    signed_in_at = float(client.session[MEMBER_SESSION_KEY]["signed_in_at"])
+    while clock.now + 240 < signed_in_at + seconds:
+        clock.advance(240)
+        assert client.get("/oficina/").status_code == 200
+    clock.now = signed_in_at + seconds
+    return signed_in_at + django_settings.MEMBER_ABSOLUTE_SECONDS
+
+
+def hour_words(when: str, end: float) -> str:
+    at = colombian_moment(datetime.fromtimestamp(end, UTC))
+    return (
+        f"Por tu seguridad, tu sesión se cerrará {when}, a {at.article} {at.time}, porque llega a su tiempo "
+        "máximo. No podemos darte más tiempo: después tendrás que ingresar de nuevo."
+    )
+
+
+class _ShownText(HTMLParser):
+    """The words of the warning's paragraph a reader gets: those of no element marked `hidden`."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.open: list[bool] = []  # per open element inside the paragraph: hidden or not
+        self.inside = False
+        self.words: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if ("id", "aviso-texto") in attrs:
+            self.inside = True
+        elif self.inside:
+            self.open.append(any(name == "hidden" for name, _ in attrs))
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.open:
+            self.open.pop()
+        elif tag == "p":
+            self.inside = False
+
+    def handle_data(self, data: str) -> None:
+        if self.inside and not any(self.open):
+            self.words.append(data)
+
+    def handle_entityref(self, name: str) -> None:
+        self.handle_data(f"&{name};")
+
+
+def shown_text(box: str) -> str:
+    parser = _ShownText()
+    parser.feed(box)
+    return " ".join("".join(parser.words).split())
+
+
+def shown_by_the_page(box: str) -> bool:
+    """Whether the warning is shown as the page comes, without JavaScript (no `hidden` on the box)."""
+    opening = box.split(">", 1)[0]
+    return re.search(r"\shidden\s", opening) is None
+
+
+def test_while_the_idle_end_comes_first_the_warning_offers_seguir_conectado(client, member, office_clock):
+    """The idle warning as it was; the page also says how long is left of the hour, for the script."""
+    sign_in(client, member.document, DEFAULT_PIN)
+    active_until(client, office_clock, 1000.5)
+
+    box = warning_of(client.get("/oficina/").content.decode())
+
+    assert shown_text(box) == IDLE_WORDS
+    assert "Seguir conectado</button>" in box and not shown_by_the_page(box)
+    assert 'data-seconds-left="300"' in box and 'data-absolute-seconds-left="2599"' in box
+
+
+def test_when_the_hour_ends_before_the_idle_limit_the_warning_says_it_cannot_be_extended(
+    client, member, office_clock
+):
+    """The session ends an hour after the sign-in however active the member is, and it ended without a
+    word: «Seguir conectado» a minute before the idle end could not keep it. With less of the hour left
+    than of the idle limit, the warning (shown by the script a minute before) says when the session
+    ends and that it cannot be extended, and offers no button."""
+    sign_in(client, member.document, DEFAULT_PIN)
+    end = active_until(client, office_clock, 3600 - 200.5)
+
+    box = warning_of(client.get("/oficina/").content.decode())
+
+    assert shown_text(box) == hour_words("en 1 minuto", end)
+    assert "<button" not in box and "Seguir conectado" not in box and "seguir-conectado" not in box
+    assert 'data-seconds-left="300"' in box and 'data-absolute-seconds-left="200"' in box
+    assert not shown_by_the_page(box)  # the script shows it a minute before
+
+
+def test_a_page_made_in_the_last_minute_shows_when_the_session_ends_without_javascript(
+    client, member, office_clock
+):
+    sign_in(client, member.document, DEFAULT_PIN)
+    end = active_until(client, office_clock, 3600 - 30.5)
+
+    box = warning_of(client.get("/oficina/mis-datos/").content.decode())
+
+    assert shown_by_the_page(box)
+    assert shown_text(box) == hour_words("en menos de un minuto", end)
+    assert "<button" not in box
+    office_clock.advance(31)
+    assert client.get("/oficina/").url == "/"
+    assert "Tu sesión llegó a su tiempo máximo" in notice_on_start_page(client)
+
+
+def test_seguir_conectado_cannot_keep_the_session_past_the_hour(client, member, office_clock):
+    """«Seguir conectado» renews the idle limit only: its answer says how much of the hour is left, and
+    the session still ends at the hour."""
+    sign_in(client, member.document, DEFAULT_PIN)
+    active_until(client, office_clock, 3600 - 30.5)
+
+    renewed = client.post("/oficina/seguir-conectado/", headers=FETCH)
+
+    assert renewed.status_code == 204 and renewed["X-Absolute-Seconds-Left"] == "30"
+    office_clock.advance(31)
+    assert client.post("/oficina/seguir-conectado/", headers=FETCH).url == "/"
+    assert "Tu sesión llegó a su tiempo máximo" in notice_on_start_page(client)
+    assert Event.objects.filter(kind="session_expired", member_id=member.pk, data__reason="absolute").exists()
 
 
 def test_seguir_conectado_renews_the_idle_timer(client, member, office_clock):
