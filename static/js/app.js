@@ -52,32 +52,43 @@
   }
 
   // One minute before the idle timeout, offer "Seguir conectado" (in a sign-in flow, one minute before
-  // the flow ends, "Necesito más tiempo", or once it was used up, say that no more time can be given);
+  // the flow ends, "Necesito más tiempo", or once it was used up, say that no more time can be given;
+  // in the office, when the session's absolute end comes first, say that it cannot be extended);
   // at the timeout, ask for the page again.
-  // data-seconds-left: what is left of the period when the page was made.
+  // data-seconds-left: what is left of the period when the page was made; data-absolute-seconds-left:
+  // what was left of the office session's absolute limit (office/session_time.py). Both the server's
+  // numbers, counted from when the page arrived: the browser's clock may be set to any time.
   function setupSessionWarning(box) {
     var idle = parseInt(box.getAttribute("data-idle-seconds"), 10) * 1000;
     var left = parseInt(box.getAttribute("data-seconds-left"), 10) * 1000;
+    var absoluteLeft = parseInt(box.getAttribute("data-absolute-seconds-left"), 10) * 1000;
+    var absoluteEnd = absoluteLeft >= 0 ? Date.now() + absoluteLeft : Infinity;
     var form = box.querySelector("[data-keep-alive]");
-    var when = box.querySelector("[data-time-left]");
+    var when = box.querySelectorAll("[data-time-left]");
     var warnTimer, endTimer, deadline, focusBefore = null;
     if (!(idle > 0)) { return; }  // no timeout known: no timers (NaN would fire them at once)
+    // A page made in the last minute carries the warning shown (for a browser without JavaScript):
+    // shown again here, with the focus, as the timer would have.
+    var shownByServer = !box.hidden;
+    box.hidden = true;
     function warn() {
       if (!box.hidden) { return; }
       // «en 1 minuto» only when a minute is left (give or take the timer's second): a page made, or a
       // phone woken, with less left says so (signin/stages.py::time_left_words, the same words).
-      if (when) { when.textContent = deadline - Date.now() >= 59000 ? "en 1 minuto" : "en menos de un minuto"; }
+      var words = deadline - Date.now() >= 59000 ? "en 1 minuto" : "en menos de un minuto";
+      when.forEach(function (span) { span.textContent = words; });
       focusBefore = document.activeElement;
       box.hidden = false;
       var button = form && !form.hidden ? form.querySelector("button") : null;
       if (button) { button.focus(); } else { box.focus(); }  // no more time to give: the warning itself
     }
     // After the last «Necesito más tiempo» (the server's 204 says none is left): the next warning says
-    // so, without the button, instead of the flow ending without a word.
+    // so, without the button, instead of the flow ending without a word. In the office: the absolute
+    // end comes first, which «Seguir conectado» could not move.
     function noMoreTime() {
       var more = box.querySelector("[data-more-time]"), noMore = box.querySelector("[data-no-more-time]");
       if (!noMore) { return; }
-      form.hidden = true;
+      if (form) { form.hidden = true; }
       if (more) { more.hidden = true; }
       noMore.hidden = false;
     }
@@ -89,7 +100,11 @@
       warnTimer = setTimeout(warn, Math.max(rest - 60000, soonest));
       endTimer = setTimeout(pageAgain, Math.max(rest + 1000, 0));
     }
-    function arm(period) { deadline = Date.now() + period; schedule(1000); }
+    function arm(period) {
+      deadline = Date.now() + period;
+      if (deadline >= absoluteEnd) { deadline = absoluteEnd; noMoreTime(); }
+      schedule(1000);
+    }
     document.addEventListener("visibilitychange", function () {
       if (document.visibilityState === "visible") { schedule(0); }  // back in view: what is left, now
     });
@@ -104,6 +119,8 @@
       }).then(function (response) {
         if (response.status !== 204) { pageAgain(); return; }
         if (response.headers.get("X-Extensions-Left") === "0") { noMoreTime(); }
+        var absolute = parseInt(response.headers.get("X-Absolute-Seconds-Left"), 10) * 1000;
+        if (absolute >= 0) { absoluteEnd = Date.now() + absolute; }  // the server's count, again
         box.hidden = true;
         // Back where the member was (the button that had the focus is hidden now).
         if (focusBefore && focusBefore !== document.body && document.contains(focusBefore)) { focusBefore.focus(); }
@@ -112,6 +129,7 @@
       });  // no answer at all (offline): the warning stays, to try again
     }); }
     arm(left > 0 && left < idle ? left : idle);
+    if (shownByServer) { warn(); }
   }
 
   document.addEventListener("DOMContentLoaded", function () {

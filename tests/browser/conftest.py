@@ -247,6 +247,18 @@ def short_idle_app(live_app, app_dir, smtp_server) -> Iterator[LiveApp]:
         _stop(app)
 
 
+@pytest.fixture(scope="session")
+def short_session_app(live_app, app_dir, smtp_server) -> Iterator[LiveApp]:
+    """A third server on the same database whose member sessions last 4 minutes however active
+    (MEMBER_ABSOLUTE_SECONDS), less than the 5 idle ones: the absolute end always comes first."""
+    extra = {"MEMBER_ABSOLUTE_SECONDS": "240"}
+    app = _start_app(app_dir / "absolute", smtp_server, extra_env=extra, prepare=False)
+    try:
+        yield app
+    finally:
+        _stop(app)
+
+
 _imported = 0
 
 

@@ -645,6 +645,61 @@ def test_the_page_asked_again_at_the_timeout_is_this_sites_own(live_app, new_con
     assert page.url == address
 
 
+# The hour (MEMBER_ABSOLUTE_SECONDS) cannot be extended: when it ends first, the warning says so.
+HOUR_WORDS = re.compile(
+    r"^Por tu seguridad, tu sesión se cerrará en 1 minuto, a las? \d{1,2}:\d\d\s[ap]\.\sm\., "
+    r"porque llega a su tiempo máximo\. No podemos darte más tiempo: después tendrás que ingresar de nuevo\.$"
+)
+
+
+def test_when_the_session_ends_for_good_first_the_warning_says_so_without_seguir_conectado(
+    short_session_app, new_context
+):
+    """WCAG 2.2.1: the office session ends MEMBER_ABSOLUTE_SECONDS after the sign-in however active the
+    member is (4 minutes on this server, before the 5 idle ones), and it ended without a word. A minute
+    before, the warning says when and that it cannot be extended, offers no «Seguir conectado» (it
+    would not help), and takes the focus itself, so that a screen reader reads it out."""
+    base = short_session_app.url
+    page = _signed_in_with_clock(new_context, base, *RETURNING)
+    warning = page.get_by_role("alertdialog", name="Tu sesión está por cerrarse")
+    page.clock.run_for("02:30")
+    expect(warning).to_be_hidden()
+    page.clock.run_for("00:31")  # a minute before the 4, and a second
+    expect(warning).to_be_visible()
+    expect(warning).to_be_focused()
+    expect(page.get_by_role("button", name="Seguir conectado")).to_have_count(0)
+    expect(page.locator("[data-more-time]")).to_be_hidden()  # «… si no hay actividad»
+    expect(page.locator("[data-no-more-time]")).to_have_text(HOUR_WORDS)
+
+
+def test_after_seguir_conectado_the_next_warning_is_the_hours_end_when_it_comes_first(live_app, new_context):
+    """«Seguir conectado» renews the idle limit, not the hour: its answer says what is left of the hour
+    (X-Absolute-Seconds-Left), and when that ends before the renewed idle limit, the next warning is
+    the hour's, without the button. The route makes the server's answer say 200 s, as 56 minutes
+    after the sign-in (the server's own clock is not moved here)."""
+    base = live_app.url
+    page = _signed_in_with_clock(new_context, base, *RETURNING)
+
+    def hour_nearly_over(route: Any) -> None:
+        answer = route.fetch()
+        route.fulfill(response=answer, headers={**answer.headers, "x-absolute-seconds-left": "200"})
+
+    page.route(re.compile(r"/oficina/seguir-conectado/$"), hour_nearly_over)
+    warning = page.get_by_role("alertdialog", name="Tu sesión está por cerrarse")
+    page.clock.run_for(IDLE_WARNING_AFTER)
+    expect(page.get_by_role("button", name="Seguir conectado")).to_be_focused()
+    with page.expect_response(re.compile(r"/oficina/seguir-conectado/$")) as answer:
+        page.keyboard.press("Enter")
+    assert answer.value.status == 204
+    expect(warning).to_be_hidden()
+    page.clock.run_for("02:21")  # a minute before the 200 s, and a second
+    expect(warning).to_be_visible()
+    expect(warning).to_be_focused()
+    expect(page.get_by_role("button", name="Seguir conectado")).to_be_hidden()
+    expect(page.locator("[data-no-more-time]")).to_have_text(HOUR_WORDS)
+    expect(page).to_have_url(base + "/oficina/")
+
+
 def test_a_sign_in_warns_before_its_time_runs_out_and_gives_more(live_app, new_context):
     """WCAG 2.2.1: a sign-in or reset ended SIGNIN_FLOW_SECONDS (15 minutes) after the cédula without a
     word, however far it had got (the policy read out by a screen reader, the new PIN, the code spent)."""
