@@ -658,7 +658,8 @@ def test_when_the_session_ends_for_good_first_the_warning_says_so_without_seguir
     """WCAG 2.2.1: the office session ends MEMBER_ABSOLUTE_SECONDS after the sign-in however active the
     member is (4 minutes on this server, before the 5 idle ones), and it ended without a word. A minute
     before, the warning says when and that it cannot be extended, offers no «Seguir conectado» (it
-    would not help), and takes the focus itself, so that a screen reader reads it out."""
+    would not help), and takes the focus itself, so that a screen reader reads it out; axe finds
+    nothing on the page with it shown."""
     base = short_session_app.url
     page = _signed_in_with_clock(new_context, base, *RETURNING)
     warning = page.get_by_role("alertdialog", name="Tu sesión está por cerrarse")
@@ -670,6 +671,9 @@ def test_when_the_session_ends_for_good_first_the_warning_says_so_without_seguir
     expect(page.get_by_role("button", name="Seguir conectado")).to_have_count(0)
     expect(page.locator("[data-more-time]")).to_be_hidden()  # «… si no hay actividad»
     expect(page.locator("[data-no-more-time]")).to_have_text(HOUR_WORDS)
+    audit = Audit(page)
+    audit.check("Oficina, aviso del fin de la sesión")
+    audit.assert_clean()
 
 
 def test_after_seguir_conectado_the_next_warning_is_the_hours_end_when_it_comes_first(live_app, new_context):
