@@ -124,6 +124,27 @@ def test_a_stage_reached_without_a_flow_sends_to_the_start_and_changes_nothing(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("method", ["get", "post"])
+@pytest.mark.parametrize("url", STAGE_URLS)
+def test_a_signed_in_member_sent_back_to_a_sign_in_page_stays_in_the_office(client, url, method):
+    """«Atrás» from the office asks for «Clave de Acceso» again. It answered «Ingresa tu usuario» with
+    «Tu sesión de ingreso terminó», under the «Cerrar sesión» of the office still open: on a shared
+    computer a member took it for signed out and walked away from an open office."""
+    member = make_member(returning=True)
+    assert identify(client, member.document).url == "/clave/"
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/oficina/"
+    before = snapshot(member)
+
+    refused = getattr(client, method)(url, FORGED[url] if method == "post" else None)
+
+    assert refused.status_code == 302 and refused.url == "/oficina/"
+    office = client.get("/oficina/")
+    assert office.status_code == 200
+    assert MSG_FLOW_EXPIRED not in office.content.decode()
+    assert snapshot(member) == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["get", "post"])
 @pytest.mark.parametrize(
     "url", ["/nueva-clave/", "/nueva-clave/confirmar/", "/imagen-y-frase/", "/politica-de-datos/", "/listo/"]
 )

@@ -88,6 +88,13 @@ def _restart(request: HttpRequest) -> HttpResponse:
     # A stage asked for out of order (a bookmark, a direct POST, a flow that timed out).
     if first_in_window("stage_refused", request):  # one per client and minute (lib/ratelimit.py)
         event_record("stage_refused", request=request, path=request.path[:200], method=request.method)
+    if getattr(request, "member", None) is not None:
+        # A member whose office is open («Atrás» from the office asks for «Clave de Acceso» again) goes
+        # back to it. «Ingresa tu usuario» with «Tu sesión de ingreso terminó», under the office's own
+        # «Cerrar sesión», read as signed out: on a shared computer the member walked away from an
+        # open office. Nothing of the sign-in is skipped: the office was already theirs. (Review,
+        # 2026-12-06.)
+        return redirect("office:home")
     messages.info(request, MSG_FLOW_EXPIRED)
     return redirect("signin:identify")
 

@@ -207,6 +207,18 @@ def test_a_returning_member_sees_image_and_phrase_before_the_keypad_and_can_log_
     expect(page.get_by_role("heading", name="Ingresa tu usuario")).to_be_visible()
 
 
+def test_atras_from_the_office_stays_in_the_office_and_never_says_the_session_ended(live_app, new_context):
+    """The phone's back button from the office asks for «Clave de Acceso» again: it showed «Ingresa tu
+    usuario» and «Tu sesión de ingreso terminó» while the office stayed open, one «Adelante» away."""
+    base = live_app.url
+    page = new_context(mobile=True).new_page()
+    sign_in(page, base, "43210987", "592817")
+    expect_office(page, base, "Marta Lucía Cárdenas Ríos")
+    page.go_back()
+    expect_office(page, base, "Marta Lucía Cárdenas Ríos")
+    expect(page.get_by_text("Tu sesión de ingreso terminó")).to_have_count(0)
+
+
 def test_the_server_ends_a_member_session_after_the_idle_time(short_idle_app, new_context):
     # Without JavaScript nothing in the page reloads by itself: this is the server's timeout alone.
     page = new_context(java_script_enabled=False).new_page()
