@@ -145,6 +145,22 @@ def test_no_permitir_asks_once_more_with_what_it_loses_and_changes_nothing_until
     assert allowed.url == "/listo/"
 
 
+def test_no_permitir_asks_its_question_alone_without_an_error_saying_to_click_it(client, sms_outbox):
+    """The question came with «Para continuar haz clic en «Permitir»; si no autorizas, haz clic en «No
+    permitir»», the error of a POST with no decision, above it and with the focus: the member who had
+    just clicked «No permitir» was told to click it, and a screen reader read that instead of the
+    question."""
+    member = make_member()
+    reach_policy(client, member, sms_outbox)
+
+    page = client.post("/politica-de-datos/", {"decision": "rechazar", "version": "1"}).content.decode()
+
+    assert "¿Quieres no permitir el tratamiento de tus datos?" in page
+    assert "Para continuar haz clic en «Permitir»" not in page
+    assert page.count('role="alert"') == 1 and page.count("autofocus") == 1
+    assert_untouched(member)
+
+
 def test_a_member_who_accepted_an_older_version_is_asked_again(client):
     member = make_member(returning=True)
     policy_publish(version="2", text="<p>Versión 2 de la política.</p>")

@@ -464,6 +464,10 @@ def policy(request: HttpRequest) -> HttpResponse:
     confirm_refusal = False
     if request.method == "POST":
         decision = request.POST.get("decision")
+        shown_version = request.POST.get("version")
+        # One chain: the question of «No permitir» came with the error of a POST without a decision,
+        # above it and with the focus, which told the member who had just clicked «No permitir» to
+        # click «No permitir» (review, 2026-12-06).
         if decision == "rechazar" and request.POST.get("confirmado") != "si":
             # «No permitir» throws away the new PIN, image, phrase and the temporary code in one tap,
             # beside «Permitir» and as large: asked once more, with what it loses (UX review,
@@ -476,10 +480,9 @@ def policy(request: HttpRequest) -> HttpResponse:
             flow_end(request.session)
             messages.info(request, refused)
             return redirect("signin:identify")
-        shown_version = request.POST.get("version")
         # The consent is the click on "Permitir" itself (guide, step 8; §10 of the policy): there is
         # no box to tick, and an "acepto" field a stale page might still send is ignored.
-        if decision != "permitir":
+        elif decision != "permitir":
             error = "Para continuar haz clic en «Permitir»; si no autorizas, haz clic en «No permitir»."
         elif shown_version != current.version:
             error = (

@@ -506,6 +506,22 @@ def test_the_two_pins_not_matching_is_read_out_on_the_page_it_sends_back_to(
     expect(alert).to_be_focused()
 
 
+def test_no_permitir_reads_out_its_question_and_nothing_else(live_app, new_context, import_member):
+    """After «No permitir» the focus went to «Para continuar haz clic en «Permitir»; si no autorizas,
+    haz clic en «No permitir»», shown with the question: the member was told to click what they had
+    just clicked, and a screen reader read that instead of what «No permitir» throws away."""
+    page, base = _new_pin_typed_once(live_app, new_context, import_member, "301 555 0106")
+    enter_on_keypad(page, "825164")
+    choose_image_and_phrase(page, "Velero", "El mar en calma")
+    expect(page).to_have_url(base + "/politica-de-datos/")
+    page.get_by_role("button", name="No permitir", exact=True).click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_count(1)
+    expect(alert).to_contain_text("¿Quieres no permitir el tratamiento de tus datos?")
+    expect(alert).to_be_focused()
+    expect(page.get_by_text("Para continuar haz clic en «Permitir»")).to_have_count(0)
+
+
 def _luminance(rgb: str) -> float:
     channels = [int(n) / 255 for n in re.findall(r"\d+", rgb)[:3]]
     linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
