@@ -287,3 +287,26 @@ def test_a_member_with_one_channel_finds_it_chosen(client, mobile, email, checke
     assert identify(client, both.document).url == "/clave/"
     page = client.get("/olvide-mi-clave/").content.decode()
     assert re.findall(r'value="(\w+)" required( checked)?', page) == [("sms", ""), ("email", "")]
+
+
+def test_the_temporary_codes_screen_says_what_comes_next_as_a_returning_member_lives_it(client, sms_outbox):
+    """«Paso 5 de 9» said that the image and phrase are chosen «si es tu primer ingreso»; every reset
+    asks for them (steps 6 and 7 of the guide), so a returning member who had read it met a screen the
+    app had said was not for them, on the very journey that teaches which screens to trust."""
+    member = make_member(returning=True)
+    assert identify(client, member.document).url == "/clave/"
+    client.post("/olvide-mi-clave/", {"canal": "sms", "action": "continuar"})
+    assert identify(client, member.document).url == "/clave/"
+
+    page = client.get("/clave/").content.decode()
+
+    assert "Paso 5 de 9" in page
+    assert "si es tu primer ingreso" not in page
+    assert (
+        "Ingresa la clave temporal que te enviamos. Luego definirás tu nueva clave y elegirás tu imagen "
+        "y tu frase de seguridad." in " ".join(page.split())
+    )
+    # What it says is what follows, for this member who already had an image and a phrase.
+    assert type_on_keypad(client, "/clave/", code_from(sms_outbox[-1].body)).url == "/nueva-clave/"
+    assert type_on_keypad(client, "/nueva-clave/", NEW_PIN).url == "/nueva-clave/confirmar/"
+    assert type_on_keypad(client, "/nueva-clave/confirmar/", NEW_PIN).url == "/imagen-y-frase/"
