@@ -55,6 +55,19 @@ def test_changing_the_pin_asks_for_the_current_pin_first(
     assert Event.objects.filter(kind="pin_changed", member_id=member.pk).exists()
 
 
+def test_a_common_pin_is_refused_at_the_office_pin_change_with_the_plain_reason(client):
+    member = make_member(returning=True)
+    signed_in(client, member)
+    assert client.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
+    assert type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN).url == "/oficina/cambiar-clave/"
+    refused = type_on_keypad(client, "/oficina/cambiar-clave/", "240188")
+    assert refused.status_code == 200
+    assert "Esa clave es de las más usadas y fáciles de adivinar. Elige otra." in refused.content.decode()
+    assert (
+        type_on_keypad(client, "/oficina/cambiar-clave/", "730519").url == "/oficina/cambiar-clave/confirmar/"
+    )
+
+
 def test_the_office_pin_change_is_headed_with_the_menus_words(client):
     """It read «Clave de Acceso», the sign-in's screen, after «Cambiar mi clave» in the menu."""
     member = make_member(returning=True)

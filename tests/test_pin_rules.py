@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from datetime import timedelta
 
@@ -11,10 +12,13 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import timezone
 
+from oficina.members.management.commands.load_demo_members import RETURNING
 from oficina.members.models import Member, PinHistory
+from oficina.signin.common_pins import CORPUS, CORPUS_FILE, CORPUS_SIZE_RANGE, corpus_load
 from oficina.signin.validators import pin_help_texts, pin_validate
-from tests.factories import make_member
+from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import type_on_keypad
+from tools.build_common_pins import render, six_digit_pins
 
 GOOD_PIN = "730519"
 
@@ -26,6 +30,9 @@ MSG_REPEATED = (
 MSG_DOCUMENT = "Tu clave no puede ser parte de tu número de cédula."
 MSG_MOBILE = "Tu clave no puede ser parte de tu número de celular."
 MSG_REUSED = "Tu clave no puede ser igual a ninguna de tus últimas 3 claves."
+MSG_COMMON = "Esa clave es de las más usadas y fáciles de adivinar. Elige otra."
+# From the list, and accepted by every other rule: dates (240188, 250588), keypad paths (147852, 134679).
+LISTED = ["315475", "010203", "147852", "134679", "240188", "250588", "311083", "140577"]
 
 
 def refusal(pin: str, member: Member | None = None) -> ValidationError:
@@ -137,7 +144,7 @@ def reach_new_pin(client: Client, member: Member, sms_outbox) -> None:
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("pin", "message"),
-    [("123456", MSG_SEQUENCE), ("121212", MSG_REPEATED), ("480263", MSG_REUSED)],
+    [("123456", MSG_SEQUENCE), ("121212", MSG_REPEATED), ("480263", MSG_REUSED), ("240188", MSG_COMMON)],
 )
 def test_a_bad_new_pin_is_refused_with_its_reason_and_the_stage_stays(client, sms_outbox, pin, message):
     member = make_member(returning=True)  # its current PIN is 480263
@@ -197,3 +204,79 @@ def test_common_pins_are_refused_with_a_reason(pin):
 @pytest.mark.parametrize("pin", ["730519", "482913", "205871", "190012"])
 def test_ordinary_pins_are_not_mistaken_for_common_ones(pin):
     pin_validate(pin, member=None)
+
+
+# --- the list of the most common six-digit PINs (oficina/signin/data/common_pins_6.txt) --------------
+
+
+@pytest.mark.parametrize("pin", LISTED)
+def test_the_most_common_pins_of_the_published_list_are_refused_as_easy_to_guess(pin):
+    error = refusal(pin)
+    assert error.messages == [MSG_COMMON]
+    assert error.error_list[0].code == "pin_common"
+
+
+def test_a_random_sample_refuses_exactly_the_listed_pins_and_accepts_the_others():
+    draw = random.Random(3000)
+    everyone_else_allows = []  # the PINs no other rule refuses, whoever the member
+    while len(everyone_else_allows) < 400:
+        pin = f"{draw.randrange(10**6):06d}"
+        if pin in CORPUS or pin in everyone_else_allows:
+            continue
+        try:
+            pin_validate(pin, member=None)
+        except ValidationError:
+            continue
+        everyone_else_allows.append(pin)
+    sample = everyone_else_allows + draw.sample(sorted(CORPUS), 100)
+
+    refused = set()
+    for pin in sample:
+        try:
+            pin_validate(pin, member=None)
+        except ValidationError as error:
+            assert error.error_list[0].code in {"pin_common", "pin_sequence", "pin_repeated"}
+            refused.add(pin)
+    assert refused == {pin for pin in sample if pin in CORPUS}
+
+
+def list_lines() -> list[str]:
+    return [line for line in CORPUS_FILE.read_text(encoding="ascii").splitlines() if not line.startswith("#")]
+
+
+def test_the_list_file_holds_about_3000_distinct_six_digit_pins_and_names_its_source():
+    lines = list_lines()
+    assert all(re.fullmatch(r"[0-9]{6}", line) for line in lines)
+    assert len(set(lines)) == len(lines)
+    assert len(lines) in CORPUS_SIZE_RANGE
+    assert frozenset(lines) == CORPUS
+    header = CORPUS_FILE.read_text(encoding="ascii").split("\n123456\n")[0]
+    assert "github.com/danielmiessler/SecLists/blob/" in header
+    assert "xato-net-10-million-passwords-100000.txt" in header
+    assert "MIT" in header
+    assert "MIT License" in (CORPUS_FILE.parent / "LICENSE-SecLists.txt").read_text(encoding="utf-8")
+
+
+def test_the_list_file_is_what_the_build_script_writes_for_those_pins():
+    text = CORPUS_FILE.read_text(encoding="ascii")
+    date = re.search(r"^# Built (\S+) by tools/build_common_pins.py", text, re.M).group(1)
+    assert render(six_digit_pins(text.splitlines()), date=date) == text
+
+
+def test_the_build_script_keeps_six_digit_lines_in_corpus_order_once_each():
+    corpus = ["password", "123456", "1234567", "12345", "123456", " 654321", "654321\r\n", "٧٣٠٥١٩", "abc123"]
+    assert six_digit_pins(corpus) == ["123456", "654321"]
+
+
+def test_a_list_file_with_a_line_that_is_not_six_digits_stops_the_load(tmp_path):
+    broken = tmp_path / "common_pins_6.txt"
+    broken.write_text("# header\n123456\n12345\n", encoding="ascii")
+    with pytest.raises(ValueError, match=r"common_pins_6\.txt:3"):
+        corpus_load(broken)
+
+
+def test_the_demo_and_test_members_pins_are_not_in_the_list():
+    documented = {pin for _document, pin, _image, _phrase in RETURNING} | {DEFAULT_PIN, GOOD_PIN}
+    assert documented.isdisjoint(CORPUS)
+    for pin in documented - {DEFAULT_PIN}:
+        pin_validate(pin, member=None)

@@ -7,7 +7,7 @@ from itertools import pairwise
 from django.core.exceptions import ValidationError
 
 from oficina.members.models import Member
-from oficina.signin.common_pins import is_common_pin
+from oficina.signin.common_pins import is_common_pin, is_in_corpus
 from oficina.signin.pin import secret_check
 
 PIN_HISTORY_DEPTH = 3
@@ -44,13 +44,20 @@ class NoSequenceValidator:
 
 
 class NotCommonPinValidator:
-    """Keypad shapes (147258, 159753), mirrored halves (123321), doubled digits (112233), years."""
+    """Keypad shapes (147258, 159753), mirrored halves (123321), doubled digits (112233), years; then
+    the 3,000 most common six-digit PINs of a published corpus (mostly dates, e.g. 240188)."""
 
     def validate(self, pin: str, member: Member | None = None) -> None:
         if is_common_pin(pin):
             raise ValidationError(
                 "Esa clave es de las más usadas y fáciles de adivinar (figuras del teclado, años, "
                 "números en espejo o en pares). Elige otra.",
+                code="pin_common",
+            )
+        if is_in_corpus(pin):
+            # No pattern to name here: the member reads the plain reason, never where it comes from.
+            raise ValidationError(
+                "Esa clave es de las más usadas y fáciles de adivinar. Elige otra.",
                 code="pin_common",
             )
 
