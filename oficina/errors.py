@@ -214,3 +214,34 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     if first_in_window("csrf_refused", request):  # one per client and minute (lib/ratelimit.py)
         event_record("csrf_refused", request=request, path=request.path[:200])
     return render(request, "errors/403_csrf.html", status=403)
+
+
+def cross_site_refused(request: HttpRequest) -> HttpResponse:
+    """A request another site made the browser send (oficina/middleware.py::fetch_allowed), refused
+    before the session, CSRF or any view: rendered without the request's context (its session is not
+    read), one WARNING line, and a `cross_site_refused` event once per client and minute, as a CSRF
+    failure (`csrf_refused`), so that a page forging them cannot fill the trail."""
+    from oficina.audit.services import event_record
+
+    request.get_host()  # a Host this site does not serve: 400 first, as on every other path
+    fetch = {
+        name: request.headers.get(f"Sec-Fetch-{name.capitalize()}", "")[:40]
+        for name in ("site", "mode", "dest")
+    }
+    logger.warning(
+        "refused a request from another site, answered 403 to %s %s: Sec-Fetch-Site %s, Mode %s, Dest %s",
+        request.method,
+        path_for_log(request),
+        *(value.encode("unicode_escape").decode("ascii") or "-" for value in fetch.values()),
+    )
+    if first_in_window("cross_site_refused", request):
+        event_record(
+            "cross_site_refused",
+            request=request,
+            path=request.path[:200],
+            method=request.method,
+            site=fetch["site"],
+            mode=fetch["mode"],
+            dest=fetch["dest"],
+        )
+    return logged_here(bare_page(request, "errors/403_cross_site.html", status=403))

@@ -82,6 +82,11 @@ MIDDLEWARE = [
     "oficina.health.ProbesMiddleware",  # before anything reads the Host header (oficina/health.py)
     "oficina.overload.QueueWaitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "oficina.csp_report.CspReportMiddleware",  # browsers' CSP reports: no session, CSRF or Fetch Metadata
+    # Refuses what another site made the browser send (Sec-Fetch-*): below WhiteNoise (public static
+    # files, kept from other sites by CORP) and above everything that reads or writes the session,
+    # checks CSRF or counts a rate limit, so a refused request changes nothing (oficina/middleware.py).
+    "oficina.middleware.FetchMetadataMiddleware",
     "oficina.lib.sessions.SessionMiddleware",  # Django's, truthful when a POST's session cannot be saved
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -247,6 +252,8 @@ RATE_LIMITS = {
     "code_request": envstr("RATE_LIMIT_CODE_REQUEST", "10/m/ip,30/h/ip,5/h/key"),
     "code_entry": envstr("RATE_LIMIT_CODE_ENTRY", "20/m/ip,10/5m/key"),
     "staff_login": envstr("RATE_LIMIT_STAFF_LOGIN", "10/m/ip,5/5m/key"),  # key = operator's username
+    # Browsers' CSP violation reports (oficina/csp_report.py): a page sends a few, a flood is refused.
+    "csp_report": envstr("RATE_LIMIT_CSP_REPORT", "30/m/ip,300/h/ip"),
 }
 for _action, _spec in RATE_LIMITS.items():  # a typo stops the start, not every request of that action
     try:

@@ -131,6 +131,8 @@ DOCUMENTED_CSP = {
     "base-uri": ["'none'"],
     "form-action": ["'self'"],
     "frame-ancestors": ["'none'"],
+    "report-uri": ["/csp-report"],
+    "report-to": ["csp"],
 }
 DOCUMENTED_PERMISSIONS_POLICY = {"camera=()", "microphone=()", "geolocation=()", "payment=()", "usb=()"}
 
@@ -143,7 +145,9 @@ def assert_security_headers(response, where: str) -> None:
     assert response["X-Content-Type-Options"] == "nosniff", where
     assert response["Referrer-Policy"] == "same-origin", where
     assert response["X-Frame-Options"] == "DENY", where
+    assert response["Reporting-Endpoints"] == 'csp="/csp-report"', where
     assert response["Cross-Origin-Opener-Policy"] == "same-origin", where
+    assert response["Cross-Origin-Resource-Policy"] == "same-origin", where
     assert {
         part.strip() for part in response["Permissions-Policy"].split(",")
     } == DOCUMENTED_PERMISSIONS_POLICY, where
