@@ -289,6 +289,7 @@ NGINX_SECURITY_HEADERS = (
     "X-Content-Type-Options",
     "X-Frame-Options",
     "Referrer-Policy",
+    "Cross-Origin-Resource-Policy",
 )
 
 
