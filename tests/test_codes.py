@@ -77,7 +77,7 @@ def test_the_code_is_refused_just_after_ten_minutes(client, member, sms_outbox):
         refused = type_code(client, member, code)
     assert refused.status_code == 200
     assert MSG_WRONG_CODE in refused.content.decode()
-    assert client.get("/nueva-clave/").url == "/"
+    assert client.get("/nueva-clave/").url == "/clave/"  # the flow is where it was
 
 
 def test_the_code_works_only_once(client, member, sms_outbox):
@@ -90,7 +90,7 @@ def test_the_code_works_only_once(client, member, sms_outbox):
     again = type_code(client, member, code)
     assert again.status_code == 200
     assert MSG_WRONG_PIN in again.content.decode()
-    assert client.get("/nueva-clave/").url == "/"
+    assert client.get("/nueva-clave/").url == "/clave/"  # the flow is where it was
 
 
 def test_a_right_code_submitted_from_a_copy_of_the_session_after_it_was_used_is_refused(
@@ -117,7 +117,7 @@ def test_a_right_code_submitted_from_a_copy_of_the_session_after_it_was_used_is_
     # Sent where the owner went (a right code is never answered as a wrong one: the same answer as a
     # double tap whose sibling has not moved the session yet), where this copy has no flow of its own.
     assert replayed.status_code == 302 and replayed.url == "/nueva-clave/"
-    assert twin.get("/nueva-clave/").url == "/"
+    assert twin.get("/nueva-clave/").url == "/clave/"  # the flow is where it was
     assert Event.objects.filter(kind="code_used", member_id=member.pk).count() == 1
 
 
@@ -137,7 +137,7 @@ def test_after_five_wrong_codes_even_the_right_one_is_refused(client, sms_outbox
 
     refused = type_on_keypad(client, "/clave/", code)
     assert refused.status_code == 200
-    assert client.get("/nueva-clave/").url == "/"
+    assert client.get("/nueva-clave/").url == "/clave/"  # the flow is where it was
     assert TemporaryCode.objects.get(member=member).consumed_at is None
 
 
@@ -165,7 +165,7 @@ def test_a_code_requested_in_another_session_supersedes_the_first_one(member, sm
     refused = type_code(one, member, first)
     assert refused.status_code == 200
     assert MSG_WRONG_CODE in refused.content.decode()
-    assert one.get("/nueva-clave/").url == "/"
+    assert one.get("/nueva-clave/").url == "/clave/"  # the flow is where it was
 
 
 def test_a_code_only_works_in_the_session_that_asked_for_it(member, sms_outbox):
@@ -176,7 +176,7 @@ def test_a_code_only_works_in_the_session_that_asked_for_it(member, sms_outbox):
     refused = type_code(stranger, member, code)
     assert refused.status_code == 200
     assert MSG_WRONG_PIN in refused.content.decode()
-    assert stranger.get("/nueva-clave/").url == "/"
+    assert stranger.get("/nueva-clave/").url == "/clave/"  # the flow is where it was
     member.refresh_from_db()
     assert member.failed_pin_attempts == 1
     assert TemporaryCode.objects.get(member=member).attempts == 0
@@ -197,7 +197,7 @@ def test_a_code_is_refused_in_another_session_even_one_awaiting_a_code_of_its_ow
     refused = type_code(other, member, code)
     assert refused.status_code == 200
     assert MSG_WRONG_CODE in refused.content.decode()
-    assert other.get("/nueva-clave/").url == "/"
+    assert other.get("/nueva-clave/").url == "/clave/"  # the flow is where it was
     live = TemporaryCode.objects.get(member=member)
     assert live.consumed_at is None and live.attempts == 0
 
@@ -211,7 +211,7 @@ def test_the_code_of_a_first_time_member_is_not_a_pin_elsewhere(sms_outbox):
     refused = type_code(stranger, member, code)
     assert MSG_WRONG_PIN in refused.content.decode()
     assert stranger.get("/oficina/").url == "/"
-    assert stranger.get("/nueva-clave/").url == "/"
+    assert stranger.get("/nueva-clave/").url == "/clave/"  # the flow is where it was
 
 
 def test_the_old_pin_keeps_working_elsewhere_until_the_reset_completes(member, sms_outbox):
@@ -347,7 +347,7 @@ def test_after_regresar_the_code_typed_in_this_browser_is_refused_cleanly(client
 
     assert refused.status_code == 200
     assert MSG_WRONG_PIN in refused.content.decode()
-    assert client.get("/nueva-clave/").url == "/"
+    assert client.get("/nueva-clave/").url == "/clave/"  # the flow is where it was
     issued = TemporaryCode.objects.get(member=member)
     assert issued.consumed_at is None and issued.attempts == 0
 

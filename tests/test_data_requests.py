@@ -391,8 +391,9 @@ def test_the_requests_page_needs_a_member_proven_at_the_policy_step(client, memb
     stranger = Client()
     stranger.post("/", {"usuario": member.document})  # the cédula alone proves nothing
 
-    for browser in (client, stranger):
-        assert browser.get("/politica-de-datos/mis-solicitudes/").url == "/"
+    assert client.get("/politica-de-datos/mis-solicitudes/").url == "/"
+    # The stranger's flow is at «Clave de Acceso», where the PIN would be asked: sent back there.
+    assert stranger.get("/politica-de-datos/mis-solicitudes/").url == "/clave/"
     page = stranger.get("/").content.decode()
     assert "N.º" not in page
 

@@ -154,7 +154,7 @@ def test_a_bad_new_pin_is_refused_with_its_reason_and_the_stage_stays(client, sm
     assert response.status_code == 200
     assert message in response.content.decode()
     assert client.session["signin"]["stage"] == "nueva_clave"
-    assert client.get("/nueva-clave/confirmar/").url == "/"
+    assert client.get("/nueva-clave/confirmar/").url == "/nueva-clave/"  # the flow is where it was
     assert type_on_keypad(client, "/nueva-clave/", GOOD_PIN).url == "/nueva-clave/confirmar/"
 
 
@@ -170,7 +170,7 @@ def test_a_confirmation_that_differs_sends_back_to_the_new_pin_page(client, sms_
     assert "Las dos claves no coinciden" in page
     assert client.session["signin"]["stage"] == "nueva_clave"
     assert client.session["signin"].get("pending_pin_hash") is None
-    assert client.get("/imagen-y-frase/").url == "/"
+    assert client.get("/imagen-y-frase/").url == "/nueva-clave/"  # the flow is where it was
 
 
 @pytest.mark.django_db

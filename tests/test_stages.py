@@ -148,12 +148,12 @@ def test_a_signed_in_member_sent_back_to_a_sign_in_page_stays_in_the_office(clie
 @pytest.mark.parametrize(
     "url", ["/nueva-clave/", "/nueva-clave/confirmar/", "/imagen-y-frase/", "/politica-de-datos/", "/listo/"]
 )
-def test_a_later_stage_reached_from_the_password_page_sends_to_the_start(client, url, method):
+def test_a_later_stage_reached_from_the_password_page_sends_back_to_it(client, url, method):
     member = make_member(returning=True)
     assert identify(client, member.document).url == "/clave/"
     before = snapshot(member)
     response = getattr(client, method)(url, FORGED[url] if method == "post" else None)
-    assert response.url == "/"
+    assert response.url == "/clave/"  # where the flow is, skipping nothing
     assert snapshot(member) == before
     assert client.session["signin"]["stage"] == "clave"
 
@@ -171,7 +171,7 @@ def test_skipping_ahead_after_the_code_is_refused(client, sms_outbox, url, data)
     member = make_member(returning=True)
     reach_new_pin(client, member, sms_outbox)
     before = snapshot(member)
-    assert client.post(url, data).url == "/"
+    assert client.post(url, data).url == "/nueva-clave/"
     assert snapshot(member) == before
     assert client.session["signin"]["stage"] == "nueva_clave"
 
@@ -182,8 +182,8 @@ def test_skipping_the_confirmation_is_refused(client, sms_outbox):
     reach_new_pin(client, member, sms_outbox)
     assert type_on_keypad(client, "/nueva-clave/", NEW_PIN).url == "/nueva-clave/confirmar/"
     before = snapshot(member)
-    assert client.post("/imagen-y-frase/", FORGED["/imagen-y-frase/"]).url == "/"
-    assert client.post("/politica-de-datos/", FORGED["/politica-de-datos/"]).url == "/"
+    assert client.post("/imagen-y-frase/", FORGED["/imagen-y-frase/"]).url == "/nueva-clave/confirmar/"
+    assert client.post("/politica-de-datos/", FORGED["/politica-de-datos/"]).url == "/nueva-clave/confirmar/"
     assert snapshot(member) == before
 
 
@@ -192,11 +192,35 @@ def test_after_listo_the_pages_of_the_flow_are_closed(client, sms_outbox):
     member = make_member()
     complete_reset(client, member, sms_outbox)
     for url in ["/nueva-clave/", "/imagen-y-frase/", "/politica-de-datos/"]:
-        assert client.get(url).url == "/"
+        assert client.get(url).url == "/listo/"
     assert client.post("/listo/").url == "/clave/"
-    assert client.get("/listo/").url == "/"
-    for url in ["/nueva-clave/", "/imagen-y-frase/", "/politica-de-datos/"]:
+    for url in ["/listo/", "/nueva-clave/", "/imagen-y-frase/", "/politica-de-datos/"]:
+        assert client.get(url).url == "/clave/"
+    flow_end_of(client)
+    for url in ["/listo/", "/nueva-clave/", "/imagen-y-frase/", "/politica-de-datos/"]:
         assert client.get(url).url == "/"
+
+
+def flow_end_of(client) -> None:
+    session = client.session
+    del session["signin"]
+    session.save()
+
+
+@pytest.mark.django_db
+def test_atras_from_nueva_clave_goes_back_to_it_and_the_code_still_counts(client, sms_outbox):
+    """«Atrás» from «Nueva clave» asks for «Clave de Acceso» again: it said «Tu sesión de ingreso
+    terminó» while the reset was alive, and a member who believed it asked for a new code (review,
+    2026-12-06). It now shows «Nueva clave» again, and the reset goes on from there."""
+    member = make_member(returning=True)
+    reach_new_pin(client, member, sms_outbox)
+    sent = len(sms_outbox)
+    back = client.get("/clave/")
+    assert back.status_code == 302 and back.url == "/nueva-clave/"
+    page = client.get(back.url).content.decode()
+    assert MSG_FLOW_EXPIRED not in page
+    assert type_on_keypad(client, "/nueva-clave/", NEW_PIN).url == "/nueva-clave/confirmar/"
+    assert len(sms_outbox) == sent
 
 
 @pytest.mark.django_db

@@ -84,6 +84,17 @@ def _guarded(view: Any) -> Any:
     return view
 
 
+# The page of each step, where a request for another step is sent while the flow is alive.
+STAGE_PAGES = {
+    Stage.PASSWORD: "signin:password",
+    Stage.NEW_PIN: "signin:new_pin",
+    Stage.CONFIRM_PIN: "signin:confirm_pin",
+    Stage.SECURITY_IMAGE: "signin:security_image",
+    Stage.POLICY: "signin:policy",
+    Stage.DONE: "signin:done",
+}
+
+
 def _restart(request: HttpRequest) -> HttpResponse:
     # A stage asked for out of order (a bookmark, a direct POST, a flow that timed out).
     if first_in_window("stage_refused", request):  # one per client and minute (lib/ratelimit.py)
@@ -95,6 +106,14 @@ def _restart(request: HttpRequest) -> HttpResponse:
         # open office. Nothing of the sign-in is skipped: the office was already theirs. (Review,
         # 2026-12-06.)
         return redirect("office:home")
+    flow = flow_get(request.session)
+    if flow is not None:
+        page = reverse(STAGE_PAGES[flow.stage])
+        if page != request.path:
+            # The flow is alive at another step («Atrás» from «Nueva clave», a second tap on a button
+            # whose first tap moved it on): its own page, as it was. «Tu sesión de ingreso terminó»
+            # was untrue there, and a member who believed it asked for a new code. (Review, 2026-12-06.)
+            return redirect(page)
     messages.info(request, MSG_FLOW_EXPIRED)
     return redirect("signin:identify")
 
