@@ -138,3 +138,51 @@ def test_the_journey_bench_adds_up_each_workers_verifies_and_garbage_collection(
     assert totals[0] == 5
     assert totals[1] == pytest.approx(cpu + 0.05)
     assert totals[2] == pytest.approx(gc_cpu + 0.001)
+
+
+# bench/instructions.py: a request runs inside a libffi call, which is all that callgrind counts.
+
+
+def test_measured_runs_the_work_inside_ffi_and_returns_its_result_or_raises_its_error():
+    from bench.instructions import measured
+
+    assert measured(lambda: 42) == 42
+
+    def fails() -> None:
+        raise ValueError("inside the callback")
+
+    with pytest.raises(ValueError, match="inside the callback"):  # ctypes alone would print it and go on
+        measured(fails)
+
+
+def test_the_instruction_totals_are_read_from_callgrinds_profile():
+    from bench.instructions import _ir
+
+    profile = "events: Ir\nfn=(1) main\n0 5\nsummary: 123456\ntotals: 123456\n"
+    assert _ir(profile) == 123456
+    assert _ir("events: Ir\n") == 0  # a profile of a call that collected nothing
+
+
+def test_the_wsgi_driver_keeps_and_drops_cookies_as_a_browser_does():
+    from bench.instructions import Browser
+
+    answers = iter(
+        [
+            ("302 Found", [("Set-Cookie", "s=abc; Path=/"), ("Location", "/clave/")]),
+            ("200 OK", [("Set-Cookie", 's=""; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/')]),
+        ]
+    )
+    seen = []
+
+    def application(environ, start_response):  # type: ignore[no-untyped-def]
+        seen.append((environ["REQUEST_METHOD"], environ.get("HTTP_COOKIE"), environ["wsgi.input"].read()))
+        status, headers = next(answers)
+        start_response(status, headers)
+        return [b"ok"]
+
+    browser = Browser(application)
+    assert browser.request("POST", "/", {"usuario": "43210987"}) == (302, "ok", "/clave/")
+    assert browser.cookies == {"s": "abc"}
+    assert browser.request("GET", "/clave/") == (200, "ok", "")
+    assert browser.cookies == {}
+    assert seen == [("POST", None, b"usuario=43210987"), ("GET", "s=abc", b"")]
