@@ -198,6 +198,9 @@ def main() -> None:
     parser.add_argument("--members", type=int, required=True)
     parser.add_argument("--journeys", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3, help="journeys counted but not reported")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the profiles (one per request) for callgrind_annotate"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--steps-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -252,7 +255,10 @@ def main() -> None:
         per_step[step].append(ir)
         if step == "pin_post":
             verifies.append(_inclusive(path, VERIFY))
-    shutil.rmtree(work, ignore_errors=True)
+    if args.keep:
+        print(f"profiles kept in {work} (cg.out.N, the requests in the order of steps.txt)")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
     med = statistics.median
     verify = med(verifies)
