@@ -53,3 +53,27 @@ def test_what_identifies_a_control_and_the_focus_ring_stand_out_from_the_page():
     for selector in (".key {", ".choice {", ".gallery__item {"):
         rule = css[css.index(selector) :].split("}", 1)[0]
         assert "solid var(--control)" in rule, selector
+
+
+def test_every_page_url_a_template_links_to_exists():
+    """The sign-in's pages link through page_urls (oficina/context_processors.py), not {% url %}: a
+    name missing there renders as an empty link where {% url %} would have failed loudly."""
+    from oficina.context_processors import page_constants
+
+    known = set(page_constants("/")["page_urls"])
+    used = {
+        (path.relative_to(ROOT).as_posix(), key)
+        for path in TEMPLATES
+        for key in re.findall(r"page_urls\.(\w+)", path.read_text(encoding="utf-8"))
+    }
+    assert {key for _, key in used} >= {"signin_identify", "signin_forgot_pin", "office_keep_alive"}
+    assert [(path, key) for path, key in used if key not in known] == []
+
+
+def test_the_linked_urls_are_the_ones_url_would_give():
+    from django.urls import reverse
+
+    from oficina.context_processors import JOURNEY_URLS, page_constants
+
+    urls = page_constants("/")["page_urls"]
+    assert {urls[name.replace(":", "_")] for name in JOURNEY_URLS} == {reverse(name) for name in JOURNEY_URLS}
