@@ -186,3 +186,12 @@ def test_the_attribution_names_the_source_and_lists_every_file():
     assert "MIT" in attribution
     for image_id in IDS:
         assert f"`{image_id}.svg`" in attribution
+
+
+def test_an_images_url_is_what_static_gives_and_follows_a_change_of_static_url(settings):
+    from django.templatetags.static import static
+
+    image = GalleryImage("gato", "Gato")
+    assert image.url == static(image.static_path)
+    settings.STATIC_URL = "/otros-estaticos/"
+    assert image.url == static(image.static_path) and image.url.startswith("/otros-estaticos/")
