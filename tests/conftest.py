@@ -71,6 +71,27 @@ def _fail_without_postgres():
 
 
 @pytest.fixture
+def audit_triggers_off(db):
+    """On PostgreSQL the audit tables refuse edits and deletions even to their owner (triggers of audit
+    migration 0005): a test that plays a database writer rewriting the trail disables them first, as
+    that writer would have to (a schema change only the owner or a superuser can make). Elsewhere
+    there are no such triggers and this does nothing."""
+    from django.db import connection
+
+    tables = ("audit_event", "audit_chainhead")
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+    yield
+    with connection.cursor() as cursor:  # a test that commits (transaction=True) must leave them on
+        for table in tables:
+            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
+@pytest.fixture
 def operator(client):
     """A staff user verified by their TOTP device, signed in on `client` through the real login form."""
     from tests.test_backoffice import signed_in_operator

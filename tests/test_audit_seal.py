@@ -389,7 +389,7 @@ def test_the_sealer_still_refuses_every_other_edit():
 
 
 @pytest.fixture
-def sealed_chain(db) -> list[Event]:
+def sealed_chain(db, audit_triggers_off) -> list[Event]:
     with override_settings(AUDIT_SEAL="deferred"):
         record(4)
         audit_seal()

@@ -152,7 +152,7 @@ EDITS = {
 
 
 @pytest.mark.parametrize("column", EDITS)
-def test_audit_verify_finds_an_event_edited_in_the_database(events, column):
+def test_audit_verify_finds_an_event_edited_in_the_database(events, audit_triggers_off, column):
     value = EDITS[column]
     if column == "created_at":
         value = events[1].created_at - timedelta(hours=1)
@@ -168,7 +168,7 @@ def test_audit_verify_finds_an_event_edited_in_the_database(events, column):
     assert f"Evento {events[1].pk}: el contenido del evento fue modificado" in out.getvalue()
 
 
-def test_audit_verify_finds_an_event_deleted_in_the_middle(events):
+def test_audit_verify_finds_an_event_deleted_in_the_middle(events, audit_triggers_off):
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM audit_event WHERE id=%s", [events[1].pk])
 
@@ -178,7 +178,7 @@ def test_audit_verify_finds_an_event_deleted_in_the_middle(events):
     assert f"Evento {events[2].pk}: el hash anterior no coincide" in out.getvalue()
 
 
-def test_audit_verify_finds_the_newest_event_deleted(events):
+def test_audit_verify_finds_the_newest_event_deleted(events, audit_triggers_off):
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM audit_event WHERE id=%s", [events[-1].pk])
 

@@ -18,7 +18,8 @@ from django.utils import timezone
 from oficina.audit.models import ChainHead, Event
 from oficina.audit.services import GENESIS, audit_seal, event_build, event_record, head_signature
 
-pytestmark = pytest.mark.django_db
+# Every test here plays a database writer (on PostgreSQL, one who first disabled the triggers).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("audit_triggers_off")]
 deferred = override_settings(AUDIT_SEAL="deferred")
 FORGED = "el evento no tiene una firma válida: se escribió por fuera de la aplicación"
 HEAD_FORGED = "la cabeza de la cadena no tiene una firma válida"
