@@ -5,9 +5,11 @@ moved back. They hold for every role, the tables' owner and superusers included;
 drop or disable them, which is a schema change (`manage.py audit_db_grants --check` reports it).
 Elsewhere (SQLite, the demo) nothing: the model refuses edits and deletions as before.
 
-Quick: creating a trigger takes a lock that waits for the statements in flight on the table, and
-then holds it for milliseconds; nothing is rewritten. Instances on the previous version keep working:
-they only append, and the sealer's UPDATE is the one allowed."""
+Quick, and one instance at a time is fine: CREATE TRIGGER waits for the transactions writing to the
+table and holds its lock (SHARE ROW EXCLUSIVE: reads go on) for milliseconds; nothing is rewritten, and
+no DROP TRIGGER (ACCESS EXCLUSIVE: it would queue every append behind a running `audit_verify`).
+Instances on the previous version keep working: they only append, and their sealer's UPDATE is the
+one allowed."""
 
 from typing import Any
 
@@ -37,7 +39,6 @@ FORWARD = [
         RETURN NEW;
     END $$
     """,
-    "DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event",
     "CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event "
     "FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()",
     # The head only moves forward: moved back (with the events after it deleted) it would be a
@@ -55,7 +56,6 @@ FORWARD = [
         RETURN NEW;
     END $$
     """,
-    "DROP TRIGGER IF EXISTS audit_chainhead_forward_only ON audit_chainhead",
     "CREATE TRIGGER audit_chainhead_forward_only BEFORE UPDATE OR DELETE ON audit_chainhead "
     "FOR EACH ROW EXECUTE FUNCTION audit_chainhead_forward_only()",
 ]
