@@ -259,7 +259,7 @@ def test_the_check_reports_a_trigger_the_owner_disabled(app_role):
         [warning] = w003(["default"])
 
     assert not sound and "Disparadores ausentes o desactivados: audit_event_append_only." in out
-    assert "corre `migrate` con el rol dueño" in out
+    assert "restitúyelos como el rol dueño" in out
     assert "lacks the active trigger audit_event_append_only" in warning
 
 

@@ -64,8 +64,8 @@ class Command(BaseCommand):
             )
         if powers.triggers_off:
             raise CommandError(
-                "Faltan o están desactivados los disparadores que protegen la auditoría: corre `migrate` con "
-                "el rol dueño, o averigua quién los quitó (docs/operations.md, «Database roles»)."
+                "Faltan o están desactivados los disparadores que protegen la auditoría: averigua quién los "
+                "quitó y restitúyelos como el rol dueño (docs/operations.md, «Database roles»)."
             )
         self.stdout.write(
             self.style.SUCCESS(
