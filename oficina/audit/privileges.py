@@ -114,7 +114,11 @@ def audit_powers(connection: BaseDatabaseWrapper) -> AuditPowers | None:
                 "FROM pg_class c WHERE c.oid = to_regclass(%s)",
                 [TRIGGERS[table], connection.ops.quote_name(table)],
             )
-            owns, may_delete, may_truncate, trigger = cursor.fetchone()
+            row = cursor.fetchone()
+            if row is None:  # not migrated yet: nothing to protect, and no trigger either
+                triggers_off.append(TRIGGERS[table])
+                continue
+            owns, may_delete, may_truncate, trigger = row
             for granted, where in ((owns, owner), (may_delete, deletes), (may_truncate, truncates)):
                 if granted:
                     where.append(table)
