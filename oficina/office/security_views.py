@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -14,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from oficina.antiphishing.gallery import GALLERY
 from oficina.lib.email import InvalidEmail, normalise_email
@@ -23,6 +24,8 @@ from oficina.lib.phone import InvalidMobile, normalise_mobile
 from oficina.lib.ratelimit import ratelimit_consume
 from oficina.members.models import Member
 from oficina.office.services import (
+    STEPUP_DRAFT_KEY,
+    STEPUP_EXTENSIONS,
     contact_verification_cancel,
     contact_verification_check,
     contact_verification_pending,
@@ -30,10 +33,17 @@ from oficina.office.services import (
     member_contact_change,
     member_pin_change,
     member_security_image_change,
+    stepup_draft_keep,
+    stepup_draft_pending,
+    stepup_draft_take,
+    stepup_extend,
+    stepup_extensions_left,
     stepup_forget,
     stepup_grant,
     stepup_is_fresh,
+    stepup_seconds_left,
 )
+from oficina.office.session_time import StepUpTime
 from oficina.office.views import ENDED_MESSAGES, member_required
 from oficina.signin.flows.login import member_sign_out, pin_verify
 from oficina.signin.flows.new_credentials import new_pin_accept, security_choice_parse
@@ -48,6 +58,14 @@ MSG_IMAGE_SAVED = "Guardamos tu nueva imagen y frase de seguridad."
 # The menu's words on the office's PIN pages: «Clave de Acceso» is the sign-in's screen.
 CHANGE_PIN_HEADING = "Cambiar mi clave"
 STEPUP_TARGETS = {"office:change_pin", "office:security_image", "office:contact", "office:contact_confirm"}
+STEPUP_PAGES = STEPUP_TARGETS | {"office:change_pin_confirm"}
+# What a change's form posted after its step-up ended keeps for after the PIN, and how much of each
+# field (the views' own limits). Never a PIN or a code: the keypad pages keep nothing of their own
+# (what they hold already, the first new PIN's hash or the code sent, stays in the session).
+DRAFT_FIELDS = {
+    "office:security_image": {"frase": 200, "imagen": 64},
+    "office:contact": {"celular": 40, "correo": 254},
+}
 
 
 def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -64,12 +82,32 @@ def stepup_required(target: str) -> Callable[[Callable[..., HttpResponse]], Call
                 # was sent to another page's after the PIN.
                 if request.method != "HEAD":
                     request.session[NEXT_KEY] = target
+                    request.session.pop(STEPUP_DRAFT_KEY, None)
+                if request.method == "POST":
+                    # The change came after its time: it was refused and what the member typed was
+                    # lost, found again as it was before. Kept in the session for after the PIN.
+                    stepup_draft_keep(request, target=target, fields=_draft(request, target))
                 return redirect("office:stepup")
+            # For the warning a minute before the step-up ends (office/_stepup_warning.html).
+            request.stepup_time = StepUpTime(  # type: ignore[attr-defined]
+                left=stepup_seconds_left(request),
+                period=settings.STEPUP_SECONDS,
+                extensions_left=stepup_extensions_left(request),
+                extensions=STEPUP_EXTENSIONS,
+                session=request.member_time,  # type: ignore[attr-defined]
+                keeps=target in DRAFT_FIELDS,
+            )
             return view(request, *args, **kwargs)
 
         return wrapper
 
     return decorate
+
+
+def _draft(request: HttpRequest, target: str) -> dict[str, str]:
+    fields = DRAFT_FIELDS.get(target, {})
+    values = {name: request.POST.get(name, "") for name in fields}
+    return {name: value[: fields[name]] for name, value in values.items() if isinstance(value, str)}
 
 
 def _member(request: HttpRequest) -> Member:
@@ -90,6 +128,7 @@ def stepup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if request.POST.get("action") == "regresar":
             request.session.pop(NEXT_KEY, None)
+            request.session.pop(STEPUP_DRAFT_KEY, None)
             return redirect("office:home")
         result = keypad_post(request, purpose="stepup")
         error, tokens = result.error, result.tokens
@@ -102,6 +141,8 @@ def stepup(request: HttpRequest) -> HttpResponse:
                     return redirect("signin:identify")
                 if granted == "granted":
                     request.session.pop(NEXT_KEY, None)
+                    if not stepup_draft_pending(request, str(target)):
+                        request.session.pop(STEPUP_DRAFT_KEY, None)  # nothing typed to give back
                 # "twin": where its sibling went; this answer changes nothing the browser holds.
                 return redirect(str(target))
             member.refresh_from_db()
@@ -114,8 +155,37 @@ def stepup(request: HttpRequest) -> HttpResponse:
                 )
                 return redirect("signin:identify")
             error = "La clave no es correcta. Inténtalo de nuevo."
-    context = {"error": error, **keypad_context(request, purpose="stepup", tokens=tokens)}
+    # The change came after its step-up's time (stepup_required): said here, and what is kept.
+    draft = stepup_draft_pending(request, str(target))
+    context = {
+        "error": error,
+        "time_over": draft is not None,
+        "kept": bool(draft),
+        **keypad_context(request, purpose="stepup", tokens=tokens),
+    }
     return render(request, "office/stepup.html", context)
+
+
+@never_cache
+@csrf_protect
+@require_POST
+@member_required
+def stepup_more_time(request: HttpRequest) -> HttpResponse:
+    """«Necesito más tiempo» (WCAG 2.2.1), from the warning a change's page shows a minute before its
+    step-up ends: the step-up's clock starts again (services.stepup_extend), and, being a request, the
+    idle one too. A 409 when the step-up ended or used up its extensions: static/js/app.js then says
+    that the PIN will be asked again, and the member's page, with what they typed, stays. The 204 says
+    what is left (X-Stepup-Seconds-Left, X-Extensions-Left, X-Absolute-Seconds-Left)."""
+    extended = stepup_extend(request, _member(request))
+    if request.headers.get("X-Requested-With") == "fetch":
+        response = HttpResponse(status=204 if extended else 409)
+        response["X-Stepup-Seconds-Left"] = str(stepup_seconds_left(request))
+        response["X-Extensions-Left"] = str(stepup_extensions_left(request))
+        response["X-Absolute-Seconds-Left"] = str(request.member_time.absolute_left)  # type: ignore[attr-defined]
+        return response
+    # Without JavaScript: back to the change's page (only one of them; never an address from the form).
+    page = request.POST.get("pagina")
+    return redirect(page if isinstance(page, str) and page in STEPUP_PAGES else "office:home")
 
 
 @_guarded
@@ -195,6 +265,9 @@ def security_image(request: HttpRequest) -> HttpResponse:
     member = _member(request)
     errors: dict[str, str] = {}
     chosen, phrase = member.security_image, member.security_phrase
+    kept = stepup_draft_take(request, "office:security_image") if request.method == "GET" else None
+    if kept:  # as the member left it when its step-up ended; nothing saved until «Continuar»
+        chosen, phrase = kept.get("imagen", chosen), kept.get("frase", phrase)
     if request.method == "POST":
         chosen, phrase, errors = security_choice_parse(request.POST)
         if not errors:
@@ -210,6 +283,7 @@ def security_image(request: HttpRequest) -> HttpResponse:
             messages.success(request, MSG_IMAGE_SAVED)
             return redirect("office:home")
     context = {
+        "kept": bool(kept),
         "gallery": GALLERY,
         "errors": errors,
         "chosen": chosen,
@@ -227,6 +301,9 @@ def contact(request: HttpRequest) -> HttpResponse:
     errors: dict[str, str] = {}
     mobile_value = mask_mobile(member.mobile) and member.mobile.removeprefix("+57")
     email_value = member.email
+    kept = stepup_draft_take(request, "office:contact") if request.method == "GET" else None
+    if kept:  # as the member left it when its step-up ended; nothing saved until «Continuar»
+        mobile_value, email_value = kept.get("celular", mobile_value), kept.get("correo", email_value)
     if request.method == "POST":
         raw_mobile = request.POST.get("celular", "")
         raw_email = request.POST.get("correo", "")
@@ -262,6 +339,7 @@ def contact(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Actualizamos tus datos de contacto. Avisamos a tus medios anteriores.")
             return redirect("office:home")
     context = {
+        "kept": bool(kept),
         "errors": errors,
         "mobile_value": mobile_value,
         "email_value": email_value,

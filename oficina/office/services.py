@@ -30,11 +30,73 @@ from oficina.signin.pin import secret_check, secret_hash
 
 STEPUP_KEY = "stepup_at"
 STEPUP_TOKEN_KEY = "stepup_token"
+STEPUP_EXTENSIONS_KEY = "stepup_extensions"
+# WCAG 2.2.1: «Necesito más tiempo» on a change's page starts the step-up's clock again, this many
+# times per step-up, as a sign-in flow's (the criterion's "extend" asks for at least ten). Never past
+# the session's own absolute end: the middleware ends the session, and the step-up with it. Each is an
+# event, as the step-up itself. Running out costs only the PIN: what was typed on a change's page is
+# kept across the new «Confirma tu clave» (STEPUP_DRAFT_KEY), never a PIN or a code.
+STEPUP_EXTENSIONS = 10
+# A change posted after its step-up ended: its page's fields, kept for after the PIN (never a PIN or code).
+STEPUP_DRAFT_KEY = "stepup_draft"
+
+
+def stepup_seconds_left(request: HttpRequest) -> int:
+    """What is left of this session's step-up, in whole seconds; 0 when it ended or there is none."""
+    data = request.session.get(MEMBER_SESSION_KEY) or {}
+    return max(0, int(settings.STEPUP_SECONDS - (time.time() - float(data.get(STEPUP_KEY, 0)))))
 
 
 def stepup_is_fresh(request: HttpRequest) -> bool:
     data = request.session.get(MEMBER_SESSION_KEY) or {}
     return time.time() - float(data.get(STEPUP_KEY, 0)) <= settings.STEPUP_SECONDS
+
+
+def stepup_extensions_left(request: HttpRequest) -> int:
+    data = request.session.get(MEMBER_SESSION_KEY) or {}
+    return max(0, STEPUP_EXTENSIONS - int(data.get(STEPUP_EXTENSIONS_KEY, 0)))
+
+
+def stepup_extend(request: HttpRequest, member: Member) -> bool:
+    """«Necesito más tiempo» on a change's page: the step-up's clock starts again, while it is still
+    running and STEPUP_EXTENSIONS times at most; an audited event, as the step-up itself (`stepup_ok`).
+
+    The session's count, not an exact database counter: what it bounds is the page's clock, which
+    only ever moves to now (parallel twins move it to the same moment); the change itself still
+    needs this step-up's token (stepup_spend)."""
+    if not stepup_is_fresh(request):
+        return False
+    data = request.session[MEMBER_SESSION_KEY]
+    used = int(data.get(STEPUP_EXTENSIONS_KEY, 0))
+    if used >= STEPUP_EXTENSIONS:
+        return False
+    data[STEPUP_KEY] = time.time()
+    data[STEPUP_EXTENSIONS_KEY] = used + 1
+    request.session.modified = True
+    event_record("stepup_extended", request=request, member=member, extension=used + 1)
+    return True
+
+
+def stepup_draft_keep(request: HttpRequest, *, target: str, fields: dict[str, str]) -> None:
+    """A change posted after its step-up ended: what the member typed, for its page after the PIN."""
+    request.session[STEPUP_DRAFT_KEY] = {"target": target, "fields": fields}
+
+
+def stepup_draft_pending(request: HttpRequest, target: str) -> dict[str, str] | None:
+    """The draft «Confirma tu clave» is asked for again with, when it is for `target`."""
+    draft = request.session.get(STEPUP_DRAFT_KEY)
+    if not isinstance(draft, dict) or draft.get("target") != target:
+        return None
+    fields = draft.get("fields")
+    return {k: v for k, v in fields.items() if isinstance(v, str)} if isinstance(fields, dict) else {}
+
+
+def stepup_draft_take(request: HttpRequest, target: str) -> dict[str, str] | None:
+    """The draft for `target`, once: its page shows it as the member left it; nothing is saved."""
+    draft = stepup_draft_pending(request, target)
+    if draft is not None:
+        request.session.pop(STEPUP_DRAFT_KEY, None)
+    return draft
 
 
 StepUp = Literal["granted", "ended", "twin"]
@@ -57,6 +119,7 @@ def stepup_grant(request: HttpRequest) -> StepUp:
     before = session_digest(request.session.session_key)
     request.session[MEMBER_SESSION_KEY][STEPUP_KEY] = time.time()
     request.session[MEMBER_SESSION_KEY][STEPUP_TOKEN_KEY] = token
+    request.session[MEMBER_SESSION_KEY][STEPUP_EXTENSIONS_KEY] = 0  # a new step-up, its own extensions
     # Writes the data under the new key: the request's save has nothing left.
     gone = cycle_key_found_gone(request.session)
     # The move and its event together, as a sign-in's: a fault between two autocommitted statements
@@ -102,6 +165,7 @@ def stepup_forget(request: HttpRequest) -> object:
     """This session's copy of the step-up, dropped (a parallel twin spent it); returns its token."""
     data = request.session[MEMBER_SESSION_KEY]
     data.pop(STEPUP_KEY, None)
+    data.pop(STEPUP_EXTENSIONS_KEY, None)
     request.session.modified = True
     return data.pop(STEPUP_TOKEN_KEY, None)
 

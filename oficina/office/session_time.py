@@ -51,3 +51,36 @@ class SessionTime:
     def ends(self) -> Moment:
         """The absolute end as a clock time in Colombia («a las 3:42 p. m.»): right whenever it is read."""
         return colombian_moment(datetime.fromtimestamp(self.absolute_end, UTC))
+
+
+@dataclass(frozen=True)
+class StepUpTime:
+    """What the warning on a change's page needs (office/_stepup_warning.html): the step-up's
+    STEPUP_SECONDS end without a word, and the member's change was refused. One warning at a time:
+    when the session's absolute end comes first, the session's warning is the one that tells the truth
+    (the step-up ends with the session); otherwise this one, whose «Necesito más tiempo» is a request
+    and so renews the idle limit too."""
+
+    left: int  # seconds until the step-up ends, when the page was made
+    period: int  # what «Necesito más tiempo» gives (STEPUP_SECONDS)
+    extensions_left: int
+    extensions: int  # how many a step-up has (services.STEPUP_EXTENSIONS)
+    session: SessionTime
+    keeps: bool = False  # the page's typed fields are kept when its change comes after the end
+
+    @property
+    def comes_first(self) -> bool:
+        return self.left < self.session.absolute_left
+
+    @property
+    def extendable(self) -> bool:
+        return self.extensions_left > 0
+
+    @property
+    def shown(self) -> bool:
+        """A page made within the last minute of the step-up carries the warning shown (no JavaScript)."""
+        return self.comes_first and self.left <= WARNING_LEAD_SECONDS
+
+    @property
+    def when(self) -> str:
+        return time_left_words(self.left)

@@ -13,6 +13,7 @@ urlpatterns = [
     path("bloquear-mi-acceso/", views.self_block, name="self_block"),
     path("mis-datos/", views.data_requests, name="data_requests"),
     path("confirmar-clave/", security_views.stepup, name="stepup"),
+    path("mas-tiempo-para-el-cambio/", security_views.stepup_more_time, name="stepup_more_time"),
     path("cambiar-clave/", security_views.change_pin, name="change_pin"),
     path("cambiar-clave/confirmar/", security_views.change_pin_confirm, name="change_pin_confirm"),
     path("imagen-y-frase/", security_views.security_image, name="security_image"),

@@ -58,7 +58,18 @@
   // data-seconds-left: what is left of the period when the page was made; data-absolute-seconds-left:
   // what was left of the office session's absolute limit (office/session_time.py). Both the server's
   // numbers, counted from when the page arrived: the browser's clock may be set to any time.
+  //
+  // On a change's page (office/_stepup_warning.html), a second box for the step-up's end
+  // (STEPUP_SECONDS after «Confirma tu clave»; data-idle-seconds is its period). One warning at a
+  // time: the session's gives way to it while it is still to come before the session's idle end (its
+  // «Necesito más tiempo» is a request, so it renews the idle limit too), and it gives way to the
+  // session's when the absolute end comes first. At its end the page stays as it is (a reload would
+  // lose what the member typed) and says that «Continuar» will ask for the PIN again.
+  var stepup = null;
+
   function setupSessionWarning(box) {
+    var isStepup = box.hasAttribute("data-stepup-warning");
+    var over = false;  // the step-up ended, or gave way to the session's absolute end
     var idle = parseInt(box.getAttribute("data-idle-seconds"), 10) * 1000;
     var left = parseInt(box.getAttribute("data-seconds-left"), 10) * 1000;
     var absoluteLeft = parseInt(box.getAttribute("data-absolute-seconds-left"), 10) * 1000;
@@ -73,6 +84,13 @@
     box.hidden = true;
     function warn() {
       if (!box.hidden) { return; }
+      if (isStepup) {
+        if (over) { return; }
+      } else if (stepup && stepup.covers(deadline)) {
+        return;  // the step-up's warning comes first, and its button keeps the session too
+      } else if (stepup) {
+        stepup.hide();
+      }
       // «en 1 minuto» only when a minute is left (give or take the timer's second): a page made, or a
       // phone woken, with less left says so (signin/stages.py::time_left_words, the same words).
       var words = deadline - Date.now() >= 59000 ? "en 1 minuto" : "en menos de un minuto";
@@ -95,15 +113,52 @@
     // The timers count from the deadline on the clock: a phone asleep or a frozen background tab holds
     // them back (they count no time while the page is frozen), and the warning came after the end.
     function schedule(soonest) {
+      if (over) { return; }
       var rest = deadline - Date.now();
       clearTimeout(warnTimer); clearTimeout(endTimer);
       warnTimer = setTimeout(warn, Math.max(rest - 60000, soonest));
-      endTimer = setTimeout(pageAgain, Math.max(rest + 1000, 0));
+      endTimer = setTimeout(isStepup ? timeOver : pageAgain, Math.max(rest + 1000, 0));
     }
     function arm(period) {
       deadline = Date.now() + period;
+      if (deadline >= absoluteEnd && isStepup) { handOver(); return; }
       if (deadline >= absoluteEnd) { deadline = absoluteEnd; noMoreTime(); }
       schedule(1000);
+    }
+    // The session's absolute end comes first: the session's warning tells the truth, not this one.
+    function handOver() {
+      over = true;
+      clearTimeout(warnTimer); clearTimeout(endTimer);
+      box.hidden = true;
+    }
+    // The step-up ended: the page and what was typed in it stay; «Continuar» asks for the PIN again
+    // (and the server keeps what was typed, security_views.py::stepup_required).
+    function timeOver() {
+      over = true;
+      clearTimeout(warnTimer); clearTimeout(endTimer);
+      var before = box.querySelector("[data-before-end]"), after = box.querySelector("[data-time-over]");
+      if (before) { before.hidden = true; }
+      if (after) { after.hidden = false; }
+      if (form) { form.hidden = true; }
+      var other = document.querySelector("[data-session-warning]:not([hidden]):not([data-stepup-warning])");
+      if (box.hidden && !other) {
+        focusBefore = document.activeElement;
+        box.hidden = false;
+      }
+      if (!box.hidden) { box.focus(); }
+    }
+    if (isStepup) {
+      stepup = {
+        covers: function (end) { return !over && deadline - 60000 <= end; },
+        hide: function () { box.hidden = true; }
+      };
+    } else {
+      // «Necesito más tiempo» on the step-up's warning renewed the idle limit too.
+      document.addEventListener("oficina:renewed", function (event) {
+        if (event.detail >= 0) { absoluteEnd = Date.now() + event.detail; }
+        box.hidden = true;
+        arm(idle);
+      });
     }
     document.addEventListener("visibilitychange", function () {
       if (document.visibilityState === "visible") { schedule(0); }  // back in view: what is left, now
@@ -117,15 +172,27 @@
         method: "POST", credentials: "same-origin", redirect: "manual",
         headers: { "X-CSRFToken": token, "X-Requested-With": "fetch" }
       }).then(function (response) {
+        var absolute = parseInt(response.headers.get("X-Absolute-Seconds-Left"), 10) * 1000;
+        // The step-up's 409: it ended, or has no time left to give; the session lives (and was renewed).
+        if (isStepup && response.status === 409) {
+          document.dispatchEvent(new CustomEvent("oficina:renewed", { detail: absolute }));
+          timeOver();
+          return;
+        }
         if (response.status !== 204) { pageAgain(); return; }
         if (response.headers.get("X-Extensions-Left") === "0") { noMoreTime(); }
-        var absolute = parseInt(response.headers.get("X-Absolute-Seconds-Left"), 10) * 1000;
         if (absolute >= 0) { absoluteEnd = Date.now() + absolute; }  // the server's count, again
         box.hidden = true;
         // Back where the member was (the button that had the focus is hidden now).
         if (focusBefore && focusBefore !== document.body && document.contains(focusBefore)) { focusBefore.focus(); }
         focusBefore = null;
-        arm(idle);
+        if (isStepup) {
+          document.dispatchEvent(new CustomEvent("oficina:renewed", { detail: absolute }));
+          var stepupLeft = parseInt(response.headers.get("X-Stepup-Seconds-Left"), 10) * 1000;
+          arm(stepupLeft > 0 ? stepupLeft : idle);
+        } else {
+          arm(idle);
+        }
       });  // no answer at all (offline): the warning stays, to try again
     }); }
     arm(left > 0 && left < idle ? left : idle);
