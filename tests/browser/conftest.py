@@ -259,6 +259,18 @@ def short_session_app(live_app, app_dir, smtp_server) -> Iterator[LiveApp]:
         _stop(app)
 
 
+@pytest.fixture(scope="session")
+def short_stepup_app(live_app, app_dir, smtp_server) -> Iterator[LiveApp]:
+    """A fourth server on the same database whose step-ups («Confirma tu clave») last 30 seconds
+    (STEPUP_SECONDS' least): a change's page is made in its last minute, and its end comes for real."""
+    extra = {"STEPUP_SECONDS": "30"}
+    app = _start_app(app_dir / "stepup", smtp_server, extra_env=extra, prepare=False)
+    try:
+        yield app
+    finally:
+        _stop(app)
+
+
 _imported = 0
 
 

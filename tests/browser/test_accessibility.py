@@ -720,6 +720,95 @@ def test_after_seguir_conectado_the_next_warning_is_the_hours_end_when_it_comes_
     expect(page).to_have_url(base + "/oficina/")
 
 
+# The step-up («Confirma tu clave» before a change) lasts STEPUP_SECONDS (300): a minute before, the
+# change's page warns and gives more time; the session's own warning gives way to it.
+
+
+def _on_the_contact_page(page: Page, base: str) -> None:
+    page.get_by_role("link", name="Actualizar mis datos de contacto").click()
+    expect(page).to_have_url(base + "/oficina/confirmar-clave/")
+    enter_on_keypad(page, RETURNING[1])
+    expect(page).to_have_url(base + "/oficina/datos-de-contacto/")
+
+
+def test_a_changes_page_warns_before_the_step_up_ends_and_gives_more_time(live_app, new_context):
+    """WCAG 2.2.1: the change had to be made within STEPUP_SECONDS of «Confirma tu clave», and past it
+    «Continuar» was refused without a word before. A minute before, the page says so and offers
+    «Necesito más tiempo», alone (the session's «Seguir conectado», due at the same time, gives way:
+    the one button keeps both); axe finds nothing with it shown. After it, the next warning comes a
+    full period later, and what the member typed is still there."""
+    base = live_app.url
+    page = _signed_in_with_clock(new_context, base, *RETURNING)
+    _on_the_contact_page(page, base)
+    email = page.get_by_role("textbox", name="Correo electrónico")
+    email.fill("nueva.direccion@correo.com")
+    warning = page.get_by_role("alertdialog", name="Tu tiempo para hacer el cambio está por terminar")
+    session = page.get_by_role("alertdialog", name="Tu sesión está por cerrarse")
+    more_time = page.get_by_role("button", name="Necesito más tiempo")
+    page.clock.run_for("03:50")
+    expect(warning).to_be_hidden()
+    page.clock.run_for("00:12")  # a minute before the 5, and a second or two
+    expect(warning).to_be_visible()
+    expect(more_time).to_be_focused()
+    expect(warning).to_contain_text("en 1 minuto se acaba el tiempo para hacer este cambio")
+    expect(session).to_be_hidden()
+    expect(page.get_by_role("button", name="Seguir conectado")).to_be_hidden()
+    audit = Audit(page)
+    audit.check("Datos de contacto, aviso del fin del tiempo para el cambio")
+    audit.assert_clean()
+    with page.expect_response(re.compile(r"/oficina/mas-tiempo-para-el-cambio/$")) as answer:
+        page.keyboard.press("Enter")
+    assert answer.value.status == 204
+    assert answer.value.headers["x-extensions-left"] == "9"
+    expect(warning).to_be_hidden()
+    expect(email).to_be_focused()  # back where the member was
+    page.clock.run_for("03:58")  # the old end is past: nothing happened, the page did not reload
+    expect(warning).to_be_hidden()
+    expect(session).to_be_hidden()
+    page.clock.run_for("00:04")
+    expect(warning).to_be_visible()
+    expect(session).to_be_hidden()
+    expect(page).to_have_url(base + "/oficina/datos-de-contacto/")
+    expect(email).to_have_value("nueva.direccion@correo.com")
+
+
+def test_a_change_sent_after_the_step_up_ended_is_found_as_it_was_after_the_pin(
+    short_stepup_app, new_context
+):
+    """The step-up ends for real here (30 s). The page warns at once (made in its last minute), says
+    when the time is over that «Continuar» will ask for the PIN again, and does not reload (what was
+    typed stays); «Continuar» is refused, «Confirma tu clave» says why, and after the PIN the form is
+    as the member left it. It was lost: the form came back with the old data."""
+    base = short_stepup_app.url
+    page = new_context(mobile=True).new_page()
+    identify(page, base, RETURNING[0])
+    enter_on_keypad(page, RETURNING[1])
+    _on_the_contact_page(page, base)
+    warning = page.get_by_role("alertdialog", name="Tu tiempo para hacer el cambio está por terminar")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("en menos de un minuto se acaba el tiempo para hacer este cambio")
+    page.get_by_role("textbox", name="Correo electrónico").fill("nueva.direccion@correo.com")
+    over = warning.locator("[data-time-over]")
+    expect(over).to_be_visible(timeout=40_000)
+    expect(over).to_have_text(
+        "Se acabó el tiempo para hacer este cambio. Cuando des clic en «Continuar», te pediremos tu clave "
+        "de nuevo y luego encontrarás lo que escribiste, tal como lo dejaste."
+    )
+    expect(warning.locator("[data-before-end]")).to_be_hidden()
+    expect(warning).to_be_focused()
+    expect(page).to_have_url(base + "/oficina/datos-de-contacto/")  # not reloaded
+    expect(page.get_by_role("button", name="Necesito más tiempo")).to_be_hidden()
+    page.get_by_role("button", name="Continuar").click()
+    expect(page).to_have_url(base + "/oficina/confirmar-clave/")
+    expect(
+        page.get_by_text("Se acabó el tiempo para hacer el cambio, así que todavía no lo guardamos.")
+    ).to_be_visible()
+    enter_on_keypad(page, RETURNING[1])
+    expect(page).to_have_url(base + "/oficina/datos-de-contacto/")
+    expect(page.get_by_role("textbox", name="Correo electrónico")).to_have_value("nueva.direccion@correo.com")
+    expect(page.get_by_text("Aquí está lo que escribiste")).to_be_visible()
+
+
 def test_a_sign_in_warns_before_its_time_runs_out_and_gives_more(live_app, new_context):
     """WCAG 2.2.1: a sign-in or reset ended SIGNIN_FLOW_SECONDS (15 minutes) after the cédula without a
     word, however far it had got (the policy read out by a screen reader, the new PIN, the code spent)."""
