@@ -64,7 +64,8 @@
   // time: the session's gives way to it while it is still to come before the session's idle end (its
   // «Necesito más tiempo» is a request, so it renews the idle limit too), and it gives way to the
   // session's when the absolute end comes first. At its end the page stays as it is (a reload would
-  // lose what the member typed) and says that «Continuar» will ask for the PIN again.
+  // lose what the member typed) and says that «Continuar» will ask for the PIN again; the session's
+  // warning, when due by then, takes its place.
   var stepup = null;
 
   function setupSessionWarning(box) {
@@ -146,6 +147,8 @@
         box.hidden = false;
       }
       if (!box.hidden) { box.focus(); }
+      // The session's warning may have given way to this one: due now, it shows (and this one goes).
+      document.dispatchEvent(new CustomEvent("oficina:stepup-over"));
     }
     if (isStepup) {
       stepup = {
@@ -159,6 +162,7 @@
         box.hidden = true;
         arm(idle);
       });
+      document.addEventListener("oficina:stepup-over", function () { schedule(0); });
     }
     document.addEventListener("visibilitychange", function () {
       if (document.visibilityState === "visible") { schedule(0); }  // back in view: what is left, now
