@@ -208,5 +208,6 @@ def test_regresar_on_confirma_tu_clave_drops_what_was_kept(client, clock):
     _stepped_up(client, member, "/oficina/datos-de-contacto/")
     clock.now += 61
     client.post("/oficina/datos-de-contacto/", {"celular": "", "correo": "nueva@correo.com"})
+    assert client.session["stepup_draft"]["fields"]["correo"] == "nueva@correo.com"
     assert client.post("/oficina/confirmar-clave/", {"action": "regresar"}).url == "/oficina/"
     assert "stepup_draft" not in client.session
