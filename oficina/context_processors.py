@@ -57,6 +57,9 @@ def page_constants(script_prefix: str) -> dict[str, Any]:
         },
         # base.html's «Seguir conectado» warning, on every page of a signed-in member (WCAG 2.2.1).
         "member_idle_seconds": settings.MEMBER_IDLE_SECONDS,
+        # base.html asks every page for a sign-in flow's warning; a page of no flow (the sign-in's first,
+        # the office's) answered that lookup with an exception inside the template engine.
+        "flow_time": None,
     }
 
 

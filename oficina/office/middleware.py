@@ -36,6 +36,10 @@ class MemberSessionMiddleware:
         request.member = None  # type: ignore[attr-defined]
         request.member_session_ended = None  # type: ignore[attr-defined]
         request.member_time = None  # type: ignore[attr-defined]
+        # Set by a change's page (security_views.py); None elsewhere, so that the templates' lookups of
+        # it succeed: a missing attribute is an exception inside the template engine, ~0.16 M
+        # instructions a page (bench/instructions.py).
+        request.stepup_time = None  # type: ignore[attr-defined]
         data = request.session.get(MEMBER_SESSION_KEY) if hasattr(request, "session") else None
         if isinstance(data, dict):
             member = self._load(request, data)
