@@ -466,3 +466,25 @@ def test_a_row_dated_at_the_calendars_end_is_listed_with_its_month_and_day(clien
         assert list(forged.datetimes("created_at", kind)) == list(
             QuerySet.datetimes(forged, "created_at", kind)
         )
+
+
+@pytest.mark.django_db
+def test_the_second_of_a_double_click_that_finds_the_version_published_answers_that_publication(rf):
+    """The second «Guardar» of a double click can look after the first has committed: policy_publish
+    then refuses the version as published (ValueError), which was a 500 (CI, PostgreSQL). The same text
+    is that publication, published once and audited once; another text is still refused."""
+    from django.contrib.auth import get_user_model
+
+    from oficina.backoffice.services import policy_version_publish
+    from oficina.consent.models import PolicyVersion
+
+    request = rf.post("/operadores/consent/policyversion/add/")
+    request.user = get_user_model()(username="oficial")
+    text = "<p>Tratamos tus datos según la Ley 1581 de 2012.</p>"
+    first = policy_version_publish(request=request, version="2", text=text)
+    second = policy_version_publish(request=request, version="2", text=text)
+    assert second.pk == first.pk
+    assert PolicyVersion.objects.filter(version="2").count() == 1
+    assert Event.objects.filter(kind="operator_policy_published").count() == 1
+    with pytest.raises(ValueError):
+        policy_version_publish(request=request, version="2", text="<p>Otro texto.</p>")

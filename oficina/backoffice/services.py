@@ -208,11 +208,13 @@ def policy_version_publish(*, request: HttpRequest, version: str, text: str) -> 
             operator_event(
                 "operator_policy_published", request=request, version=version, text_sha256=policy.text_sha256
             )
-    except IntegrityError:
+    except (IntegrityError, ValueError):
         # A double click on «Guardar»: both requests passed the form's check that the version is new,
-        # and the other one published it first (a 500 here before; review, 2026-12-06). The same text
-        # is that publication; another text under the same version is a real conflict.
-        policy = PolicyVersion.objects.get(version=version)
-        if policy.text_sha256 != text_sha256(text):
+        # and the other one published it first (a 500 here before; review, 2026-12-06). Either both
+        # INSERTs met (IntegrityError), or the other one had committed before this one looked, and
+        # policy_publish refused the version as published (ValueError: CI found that 500 too). The
+        # same text is that publication; another text under the same version is a real conflict.
+        policy = PolicyVersion.objects.filter(version=version).first()
+        if policy is None or policy.text_sha256 != text_sha256(text):
             raise
     return policy
