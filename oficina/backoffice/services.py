@@ -214,7 +214,8 @@ def policy_version_publish(*, request: HttpRequest, version: str, text: str) -> 
         # INSERTs met (IntegrityError), or the other one had committed before this one looked, and
         # policy_publish refused the version as published (ValueError: CI found that 500 too). The
         # same text is that publication; another text under the same version is a real conflict.
-        policy = PolicyVersion.objects.filter(version=version).first()
-        if policy is None or policy.text_sha256 != text_sha256(text):
+        published = PolicyVersion.objects.filter(version=version).first()
+        if published is None or published.text_sha256 != text_sha256(text):
             raise
+        policy = published
     return policy
