@@ -84,7 +84,8 @@ def _guarded(view: Any) -> Any:
     return view
 
 
-# The page of each step, where a request for another step is sent while the flow is alive.
+# The page of each step: where a request for another step is sent while the flow is alive (_restart),
+# and where «Necesito más tiempo» without JavaScript goes back to (more_time).
 STAGE_PAGES = {
     Stage.PASSWORD: "signin:password",
     Stage.NEW_PIN: "signin:new_pin",
@@ -626,17 +627,6 @@ def done(request: HttpRequest) -> HttpResponse:
         flow_start(request.session, document=flow.document).set(after_reset=True)
         return redirect("signin:password")
     return render(request, "signin/done.html", {"flow_time": flow.time_warning()})
-
-
-# Where «Necesito más tiempo» without JavaScript goes back to (the page of the flow's stage).
-STAGE_PAGES = {
-    Stage.PASSWORD: "signin:password",
-    Stage.NEW_PIN: "signin:new_pin",
-    Stage.CONFIRM_PIN: "signin:confirm_pin",
-    Stage.SECURITY_IMAGE: "signin:security_image",
-    Stage.POLICY: "signin:policy",
-    Stage.DONE: "signin:done",
-}
 
 
 @never_cache
