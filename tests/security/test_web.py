@@ -280,6 +280,7 @@ POST_ENDPOINTS = [
     "/necesito-mas-tiempo/",
     "/oficina/cerrar-sesion/",
     "/oficina/seguir-conectado/",
+    "/oficina/mas-tiempo-para-el-cambio/",
     "/oficina/bloquear-mi-acceso/",
     "/oficina/confirmar-clave/",
     "/oficina/cambiar-clave/",
