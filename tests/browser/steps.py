@@ -17,6 +17,10 @@ def identify(page: Page, base_url: str, document: str) -> None:
     page.get_by_label("Ingresar tu usuario").fill(document)
     page.get_by_role("button", name="Continuar").click()
     expect(page).to_have_url(base_url + "/clave/")
+    # The page's script (deferred) has run: its timers are set. A test that moves the page's clock
+    # right after could otherwise move it before they were, and wait for a warning that never came
+    # (CI, under load: test_after_the_last_extension_the_warning_says_no_more_time_can_be_given).
+    page.wait_for_load_state("domcontentloaded")
 
 
 def press_digits(page: Page, digits: str) -> None:
