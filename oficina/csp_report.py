@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse
 
-from oficina.lib.bare import logged_here
+from oficina.lib.bare import escaped_for_log, logged_here
 from oficina.lib.ratelimit import Throttled, ratelimit_consume
 
 logger = logging.getLogger(__name__)
@@ -39,10 +39,7 @@ CONTENT_TYPES = frozenset({LEGACY, REPORTING_API, "application/json"})
 def _field(value: object) -> str:
     if not isinstance(value, str | int) or isinstance(value, bool):
         return "-"
-    text = str(value)[:MAX_FIELD]
-    # Escaped as the request path is in our lines (oficina/lib/bare.py): a newline in a report must
-    # not write a line of its own.
-    return text.encode("unicode_escape").decode("ascii") or "-"
+    return escaped_for_log(str(value)[:MAX_FIELD]) or "-"
 
 
 def _url(value: object) -> str:

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from psycopg.errors import LockNotAvailable
 
-from oficina.lib.bare import bare_page, logged_here, path_for_log
+from oficina.lib.bare import bare_page, escaped_for_log, logged_here, path_for_log
 from oficina.lib.ratelimit import Throttled, first_in_window
 from oficina.signin.pin import HasherBusy
 
@@ -232,7 +232,7 @@ def cross_site_refused(request: HttpRequest) -> HttpResponse:
         "refused a request from another site, answered 403 to %s %s: Sec-Fetch-Site %s, Mode %s, Dest %s",
         request.method,
         path_for_log(request),
-        *(value.encode("unicode_escape").decode("ascii") or "-" for value in fetch.values()),
+        *(escaped_for_log(value) or "-" for value in fetch.values()),
     )
     if first_in_window("cross_site_refused", request):
         event_record(

@@ -33,5 +33,11 @@ def bare_page(
     return response
 
 
+def escaped_for_log(text: str) -> str:
+    """`text` with newlines and other control characters escaped, so that it writes no line of its own
+    (what the request, a header or a browser's report carries is anybody's to choose)."""
+    return text.encode("unicode_escape").decode("ascii")
+
+
 def path_for_log(request: HttpRequest) -> str:
-    return request.path[:200].encode("unicode_escape").decode("ascii")
+    return escaped_for_log(request.path[:200])
