@@ -38,6 +38,14 @@ JOURNEY_URLS = (
 
 
 @cache
+def static_url(path: str) -> str:
+    """A static file's URL, looked up once per process: `{% static %}` reads the manifest on every
+    render (~40 µs, 0.1 M instructions). The manifest is collected before the server starts. Also the
+    gallery's images (antiphishing/gallery.py: GalleryImage.url)."""
+    return static(path)
+
+
+@cache
 def page_constants(script_prefix: str) -> dict[str, Any]:
     return {
         "cooperative": {
@@ -48,8 +56,8 @@ def page_constants(script_prefix: str) -> dict[str, Any]:
             "nit": settings.COOPERATIVE_NIT,
         },
         "page_urls": {
-            "app_css": static("css/app.css"),
-            "app_js": static("js/app.js"),
+            "app_css": static_url("css/app.css"),
+            "app_js": static_url("js/app.js"),
             "brand_css": reverse("brand_css"),
             "brand_logo": reverse("brand_logo"),
             "logout": reverse("office:logout"),
@@ -67,6 +75,7 @@ def page_constants(script_prefix: str) -> dict[str, Any]:
 def _page_constants_forget(*, setting: str, **kwargs: object) -> None:
     if setting in _DEPENDS_ON:
         page_constants.cache_clear()
+        static_url.cache_clear()
 
 
 def branding(request: HttpRequest) -> dict[str, Any]:

@@ -9,28 +9,11 @@ rename or remove one; only append new images.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from typing import Any, Final
+from typing import Final
 
-from django.core.signals import setting_changed
-from django.dispatch import receiver
-from django.templatetags.static import static
+from oficina.context_processors import static_url
 
 STATIC_DIR: Final = "antiphishing/gallery"
-
-
-@cache
-def _static_url(path: str) -> str:
-    """An image's URL, looked up once per process: `{% static %}` reads the manifest on every render
-    (~40 µs, 0.15 M instructions), once on the keypad page and once per image on «imagen y frase».
-    The manifest is collected before the server starts, as for base.html's page_urls."""
-    return static(path)
-
-
-@receiver(setting_changed)
-def _static_urls_forget(*, setting: str, **kwargs: Any) -> None:
-    if setting in {"STORAGES", "STATIC_URL", "FORCE_SCRIPT_NAME"}:
-        _static_url.cache_clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +27,8 @@ class GalleryImage:
 
     @property
     def url(self) -> str:
-        return _static_url(self.static_path)
+        """Looked up once per process (on «imagen y frase», one per image of the gallery)."""
+        return static_url(self.static_path)
 
 
 GALLERY: Final[tuple[GalleryImage, ...]] = (
