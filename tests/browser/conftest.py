@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -222,6 +223,18 @@ def _stop(app: LiveApp) -> None:
         app.process.wait(timeout=5)
 
 
+@contextmanager
+def _serving(
+    base: Path, mailbox: _Collector, *, extra_env: dict[str, str], prepare: bool
+) -> Iterator[LiveApp]:
+    """A server for the fixtures below, stopped when the session ends."""
+    app = _start_app(base, mailbox, extra_env=extra_env, prepare=prepare)
+    try:
+        yield app
+    finally:
+        _stop(app)
+
+
 @pytest.fixture(scope="session")
 def app_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("oficina")
@@ -230,21 +243,16 @@ def app_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def live_app(app_dir, smtp_server) -> Iterator[LiveApp]:
     """The app under gunicorn with the demo members; the database is shared by the whole session."""
-    app = _start_app(app_dir / "main", smtp_server, extra_env={}, prepare=True)
-    try:
+    with _serving(app_dir / "main", smtp_server, extra_env={}, prepare=True) as app:
         yield app
-    finally:
-        _stop(app)
 
 
 @pytest.fixture(scope="session")
 def short_idle_app(live_app, app_dir, smtp_server) -> Iterator[LiveApp]:
     """A second server on the same database whose member sessions expire after 6 idle seconds."""
-    app = _start_app(app_dir / "idle", smtp_server, extra_env={"MEMBER_IDLE_SECONDS": "6"}, prepare=False)
-    try:
+    extra = {"MEMBER_IDLE_SECONDS": "6"}
+    with _serving(app_dir / "idle", smtp_server, extra_env=extra, prepare=False) as app:
         yield app
-    finally:
-        _stop(app)
 
 
 @pytest.fixture(scope="session")
@@ -252,11 +260,8 @@ def short_session_app(live_app, app_dir, smtp_server) -> Iterator[LiveApp]:
     """A third server on the same database whose member sessions last 4 minutes however active
     (MEMBER_ABSOLUTE_SECONDS), less than the 5 idle ones: the absolute end always comes first."""
     extra = {"MEMBER_ABSOLUTE_SECONDS": "240"}
-    app = _start_app(app_dir / "absolute", smtp_server, extra_env=extra, prepare=False)
-    try:
+    with _serving(app_dir / "absolute", smtp_server, extra_env=extra, prepare=False) as app:
         yield app
-    finally:
-        _stop(app)
 
 
 @pytest.fixture(scope="session")
@@ -264,11 +269,8 @@ def short_stepup_app(live_app, app_dir, smtp_server) -> Iterator[LiveApp]:
     """A fourth server on the same database whose step-ups («Confirma tu clave») last 30 seconds
     (STEPUP_SECONDS' least): a change's page is made in its last minute, and its end comes for real."""
     extra = {"STEPUP_SECONDS": "30"}
-    app = _start_app(app_dir / "stepup", smtp_server, extra_env=extra, prepare=False)
-    try:
+    with _serving(app_dir / "stepup", smtp_server, extra_env=extra, prepare=False) as app:
         yield app
-    finally:
-        _stop(app)
 
 
 _imported = 0
