@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib import admin
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -212,12 +213,23 @@ def test_a_filtered_or_small_list_is_counted_exactly(client, operator):
     assert "aprox." not in page and "3 asociados" in page
 
 
+def paged_by_two(monkeypatch) -> None:
+    """Pages of two members: a test's few members fill its first pages (a page that comes back short
+    is the list's end, and counted exactly)."""
+    monkeypatch.setattr(admin.site._registry[Member], "list_per_page", 2)
+
+
+def words(page: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", page).split())
+
+
 def test_an_estimated_count_is_shown_as_an_estimate_wherever_the_list_gives_it(client, operator, monkeypatch):
     monkeypatch.setattr(paginators, "table_rows_estimate", lambda queryset: 1_234_567)
+    paged_by_two(monkeypatch)
     for _ in range(3):
         make_member()
     page, _ = statements(client, MEMBERS)
-    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    text = words(page)
     assert "aprox. 1.234.567 asociados" in text  # the paginator
     assert "aprox. 1.234.567 resultados" in text  # the search box
     assert "Seleccionar todos los asociados (aprox. 1.234.567)" in text  # the actions
@@ -247,3 +259,62 @@ def test_on_postgresql_an_unfiltered_list_shows_its_estimated_count_as_such(clie
     assert "aprox." in page and not [sql for sql in on("audit_event", sqls) if "COUNT(" in sql]
     page, sqls = statements(client, EVENTS, {"kind__exact": "signin_ok"})
     assert "aprox." not in page and [sql for sql in on("audit_event", sqls) if "COUNT(" in sql]
+
+
+# The estimate is not the list's end: its page links may run past the real last page, or stop short of
+# it. The last pages are counted exactly (as Django counts every page), so no link and no page number
+# leads to an empty page, and no row is out of reach.
+
+
+def test_a_page_past_the_real_end_of_an_estimated_list_leads_to_its_real_last_page(
+    client, operator, monkeypatch
+):
+    monkeypatch.setattr(paginators, "table_rows_estimate", lambda queryset: 1_234_567)
+    paged_by_two(monkeypatch)
+    for _ in range(5):
+        make_member()
+    members = list(Member.objects.order_by("document").values_list("document", flat=True))
+
+    first, _ = statements(client, MEMBERS)
+    assert 'href="?p=617284" class="end"' in first  # the estimate's last page, as the page links it
+    for number in ["617284", "617283", "4", str(10**30)]:
+        response = client.get(MEMBERS, {"p": number})
+        assert (response.status_code, response["Location"]) == (302, f"{MEMBERS}?p=3"), number
+    response = client.get(MEMBERS, {"o": "2", "p": "617284"})  # the order chosen is kept
+    assert (response.status_code, response["Location"]) == (302, f"{MEMBERS}?o=2&p=3")
+
+    last, _ = statements(client, MEMBERS, {"p": "3"})
+    assert members[4] in last and members[3] not in last
+    assert "aprox." not in last and "5 asociados" in words(last) and "1234567" not in last
+    assert "Seleccionar todos los 5 asociados" in words(last) and "Todos seleccionados (5)" in last
+    assert "?p=4" not in last and "617284" not in last  # the links end at the real last page
+    second, _ = statements(client, MEMBERS, {"p": "2"})  # a full page: the estimate still stands
+    assert members[2] in second and members[3] in second
+    assert "aprox. 1.234.567 asociados" in words(second)
+    assert client.get(MEMBERS, {"p": "0"})["Location"] == f"{MEMBERS}?e=1"  # as Django, unchanged
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_rows_past_an_estimate_below_the_real_count_can_be_reached(
+    client, operator, monkeypatch
+):
+    monkeypatch.setattr(paginators, "ESTIMATE_FROM", 0)  # a test's tables are small
+    paged_by_two(monkeypatch)
+    for _ in range(3):
+        make_member()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE members_member")
+    for _ in range(3):  # after the statistics, in the same block of the table: the estimate stays 3
+        make_member()
+    members = list(Member.objects.order_by("document").values_list("document", flat=True))
+
+    first, _ = statements(client, MEMBERS)
+    assert "aprox. 3 asociados" in words(first)
+    assert 'href="?p=2" class="end"' in first and "?p=3" not in first
+    second, _ = statements(client, MEMBERS, {"p": "2"})  # the estimate's last page: a whole page
+    assert members[2] in second and members[3] in second
+    assert "6 asociados" in words(second) and "aprox." not in second
+    assert 'href="?p=3" class="end"' in second
+    third, _ = statements(client, MEMBERS, {"p": "3"})  # past the estimate: the rows are there
+    assert members[4] in third and members[5] in third
+    assert "6 asociados" in words(third)
