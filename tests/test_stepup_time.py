@@ -128,6 +128,24 @@ def test_a_step_up_that_ended_is_not_brought_back_by_necesito_mas_tiempo(client,
     assert not Event.objects.filter(kind="stepup_extended").exists()
 
 
+def test_in_its_last_second_the_step_up_has_ended_for_every_question_asked_of_it(client, clock):
+    """What is left and whether it is fresh are one reading of the step-up's clock: a change's page is
+    never served with 0 seconds left (its warning would say the time is over while the change is still
+    accepted), nor «Necesito más tiempo» granted with 0 seconds left. Under a second left, it ended."""
+    member = make_member(returning=True)
+    _stepped_up(client, member, "/oficina/datos-de-contacto/")
+    clock.now += 59  # one whole second left: still open, and said so
+    assert 'data-seconds-left="1"' in client.get("/oficina/datos-de-contacto/").content.decode()
+    clock.now += 0.5  # half a second left
+    request = SimpleNamespace(session=client.session)
+    fresh, left = office_services.stepup_is_fresh(request), office_services.stepup_seconds_left(request)
+    assert (fresh, left) == (False, 0)
+    refused = client.post(MORE_TIME, **FETCH)
+    assert (refused.status_code, refused["X-Stepup-Seconds-Left"]) == (409, "0")
+    assert client.get("/oficina/datos-de-contacto/").url == "/oficina/confirmar-clave/"
+    assert not Event.objects.filter(kind="stepup_extended").exists()
+
+
 def test_without_javascript_necesito_mas_tiempo_leads_back_to_the_changes_page_only(client, clock):
     member = make_member(returning=True)
     _stepped_up(client, member, "/oficina/datos-de-contacto/")

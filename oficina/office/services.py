@@ -6,7 +6,7 @@ import secrets
 import time
 from copy import copy
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db import transaction
@@ -48,13 +48,18 @@ def stepup_seconds_left(request: HttpRequest) -> int:
 
 
 def stepup_is_fresh(request: HttpRequest) -> bool:
-    data = request.session.get(MEMBER_SESSION_KEY) or {}
-    return time.time() - float(data.get(STEPUP_KEY, 0)) <= settings.STEPUP_SECONDS
+    """Whether a change may still be made: while a whole second of the step-up is left. The page's
+    warning counts from stepup_seconds_left, so a page served fresh never says its time is over."""
+    return stepup_seconds_left(request) > 0
+
+
+def _stepup_extensions_used(data: dict[str, Any]) -> int:
+    return int(data.get(STEPUP_EXTENSIONS_KEY, 0))
 
 
 def stepup_extensions_left(request: HttpRequest) -> int:
     data = request.session.get(MEMBER_SESSION_KEY) or {}
-    return max(0, STEPUP_EXTENSIONS - int(data.get(STEPUP_EXTENSIONS_KEY, 0)))
+    return max(0, STEPUP_EXTENSIONS - _stepup_extensions_used(data))
 
 
 def stepup_extend(request: HttpRequest, member: Member) -> bool:
@@ -64,16 +69,14 @@ def stepup_extend(request: HttpRequest, member: Member) -> bool:
     The session's count, not an exact database counter: what it bounds is the page's clock, which
     only ever moves to now (parallel twins move it to the same moment); the change itself still
     needs this step-up's token (stepup_spend)."""
-    if not stepup_is_fresh(request):
+    if not stepup_is_fresh(request) or not stepup_extensions_left(request):
         return False
     data = request.session[MEMBER_SESSION_KEY]
-    used = int(data.get(STEPUP_EXTENSIONS_KEY, 0))
-    if used >= STEPUP_EXTENSIONS:
-        return False
+    extension = _stepup_extensions_used(data) + 1
     data[STEPUP_KEY] = time.time()
-    data[STEPUP_EXTENSIONS_KEY] = used + 1
+    data[STEPUP_EXTENSIONS_KEY] = extension
     request.session.modified = True
-    event_record("stepup_extended", request=request, member=member, extension=used + 1)
+    event_record("stepup_extended", request=request, member=member, extension=extension)
     return True
 
 

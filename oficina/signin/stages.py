@@ -95,14 +95,16 @@ class Flow:
 
     def extend(self) -> bool:
         """«Necesito más tiempo»: the flow's clock starts again, FLOW_EXTENSIONS times at most."""
-        used = int(self.data.get("extensions", 0))
-        if used >= FLOW_EXTENSIONS:
+        if not self.extensions_left():
             return False
-        self.set(started_at=time.time(), extensions=used + 1)
+        self.set(started_at=time.time(), extensions=self._extensions_used() + 1)
         return True
 
     def extensions_left(self) -> int:
-        return max(0, FLOW_EXTENSIONS - int(self.data.get("extensions", 0)))
+        return max(0, FLOW_EXTENSIONS - self._extensions_used())
+
+    def _extensions_used(self) -> int:
+        return int(self.data.get("extensions", 0))
 
     def time_warning(self) -> TimeWarning:
         """What base.html's warning needs. Also once the extensions are used up: the member is then told,
