@@ -40,21 +40,13 @@ def check_audit_role(
         powers = audit_powers(connections[alias])
         if powers is None or powers.sound:
             continue
-        can = [
-            *(["is a superuser"] if powers.superuser else []),
-            *(["owns the audit tables"] if powers.owner else []),
-            *([f"can delete rows of {', '.join(powers.deletes)}"] if powers.deletes else []),
-            *([f"can truncate {', '.join(powers.truncates)}"] if powers.truncates else []),
-            *([f"can change {', '.join(powers.edits)}"] if powers.edits else []),
-            *([f"lacks the active trigger {', '.join(powers.triggers_off)}"] if powers.triggers_off else []),
-        ]
         found.append(
             Warning(
-                f"The database role {powers.role!r} ({alias}) {'; '.join(can)}: whoever runs the portal's "
-                "code (or injects SQL into it) can alter the audit trail in the database.",
-                hint="Connect the web and worker processes with a role that has only the privileges "
-                "`manage.py audit_db_grants` prints, run `migrate` with the owner's role, and keep audit "
-                "migration 0005's triggers (docs/operations.md, Database roles).",
+                f"Con el rol «{powers.role}» ({alias}), quien ejecute el código del portal (o le inyecte "
+                f"SQL) puede alterar la auditoría en la base de datos. {' '.join(powers.findings)}",
+                hint="Conecta la web y el worker con un rol que tenga solo los permisos que imprime "
+                "`manage.py audit_db_grants`, corre `migrate` con el rol dueño de las tablas y conserva "
+                "los disparadores de la migración 0005 de audit (docs/operations.md, «Database roles»).",
                 id="oficina.W003",
             )
         )

@@ -91,6 +91,31 @@ class AuditPowers:
     def sound(self) -> bool:
         return not self.too_powerful and not self.triggers_off
 
+    @property
+    def findings(self) -> list[str]:
+        """What is wrong, one sentence each, in Spanish as the operators' commands: the lines of
+        `audit_db_grants --check` and the message of `check --deploy`'s oficina.W003, written once."""
+        role = f"El rol «{self.role}»"
+        found = []
+        if self.superuser:
+            found.append(f"{role} es superusuario: puede todo, también quitar los disparadores.")
+        if self.owner:
+            found.append(
+                f"{role} es dueño de las tablas de auditoría: puede quitar sus disparadores y cambiar sus "
+                "permisos."
+            )
+        if self.deletes:
+            found.append(f"Puede borrar filas (DELETE) de: {', '.join(self.deletes)}.")
+        if self.truncates:
+            found.append(f"Puede vaciar (TRUNCATE): {', '.join(self.truncates)}.")
+        if self.edits:
+            found.append(
+                f"Puede cambiar (UPDATE) columnas que la aplicación nunca cambia: {', '.join(self.edits)}."
+            )
+        if self.triggers_off:
+            found.append(f"Disparadores ausentes o desactivados: {', '.join(self.triggers_off)}.")
+        return found
+
 
 def audit_powers(connection: BaseDatabaseWrapper) -> AuditPowers | None:
     """The connected role's powers over the audit tables; None where there are no roles (SQLite)."""

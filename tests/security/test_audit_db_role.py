@@ -19,8 +19,10 @@ from django.core.management.base import CommandError
 from django.db import ProgrammingError, connection, transaction
 from django.test import override_settings
 
+from oficina.audit import privileges
+from oficina.audit.management.commands import audit_db_grants
 from oficina.audit.models import ChainHead, Event
-from oficina.audit.privileges import audit_powers, grants_sql
+from oficina.audit.privileges import AuditPowers, audit_powers, grants_sql
 from oficina.audit.services import GENESIS, audit_seal, chain_verify, event_record
 from tests.factories import DEFAULT_PIN, make_member
 from tests.security import sign_in
@@ -238,7 +240,8 @@ def test_the_check_reports_a_role_that_can_edit_or_delete_the_trail():
     )
     assert "audit_event.seq" not in out
     [warning] = w003(["default"])
-    assert "is a superuser" in warning and "can delete rows of audit_event" in warning
+    assert "es superusuario" in warning
+    assert "Puede borrar filas (DELETE) de: audit_event, audit_chainhead." in warning
     assert w003() == []  # `check --deploy` without --database touches no database
 
 
@@ -260,7 +263,32 @@ def test_the_check_reports_a_trigger_the_owner_disabled(app_role):
 
     assert not sound and "Disparadores ausentes o desactivados: audit_event_append_only." in out
     assert "restitúyelos como el rol dueño" in out
-    assert "lacks the active trigger audit_event_append_only" in warning
+    assert "Disparadores ausentes o desactivados: audit_event_append_only." in warning
+
+
+def test_the_command_and_the_deploy_check_say_the_same_findings_in_the_same_words(monkeypatch):
+    """One text for each finding, in Spanish as the commands: `check --deploy` (oficina.W003) said them
+    in English, apart, and the two could drift."""
+    every = AuditPowers(
+        role="oficina",
+        superuser=True,
+        owner=True,
+        deletes=("audit_event",),
+        truncates=("audit_chainhead",),
+        edits=("audit_event.kind",),
+        triggers_off=("audit_event_append_only",),
+    )
+    monkeypatch.setattr(privileges, "audit_powers", lambda connection: every)
+    monkeypatch.setattr(audit_db_grants, "audit_powers", lambda connection: every)
+
+    sound, out = grants_check()
+    [warning] = w003(["default"])
+
+    assert not sound and len(every.findings) == 6
+    for finding in every.findings:
+        assert finding in out.splitlines() and finding in warning, finding
+    assert "El rol «oficina» es superusuario" in out
+    assert "Puede vaciar (TRUNCATE): audit_chainhead." in warning
 
 
 def test_on_sqlite_there_is_no_role_to_check():

@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from oficina.audit.privileges import AuditPowers, audit_powers, grants_sql
+from oficina.audit.privileges import audit_powers, grants_sql
 
 
 class Command(BaseCommand):
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         if powers is None:
             self.stdout.write("La base de datos no es PostgreSQL: no hay roles ni permisos que revisar.")
             return
-        for line in _findings(powers):
+        for line in powers.findings:
             self.stdout.write(line)
         if powers.too_powerful:
             raise CommandError(
@@ -73,25 +73,3 @@ class Command(BaseCommand):
                 "están activos."
             )
         )
-
-
-def _findings(powers: AuditPowers) -> list[str]:
-    found = []
-    if powers.superuser:
-        found.append(f"«{powers.role}» es superusuario: puede todo, también quitar los disparadores.")
-    if powers.owner:
-        found.append(
-            f"«{powers.role}» es dueño de las tablas de auditoría: puede quitar sus disparadores y cambiar "
-            "sus permisos."
-        )
-    if powers.deletes:
-        found.append(f"Puede borrar filas (DELETE) de: {', '.join(powers.deletes)}.")
-    if powers.truncates:
-        found.append(f"Puede vaciar (TRUNCATE): {', '.join(powers.truncates)}.")
-    if powers.edits:
-        found.append(
-            f"Puede cambiar (UPDATE) columnas que la aplicación nunca cambia: {', '.join(powers.edits)}."
-        )
-    if powers.triggers_off:
-        found.append(f"Disparadores ausentes o desactivados: {', '.join(powers.triggers_off)}.")
-    return found
