@@ -31,8 +31,11 @@ MSG_DOCUMENT = "Tu clave no puede ser parte de tu número de cédula."
 MSG_MOBILE = "Tu clave no puede ser parte de tu número de celular."
 MSG_REUSED = "Tu clave no puede ser igual a ninguna de tus últimas 3 claves."
 MSG_COMMON = "Esa clave es de las más usadas y fáciles de adivinar. Elige otra."
-# From the list, and accepted by every other rule: dates (240188, 250588), keypad paths (147852, 134679).
-LISTED = ["315475", "010203", "147852", "134679", "240188", "250588", "311083", "140577"]
+# From the list, and accepted by every other rule: dates (240188, 250588), keypad paths (147852, 134679);
+# 010174 is the line the first transcription of the corpus lost (entry 1,536), 140683 the 3,000th and last.
+LISTED = ["315475", "010203", "147852", "134679", "240188", "250588", "311083", "010174", "140683"]
+# The corpus's 3,001st six-digit line: past the cut, and no other rule refuses it.
+FIRST_AFTER_THE_LIST = "140577"
 
 
 def refusal(pin: str, member: Member | None = None) -> ValidationError:
@@ -214,6 +217,12 @@ def test_the_most_common_pins_of_the_published_list_are_refused_as_easy_to_guess
     error = refusal(pin)
     assert error.messages == [MSG_COMMON]
     assert error.error_list[0].code == "pin_common"
+
+
+def test_the_list_stops_at_the_3000th_six_digit_line_of_the_corpus():
+    assert list_lines()[-1] == "140683"
+    assert FIRST_AFTER_THE_LIST not in CORPUS
+    pin_validate(FIRST_AFTER_THE_LIST, member=None)
 
 
 def test_a_random_sample_refuses_exactly_the_listed_pins_and_accepts_the_others():
