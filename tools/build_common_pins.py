@@ -15,9 +15,16 @@ repeats, and writes the first COUNT of them under a header naming the source. No
 filtered beyond that: the existing rules of oficina/signin/common_pins.py overlap with the list on
 purpose (the list is evidence, the rules explain). Standard library only.
 
-The first committed file (2026-12-06) was built with six_digit_pins() and render() from the corpus
-at that commit as read through a stored copy, on a machine without network; running this script on a
-downloaded copy should give the same file, which has not been checked yet.
+The committed file (2026-12-06) was built with six_digit_pins() and render() from the corpus at that
+commit as read through a stored copy (16,000 characters a page), on a machine without network, and
+checked against a second transcription made without looking at it: the corpus's characters 0 to
+256,000 read again page by page, each page's six-digit lines written down (a line cut by a page end
+joined to its rest: 2|40188 is 240188, 070819|73 is 07081973), the 3,156 distinct six-digit lines fed
+to the same two functions, the result diffed with the file line by line. One difference: the first
+transcription had lost 010174 (entry 1,536, characters 191,994 to 191,999), whose line ends exactly
+where a page ends, so the list ran one entry too far, to 140577; corrected. The 3,000th entry is
+140683, at character 246,835 of 781,879. Running this script on a downloaded copy has still not been
+done; it should give the same file.
 """
 
 from __future__ import annotations
