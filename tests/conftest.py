@@ -70,6 +70,30 @@ def _fail_without_postgres():
     pytest.fail("REQUIRE_SERVICES=1 but DATABASE_URL is not PostgreSQL: this race test cannot run")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _flush_past_the_truncate_triggers():
+    """On PostgreSQL the audit trail refuses TRUNCATE to every role in an ordinary session (audit
+    migration 0006), and Django empties the database after a transactional test (transaction=True, the
+    live servers) with one TRUNCATE of every table. The suite connects as a superuser: its flush runs
+    with `session_replication_role = replica`, in which PostgreSQL fires no ordinary trigger, for the
+    flush's own transaction only (SET LOCAL). Only the tests' flush: a `manage.py flush` stays refused,
+    and a role that is not a superuser cannot enter that mode (docs/security.md §2.10)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        yield
+        return
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    flush = DatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        return flush(self, ["SET LOCAL session_replication_role = replica", *sql_list])
+
+    with mock.patch.object(DatabaseOperations, "execute_sql_flush", execute_sql_flush):
+        yield
+
+
 @pytest.fixture
 def audit_triggers_off(db):
     """On PostgreSQL the audit tables refuse edits and deletions even to their owner (triggers of audit

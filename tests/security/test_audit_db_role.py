@@ -16,6 +16,8 @@ import pytest
 from django.core.checks import run_checks
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.core.management.color import no_style
+from django.core.management.sql import sql_flush
 from django.db import ProgrammingError, connection, transaction
 from django.test import override_settings
 
@@ -24,6 +26,7 @@ from oficina.audit.management.commands import audit_db_grants
 from oficina.audit.models import ChainHead, Event
 from oficina.audit.privileges import AuditPowers, audit_powers, grants_sql
 from oficina.audit.services import GENESIS, audit_seal, chain_verify, event_record
+from oficina.members.models import Member
 from tests.factories import DEFAULT_PIN, make_member
 from tests.security import sign_in
 
@@ -185,15 +188,34 @@ REFUSED_TO_THE_OWNER = {
     "unseal a sealed event": "UPDATE audit_event SET seq = NULL WHERE id = %(sealed)s",
     "delete the head": "DELETE FROM audit_chainhead",
     "move the head back": f"UPDATE audit_chainhead SET last_seq = 0, last_hash = '{GENESIS}'",
+    # A TRUNCATE fires no row trigger: statement triggers of their own (audit migration 0006).
+    "truncate the events": "TRUNCATE audit_event",
+    "truncate the head": "TRUNCATE audit_chainhead",
+    "truncate both, restarting the ids": "TRUNCATE audit_event, audit_chainhead RESTART IDENTITY CASCADE",
 }
 
 
 @on_postgres
 @pytest.mark.parametrize("sql", REFUSED_TO_THE_OWNER.values(), ids=REFUSED_TO_THE_OWNER.keys())
-def test_even_the_tables_owner_may_not_delete_or_edit_the_trail(trail, sql):
+def test_even_the_tables_owner_may_not_delete_edit_or_truncate_the_trail(trail, sql):
     refused(sql, trail, match="append-only|cannot be deleted|only moves forward")
 
     untouched(trail)
+
+
+@on_postgres
+def test_a_django_flush_of_the_portals_database_is_refused_and_empties_nothing(trail):
+    """`manage.py flush` is one TRUNCATE of every table: run against production by mistake (as the
+    owner), it takes no table with it. The test suite's own flush passes as a superuser in replica
+    mode (tests/conftest.py), which a role that is not a superuser cannot enter."""
+    member = make_member()
+    with pytest.raises(ProgrammingError, match="it cannot be truncated"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            for sql in sql_flush(no_style(), connection):
+                cursor.execute(sql)
+
+    untouched(trail)
+    assert Member.objects.filter(pk=member.pk).exists()  # one statement: no table was emptied
 
 
 @on_postgres
