@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 from unittest import mock
 
@@ -72,12 +74,13 @@ def _fail_without_postgres():
 
 @pytest.fixture(autouse=True, scope="session")
 def _flush_past_the_truncate_triggers():
-    """On PostgreSQL the audit trail refuses TRUNCATE to every role in an ordinary session (audit
-    migration 0006), and Django empties the database after a transactional test (transaction=True, the
-    live servers) with one TRUNCATE of every table. The suite connects as a superuser: its flush runs
-    with `session_replication_role = replica`, in which PostgreSQL fires no ordinary trigger, for the
-    flush's own transaction only (SET LOCAL). Only the tests' flush: a `manage.py flush` stays refused,
-    and a role that is not a superuser cannot enter that mode (docs/security.md §2.10)."""
+    """On PostgreSQL the audit trail and the consent ledger refuse TRUNCATE to every role in an ordinary
+    session (audit migration 0006, consent 0007), and Django empties the database after a transactional
+    test (transaction=True, the live servers) with one TRUNCATE of every table. The suite connects as a
+    superuser: its flush runs with `session_replication_role = replica`, in which PostgreSQL fires no
+    ordinary trigger, for the flush's own transaction only (SET LOCAL). Only the tests' flush: a
+    `manage.py flush` stays refused, and a role that is not a superuser cannot enter that mode
+    (docs/security.md §2.10)."""
     from django.db import connection
 
     if connection.vendor != "postgresql":
@@ -94,15 +97,10 @@ def _flush_past_the_truncate_triggers():
         yield
 
 
-@pytest.fixture
-def audit_triggers_off(db):
-    """On PostgreSQL the audit tables refuse edits and deletions even to their owner (triggers of audit
-    migration 0005): a test that plays a database writer rewriting the trail disables them first, as
-    that writer would have to (a schema change only the owner or a superuser can make). Elsewhere
-    there are no such triggers and this does nothing."""
+@contextmanager
+def _triggers_off(*tables: str) -> Iterator[None]:
     from django.db import connection
 
-    tables = ("audit_event", "audit_chainhead")
     if connection.vendor != "postgresql":
         yield
         return
@@ -111,8 +109,28 @@ def audit_triggers_off(db):
             cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
     yield
     with connection.cursor() as cursor:  # a test that commits (transaction=True) must leave them on
+        # ALTER TABLE waits for no deferred foreign-key check of the test's rows: they run now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for table in tables:
             cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
+@pytest.fixture
+def audit_triggers_off(db):
+    """On PostgreSQL the audit tables refuse edits and deletions even to their owner (triggers of audit
+    migration 0005): a test that plays a database writer rewriting the trail disables them first, as
+    that writer would have to (a schema change only the owner or a superuser can make). Elsewhere
+    there are no such triggers and this does nothing."""
+    with _triggers_off("audit_event", "audit_chainhead"):
+        yield
+
+
+@pytest.fixture
+def ledger_triggers_off(db):
+    """The same for the consent ledger (consent migration 0007), which refuses every change and
+    deletion: for a test that needs the ledger in a state the application never leaves it in."""
+    with _triggers_off("consent_policyversion", "consent_consent", "consent_consentrevocation"):
+        yield
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from django.utils import timezone
 from oficina.audit.services import event_record
 from oficina.backoffice import paginators
 from oficina.consent.models import Consent, PolicyVersion
-from oficina.consent.services import policy_current
+from oficina.consent.services import policy_current, policy_current_or_default, policy_ensure_published
 from oficina.members.models import Member
 from tests.factories import make_member
 
@@ -65,11 +65,17 @@ def page_statement(sqls: list[str], table: str) -> str:
 
 
 def consents_spread(count: int = 3) -> None:
+    """`count` consents to version 1, each a day older than the one before it: the ledger's order is
+    not the ids'. Written with their dates (the ledger refuses an UPDATE on PostgreSQL)."""
     now = timezone.now()
+    policy = policy_ensure_published(policy_current_or_default())
     for i in range(count):
-        make_member(returning=True)
-    for i, consent in enumerate(Consent.objects.order_by("id")):
-        Consent.objects.filter(pk=consent.pk).update(accepted_at=now - timedelta(days=i))
+        Consent.objects.create(
+            member=make_member(),
+            policy=policy,
+            text_sha256=policy.text_sha256,
+            accepted_at=now - timedelta(days=i),
+        )
 
 
 def test_the_ledger_is_ordered_as_its_index_serves(client, operator):

@@ -372,7 +372,9 @@ def test_no_get_changes_the_database_at_any_stage(client, sms_outbox):
     assert_gets_change_nothing(client, "signed in")
 
 
-def test_the_policy_page_writes_nothing_even_before_a_policy_is_published(client, sms_outbox):
+def test_the_policy_page_writes_nothing_even_before_a_policy_is_published(
+    client, sms_outbox, ledger_triggers_off
+):
     PolicyVersion.objects.all().delete()  # as if `migrate` had not published version 1
     reach(client, "policy", sms_outbox)
     assert_gets_change_nothing(client, "policy, nothing published yet")
