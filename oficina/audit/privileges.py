@@ -1,33 +1,62 @@
-"""Who may write the audit trail, on PostgreSQL (docs/operations.md, "Database roles"; docs/security.md
-§2.10, G14).
+"""Who may write the evidence, on PostgreSQL: the audit trail and the consent ledger (docs/operations.md,
+"Database roles"; docs/security.md §2.10, G14).
 
-What the application runs on the audit tables, and nothing more is granted to its role:
+What the application runs on those tables, and nothing more is granted to its role:
 - `audit_event`: INSERT (every request, `event_record`; the import), SELECT (the sealer, verification,
   the back office), and UPDATE of the seal's three columns (the sealer, once per event). Never DELETE
   (retention keeps the trail: `purge_expired` deletes no event) nor TRUNCATE.
 - `audit_chainhead`: SELECT … FOR UPDATE and INSERT (the sealer's `get_or_create` of the one row),
   UPDATE of `last_seq`, `last_hash` and `mac` (the sealer; `audit_sign_head`, `mac` only). Never DELETE.
+- The consent ledger, `consent_policyversion`, `consent_consent` and `consent_consentrevocation`: INSERT
+  (a version published, a member's «Permitir», a revocation granted) and SELECT. Never UPDATE, DELETE
+  nor TRUNCATE (consent migration 0007 says what writes them).
 - Schema changes (`migrate`, and the migration that sets `signed_from_seq`) belong to the tables'
   owner, a role the web and worker processes do not use.
 
-Column privileges cannot say "only while the event is unsealed": the triggers of `audit` migration
-0005 do, for every role, the owner included."""
+Column privileges cannot say "only while the event is unsealed", and the owner holds every privilege:
+the triggers of `audit` migrations 0005 and 0006 and `consent` migration 0007 refuse the rest for every
+role in an ordinary session, the owner included. A superuser, or a role granted SET on
+`session_replication_role`, can turn them off for its own session (`replica`): `--check` reports both."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Model
 
 from oficina.audit.models import ChainHead, Event
+from oficina.consent.models import Consent, ConsentRevocation, PolicyVersion
 
 EVENT_SEAL_COLUMNS = ("seq", "prev_hash", "hash")
 HEAD_COLUMNS = ("last_seq", "last_hash", "mac")
-# The triggers `audit` migration 0005 creates, by table.
-TRIGGERS = {
-    Event._meta.db_table: "audit_event_append_only",
-    ChainHead._meta.db_table: "audit_chainhead_forward_only",
-}
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """A table of the evidence: the columns the application's role may UPDATE, and the triggers that
+    must be there and firing."""
+
+    model: type[Model]
+    updates: tuple[str, ...]
+    triggers: tuple[str, ...]
+
+    @property
+    def table(self) -> str:
+        return self.model._meta.db_table
+
+
+LEDGER_MODELS = (PolicyVersion, Consent, ConsentRevocation)
+LEDGER = tuple(model._meta.db_table for model in LEDGER_MODELS)
+# The triggers of `audit` migrations 0005 (rows) and 0006 (TRUNCATE), and of `consent` 0007.
+GUARDED = (
+    Guarded(Event, EVENT_SEAL_COLUMNS, ("audit_event_append_only", "audit_event_no_truncate")),
+    Guarded(ChainHead, HEAD_COLUMNS, ("audit_chainhead_forward_only", "audit_chainhead_no_truncate")),
+    *(
+        Guarded(model, (), (f"{model._meta.db_table}_insert_only", f"{model._meta.db_table}_no_truncate"))
+        for model in LEDGER_MODELS
+    ),
+)
 
 
 def _name(identifier: str) -> str:
@@ -36,13 +65,14 @@ def _name(identifier: str) -> str:
 
 
 def grants_sql(*, app_role: str, owner_role: str, schema: str = "public") -> str:
-    """The statements that give `app_role` what the portal needs and no more on the audit trail. To be
-    run by `owner_role` (who owns the tables: it ran `migrate`) or a superuser, in the portal's
-    database, after every `migrate`: they can be run again."""
+    """The statements that give `app_role` what the portal needs and no more on the audit trail and the
+    consent ledger. To be run by `owner_role` (who owns the tables: it ran `migrate`) or a superuser, in
+    the portal's database, after every `migrate`: they can be run again."""
     app, owner, where = _name(app_role), _name(owner_role), _name(schema)
     event, head = _name(Event._meta.db_table), _name(ChainHead._meta.db_table)
     seal = ", ".join(_name(column) for column in EVENT_SEAL_COLUMNS)
     moves = ", ".join(_name(column) for column in HEAD_COLUMNS)
+    ledger = ", ".join(f"{where}.{_name(table)}" for table in LEDGER)
     return "\n".join(
         [
             f"-- Oficina Virtual: the application's role {app}, the tables' owner {owner}.",
@@ -65,6 +95,9 @@ def grants_sql(*, app_role: str, owner_role: str, schema: str = "public") -> str
             f"GRANT UPDATE ({seal}) ON {where}.{event} TO {app};",
             f"GRANT SELECT, INSERT ON {where}.{head} TO {app};",
             f"GRANT UPDATE ({moves}) ON {where}.{head} TO {app};",
+            "-- The consent ledger: add and read policy versions, consents and revocations; never edit one.",
+            f"REVOKE ALL ON {ledger} FROM {app};",
+            f"GRANT SELECT, INSERT ON {ledger} TO {app};",
             "COMMIT;",
             "",
         ]
@@ -73,19 +106,23 @@ def grants_sql(*, app_role: str, owner_role: str, schema: str = "public") -> str
 
 @dataclass(frozen=True)
 class AuditPowers:
-    """What the connected role can do to the audit trail beyond what the portal needs."""
+    """What the connected role can do to the evidence (the audit trail and the consent ledger) beyond
+    what the portal needs."""
 
     role: str
     superuser: bool
-    owner: bool  # owns an audit table (or may act as its owner): may drop or disable its triggers
+    owner: bool  # owns a guarded table (or may act as its owner): may drop or disable its triggers
+    replica: bool  # may SET session_replication_role = replica, in which no ordinary trigger fires
     deletes: tuple[str, ...]  # tables it may DELETE from
     truncates: tuple[str, ...]  # tables it may TRUNCATE
     edits: tuple[str, ...]  # "table.column" it may UPDATE, besides the sealer's columns
-    triggers_off: tuple[str, ...]  # the triggers of migration 0005 missing or disabled
+    triggers_off: tuple[str, ...]  # the triggers of GUARDED missing or disabled
 
     @property
     def too_powerful(self) -> bool:
-        return self.superuser or self.owner or bool(self.deletes or self.truncates or self.edits)
+        return (
+            self.superuser or self.owner or self.replica or bool(self.deletes or self.truncates or self.edits)
+        )
 
     @property
     def sound(self) -> bool:
@@ -101,8 +138,13 @@ class AuditPowers:
             found.append(f"{role} es superusuario: puede todo, también quitar los disparadores.")
         if self.owner:
             found.append(
-                f"{role} es dueño de las tablas de auditoría: puede quitar sus disparadores y cambiar sus "
-                "permisos."
+                f"{role} es dueño de tablas de la auditoría o del registro de autorizaciones: puede quitar "
+                "sus disparadores y cambiar sus permisos."
+            )
+        if self.replica and not self.superuser:
+            found.append(
+                f"{role} puede poner session_replication_role = replica: en su sesión no se dispara ningún "
+                "disparador."
             )
         if self.deletes:
             found.append(f"Puede borrar filas (DELETE) de: {', '.join(self.deletes)}.")
@@ -118,10 +160,9 @@ class AuditPowers:
 
 
 def audit_powers(connection: BaseDatabaseWrapper) -> AuditPowers | None:
-    """The connected role's powers over the audit tables; None where there are no roles (SQLite)."""
+    """The connected role's powers over the guarded tables; None where there are no roles (SQLite)."""
     if connection.vendor != "postgresql":
         return None
-    tables = {Event: EVENT_SEAL_COLUMNS, ChainHead: HEAD_COLUMNS}
     owner: list[str] = []
     deletes: list[str] = []
     truncates: list[str] = []
@@ -130,28 +171,35 @@ def audit_powers(connection: BaseDatabaseWrapper) -> AuditPowers | None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user")
         role, superuser = cursor.fetchone()
-        for model, allowed in tables.items():
-            table = model._meta.db_table
+        # Before PostgreSQL 15 only a superuser may set it; from 15 on it can be granted too (GRANT SET
+        # ON PARAMETER), which has_parameter_privilege sees, as it sees a superuser's right.
+        cursor.execute("SELECT current_setting('server_version_num')::int")
+        replica = superuser
+        if cursor.fetchone()[0] >= 150000:
+            cursor.execute("SELECT has_parameter_privilege('session_replication_role', 'SET')")
+            (replica,) = cursor.fetchone()
+        for guarded in GUARDED:
+            table = guarded.table
             cursor.execute(
                 "SELECT pg_has_role(c.relowner, 'MEMBER'), has_table_privilege(c.oid, 'DELETE'), "
                 "has_table_privilege(c.oid, 'TRUNCATE'), "
-                "(SELECT t.tgenabled FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = %s) "
+                "ARRAY(SELECT t.tgname FROM pg_trigger t WHERE t.tgrelid = c.oid "
+                # "O": fires (in ordinary sessions); "A": always; "D": disabled; "R": only in replica mode.
+                "AND t.tgenabled IN ('O', 'A')) "
                 "FROM pg_class c WHERE c.oid = to_regclass(%s)",
-                [TRIGGERS[table], connection.ops.quote_name(table)],
+                [connection.ops.quote_name(table)],
             )
             row = cursor.fetchone()
             if row is None:  # not migrated yet: nothing to protect, and no trigger either
-                triggers_off.append(TRIGGERS[table])
+                triggers_off.extend(guarded.triggers)
                 continue
-            owns, may_delete, may_truncate, trigger = row
+            owns, may_delete, may_truncate, firing = row
             for granted, where in ((owns, owner), (may_delete, deletes), (may_truncate, truncates)):
                 if granted:
                     where.append(table)
-            # "O": fires (in ordinary sessions); "A": always; "D": disabled; "R": only in replica mode.
-            if trigger not in ("O", "A"):
-                triggers_off.append(TRIGGERS[table])
-            for field in model._meta.concrete_fields:
-                if field.column in allowed:
+            triggers_off.extend(trigger for trigger in guarded.triggers if trigger not in firing)
+            for field in guarded.model._meta.concrete_fields:
+                if field.column in guarded.updates:
                     continue
                 cursor.execute("SELECT has_column_privilege(%s, %s, 'UPDATE')", [table, field.column])
                 if cursor.fetchone()[0]:
@@ -160,6 +208,7 @@ def audit_powers(connection: BaseDatabaseWrapper) -> AuditPowers | None:
         role=role,
         superuser=superuser,
         owner=bool(owner),
+        replica=bool(replica),
         deletes=tuple(deletes),
         truncates=tuple(truncates),
         edits=tuple(edits),

@@ -162,3 +162,28 @@ def run_together(count: int, work: Callable[[int], Any], *, timeout: float = 120
         thread.join(timeout=timeout)
     assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
     return results
+
+
+# --- The database's own protections (PostgreSQL): its roles and triggers ---------------------------
+
+
+def execute(sql: str, params: dict | None = None) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def script_statements(script: str) -> list[str]:
+    """The statements of `audit_db_grants`' script, without its comments and its BEGIN and COMMIT: here
+    they run inside the test's transaction, which rolls them back."""
+    text = " ".join(line for line in script.splitlines() if not line.startswith("--"))
+    return [sql.strip() for sql in text.split(";") if sql.strip() not in ("", "BEGIN", "COMMIT")]
+
+
+@contextmanager
+def acting_as(role: str) -> Iterator[None]:
+    """This connection acts as `role` (the privileges checked are its own) until the block ends."""
+    execute(f'SET ROLE "{role}"')
+    try:
+        yield
+    finally:
+        execute("RESET ROLE")

@@ -8,9 +8,6 @@ the tables' owner, unless the owner first drops them."""
 from __future__ import annotations
 
 import io
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from django.core.checks import run_checks
@@ -28,56 +25,17 @@ from oficina.audit.privileges import AuditPowers, audit_powers, grants_sql
 from oficina.audit.services import GENESIS, audit_seal, chain_verify, event_record
 from oficina.members.models import Member
 from tests.factories import DEFAULT_PIN, make_member
-from tests.security import sign_in
+from tests.security import acting_as, execute, sign_in
 
 pytestmark = pytest.mark.django_db
 on_postgres = pytest.mark.postgres
 deferred = override_settings(AUDIT_SEAL="deferred")
 
 
-def execute(sql: str, params: dict | None = None) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
-def statements(script: str) -> list[str]:
-    """The statements of `audit_db_grants`' script, without its comments and its BEGIN and COMMIT: here
-    they run inside the test's transaction, which rolls them back."""
-    text = " ".join(line for line in script.splitlines() if not line.startswith("--"))
-    return [sql.strip() for sql in text.split(";") if sql.strip() not in ("", "BEGIN", "COMMIT")]
-
-
-@pytest.fixture
-def app_role(db) -> Iterator[str]:
-    """A role holding exactly what `audit_db_grants` grants, as the web and worker processes' role."""
-    name = f"ov_test_role_{uuid.uuid4().hex[:12]}"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'audit_event'")
-        (owner,) = cursor.fetchone()
-        cursor.execute(f'CREATE ROLE "{name}" NOLOGIN')
-        for sql in statements(grants_sql(app_role=name, owner_role=owner)):
-            cursor.execute(sql)
-    yield name
-    with connection.cursor() as cursor:
-        cursor.execute("RESET ROLE")
-        cursor.execute(f'DROP OWNED BY "{name}"')
-        cursor.execute(f'DROP ROLE "{name}"')
-
-
 def current_user() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_user")
         return cursor.fetchone()[0]
-
-
-@contextmanager
-def acting_as(role: str) -> Iterator[None]:
-    """This connection acts as `role` (the privileges checked are its own) until the block ends."""
-    execute(f'SET ROLE "{role}"')
-    try:
-        yield
-    finally:
-        execute("RESET ROLE")
 
 
 @pytest.fixture
@@ -254,13 +212,16 @@ def test_the_check_reports_a_role_that_can_edit_or_delete_the_trail():
     sound, out = grants_check()
 
     assert not sound
-    assert "es superusuario" in out and "es dueño de las tablas de auditoría" in out
-    assert "Puede borrar filas (DELETE) de: audit_event, audit_chainhead." in out
-    assert "Puede vaciar (TRUNCATE): audit_event, audit_chainhead." in out
+    assert "es superusuario" in out and "es dueño de tablas de la auditoría o del registro" in out
+    ledger = "consent_policyversion, consent_consent, consent_consentrevocation"
+    assert f"Puede borrar filas (DELETE) de: audit_event, audit_chainhead, {ledger}." in out
+    assert f"Puede vaciar (TRUNCATE): audit_event, audit_chainhead, {ledger}." in out
     assert (
         "audit_event.kind" in out and "audit_event.data" in out and "audit_chainhead.signed_from_seq" in out
     )
+    assert "consent_consent.accepted_at" in out and "consent_policyversion.text" in out
     assert "audit_event.seq" not in out
+    assert "session_replication_role" not in out  # a superuser's power, told as such
     [warning] = w003(["default"])
     assert "es superusuario" in warning
     assert "Puede borrar filas (DELETE) de: audit_event, audit_chainhead." in warning
@@ -273,7 +234,33 @@ def test_the_check_passes_the_role_the_grants_make(app_role):
         sound, out = grants_check()
         assert w003(["default"]) == []
 
-    assert sound and f"El rol «{app_role}» solo agrega, lee y sella eventos de auditoría" in out
+    assert sound and (
+        f"El rol «{app_role}» solo agrega, lee y sella eventos de auditoría, y solo agrega y lee el "
+        "registro de autorizaciones; los disparadores están activos." in out
+    )
+
+
+@on_postgres
+def test_the_app_role_cannot_turn_the_triggers_off_for_its_session(app_role):
+    """The replica mode skips every ordinary trigger (the test suite's flush uses it, as a superuser):
+    the role the grants make may not enter it."""
+    with acting_as(app_role), pytest.raises(ProgrammingError, match="permission denied"):
+        with transaction.atomic():
+            execute("SET LOCAL session_replication_role = replica")
+
+
+@on_postgres
+def test_the_check_reports_a_role_granted_the_mode_that_turns_the_triggers_off(app_role):
+    """From PostgreSQL 15 a superuser may grant it (GRANT SET ON PARAMETER): that role could then
+    edit the trail and the ledger with the triggers silent, in its own session only, unseen."""
+    execute(f'GRANT SET ON PARAMETER session_replication_role TO "{app_role}"')
+    with acting_as(app_role):
+        sound, out = grants_check()
+        [warning] = w003(["default"])
+
+    assert not sound
+    assert f"«{app_role}» puede poner session_replication_role = replica" in out
+    assert "may set session_replication_role, which turns the triggers off" in warning
 
 
 @on_postgres
@@ -291,26 +278,33 @@ def test_the_check_reports_a_trigger_the_owner_disabled(app_role):
 def test_the_command_and_the_deploy_check_say_the_same_findings_in_the_same_words(monkeypatch):
     """One text for each finding, in Spanish as the commands: `check --deploy` (oficina.W003) said them
     in English, apart, and the two could drift."""
-    every = AuditPowers(
+    common = dict(
         role="oficina",
-        superuser=True,
         owner=True,
         deletes=("audit_event",),
         truncates=("audit_chainhead",),
         edits=("audit_event.kind",),
         triggers_off=("audit_event_append_only",),
     )
-    monkeypatch.setattr(privileges, "audit_powers", lambda connection: every)
-    monkeypatch.setattr(audit_db_grants, "audit_powers", lambda connection: every)
+    # A superuser's replica mode is told as its being a superuser: two roles say all seven findings.
+    superuser = AuditPowers(superuser=True, replica=True, **common)
+    replica = AuditPowers(superuser=False, replica=True, **common)
+    said: set[str] = set()
+    for powers in (superuser, replica):
+        monkeypatch.setattr(privileges, "audit_powers", lambda connection, powers=powers: powers)
+        monkeypatch.setattr(audit_db_grants, "audit_powers", lambda connection, powers=powers: powers)
 
-    sound, out = grants_check()
-    [warning] = w003(["default"])
+        sound, out = grants_check()
+        [warning] = w003(["default"])
 
-    assert not sound and len(every.findings) == 6
-    for finding in every.findings:
-        assert finding in out.splitlines() and finding in warning, finding
-    assert "El rol «oficina» es superusuario" in out
-    assert "Puede vaciar (TRUNCATE): audit_chainhead." in warning
+        assert not sound
+        for finding in powers.findings:
+            assert finding in out.splitlines() and finding in warning, finding
+        said.update(powers.findings)
+    assert len(said) == 7
+    assert "El rol «oficina» es superusuario" in " ".join(said)
+    assert "puede poner session_replication_role = replica" in " ".join(said)
+    assert "Puede vaciar (TRUNCATE): audit_chainhead." in " ".join(said)
 
 
 def test_on_sqlite_there_is_no_role_to_check():
@@ -344,6 +338,10 @@ def test_the_command_prints_the_grants_for_the_app_role_and_the_owner():
         in lines
     )
     assert 'REVOKE ALL ON "public"."audit_event", "public"."audit_chainhead" FROM "oficina_app";' in lines
+    tables = ("consent_policyversion", "consent_consent", "consent_consentrevocation")
+    ledger = ", ".join(f'"public"."{table}"' for table in tables)
+    assert f'REVOKE ALL ON {ledger} FROM "oficina_app";' in lines
+    assert f'GRANT SELECT, INSERT ON {ledger} TO "oficina_app";' in lines
     assert 'ALTER DEFAULT PRIVILEGES FOR ROLE "oficina" IN SCHEMA "public"' in lines
     assert "TRUNCATE" not in "\n".join(line for line in lines if not line.startswith("--"))
 

@@ -3,17 +3,21 @@ policy versions, the consents and the granted revocations are the proof Ley 1581
 (an authorisation that is explicit, versioned and provable), and the application only ever adds them;
 but whoever ran SQL as the portal's role, or as the tables' owner, could edit or delete them: change
 who accepted which text and when, rewrite a published version, remove a revocation. Triggers (consent
-migration 0007) refuse every change, deletion and TRUNCATE, even to the owner, while everything the
-application writes to the ledger goes on working."""
+migration 0007) refuse every change, deletion and TRUNCATE, even to the owner; the application's role
+may only add and read them (`manage.py audit_db_grants`), whose `--check` reports a trigger turned
+off; and everything the application writes to the ledger goes on working, as either role."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.core.checks import run_checks
 from django.core.management import call_command
-from django.db import ProgrammingError, connection, transaction
+from django.core.management.base import CommandError
+from django.db import ProgrammingError, transaction
 from django.test import Client, RequestFactory
 
 from oficina.consent.models import Consent, ConsentRevocation, DataRequest, PolicyVersion
@@ -26,17 +30,13 @@ from oficina.consent.services import (
 )
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import type_on_keypad
+from tests.security import acting_as, execute
 from tests.test_backoffice import signed_in_operator
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
 POLICY_ADD = "/operadores/consent/policyversion/add/"
 REQUESTS = "/operadores/consent/datarequest/"
-
-
-def execute(sql: str, params: dict | None = None) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def ledger_rows() -> list[tuple[Any, ...]]:
@@ -127,6 +127,32 @@ def test_even_the_tables_owner_may_not_change_delete_or_truncate_the_ledger(ledg
     assert ledger_rows() == before
 
 
+# What the grants of `audit_db_grants` leave the application's role: SELECT and INSERT, nothing else.
+NOT_GRANTED = {
+    "delete a consent": "DELETE FROM consent_consent WHERE id = %(consent)s",
+    "backdate a consent": "UPDATE consent_consent SET accepted_at = accepted_at - interval '1 year' "
+    "WHERE id = %(consent)s",
+    "delete a revocation": "DELETE FROM consent_consentrevocation WHERE id = %(revocation)s",
+    "change who granted it": "UPDATE consent_consentrevocation SET revoked_by = 'nadie' "
+    "WHERE id = %(revocation)s",
+    "edit a published text": "UPDATE consent_policyversion SET text = '<p>Otra.</p>' WHERE id = %(policy)s",
+    "delete a version nobody accepted": "DELETE FROM consent_policyversion WHERE id = %(newer)s",
+    "truncate the consents": "TRUNCATE consent_consent",
+}
+
+
+@pytest.mark.parametrize("sql", NOT_GRANTED.values(), ids=NOT_GRANTED.keys())
+def test_the_app_role_may_not_change_delete_or_truncate_the_ledger(app_role, ledger, sql):
+    before = ledger_rows()
+    execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+    with acting_as(app_role), pytest.raises(ProgrammingError, match="permission denied"):
+        with transaction.atomic():
+            execute(sql, ledger)
+
+    assert ledger_rows() == before
+
+
 def test_the_orm_is_refused_as_well():
     """The models have no guard of their own (the admin offers no change): the database refuses."""
     consent = Consent.objects.get(member=make_member(returning=True))
@@ -141,7 +167,17 @@ def test_the_orm_is_refused_as_well():
     assert consent.user_agent == ""
 
 
-def test_everything_the_application_writes_to_the_ledger_still_works(client):
+@pytest.fixture(params=["as_the_owner", "as_the_app_role"])
+def role(request) -> Iterator[None]:
+    """The tables' owner (the tests' own connection), then the role `audit_db_grants` makes."""
+    if request.param == "as_the_owner":
+        yield
+        return
+    with acting_as(request.getfixturevalue("app_role")):
+        yield
+
+
+def test_everything_the_application_writes_to_the_ledger_still_works(client, role):
     """Publishing a version in the back office, «Permitir» at sign-in, a revocation filed, its term
     extended and the revocation granted, a new «Permitir», the demo's members and the daily purge."""
     member = make_member(returning=True)  # accepted version 1
@@ -177,3 +213,24 @@ def test_everything_the_application_writes_to_the_ledger_still_works(client):
     assert [c.policy.version for c in member.consents.order_by("id")] == ["1", "2", "2"]
     assert ConsentRevocation.objects.get().data_request == filed
     assert Consent.objects.filter(member__document="1020304050").exists()  # a demo member's
+
+
+def test_the_check_reports_a_ledger_trigger_the_owner_disabled(app_role):
+    execute("ALTER TABLE consent_consent DISABLE TRIGGER consent_consent_insert_only")
+    execute("ALTER TABLE consent_policyversion DISABLE TRIGGER consent_policyversion_no_truncate")
+    with acting_as(app_role):
+        out = io.StringIO()
+        with pytest.raises(CommandError, match="registro de autorizaciones: averigua quién los quitó"):
+            call_command("audit_db_grants", "--check", stdout=out)
+        [warning] = [
+            m.msg
+            for m in run_checks(include_deployment_checks=True, databases=["default"])
+            if m.id == "oficina.W003"
+        ]
+
+    assert (
+        "Disparadores ausentes o desactivados: consent_policyversion_no_truncate, "
+        "consent_consent_insert_only." in out.getvalue()
+    )
+    off = "consent_policyversion_no_truncate, consent_consent_insert_only"
+    assert f"lacks the active trigger {off}" in warning
