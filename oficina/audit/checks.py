@@ -43,11 +43,12 @@ def check_audit_role(
         found.append(
             Warning(
                 f"Con el rol «{powers.role}» ({alias}), quien ejecute el código del portal (o le inyecte "
-                f"SQL) puede alterar la auditoría o el registro de autorizaciones en la base de datos. {' '.join(powers.findings)}",
+                "SQL) puede alterar la auditoría o el registro de autorizaciones en la base de datos. "
+                + " ".join(powers.findings),
                 hint="Conecta la web y el worker con un rol que tenga solo los permisos que imprime "
                 "`manage.py audit_db_grants`, corre `migrate` con el rol dueño de las tablas y conserva "
-                "los disparadores de las migraciones 0005 y 0006 de audit y 0007 de consent (docs/operations.md, "
-                "«Database roles»).",
+                "los disparadores de las migraciones 0005 y 0006 de audit y 0007 de consent "
+                "(docs/operations.md, «Database roles»).",
                 id="oficina.W003",
             )
         )

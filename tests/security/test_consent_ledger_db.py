@@ -233,4 +233,4 @@ def test_the_check_reports_a_ledger_trigger_the_owner_disabled(app_role):
         "consent_consent_insert_only." in out.getvalue()
     )
     off = "consent_policyversion_no_truncate, consent_consent_insert_only"
-    assert f"lacks the active trigger {off}" in warning
+    assert f"Disparadores ausentes o desactivados: {off}." in warning
