@@ -251,6 +251,8 @@ RATE_LIMITS = {
     "pin": envstr("RATE_LIMIT_PIN", "20/m/ip,200/h/ip,5/5m/key"),
     "code_request": envstr("RATE_LIMIT_CODE_REQUEST", "10/m/ip,30/h/ip,5/h/key"),
     "code_entry": envstr("RATE_LIMIT_CODE_ENTRY", "20/m/ip,10/5m/key"),
+    # New PINs checked against the member's mobile and last PINs (signin/flows/new_credentials.py).
+    "new_pin": envstr("RATE_LIMIT_NEW_PIN", "5/h/key,10/d/key"),
     "staff_login": envstr("RATE_LIMIT_STAFF_LOGIN", "10/m/ip,5/5m/key"),  # key = operator's username
     # Browsers' CSP violation reports (oficina/csp_report.py): a page sends a few, a flood is refused.
     "csp_report": envstr("RATE_LIMIT_CSP_REPORT", "30/m/ip,300/h/ip"),

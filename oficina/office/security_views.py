@@ -202,7 +202,9 @@ def change_pin(request: HttpRequest) -> HttpResponse:
         error, tokens = result.error, result.tokens
         if result.digits is not None:
             try:
-                request.session[PENDING_PIN_KEY] = new_pin_accept(member=member, pin=result.digits)
+                request.session[PENDING_PIN_KEY] = new_pin_accept(
+                    request=request, member=member, pin=result.digits
+                )
             except ValidationError as exc:
                 error = exc.messages[0]
             else:

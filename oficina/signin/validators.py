@@ -97,18 +97,29 @@ class NotRecentPinValidator:
         return "No repitas ninguna de tus últimas 3 claves."
 
 
-PIN_VALIDATORS = (
-    SixDigitsValidator(),
-    NoSequenceValidator(),
-    NotCommonPinValidator(),
-    NotPersonalDataValidator(),
-    NotRecentPinValidator(),
-)
+# The same for everyone: a refusal tells nothing about the member.
+GENERAL_VALIDATORS = (SixDigitsValidator(), NoSequenceValidator(), NotCommonPinValidator())
+# Checked against the member's own data: a refusal says that the PIN typed is part of their mobile, or
+# is one of their last PINs, the current one included. Whoever may propose a new PIN (a holder of the
+# temporary code, a session in the office) could ask these as questions, so new_pin_accept counts the
+# PINs that reach them (RATE_LIMITS["new_pin"]).
+MEMBER_VALIDATORS = (NotPersonalDataValidator(), NotRecentPinValidator())
+PIN_VALIDATORS = GENERAL_VALIDATORS + MEMBER_VALIDATORS
 
 
 def pin_validate(pin: str, *, member: Member | None) -> None:
     """Raises ValidationError with the first rule the PIN breaks (cheap rules first, hashes last)."""
-    for validator in PIN_VALIDATORS:
+    pin_validate_general(pin)
+    pin_validate_for_member(pin, member=member)
+
+
+def pin_validate_general(pin: str) -> None:
+    for validator in GENERAL_VALIDATORS:
+        validator.validate(pin, None)
+
+
+def pin_validate_for_member(pin: str, *, member: Member | None) -> None:
+    for validator in MEMBER_VALIDATORS:
         validator.validate(pin, member)
 
 

@@ -371,7 +371,7 @@ def new_pin(request: HttpRequest) -> HttpResponse:
     if digits is not None:
         member = Member.objects.get(pk=flow.require_member_id())
         try:
-            pending = new_pin_accept(member=member, pin=digits)
+            pending = new_pin_accept(request=request, member=member, pin=digits)
         except ValidationError as exc:
             error = exc.messages[0]
         else:

@@ -20,6 +20,7 @@ from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import keypad_body, type_on_keypad
 from tests.security import (
     MSG_WRONG_PIN,
+    code_from,
     code_request,
     hash_calls,
     identify,
@@ -400,6 +401,104 @@ def test_a_client_hammering_a_throttled_address_is_one_audit_event_per_window(db
     for n in range(3):
         identify(other, f"5600000{n}")
     assert Event.objects.filter(kind="throttled").count() == 2
+
+
+# --- The new PIN's rules as questions -------------------------------------------------------------
+
+MSG_REUSED = "últimas 3 claves"
+MSG_MOBILE = "parte de tu número de celular"
+# Six PINs that pass every rule that is the same for everyone, and none of them the test member's
+# (PIN 480263, mobile 3111234567, a cédula from 80000001 on).
+NOT_THEIRS = ["730519", "730521", "730527", "730529", "730531", "730537"]
+
+
+def propose_new_pin(client: Client, page: str, pin: str):
+    """Types `pin` on a new PIN page; when it was accepted, «Regresar» from its confirmation brings
+    the page back, for the next proposal."""
+    proposed = type_on_keypad(client, page, pin)
+    if proposed.status_code == 302 and proposed.url.endswith("confirmar/"):
+        client.get(proposed.url)
+        assert client.post(proposed.url, {"action": "regresar"}).url == page
+    return proposed
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_the_new_pin_page_of_a_reset_cannot_be_used_to_find_the_current_pin(client, settings, member):
+    """A holder of the temporary code (a SIM swap, a mailbox read by someone else) reached «Nueva
+    clave», where «no puede ser igual a ninguna de tus últimas 3 claves» says that the PIN typed is
+    the member's current one: proposed without limit, it found the PIN, and then «Regresar» and a
+    sign-in with it opened the office, the PIN unchanged and the member told nothing. The proposals
+    that reach the rules on the member's own data are counted per member (`new_pin` 5/h/key); those
+    refused by the rules that are the same for everyone are not."""
+    only_rate_limit(settings, "new_pin")
+    code_request(client, member.document, "sms")
+    identify(client, member.document)
+    assert type_on_keypad(client, "/clave/", last_sms_code()).url == "/nueva-clave/"
+    for common in ("123456", "111111", "147258", "240188", "123123", "654321"):  # not counted
+        refused = type_on_keypad(client, "/nueva-clave/", common)
+        html = refused.content.decode()
+        assert refused.status_code == 200 and ("no puede" in html or "Elige otra" in html)
+    for guess in NOT_THEIRS[:5]:
+        assert propose_new_pin(client, "/nueva-clave/", guess).url == "/nueva-clave/confirmar/"
+
+    answer = propose_new_pin(client, "/nueva-clave/", DEFAULT_PIN)
+
+    assert_throttled(answer)
+    assert MSG_REUSED not in answer.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_the_new_pin_page_cannot_spell_out_the_members_mobile_past_the_limit(client, settings, member):
+    """«no puede ser parte de tu número de celular» answers whether six digits are in the mobile, of
+    which «Olvidé mi clave» shows only the first five: the same count holds it."""
+    only_rate_limit(settings, "new_pin")
+    code_request(client, member.document, "email")
+    identify(client, member.document)
+    assert type_on_keypad(client, "/clave/", code_from(mail.outbox[-1].body)).url == "/nueva-clave/"
+    inside_the_mobile = "111234"  # +57 311 123 4567
+    first = propose_new_pin(client, "/nueva-clave/", inside_the_mobile)
+    assert MSG_MOBILE in first.content.decode()  # counted: the first of five
+    for guess in NOT_THEIRS[:4]:
+        assert propose_new_pin(client, "/nueva-clave/", guess).url == "/nueva-clave/confirmar/"
+
+    assert_throttled(propose_new_pin(client, "/nueva-clave/", inside_the_mobile))
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_the_office_pin_change_cannot_be_used_to_find_earlier_pins_either(client, settings, member):
+    """In the office the current PIN is known (the step-up), but the two before it are not, and a
+    member may use them elsewhere: the same count, the same key (the member's cédula)."""
+    only_rate_limit(settings, "new_pin")
+    sign_in(client, member.document, DEFAULT_PIN)
+    assert client.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
+    assert type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN).url == "/oficina/cambiar-clave/"
+    for guess in NOT_THEIRS[:5]:
+        proposed = propose_new_pin(client, "/oficina/cambiar-clave/", guess)
+        assert proposed.url == "/oficina/cambiar-clave/confirmar/"
+
+    assert_throttled(propose_new_pin(client, "/oficina/cambiar-clave/", DEFAULT_PIN))
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_window")
+def test_the_new_pin_count_allows_ten_a_day(client, settings, member):
+    """`new_pin` 10/d/key: a member who proposes a few new PINs (a confirmation mistyped, a PIN of
+    theirs from before) never meets it; whoever asks the rules questions gets ten a day, in resets and
+    in the office alike."""
+    only_shipped_rule(settings, "new_pin", "/d/key")
+    sign_in(client, member.document, DEFAULT_PIN)
+    assert client.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
+    assert type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN).url == "/oficina/cambiar-clave/"
+    for guess in NOT_THEIRS + NOT_THEIRS[:4]:
+        proposed = propose_new_pin(client, "/oficina/cambiar-clave/", guess)
+        assert proposed.url == "/oficina/cambiar-clave/confirmar/"
+
+    eleventh = propose_new_pin(client, "/oficina/cambiar-clave/", NOT_THEIRS[0])
+    assert eleventh.status_code == 429 and "Demasiados intentos" in eleventh.content.decode()
+    assert 3600 < int(eleventh["Retry-After"]) <= 86400
 
 
 # --- The hasher's cap -----------------------------------------------------------------------------

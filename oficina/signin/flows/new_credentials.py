@@ -14,19 +14,29 @@ from oficina.antiphishing.gallery import is_valid_image_id
 from oficina.audit.services import event_record
 from oficina.consent.models import PolicyVersion
 from oficina.consent.services import consent_record
+from oficina.lib.ratelimit import ratelimit_consume
 from oficina.members.models import Member, PinHistory
 from oficina.notify.outbox import notice_queue, outbox_dispatch
 from oficina.signin.flows.login import session_auth_match
 from oficina.signin.pin import secret_hash
-from oficina.signin.validators import PIN_HISTORY_DEPTH, pin_validate
+from oficina.signin.validators import PIN_HISTORY_DEPTH, pin_validate_for_member, pin_validate_general
 
 PHRASE_MIN = 4
 PHRASE_MAX = 60
 
 
-def new_pin_accept(*, member: Member, pin: str) -> str:
-    """Checks the rules and returns the new PIN's hash (kept in the session until the flow ends)."""
-    pin_validate(pin, member=member)
+def new_pin_accept(*, request: HttpRequest, member: Member, pin: str) -> str:
+    """Checks the rules and returns the new PIN's hash (kept in the session until the flow ends).
+
+    The rules on the member's own data answer a question about it: «no puede ser igual a ninguna de tus
+    últimas 3 claves» told whoever held a temporary code that the PIN typed was the member's current
+    one. Proposed without limit, on a page that counts no failed PIN, it was a way to find the PIN
+    without changing it: then «Regresar», and a sign-in with it, no notice to the member (review,
+    2026-12-07). Each PIN that reaches those rules is counted per member (RATE_LIMITS["new_pin"]);
+    the rules that are the same for everyone (a run, a common PIN) are not."""
+    pin_validate_general(pin)
+    ratelimit_consume(request, action="new_pin", key=member.document)
+    pin_validate_for_member(pin, member=member)
     return secret_hash(pin)
 
 
