@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
 DESKTOP = {"width": 1280, "height": 800}
 MOBILE = {"width": 360, "height": 740}
 SHOTS_DIR = ROOT / "docs" / "screenshots"
-_RATE_LIMITED = ("IDENTIFY", "PIN", "CODE_REQUEST", "CODE_ENTRY")
+_RATE_LIMITED = ("IDENTIFY", "PIN", "CODE_REQUEST", "CODE_ENTRY", "NEW_PIN")
 CODE_RE = re.compile(r"\b(\d{6})\b")
 
 
@@ -174,6 +174,7 @@ def _start_app(base: Path, mailbox: _Collector, *, extra_env: dict[str, str], pr
         **{f"RATE_LIMIT_{action}": "10000/m/ip,10000/m/key" for action in _RATE_LIMITED},
         "CODE_RESEND_SECONDS": "0",
         "CODE_SENDS_PER_HOUR": "1000",
+        "CODE_SENDS_PER_DAY": "1000",
         **extra_env,
     }
     env.pop("REDIS_URL", None)  # one process, in-memory cache: nothing shared to clean between runs
