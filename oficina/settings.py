@@ -263,6 +263,9 @@ for _action, _spec in RATE_LIMITS.items():  # a typo stops the start, not every 
     except ValueError as exc:
         raise ImproperlyConfigured(f"RATE_LIMIT_{_action.upper()}: {exc}") from None
 CODE_SENDS_PER_HOUR = envint("CODE_SENDS_PER_HOUR", 3, minimum=1)
+# And in any 24 hours: the hourly limit alone let whoever knows a cédula try 15 codes an hour on it,
+# 360 a day, day after day (and text the member 72 codes a day). docs/security.md §2.6.
+CODE_SENDS_PER_DAY = envint("CODE_SENDS_PER_DAY", 6, minimum=1)
 CODE_RESEND_SECONDS = envint("CODE_RESEND_SECONDS", 60, minimum=0)
 # A code request answers no sooner than this, whoever asked: a member's writes more than an unknown
 # cédula's, and the difference would tell who is a member (docs/security.md G8). Above the slowest

@@ -105,6 +105,29 @@ def test_at_most_three_codes_are_sent_per_member_per_hour(client, member, clock)
     assert len(sms.outbox) == 4
 
 
+def test_at_most_six_codes_are_sent_per_member_in_a_day(client, member, clock):
+    """Each code sent is five guesses at it for whoever asked for it, and anyone who knows a cédula
+    may ask. The hourly limit alone let them try 15 codes an hour on one member, 360 a day, day after
+    day (about one chance in eight of getting in within a year), and texted the member 72 codes a
+    day. CODE_SENDS_PER_DAY = 6 in any 24 hours: 30 guesses a day at most."""
+    for _ in range(6):
+        assert code_request(client, member.document).url == "/olvide-mi-clave/enviado/"
+        clock.advance(1201)  # three an hour: the hourly limit never refuses
+    assert len(sms.outbox) == 6
+    first_page = sent_page(client)
+
+    seventh = code_request(client, member.document)
+
+    assert seventh.url == "/olvide-mi-clave/enviado/"
+    assert sent_page(client) == first_page  # the same "sent" page...
+    assert len(sms.outbox) == 6  # ...but nothing was sent
+    assert TemporaryCode.objects.filter(member=member).count() == 6
+
+    clock.advance(86400 - 6 * 1201 + 1)  # the first code is now more than a day old
+    code_request(client, member.document)
+    assert len(sms.outbox) == 7
+
+
 def test_a_second_code_is_sent_only_sixty_seconds_after_the_first(client, member, clock):
     code_request(client, member.document)
     clock.advance(59)

@@ -500,6 +500,7 @@ def code_requests_unlimited(settings, database_tasks):
     """No sending limits; as in production, the delivery is a task row the request writes."""
     settings.RATE_LIMITS = {}
     settings.CODE_SENDS_PER_HOUR = 1_000_000
+    settings.CODE_SENDS_PER_DAY = 1_000_000
     settings.CODE_RESEND_SECONDS = 0
 
 

@@ -73,7 +73,9 @@ def code_request(
     *, request: HttpRequest, document: str, channel: str, flow_id: str | None = None
 ) -> CodeRequest:
     """Issues a new code (replacing any earlier one) and queues its message, within the sending limits:
-    CODE_SENDS_PER_HOUR per member and CODE_RESEND_SECONDS between two sends. The code and its
+    CODE_SENDS_PER_HOUR and CODE_SENDS_PER_DAY per member, and CODE_RESEND_SECONDS between two sends.
+    Each code sent is CODE_MAX_ATTEMPTS guesses at it for whoever asked for it: the daily limit bounds
+    what a stranger who knows the cédula may try over days (docs/security.md §2.6). The code and its
     message are saved in one transaction, so "Hemos enviado…" is shown only for a durable message.
 
     It answers no sooner than CODE_REQUEST_MIN_MS after it started, whoever asked (docs/security.md
@@ -108,10 +110,13 @@ def _code_request(*, request: HttpRequest, document: str, channel: str, flow_id:
         # One code request at a time per member: the limits below are exact even under parallel clicks.
         Member.objects.select_for_update().filter(pk=member.pk).first()
         now = timezone.now()
-        recent = TemporaryCode.objects.filter(member=member, created_at__gt=now - timedelta(hours=1))
+        today = TemporaryCode.objects.filter(member=member, created_at__gt=now - timedelta(days=1))
+        recent = today.filter(created_at__gt=now - timedelta(hours=1))
         latest = recent.order_by("-created_at").values_list("created_at", flat=True).first()
-        if recent.count() >= settings.CODE_SENDS_PER_HOUR or (
-            latest is not None and (now - latest).total_seconds() < settings.CODE_RESEND_SECONDS
+        if (
+            recent.count() >= settings.CODE_SENDS_PER_HOUR
+            or today.count() >= settings.CODE_SENDS_PER_DAY
+            or (latest is not None and (now - latest).total_seconds() < settings.CODE_RESEND_SECONDS)
         ):
             # This very binding's code, sent a moment ago by a parallel twin of this request (a double
             # tap; the binding is drawn when the page is shown): the session is bound to it, as the
