@@ -195,6 +195,45 @@ def test_a_self_block_whose_sign_out_cannot_be_recorded_blocks_nothing():
     assert browser.get("/oficina/").status_code == 200  # still signed in: nothing changed
 
 
+@pytest.mark.django_db
+def test_a_right_code_whose_acceptance_a_fault_lost_is_said_to_be_used_not_bounced(sms_outbox):
+    """The code is consumed (committed) before the session moves to «Nueva clave» under a new id. A
+    fault between the two (the session store dropped: the 503 «puede que haya quedado guardado o
+    no») left the code used and the session still awaiting it. The member typed the code again: sent
+    to «Nueva clave», which found the flow still at «Clave de Acceso» and sent it back, with no word,
+    as often as they tried. Now they are told the code was used and how to get a new one, which
+    works."""
+    from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+    from django.db import OperationalError
+    from django.utils import timezone
+
+    from tests.test_codes import code_from, identify, request_code
+
+    member = make_member(returning=True)
+    browser = Client(raise_request_exception=False)
+    code = request_code(browser, member, sms_outbox)
+    identify(browser, member.document)
+    page = browser.get("/clave/")
+    dropped = OperationalError("server closed the connection unexpectedly")
+    with mock.patch.object(DatabaseSessionStore, "cycle_key", side_effect=dropped):
+        failed = browser.post("/clave/", keypad_body(page.content.decode(), code))
+    assert failed.status_code == 503 and "puede que haya quedado guardado" in failed.content.decode()
+
+    later = timezone.now() + timezone.timedelta(seconds=61)  # the page read, the code typed again
+    with mock.patch("oficina.signin.flows.reset.timezone.now", return_value=later):
+        again = type_on_keypad(browser, "/clave/", code)
+
+    assert again.status_code == 200
+    assert "Esta clave temporal ya se usó" in again.content.decode()
+    assert "Olvidé mi clave" in again.content.decode()
+    browser.get("/olvide-mi-clave/")  # a new code, as the message says
+    with mock.patch("oficina.signin.flows.reset.timezone.now", return_value=later):
+        sent = browser.post("/olvide-mi-clave/", {"canal": "sms", "action": "continuar"})
+    assert sent.url == "/olvide-mi-clave/enviado/"
+    identify(browser, member.document)
+    assert type_on_keypad(browser, "/clave/", code_from(sms_outbox[-1].body)).url == "/nueva-clave/"
+
+
 def test_the_session_save_warning_cannot_be_split_by_the_request_path(caplog):
     """The warning names the path escaped, as Django's request log does (CVE-2025-48432): a %0A in the
     address wrote a forged log line of its own."""

@@ -66,6 +66,7 @@ MSG_WRONG_CODE = (
     "La clave temporal no es correcta o ya venció. Revisa el mensaje que te enviamos. "
     "Si ya venció, pide una nueva con «Olvidé mi clave»."
 )
+MSG_CODE_USED = "Esta clave temporal ya se usó. Pide una nueva con «Olvidé mi clave»."
 MSG_CODE_EXHAUSTED = (
     "Superaste los intentos con esta clave temporal. Solicita una nueva con «Olvidé mi clave»."
 )
@@ -193,33 +194,45 @@ def password(request: HttpRequest) -> HttpResponse:
                     flow_id=str(reset.get("flow_id")),
                     code=result.digits,
                 )
-            except CodeAlreadyUsed:
-                # A double tap: the other request of this session accepted this code and moved the
-                # session to a new id, which deleted the one this request read. Its save here failed
-                # (Django's 400, «Solicitud no válida») after counting a wrong try: the member, told
-                # the request was invalid, asked for another code. This request writes nothing and
-                # sends the browser where its twin went. Also when the session is still there: the
-                # twin lost the code's UPDATE before its sibling moved the session (both passed the
-                # hash check together), and a right code is never answered, or counted, as a wrong
-                # one; saved here, the session also came back under the id the sibling deletes, or
-                # failed with the 400. Only this session holds the binding: a request here typed this
-                # flow's right code. (Review, 2026-12-06; and review of a4499e0.)
-                request.session.modified = False
-                return redirect("signin:new_pin")
-            if member is not None:
+            except CodeAlreadyUsed as used:
+                if not used.long_ago:
+                    # A double tap: the other request of this session accepted this code and moved
+                    # the session to a new id, which deleted the one this request read. Its save here
+                    # failed (Django's 400, «Solicitud no válida») after counting a wrong try: the
+                    # member, told the request was invalid, asked for another code. This request
+                    # writes nothing and sends the browser where its twin went. Also when the session
+                    # is still there: the twin lost the code's UPDATE before its sibling moved the
+                    # session (both passed the hash check together), and a right code is never
+                    # answered, or counted, as a wrong one; saved here, the session also came back
+                    # under the id the sibling deletes, or failed with the 400. Only this session
+                    # holds the binding: a request here typed this flow's right code. (Review,
+                    # 2026-12-06; and review of a4499e0.)
+                    request.session.modified = False
+                    return redirect("signin:new_pin")
+                # No twin: the request that consumed the code failed before this session moved on (a
+                # 503, «puede que haya quedado guardado o no»). Sent to «Nueva clave», which found
+                # the flow still here and sent it back, the member typed the right code again and
+                # again, told nothing. The code is spent: said so, and how to get another. (Review,
+                # 2026-12-07)
                 request.session.pop(RESET_SESSION_KEY, None)
-                # `auth`: the PIN (or its absence) the code replaces; "Permitir" saves nothing if it
-                # changed meanwhile, or if the member was disabled (credentials_complete).
-                flow.advance(Stage.NEW_PIN, member_id=member.pk, kind="reset", auth=session_auth_hash(member))
-                request.session.cycle_key()  # after the change: one write, under the new key
-                return redirect("signin:new_pin")
-            reset["attempts"] = int(reset.get("attempts", 0)) + 1
-            request.session.modified = True
-            if reset["attempts"] >= settings.CODE_MAX_ATTEMPTS:
-                request.session.pop(RESET_SESSION_KEY, None)
-                reset, error = None, MSG_CODE_EXHAUSTED
+                reset, error = None, MSG_CODE_USED
             else:
-                error = MSG_WRONG_CODE
+                if member is not None:
+                    request.session.pop(RESET_SESSION_KEY, None)
+                    # `auth`: the PIN (or its absence) the code replaces; "Permitir" saves nothing if
+                    # it changed meanwhile, or if the member was disabled (credentials_complete).
+                    flow.advance(
+                        Stage.NEW_PIN, member_id=member.pk, kind="reset", auth=session_auth_hash(member)
+                    )
+                    request.session.cycle_key()  # after the change: one write, under the new key
+                    return redirect("signin:new_pin")
+                reset["attempts"] = int(reset.get("attempts", 0)) + 1
+                request.session.modified = True
+                if reset["attempts"] >= settings.CODE_MAX_ATTEMPTS:
+                    request.session.pop(RESET_SESSION_KEY, None)
+                    reset, error = None, MSG_CODE_EXHAUSTED
+                else:
+                    error = MSG_WRONG_CODE
         elif result.digits is not None:
             member = pin_verify(
                 request=request, document=flow.document, pin=result.digits, reset_attempts=False

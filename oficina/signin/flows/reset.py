@@ -55,9 +55,21 @@ def code_generate() -> str:
     return f"{secrets.randbelow(1_000_000):06d}"
 
 
+# A right code of this flow consumed longer ago than this was not consumed by a twin of the request
+# that types it again (twins overlap): the request that consumed it lost the session's write.
+TWIN_SECONDS = 10
+
+
 class CodeAlreadyUsed(Exception):
-    """The right code of this flow, consumed a moment ago by a parallel request of the same session
-    (a double tap on «Continuar»): nothing is consumed again and no try is counted wrong."""
+    """The right code of this flow, already consumed: nothing is consumed again and no try is counted
+    wrong. Usually a moment ago, by a parallel request of the same session (a double tap on
+    «Continuar»); `long_ago` when it was consumed more than TWIN_SECONDS before: by a request of this
+    session that failed after the code's commit and before the session's write (the session store or
+    the database dropped), so the session still waits for a code that can no longer be used."""
+
+    def __init__(self, *, long_ago: bool = False) -> None:
+        super().__init__("code already used")
+        self.long_ago = long_ago
 
 
 @dataclass(frozen=True)
@@ -187,7 +199,8 @@ def _code_verify(*, request: HttpRequest, document: str, flow_id: str, code: str
         )
         if secret_check(code, used.code_hash if used is not None else None) and used is not None:
             event_record("code_replayed", request=request, member=member)
-            raise CodeAlreadyUsed
+            assert used.consumed_at is not None
+            raise CodeAlreadyUsed(long_ago=(now - used.consumed_at).total_seconds() > TWIN_SECONDS)
         event_record("code_failed", request=request, member=member, document=document)
         return None
     assert member is not None  # a live code is a member's
