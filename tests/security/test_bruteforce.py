@@ -482,6 +482,34 @@ def test_the_office_pin_change_cannot_be_used_to_find_earlier_pins_either(client
     assert_throttled(propose_new_pin(client, "/oficina/cambiar-clave/", DEFAULT_PIN))
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("frozen_window")
+def test_ten_parallel_proposals_on_one_new_pin_page_get_five_answers(settings):
+    """Parallel requests of one session (copies of its cookie) all read the session as it was: a count
+    kept there would give each of them an answer. The count is the shared cache's, one atomic
+    increment per proposal: of ten sent at once, five are checked against the member's data."""
+    only_rate_limit(settings, "new_pin")
+    settings.HASH_CONCURRENCY = 10
+    settings.HASH_WAIT_SECONDS = 120
+    member = make_member(returning=True)
+    client = Client()
+    code_request(client, member.document, "sms")
+    identify(client, member.document)
+    assert type_on_keypad(client, "/clave/", last_sms_code()).url == "/nueva-clave/"
+    page = client.get("/nueva-clave/").content.decode()
+    guesses = [f"7305{n:02d}" for n in range(19, 39, 2)]  # ten that pass the rules for everyone
+    bodies = [keypad_body(page, guess) for guess in guesses]
+    copies = [Client(raise_request_exception=False) for _ in guesses]
+    for copy in copies:
+        copy.cookies.update(client.cookies)  # one session, copied
+
+    responses = run_together(len(copies), lambda i: copies[i].post("/nueva-clave/", bodies[i]))
+
+    assert not [r for r in responses if isinstance(r, BaseException)], responses
+    assert sorted(r.status_code for r in responses) == [302] * 5 + [429] * 5
+
+
 @pytest.mark.django_db
 @pytest.mark.usefixtures("frozen_window")
 def test_the_new_pin_count_allows_ten_a_day(client, settings, member):

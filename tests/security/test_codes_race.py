@@ -128,6 +128,31 @@ def test_at_most_six_codes_are_sent_per_member_in_a_day(client, member, clock):
     assert len(sms.outbox) == 7
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_ten_parallel_code_requests_send_no_more_codes_than_the_day_allows(settings):
+    """The daily limit is counted under the member's row lock, as the hourly one: ten browsers asking
+    at the same instant (the hour's limit and the pause between two sends out of the way) get six
+    codes sent, not ten."""
+    settings.RATE_LIMITS = {}
+    settings.CODE_RESEND_SECONDS = 0
+    settings.CODE_SENDS_PER_HOUR = 100
+    settings.HASH_CONCURRENCY = 10
+    settings.HASH_WAIT_SECONDS = 120
+    member = make_member(returning=True)
+    browsers = [Client() for _ in range(10)]
+    for browser in browsers:
+        identify(browser, member.document)
+        assert browser.get("/olvide-mi-clave/").status_code == 200
+
+    responses = run_together(
+        10, lambda i: browsers[i].post("/olvide-mi-clave/", {"canal": "sms", "action": "continuar"})
+    )
+
+    assert [getattr(r, "url", r) for r in responses] == ["/olvide-mi-clave/enviado/"] * 10
+    assert TemporaryCode.objects.filter(member=member).count() == 6
+
+
 def test_a_second_code_is_sent_only_sixty_seconds_after_the_first(client, member, clock):
     code_request(client, member.document)
     clock.advance(59)
