@@ -71,6 +71,16 @@ def is_service_fault(exception: BaseException) -> bool:
     return sqlstate is None or sqlstate.startswith("08") or sqlstate in TRANSIENT_SQLSTATES
 
 
+def wait_in_words(seconds: int) -> str:
+    """How long the 429 page asks to wait, from its Retry-After: «unos minutos» was wrong by hours for
+    the daily counts (RATE_LIMITS' /d rules, CODE_SENDS_PER_DAY's hourly sibling)."""
+    if seconds <= 60:
+        return "un minuto"
+    if seconds <= 90 * 60:
+        return f"{-(-seconds // 60)} minutos"
+    return f"{-(-seconds // 3600)} horas"  # more than 90 minutes: 2 or more
+
+
 class FriendlyErrorsMiddleware:
     """Turns rate limits (429), a saturated hasher (503), a database or Redis fault (503) and Django's
     blank 405 (an address opened that only a button posts to, such as «Cerrar sesión») into pages a
@@ -92,7 +102,9 @@ class FriendlyErrorsMiddleware:
 
             if exception.first:  # one event per window and client (or cédula), not one per request
                 event_record("throttled", request=request, action=exception.action, per=exception.per)
-            response = render(request, "errors/429.html", status=429)
+            response = render(
+                request, "errors/429.html", {"wait": wait_in_words(exception.retry_after)}, status=429
+            )
             response["Retry-After"] = str(exception.retry_after)
             return response
         if isinstance(exception, OperationalError) and isinstance(exception.__cause__, LockNotAvailable):

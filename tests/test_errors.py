@@ -23,6 +23,7 @@ from psycopg.errors import LockNotAvailable, ProgramLimitExceeded
 from redis.connection import AbstractConnection
 
 from oficina.consent.models import DataRequest
+from oficina.errors import wait_in_words
 from oficina.office.middleware import _ACTIVE_BY_ID
 from tests.factories import DEFAULT_PIN, make_member
 from tests.security import identify, sign_in
@@ -384,3 +385,21 @@ def test_a_request_refused_as_suspicious_is_one_warning_line_and_no_error(send, 
     assert (line.levelname, line.name) == ("WARNING", f"django.security.{kind}")
     assert line.exc_info is None and line.status_code == 400
     assert line.getMessage().startswith("refused as suspicious, answered 400 to ")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (1, "un minuto"),
+        (60, "un minuto"),
+        (61, "2 minutos"),
+        (300, "5 minutos"),
+        (90 * 60, "90 minutos"),
+        (90 * 60 + 1, "2 horas"),
+        (7201, "3 horas"),
+        (86400, "24 horas"),
+    ],
+)
+def test_the_too_many_attempts_page_says_the_wait_its_retry_after_gives(seconds, words):
+    """«espera unos minutos» was said for every refusal, also for the daily counts (hours)."""
+    assert wait_in_words(seconds) == words

@@ -57,6 +57,7 @@ def assert_throttled(response) -> None:
     html = response.content.decode()
     assert "Demasiados intentos" in html and "intenta de nuevo" in html
     assert 1 <= int(response["Retry-After"]) <= 3600
+    assert "unos minutos" not in html  # the wait is said from Retry-After (oficina/errors.py)
 
 
 def lock(client: Client, member: Member) -> None:
@@ -526,7 +527,11 @@ def test_the_new_pin_count_allows_ten_a_day(client, settings, member):
 
     eleventh = propose_new_pin(client, "/oficina/cambiar-clave/", NOT_THEIRS[0])
     assert eleventh.status_code == 429 and "Demasiados intentos" in eleventh.content.decode()
-    assert 3600 < int(eleventh["Retry-After"]) <= 86400
+    retry_after = int(eleventh["Retry-After"])
+    assert 3600 < retry_after <= 86400
+    # The page says hours, as Retry-After does: «espera unos minutos» was wrong by hours.
+    hours = -(-retry_after // 3600)
+    assert f"espera {hours} horas e intenta de nuevo" in eleventh.content.decode()
 
 
 # --- The hasher's cap -----------------------------------------------------------------------------
