@@ -70,3 +70,27 @@ def test_plain_addresses_skip_djangos_validator(monkeypatch):
 
     monkeypatch.setattr(email, "_validate", lambda value: pytest.fail(f"validator called for {value!r}"))
     assert normalise_email("Asociado0@Correo.Example") == "Asociado0@correo.example"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '"\x1b[31m"@example.com',  # a terminal escape in a quoted local part
+        '"ana\x07"@example.com',  # a bell
+        "a@exa\u202emple.com",  # a right-to-left override in the domain
+        "a@exa\u2066mple.com",  # a bidirectional isolate
+        "a@exa\u200bmple.com",  # a zero-width space (IDNA drops it: the domain would read otherwise)
+        "ana\u200d@correo.co",  # a zero-width joiner
+        "ana@correo.co\ufeff",  # a byte-order mark
+    ],
+)
+def test_it_refuses_an_address_with_a_control_or_invisible_character(raw):
+    """Django's validator accepts a control character in a quoted local part and IDNA lets a bidi or
+    zero-width character into a domain: such an address would reach pages, lists and logs reading
+    otherwise than it is stored (review, 2026-12-06)."""
+    with pytest.raises(InvalidEmail, match=r"El correo no es válido\."):
+        normalise_email(raw)
+
+
+def test_an_address_with_accents_in_its_domain_is_still_accepted():
+    assert normalise_email("ana@Cooperativa-Añez.co") == "ana@cooperativa-añez.co"

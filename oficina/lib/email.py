@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
@@ -18,6 +19,12 @@ _PLAIN = re.compile(
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
 )
 
+# Control characters (Cc: a terminal escape or a bell in a quoted local part, which Django's validator
+# accepts) and format characters (Cf: the bidirectional overrides and isolates, zero-width spaces and
+# joiners, which IDNA lets into a domain): no mailbox a member uses has them, and they would reach the
+# office's pages, the operators' lists and the logs reading otherwise than they are stored.
+_INVISIBLE = frozenset({"Cc", "Cf"})
+
 
 class InvalidEmail(ValueError):
     pass
@@ -29,6 +36,8 @@ def normalise_email(raw: str) -> str:
     if len(email) > MAX_EMAIL_LENGTH:
         raise InvalidEmail(f"El correo no puede tener más de {MAX_EMAIL_LENGTH} caracteres.")
     if not _PLAIN.fullmatch(email):
+        if any(unicodedata.category(char) in _INVISIBLE for char in email):
+            raise InvalidEmail("El correo no es válido.")
         try:
             _validate(email)
         except ValidationError as exc:
