@@ -24,6 +24,10 @@ from tests.keypad import keypad_body, type_on_keypad
 NEW_PIN = "730519"
 MSG_INVALID_DOCUMENT = "La cédula debe tener entre 5 y 10 dígitos, sin letras."
 MSG_FLOW_EXPIRED = "Tu sesión de ingreso terminó. Ingresa tu usuario para continuar."
+MSG_CODE_ASKED = (
+    "Ya pediste tu clave temporal. Ingresa tu usuario y, en la pantalla «Clave de Acceso», "
+    "escribe la clave temporal que recibiste."
+)
 
 STAGE_URLS = [
     "/clave/",
@@ -221,6 +225,47 @@ def test_atras_from_nueva_clave_goes_back_to_it_and_the_code_still_counts(client
     assert MSG_FLOW_EXPIRED not in page
     assert type_on_keypad(client, "/nueva-clave/", NEW_PIN).url == "/nueva-clave/confirmar/"
     assert len(sms_outbox) == sent
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/olvide-mi-clave/", "/clave/"])
+def test_atras_from_the_code_sent_page_says_the_code_was_asked_for_not_that_the_sign_in_ended(
+    client, sms_outbox, url
+):
+    """«Atrás» from «Confirmación envío de información» (the flow ends there by design: the guide's
+    step 5 starts again at «Ingresa tu usuario») said «Tu sesión de ingreso terminó» while the code
+    was alive. A member who believed it asked for another, which replaced the one in their hands:
+    the first SMS to arrive was then refused as a wrong code. It now says to type the code received."""
+    member = make_member(returning=True)
+    assert identify(client, member.document).url == "/clave/"
+    assert client.post("/olvide-mi-clave/", {"canal": "sms"}).url == "/olvide-mi-clave/enviado/"
+    code = code_from(sms_outbox[-1].body)
+
+    back = client.get(url)
+
+    assert back.status_code == 302 and back.url == "/"
+    page = client.get("/").content.decode()
+    assert MSG_FLOW_EXPIRED not in page
+    assert MSG_CODE_ASKED in page
+    assert f'value="{member.document}"' in page  # step 5: the cédula is already there
+    assert identify(client, member.document).url == "/clave/"
+    assert type_on_keypad(client, "/clave/", code).url == "/nueva-clave/"
+    assert len(sms_outbox) == 1
+
+
+@pytest.mark.django_db
+def test_atras_from_the_code_sent_page_after_the_code_expired_says_the_sign_in_ended(
+    client, sms_outbox, settings
+):
+    member = make_member(returning=True)
+    assert identify(client, member.document).url == "/clave/"
+    assert client.post("/olvide-mi-clave/", {"canal": "sms"}).url == "/olvide-mi-clave/enviado/"
+
+    with later(settings.CODE_VALIDITY_SECONDS + 1):
+        assert client.get("/olvide-mi-clave/").url == "/"
+        page = client.get("/").content.decode()
+
+    assert MSG_FLOW_EXPIRED in page and MSG_CODE_ASKED not in page
 
 
 @pytest.mark.django_db

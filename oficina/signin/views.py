@@ -71,6 +71,12 @@ MSG_CODE_EXHAUSTED = (
     "Superaste los intentos con esta clave temporal. Solicita una nueva con «Olvidé mi clave»."
 )
 MSG_FLOW_EXPIRED = "Tu sesión de ingreso terminó. Ingresa tu usuario para continuar."
+# The same words as «Confirmación envío de información» (signin/code_sent.html): whether a code went out
+# (a sending limit, an unknown cédula) changes nothing the browser is shown (docs/security.md §2.6).
+MSG_CODE_ASKED = (
+    "Ya pediste tu clave temporal. Ingresa tu usuario y, en la pantalla «Clave de Acceso», "
+    "escribe la clave temporal que recibiste."
+)
 CHANNEL_NAMES = {"sms": "celular", "email": "correo electrónico"}
 
 # HEAD wherever GET (RFC 9110 §9.1: uptime monitors, link previews): it runs as the GET, and Django and
@@ -116,6 +122,13 @@ def _restart(request: HttpRequest) -> HttpResponse:
             # whose first tap moved it on): its own page, as it was. «Tu sesión de ingreso terminó»
             # was untrue there, and a member who believed it asked for a new code. (Review, 2026-12-06.)
             return redirect(page)
+    if _step_5_document(request):
+        # The flow ends by design at «Confirmación envío de información» (the guide's step 5 starts
+        # again at «Ingresa tu usuario»), and «Atrás» from there lands here while the code is alive.
+        # «Tu sesión de ingreso terminó» was untrue: a member who believed it asked for another code,
+        # which replaced the one on its way, and the first to arrive was refused. (Review, 2026-12-06.)
+        messages.info(request, MSG_CODE_ASKED)
+        return redirect("signin:identify")
     messages.info(request, MSG_FLOW_EXPIRED)
     return redirect("signin:identify")
 
