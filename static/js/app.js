@@ -203,6 +203,16 @@
     if (shownByServer) { warn(); }
   }
 
+  // A page that answers a form (a step's error shown where the form was, such as «La clave no es
+  // correcta») is a POST in the browser's history, and no cache keeps it (no-store): «Atrás» to it
+  // showed the browser's own «Confirm Form Resubmission» page (ERR_CACHE_MISS) instead of ours, and a
+  // reload sent the form again (a keypad's spent entry: «El teclado cambió o la página expiró»; after
+  // the sign-in, a stale CSRF token: «La página expiró»). Its entry becomes a GET of the same address,
+  // which the server answers with the step as it stands now (signin/views.py::_restart).
+  if (document.body && document.body.hasAttribute("data-answers-form") && window.history.replaceState) {
+    window.history.replaceState(window.history.state, "", window.location.href);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-session-warning]").forEach(setupSessionWarning);
     document.querySelectorAll("[data-keypad]").forEach(setupKeypad);

@@ -219,6 +219,40 @@ def test_atras_from_the_office_stays_in_the_office_and_never_says_the_session_en
     expect(page.get_by_text("Tu sesión de ingreso terminó")).to_have_count(0)
 
 
+def test_atras_and_reload_after_a_page_that_answered_a_form_never_show_the_browsers_resubmission(
+    live_app, new_context
+):
+    """A wrong PIN is answered on the page that took it, a POST's answer kept by no cache (no-store).
+    «Atrás» from the office, right after a member who mistyped once signed in, showed Chromium's own
+    «Confirm Form Resubmission» (ERR_CACHE_MISS) in place of any page of ours; reloading that sent the
+    old keypad again and answered «La página expiró … Vuelve a ingresar tu usuario» to a member still
+    signed in. And a reload of the error itself sent the form again: «El teclado cambió o la página
+    expiró». Now the page's entry is a GET of its address: the step as it stands."""
+    base = live_app.url
+    page = new_context(mobile=True).new_page()
+    identify(page, base, "43210987")
+    enter_on_keypad(page, "280461")
+    expect(page.get_by_role("alert")).to_contain_text(WRONG_PIN_MESSAGE)
+    sent: list[str] = []  # the pages asked for (not their stylesheets and images)
+    page.on(
+        "request",
+        lambda request: (
+            request.resource_type == "document" and sent.append(f"{request.method} {request.url}")
+        ),
+    )
+
+    page.reload()
+    expect(page.get_by_role("heading", name="Clave de Acceso")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_count(0)  # neither the wrong PIN nor «El teclado cambió»
+    assert sent == [f"GET {base}/clave/"], sent
+
+    enter_on_keypad(page, "592817")
+    expect_office(page, base, "Marta Lucía Cárdenas Ríos")
+    page.go_back()
+    expect_office(page, base, "Marta Lucía Cárdenas Ríos")
+    expect(page.get_by_text("La página expiró")).to_have_count(0)
+
+
 def test_the_server_ends_a_member_session_after_the_idle_time(short_idle_app, new_context):
     # Without JavaScript nothing in the page reloads by itself: this is the server's timeout alone.
     page = new_context(java_script_enabled=False).new_page()
