@@ -148,6 +148,30 @@ def test_opening_cerrar_sesion_as_an_address_explains_in_spanish_and_keeps_the_s
     assert client.get("/oficina/").status_code == 200  # still signed in
 
 
+def test_a_page_that_expired_in_an_open_office_leads_back_to_the_office(client, member):
+    """A form sent again with the CSRF token of before the sign-in (which gives a new one: «Atrás» to
+    a wrong PIN's page, then a reload) answered «Vuelve a ingresar tu usuario» and «Ir a ingresar
+    usuario» under the «Cerrar sesión» of the office still open: read as signed out, as the back
+    button's «Tu sesión de ingreso terminó» was (tests/test_stages.py). It leads to the office now."""
+    assert sign_in(client, member.document, DEFAULT_PIN).url == "/oficina/"
+    stale = Client(enforce_csrf_checks=True)
+    cookie = django_settings.SESSION_COOKIE_NAME
+    stale.cookies[cookie] = client.cookies[cookie].value
+
+    refused = stale.post("/clave/", {"keys": "", "action": "continuar"})
+
+    assert refused.status_code == 403
+    page = refused.content.decode()
+    assert "La página expiró" in page and "Cerrar sesión" in page
+    assert 'href="/oficina/">Volver a mi oficina' in page
+    assert "ingresar tu usuario" not in page and "Ir a ingresar usuario" not in page
+    assert client.get("/oficina/").status_code == 200  # still signed in
+
+    anonymous = Client(enforce_csrf_checks=True).post("/", {"usuario": member.document})
+    assert anonymous.status_code == 403
+    assert "Vuelve a ingresar tu usuario" in anonymous.content.decode()
+
+
 def test_a_method_no_page_takes_gets_the_spanish_page_too(client):
     response = client.put("/")
     assert response.status_code == 405 and "Esta dirección no se abre así" in response.content.decode()
