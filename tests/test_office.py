@@ -97,6 +97,41 @@ def test_a_wrong_pin_at_the_step_up_counts_towards_the_lock(client, settings):
     assert client.get("/oficina/").url == "/"
 
 
+def test_too_many_pins_at_the_step_up_lead_back_to_the_open_office(client):
+    """With the default limits (5 PINs a cédula in 5 minutes, the sign-in's among them) the fifth wrong
+    PIN at «Confirma tu clave» is answered «Demasiados intentos» (429), before the lock. Its one way on
+    was «Ir a ingresar usuario»: «Ingresa tu usuario» under the office's «Cerrar sesión», whose cédula
+    led to a keypad the same limit refused again, and no link to the office, still open."""
+    member = make_member(returning=True)
+    signed_in(client, member)
+    client.get("/oficina/imagen-y-frase/")
+    for _ in range(4):
+        assert (
+            "La clave no es correcta"
+            in type_on_keypad(client, "/oficina/confirmar-clave/", "111111").content.decode()
+        )
+
+    refused = type_on_keypad(client, "/oficina/confirmar-clave/", "111111")
+
+    assert refused.status_code == 429
+    page = refused.content.decode()
+    assert "Demasiados intentos" in page and 'href="/oficina/">Volver a mi oficina' in page
+    assert "Ir a ingresar usuario" not in page
+    assert client.get("/oficina/").status_code == 200  # still signed in, not locked
+    member.refresh_from_db()
+    assert member.locked_at is None
+
+
+def test_a_page_not_found_in_the_open_office_leads_back_to_it(client):
+    member = make_member(returning=True)
+    signed_in(client, member)
+    missing = client.get("/oficina/no-existe/")
+    assert missing.status_code == 404
+    page = missing.content.decode()
+    assert 'href="/oficina/">Volver a mi oficina' in page and "Ir a ingresar usuario" not in page
+    assert "Ir a ingresar usuario" in Client().get("/oficina/no-existe/").content.decode()
+
+
 def test_a_right_pin_at_the_step_up_resets_the_count_of_wrong_ones(client, settings, sms_outbox):
     """The step-up's right PIN clears the wrong ones before it (and its own counted attempt), as at
     sign-in: otherwise every step-up would leave one more attempt counted, and a member who confirmed

@@ -882,8 +882,10 @@ def _serving(html: str) -> Callable[..., None]:
     return lambda route, request=None: route.fulfill(status=200, body=html, content_type="text/html")
 
 
-ERROR_PAGES = sorted(
-    path.name for path in (Path(__file__).parents[2] / "templates" / "errors").glob("*.html")
+ERROR_PAGES = sorted(  # not the pieces they include (_way_on.html)
+    path.name
+    for path in (Path(__file__).parents[2] / "templates" / "errors").glob("*.html")
+    if not path.name.startswith("_")
 )
 
 
