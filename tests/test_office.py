@@ -55,6 +55,26 @@ def test_changing_the_pin_asks_for_the_current_pin_first(
     assert Event.objects.filter(kind="pin_changed", member_id=member.pk).exists()
 
 
+def test_atras_after_changing_the_pin_stays_in_the_office_and_asks_for_no_pin(client):
+    """«Atrás» from «Cambiaste tu clave de acceso» opened the confirmation's address again, which asked
+    «ingresa tu clave de acceso actual» on «Confirma tu clave», for no change at all: a member who typed
+    the clave they had just replaced was told «La clave no es correcta», counted towards the lock."""
+    member = make_member(returning=True)
+    signed_in(client, member)
+    assert client.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
+    type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN)
+    type_on_keypad(client, "/oficina/cambiar-clave/", "730519")
+    assert type_on_keypad(client, "/oficina/cambiar-clave/confirmar/", "730519").url == "/oficina/"
+
+    back = client.get("/oficina/cambiar-clave/confirmar/")
+
+    assert back.status_code == 302 and back.url == "/oficina/"
+    assert client.get("/oficina/").status_code == 200
+    assert "office_stepup_next" not in client.session and "stepup_next" not in client.session
+    # The menu's «Cambiar mi clave» still asks for the clave first.
+    assert client.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
+
+
 def test_a_common_pin_is_refused_at_the_office_pin_change_with_the_plain_reason(client):
     member = make_member(returning=True)
     signed_in(client, member)

@@ -220,7 +220,23 @@ def change_pin(request: HttpRequest) -> HttpResponse:
     return render(request, "signin/new_pin.html", context)
 
 
+def _nothing_to_confirm_goes_home(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """«Atrás» from «Cambiaste tu clave de acceso» opens the confirmation's address again, with no new
+    PIN pending and the step-up spent by the change. stepup_required asked there for «tu clave de
+    acceso actual», for no change at all, and the clave the member had just replaced, typed there,
+    was a wrong one counted towards the lock. No menu links here: only a change's own redirect."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.session.get(PENDING_PIN_KEY) and not stepup_is_fresh(request):
+            return redirect("office:home")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 @_guarded
+@_nothing_to_confirm_goes_home
 @stepup_required("office:change_pin")
 @sensitive_post_parameters()
 def change_pin_confirm(request: HttpRequest) -> HttpResponse:
