@@ -301,6 +301,34 @@ def test_five_wrong_contact_codes_cancel_the_change(client, settings, sms_outbox
     assert member.email == "mynameis@mail.com"
 
 
+def test_continuar_with_the_contact_data_as_they_were_changes_and_tells_nothing(client, sms_outbox):
+    """«Continuar» on «Datos de contacto» as the page came (a member who only checked their data)
+    answered «Actualizamos tus datos de contacto. Avisamos a tus medios anteriores.», and both channels
+    read «se cambiaron tus datos de contacto … Si no fuiste tú, llámanos ya»: untrue, and alarming.
+    Nothing is saved, sent or recorded, the office says so, and the step-up is still there to use."""
+    member = make_member(returning=True)
+    signed_in(client, member)
+    client.get("/oficina/datos-de-contacto/")
+    type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN)
+    form = client.get("/oficina/datos-de-contacto/").content.decode()
+    as_shown = {
+        name: re.search(rf'name="{name}"[^>]*value="([^"]*)"', form, re.S).group(1)
+        for name in ("celular", "correo")
+    }
+    assert as_shown == {"celular": "3111234567", "correo": "mynameis@mail.com"}
+
+    answer = client.post("/oficina/datos-de-contacto/", as_shown)
+
+    assert answer.url == "/oficina/"
+    office = client.get("/oficina/").content.decode()
+    assert "Actualizamos tus datos de contacto" not in office
+    assert "No cambiaste tus datos de contacto: siguen siendo los mismos." in office
+    assert not sms_outbox and not mail.outbox
+    assert not Event.objects.filter(kind="contact_changed", member_id=member.pk).exists()
+    # The step-up was not spent on nothing: the page opens without the PIN again.
+    assert client.get("/oficina/datos-de-contacto/").status_code == 200
+
+
 def test_removing_one_channel_needs_no_code(client, sms_outbox):
     member = make_member(returning=True)
     signed_in(client, member)

@@ -55,6 +55,7 @@ NEXT_KEY = "stepup_next"
 PENDING_PIN_KEY = "office_pending_pin"
 MSG_PIN_CHANGED = "Cambiaste tu clave de acceso. Te enviamos un aviso a tus medios registrados."
 MSG_IMAGE_SAVED = "Guardamos tu nueva imagen y frase de seguridad."
+MSG_CONTACT_UNCHANGED = "No cambiaste tus datos de contacto: siguen siendo los mismos."
 # The menu's words on the office's PIN pages: «Clave de Acceso» is the sign-in's screen.
 CHANGE_PIN_HEADING = "Cambiar mi clave"
 STEPUP_TARGETS = {"office:change_pin", "office:security_image", "office:contact", "office:contact_confirm"}
@@ -351,6 +352,13 @@ def contact(request: HttpRequest) -> HttpResponse:
             ratelimit_consume(request, action="code_request", key=member.document)
             contact_verification_start(request=request, member=member, mobile=mobile, email=email)
             return redirect("office:contact_confirm")
+        if not errors and mobile == member.mobile and email == member.email:
+            # «Continuar» on the page as it came (a member who only checked their data): it was saved
+            # as a change, «Actualizamos tus datos…» said so, and both channels were told «se
+            # cambiaron tus datos de contacto … Si no fuiste tú, llámanos». Nothing to save or tell;
+            # the step-up stays for a change the member may still make. (Review, 2026-12-06.)
+            messages.info(request, MSG_CONTACT_UNCHANGED)
+            return redirect("office:home")
         if not errors:
             if not member_contact_change(request=request, member=member, mobile=mobile, email=email):
                 return redirect("office:home")  # a parallel twin spent the step-up, or the session ended
