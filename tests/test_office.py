@@ -208,6 +208,30 @@ def test_the_image_and_phrase_change_after_the_step_up(client):
     assert (member.security_image, member.security_phrase) == ("cometa", "El viento me lleva")
 
 
+def test_continuar_with_the_image_and_phrase_as_they_were_changes_and_tells_nothing(client, sms_outbox):
+    """As for the contact data: «Continuar» on the page as it came answered «Guardamos tu nueva imagen
+    y frase de seguridad», and both channels read «se cambiaron tu imagen y tu frase de seguridad …
+    Si no fuiste tú, llámanos ya», for no change at all."""
+    member = make_member(returning=True)
+    signed_in(client, member)
+    client.get("/oficina/imagen-y-frase/")
+    type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN)
+    form = client.get("/oficina/imagen-y-frase/").content.decode()
+    phrase = html.unescape(re.search(r'name="frase"[^>]*value="([^"]*)"', form, re.S).group(1))
+    image = re.search(r'name="imagen" value="([^"]+)" checked', form).group(1)
+    assert (image, phrase) == (member.security_image, member.security_phrase)
+
+    answer = client.post("/oficina/imagen-y-frase/", {"imagen": image, "frase": phrase})
+
+    assert answer.url == "/oficina/"
+    office = client.get("/oficina/").content.decode()
+    assert "Guardamos tu nueva imagen" not in office
+    assert "No cambiaste tu imagen ni tu frase de seguridad: siguen siendo las mismas." in office
+    assert not sms_outbox and not mail.outbox
+    assert not Event.objects.filter(kind="security_image_changed", member_id=member.pk).exists()
+    assert client.get("/oficina/imagen-y-frase/").status_code == 200  # the step-up is still there
+
+
 def test_the_image_and_phrase_page_of_the_office_offers_regresar_to_the_office(client):
     """Every other page of the office has «Regresar»; «Cambiar mi imagen y frase de seguridad» had only
     «Continuar»: a member who opened it by mistake could only leave by changing them."""

@@ -42,6 +42,7 @@ from oficina.office.services import (
     stepup_grant,
     stepup_is_fresh,
     stepup_seconds_left,
+    stepup_unspent,
 )
 from oficina.office.session_time import StepUpTime
 from oficina.office.views import ENDED_MESSAGES, member_required
@@ -55,6 +56,7 @@ NEXT_KEY = "stepup_next"
 PENDING_PIN_KEY = "office_pending_pin"
 MSG_PIN_CHANGED = "Cambiaste tu clave de acceso. Te enviamos un aviso a tus medios registrados."
 MSG_IMAGE_SAVED = "Guardamos tu nueva imagen y frase de seguridad."
+MSG_IMAGE_UNCHANGED = "No cambiaste tu imagen ni tu frase de seguridad: siguen siendo las mismas."
 MSG_CONTACT_UNCHANGED = "No cambiaste tus datos de contacto: siguen siendo los mismos."
 # The menu's words on the office's PIN pages: «Clave de Acceso» is the sign-in's screen.
 CHANGE_PIN_HEADING = "Cambiar mi clave"
@@ -289,6 +291,13 @@ def security_image(request: HttpRequest) -> HttpResponse:
         chosen, phrase = kept.get("imagen", chosen), kept.get("frase", phrase)
     if request.method == "POST":
         chosen, phrase, errors = security_choice_parse(request.POST)
+        unchanged = (chosen, phrase) == (member.security_image, member.security_phrase)
+        if not errors and unchanged and stepup_unspent(request, member):
+            # The page as it came: nothing to save, and no «se cambiaron tu imagen y tu frase» to the
+            # member's channels (as for the contact data, contact below). Not the twin of a double
+            # tap whose sibling saved this very choice: that one says «Guardamos…», as below.
+            messages.info(request, MSG_IMAGE_UNCHANGED)
+            return redirect("office:home")
         if not errors:
             if not member_security_image_change(
                 request=request, member=member, image_id=chosen, phrase=phrase
@@ -352,11 +361,14 @@ def contact(request: HttpRequest) -> HttpResponse:
             ratelimit_consume(request, action="code_request", key=member.document)
             contact_verification_start(request=request, member=member, mobile=mobile, email=email)
             return redirect("office:contact_confirm")
-        if not errors and mobile == member.mobile and email == member.email:
+        unchanged = mobile == member.mobile and email == member.email
+        if not errors and unchanged and stepup_unspent(request, member):
             # «Continuar» on the page as it came (a member who only checked their data): it was saved
             # as a change, «Actualizamos tus datos…» said so, and both channels were told «se
             # cambiaron tus datos de contacto … Si no fuiste tú, llámanos». Nothing to save or tell;
-            # the step-up stays for a change the member may still make. (Review, 2026-12-06.)
+            # the step-up stays for a change the member may still make. Not the twin of a double tap
+            # that removed a channel: its sibling spent the step-up, and it goes on to say so below.
+            # (Review, 2026-12-06.)
             messages.info(request, MSG_CONTACT_UNCHANGED)
             return redirect("office:home")
         if not errors:

@@ -164,6 +164,20 @@ def stepup_spend(request: HttpRequest, member: Member) -> bool:
     return spent == 1
 
 
+def stepup_unspent(request: HttpRequest, member: Member) -> bool:
+    """Whether this session's step-up is still there to spend: no parallel twin of this request (a
+    double tap) spent it on a change a moment ago. A read, for a change's page sent with nothing
+    changed, which must tell "nothing changed" from "the twin already saved this"."""
+    token = (request.session.get(MEMBER_SESSION_KEY) or {}).get(STEPUP_TOKEN_KEY)
+    if not isinstance(token, str) or not token or not request.session.session_key:
+        return False
+    return Member.objects.filter(
+        pk=member.pk,
+        session_digest=session_digest(request.session.session_key),
+        stepup_digest=session_digest(token),
+    ).exists()
+
+
 def stepup_forget(request: HttpRequest) -> object:
     """This session's copy of the step-up, dropped (a parallel twin spent it); returns its token."""
     data = request.session[MEMBER_SESSION_KEY]
