@@ -94,3 +94,16 @@ def test_make_test_postgres_uses_this_machines_services_or_the_test_variables(st
     )
     assert call["env"]["DATABASE_URL"] == "postgres://ci@127.0.0.1:5432/ci"
     assert call["env"]["REDIS_URL"] == "redis://127.0.0.1:6379/3"
+
+
+def test_make_test_browser_runs_on_sqlite_whatever_the_shell_exports(stand_in):
+    # The browser tests empty the cache (FLUSHDB on Redis) before every test like the rest of the suite.
+    (call,) = run_make(stand_in, "test-browser")
+    assert call["argv"][:4] == ["-m", "pytest", "-m", "browser"]
+    assert call["env"] == {
+        "DATABASE_URL": None,
+        "DATABASE_URL_FILE": None,
+        "REDIS_URL": None,
+        "REDIS_URL_FILE": None,
+        "REQUIRE_SERVICES": "1",  # Chromium missing fails instead of skipping
+    }
