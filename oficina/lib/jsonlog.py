@@ -1,4 +1,5 @@
-"""One JSON object per log line on stdout, for the operators' log collector."""
+"""One JSON object per log line (on stderr: settings.LOGGING's StreamHandler), for the operators' log
+collector."""
 
 from __future__ import annotations
 
