@@ -488,3 +488,20 @@ def test_the_second_of_a_double_click_that_finds_the_version_published_answers_t
     assert Event.objects.filter(kind="operator_policy_published").count() == 1
     with pytest.raises(ValueError):
         policy_version_publish(request=request, version="2", text="<p>Otro texto.</p>")
+
+
+def test_an_events_page_gives_its_date_in_colombia_in_its_heading_and_its_fields(
+    client, operator, monkeypatch
+):
+    from datetime import UTC
+
+    at = datetime(2026, 12, 7, 2, 30, tzinfo=UTC)  # 6 December, 21:30 in Bogotá
+    with monkeypatch.context() as clock:
+        clock.setattr(timezone, "now", lambda: at)
+        event = event_record("signin_ok")
+
+    page = " ".join(client.get(f"/operadores/audit/event/{event.pk}/change/").content.decode().split())
+
+    assert "2026-12-06 21:30:00 signin_ok" in page  # the heading, as the list and the field below
+    assert "6 de Diciembre de 2026 a las 21:30" in page
+    assert "+00:00" not in page and "2026-12-07" not in page and "None" not in page

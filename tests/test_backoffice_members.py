@@ -497,3 +497,23 @@ def test_the_import_page_groups_thousands_in_its_progress(client, monkeypatch):
 
     assert "(1.000.000 líneas)" in page
     assert "Importando… 250.000 de 1.000.000 líneas leídas (25 %)." in page
+
+
+def test_the_member_page_shows_its_times_in_colombia_as_the_list_does_and_nothing_as_a_dash(client):
+    """Django prints a read-only value a method returns as it is: the member's page said «Clave
+    cambiada: 2026-12-07 02:30:00+00:00» (UTC: the evening before in Bogotá, where «Bloqueado desde»
+    and the list were), and «None» in English for a consent without an address (operators'
+    walk-through, 2026-12-06)."""
+    from datetime import UTC, datetime
+
+    signed_in_operator(client)
+    member = make_member(returning=True)
+    at = datetime(2026, 12, 7, 2, 30, tzinfo=UTC)  # 6 December, 21:30 in Bogotá
+    Member.objects.filter(pk=member.pk).update(pin_changed_at=at, created_at=at)
+    member.consents.update(accepted_at=at, ip_address=None)
+
+    page = " ".join(client.get(change_url(member)).content.decode().split())
+
+    assert "+00:00" not in page and "2026-12-07" not in page
+    assert "None" not in page
+    assert page.count("6 de Diciembre de 2026 a las 21:30") == 3  # PIN changed, registered, consent

@@ -131,7 +131,8 @@ class Event(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.kind}"
+        # In TIME_ZONE, as the event's page shows its date (its heading said UTC beside it).
+        return f"{timezone.localtime(self.created_at):%Y-%m-%d %H:%M:%S} {self.kind}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:

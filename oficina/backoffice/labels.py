@@ -7,13 +7,20 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.filters import FieldListFilter
+from django.contrib.admin.utils import display_for_value
 
 
 def shown_as(field: str, label: str) -> Any:
-    """A ModelAdmin attribute showing `field` under `label` (list columns and read-only fields)."""
+    """A ModelAdmin attribute showing `field` under `label` (list columns and read-only fields).
+
+    The value is shown as the list shows it (a date and time in TIME_ZONE, «6 de diciembre de 2026 a
+    las 16:36»; nothing as «-»): Django's read-only fields print what a method returns as it is, and
+    the pages of a member, a data request or an event said «2026-12-06 21:36:12.870894+00:00» (UTC,
+    beside the list's local times and the page's own fields in local time) and «None» (operators'
+    walk-through, 2026-12-06)."""
 
     def show(model_admin: Any, obj: Any) -> Any:
-        return getattr(obj, field)
+        return display_for_value(getattr(obj, field), model_admin.get_empty_value_display())
 
     return admin.display(description=label, ordering=field)(show)
 
