@@ -527,3 +527,54 @@ def test_the_requests_page_ends_when_another_reset_completed_since_the_code(clie
 def test_the_extension_sms_writes_the_date_dd_mm_aaaa():
     text = sms_text_render("notify/data_request_extended_sms.txt", {"number": 7, "until": date(2027, 1, 5)})
     assert "tardar el 05/01/2027." in text
+
+
+def test_a_double_click_on_grabar_answers_once_and_the_second_click_says_so(client, member, sms_outbox):
+    """The second POST of a double click (or a second tab, or another officer) found the request
+    answered: Django's admin answered «Acceso no permitido» (403, with the members' «Ir a ingresar
+    usuario») and recorded an `operator_permission_denied` event, though the answer was saved and the
+    member told; and the first said «El solicitud … se cambió correctamente» (operators' walk-through,
+    2026-12-06)."""
+    client.post(PAGE, {"solicitud": "consulta"})
+    filed = DataRequest.objects.get()
+    operator = Client()
+    user = signed_in_operator(operator)
+    url = f"{ADMIN}{filed.pk}/change/"
+    answer = "Tenemos su nombre, cédula, celular y correo para darle acceso."
+    form = operator.get(url).content.decode()
+    assert 'name="_continue"' not in form  # an answer is final: no «Grabar y continuar editando»
+
+    first = operator.post(url, {"answer": answer}, follow=True)
+    second = operator.post(url, {"answer": answer + " Otra vez."})
+
+    first_page = " ".join(first.content.decode().split())
+    assert f"Respondimos la solicitud n.º {filed.pk}." in first_page
+    assert "correctamente" not in first_page
+    assert second.status_code == 302 and second.url == url
+    shown = " ".join(operator.get(url).content.decode().split())
+    assert f"La solicitud n.º {filed.pk} ya estaba respondida por {user.username}: no se cambió nada" in shown
+    assert answer in shown
+    filed.refresh_from_db()
+    assert filed.answer == answer
+    assert not Event.objects.filter(kind="operator_permission_denied").exists()
+    assert Event.objects.filter(kind="operator_data_request_answered").count() == 1
+    assert len(sms_outbox) + len(mail.outbox) == bool(member.mobile) + bool(member.email)
+
+
+def test_an_extension_says_the_new_date_and_not_that_something_changed(client, member):
+    client.post(PAGE, {"solicitud": "suprimir", "descripcion": "Borren mi correo anterior, por favor."})
+    filed = DataRequest.objects.get()
+    operator = Client()
+    signed_in_operator(operator)
+
+    response = operator.post(
+        f"{ADMIN}{filed.pk}/change/",
+        {"extension_reason": "Consultamos con cartera si hay obligaciones vigentes."},
+        follow=True,
+    )
+
+    filed.refresh_from_db()
+    page = " ".join(response.content.decode().split())
+    until = f"{filed.due_on.day} de"
+    assert f"Prorrogamos el plazo de la solicitud n.º {filed.pk} hasta el {until}" in page
+    assert "correctamente" not in page

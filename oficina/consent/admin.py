@@ -6,8 +6,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
+from django.contrib.admin.utils import unquote
 from django.db.models import Func, IntegerField, OuterRef, QuerySet, Subquery
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.formats import date_format
 
 from oficina.backoffice.forms import PolicyVersionForm
@@ -288,23 +290,101 @@ class DataRequestAdmin(CedulaSearch, admin.ModelAdmin):
         allowed = super().has_change_permission(request, obj)
         return allowed and (obj is None or obj.status == DataRequest.Status.RECEIVED)
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """A request answered since its form was opened (a double click on «Grabar», a second tab, two
+        officers at once) is shown as it is, with what happened: Django's admin refused the POST with
+        «Acceso no permitido» (403, the members' «Ir a ingresar usuario») and recorded an
+        `operator_permission_denied` event, though the answer had been saved and the member told
+        (operators' walk-through, 2026-12-06). «Grabar y continuar editando» is not offered: an answer
+        is final."""
+        extra = {**(extra_context or {}), "show_save_and_continue": False}
+        if request.method == "POST" and object_id is not None and self._may_answer(request):
+            data_request = self.get_object(request, unquote(object_id))
+            if data_request is not None and data_request.status != DataRequest.Status.RECEIVED:
+                self.message_user(
+                    request,
+                    f"La solicitud n.º {data_request.pk} ya estaba respondida por "
+                    f"{data_request.answered_by}: no se cambió nada ni se avisó otra vez al asociado. "
+                    "Esta es la respuesta que recibió.",
+                    messages.WARNING,
+                )
+                return HttpResponseRedirect(request.get_full_path())
+        return super().changeform_view(request, object_id, form_url, extra)
+
+    def _may_answer(self, request: HttpRequest) -> bool:
+        return admin.ModelAdmin.has_change_permission(self, request)
+
     def save_model(self, request: HttpRequest, obj: DataRequest, form: Any, change: bool) -> None:
+        """Answers or extends the request; what happened is said by response_change (Django's own
+        «El solicitud … se cambió correctamente» came also after «ya estaba respondida: no se cambió»)."""
         if form.cleaned_data.get("extension_reason"):
-            if not data_request_extend(
+            if data_request_extend(
                 request=request,
                 data_request=obj,
                 reason=form.cleaned_data["extension_reason"],
                 operator=operator_name(request),
             ):
-                messages.error(
-                    request, f"La solicitud n.º {obj.pk} no se prorrogó: ya estaba prorrogada o vencida."
+                obj.refresh_from_db(fields=["due_on"])
+                until = date_format(obj.due_on, r"j \d\e F \d\e Y")
+                _outcome_set(
+                    request,
+                    f"Prorrogamos el plazo de la solicitud n.º {obj.pk} hasta el {until}. Le avisamos al "
+                    "asociado, que lee el motivo y la nueva fecha en la Oficina Virtual.",
+                    messages.SUCCESS,
+                )
+            else:
+                _outcome_set(
+                    request,
+                    f"La solicitud n.º {obj.pk} no se prorrogó: ya estaba prorrogada, respondida o vencida.",
+                    messages.ERROR,
                 )
             return
+        revocation = form.cleaned_data.get("revocation") or None
         if not data_request_answer(
             request=request,
             data_request=obj,
             answer=form.cleaned_data["answer"],
             operator=operator_name(request),
-            revocation=form.cleaned_data.get("revocation") or None,
+            revocation=revocation,
         ):
-            messages.error(request, f"La solicitud n.º {obj.pk} ya estaba respondida: no se cambió.")
+            _outcome_set(
+                request, f"La solicitud n.º {obj.pk} ya estaba respondida: no se cambió.", messages.ERROR
+            )
+            return
+        said = [
+            f"Respondimos la solicitud n.º {obj.pk}. "
+            "Le avisamos al asociado que la lea en la Oficina Virtual."
+        ]
+        if revocation == REVOCATION_GRANTED:
+            said.append(
+                "La revocación quedó registrada: su sesión abierta se cerró y en su próximo ingreso se le "
+                "pedirá autorizar de nuevo."
+            )
+        if not obj.member.is_active:
+            said.append(
+                "El asociado está deshabilitado y no puede ingresar a leerla: respóndele por otro canal."
+            )
+        _outcome_set(request, " ".join(said), messages.SUCCESS)
+
+    def response_change(self, request: HttpRequest, obj: DataRequest) -> HttpResponse:
+        outcome = getattr(request, _OUTCOME, None)
+        if outcome is None:
+            return super().response_change(request, obj)
+        self.message_user(request, *outcome)
+        if "_continue" in request.POST:
+            preserved = {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}
+            return HttpResponseRedirect(add_preserved_filters(preserved, request.path))
+        return self.response_post_save_change(request, obj)
+
+
+_OUTCOME = "_data_request_outcome"
+
+
+def _outcome_set(request: HttpRequest, text: str, level: int) -> None:
+    setattr(request, _OUTCOME, (text, level))
