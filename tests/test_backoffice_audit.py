@@ -505,3 +505,25 @@ def test_an_events_page_gives_its_date_in_colombia_in_its_heading_and_its_fields
     assert "2026-12-06 21:30:00 signin_ok" in page  # the heading, as the list and the field below
     assert "6 de Diciembre de 2026 a las 21:30" in page
     assert "+00:00" not in page and "2026-12-07" not in page and "None" not in page
+
+
+def test_the_current_text_sent_back_by_a_browser_is_not_published_as_a_new_version(client, operator):
+    """The add form starts with the current text, and a browser sends a textarea's lines ended by CR LF:
+    «Grabar» with the text untouched published it as version 2 (another hash), and every member was
+    asked to authorise the same text again, told «Actualizamos nuestra política» (operators'
+    walk-through, 2026-12-06)."""
+    current = policy_current()
+    assert "\n" in current.text and "\r" not in current.text
+
+    same = client.post(f"{POLICIES}add/", {"version": "2", "text": current.text.replace("\n", "\r\n")})
+
+    assert same.status_code == 200 and "idéntico" in same.content.decode()
+    assert PolicyVersion.objects.count() == 1
+    form = client.get(f"{POLICIES}add/").content.decode()
+    assert 'name="_addanother"' not in form and 'name="_continue"' not in form  # publishing is final
+    changed = current.text.replace("\n", "\r\n") + "\r\n<p>Nuevo párrafo.</p>\r\n"
+    published = client.post(f"{POLICIES}add/", {"version": "2", "text": changed}, follow=True)
+    page = " ".join(published.content.decode().split())
+    assert "Publicamos la versión 2 de la política: cada asociado la leerá" in page
+    assert "agregado" not in page
+    assert PolicyVersion.objects.get(version="2").text == current.text + "\n<p>Nuevo párrafo.</p>"

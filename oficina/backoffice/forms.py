@@ -177,7 +177,10 @@ class PolicyVersionForm(forms.ModelForm):
         fields = ["version", "text"]
         labels = {"version": "Versión", "text": "Texto de la política (HTML)"}
         help_texts = {
-            "version": "Un nombre nuevo, p. ej. 2 o 2027-01. Las versiones publicadas no cambian.",
+            "version": (
+                "Un nombre nuevo, p. ej. 2 o 2027-01. Al grabar se publica: cada asociado deberá leerla y "
+                "autorizarla en su próximo ingreso, y una versión publicada no se puede cambiar ni borrar."
+            ),
             "text": (
                 "El texto completo que verán y aceptarán los asociados. Empieza con el de la versión vigente."
             ),
@@ -193,7 +196,11 @@ class PolicyVersionForm(forms.ModelForm):
         return version
 
     def clean_text(self) -> str:
-        text = (self.cleaned_data.get("text") or "").strip()
+        # A browser sends a textarea's lines ended by CR LF (HTML's form submission): the text as the
+        # form showed it, the current version's, came back with another hash, so «idéntico al de la
+        # versión vigente» never caught it, and every member was asked to authorise an unchanged text
+        # (operators' walk-through, 2026-12-06). Lines end with LF, as the published text's do.
+        text = (self.cleaned_data.get("text") or "").replace("\r\n", "\n").replace("\r", "\n").strip()
         if not text:
             raise ValidationError("Escribe el texto de la política.")
         StorableText(multiline=True)(text)

@@ -78,6 +78,33 @@ class PolicyVersionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: PolicyVersion | None = None) -> bool:
         return False
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """Publishing is final: one button, no «Grabar y añadir otro» nor «Guardar y ver» beside it."""
+        extra = {
+            **(extra_context or {}),
+            "show_save_and_add_another": False,
+            "show_save_and_continue": False,
+        }
+        return super().changeform_view(request, object_id, form_url, extra)
+
+    def response_add(
+        self, request: HttpRequest, obj: PolicyVersion, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """What publishing did, in place of Django's «El versión de la política … fue agregado»."""
+        self.message_user(
+            request,
+            f"Publicamos la versión {obj.version} de la política: cada asociado la leerá y deberá "
+            "autorizarla en su próximo ingreso.",
+            messages.SUCCESS,
+        )
+        return self.response_post_save_add(request, obj)
+
     def save_model(self, request: HttpRequest, obj: PolicyVersion, form: Any, change: bool) -> None:
         published = policy_version_publish(
             request=request, version=form.cleaned_data["version"], text=form.cleaned_data["text"]
