@@ -405,7 +405,10 @@ class DataRequestAdmin(CedulaSearch, admin.ModelAdmin):
             return super().response_change(request, obj)
         self.message_user(request, *outcome)
         if "_continue" in request.POST:
-            preserved = {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}
+            preserved: dict[str, Any] = {
+                "preserved_filters": self.get_preserved_filters(request),
+                "opts": self.opts,
+            }
             return HttpResponseRedirect(add_preserved_filters(preserved, request.path))
         return self.response_post_save_change(request, obj)
 
