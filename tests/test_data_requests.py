@@ -578,3 +578,33 @@ def test_an_extension_says_the_new_date_and_not_that_something_changed(client, m
     until = f"{filed.due_on.day} de"
     assert f"Prorrogamos el plazo de la solicitud n.º {filed.pk} hasta el {until}" in page
     assert "correctamente" not in page
+
+
+def test_after_a_granted_revocation_the_policy_page_says_so_and_not_that_the_policy_changed(client, member):
+    """The member whose revocation was granted signs in to the same text they had accepted: the page
+    said «Actualizamos nuestra política de tratamiento de datos», and «No permitir» «No autorizaste la
+    nueva versión de la política» (operators' walk-through, 2026-12-06). A new version still says so."""
+    filed = revocation_filed(client)
+    operator = Client()
+    signed_in_operator(operator)
+    operator.post(
+        f"{ADMIN}{filed.pk}/change/", {"answer": "Concedemos la revocación.", "revocation": "concedida"}
+    )
+    client.post("/", {"usuario": member.document})
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/politica-de-datos/"
+
+    page = " ".join(client.get("/politica-de-datos/").content.decode().split())
+    assert "Actualizamos nuestra política" not in page
+    assert "Revocamos, como nos pediste, la autorización que nos diste para tratar tus datos." in page
+    version = re.search(r'name="version" value="([^"]+)"', page)
+    assert version is not None
+    client.post("/politica-de-datos/", {"decision": "rechazar", "confirmado": "si", "version": version[1]})
+    refused = " ".join(client.get("/").content.decode().split())
+    assert "nueva versión" not in refused
+    assert "No autorizaste de nuevo el tratamiento de tus datos" in refused
+
+    # A version published since: the page speaks of it again.
+    operator.post("/operadores/consent/policyversion/add/", {"version": "2", "text": "<p>Versión 2.</p>"})
+    client.post("/", {"usuario": member.document})
+    assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/politica-de-datos/"
+    assert "Actualizamos nuestra política" in client.get("/politica-de-datos/").content.decode()

@@ -87,6 +87,13 @@ def member_has_standing_consent(member_id: int) -> bool:
     return Consent.objects.filter(member_id=member_id).exclude(_revoked_since()).exists()
 
 
+def member_accepted_text(member_id: int, policy: PolicyVersion) -> bool:
+    """Did the member ever accept this very text (revoked since or not)? Asked again for a text they
+    accepted, they are there because the data officer granted their revocation, not because the policy
+    changed."""
+    return Consent.objects.filter(member_id=member_id, policy=policy, text_sha256=policy.text_sha256).exists()
+
+
 def consent_current_exists() -> Exists:
     """SQL for "this member (OuterRef pk) accepted the newest published text, and no revocation was
     granted since", to annotate a member query with (the sign-in folds the check into the member lookup

@@ -20,9 +20,10 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from oficina.antiphishing.gallery import GALLERY
 from oficina.audit.services import event_record
-from oficina.consent.models import DataRequest
+from oficina.consent.models import DataRequest, PolicyVersion
 from oficina.consent.services import (
     consent_record,
+    member_accepted_text,
     member_has_standing_consent,
     member_needs_consent,
     policy_current_or_default,
@@ -469,11 +470,18 @@ def security_image(request: HttpRequest) -> HttpResponse:
     return render(request, "signin/security_image.html", context)
 
 
-def _refused_message(*, member_id: int, reconsent: bool) -> str:
+def _refused_message(*, member_id: int, reconsent: bool, revoked: bool = False) -> str:
     """ "No permitir": what it means and what is left (policy §10). Refusing revokes no authorisation
     given before (a revocation is a reclamo, Ley 1581 art. 15), and the member is told where to ask for
     one: «Mis datos personales» is in the office, which they did not enter."""
-    if reconsent:
+    if revoked:
+        # Asked again for the text they had accepted, after the revocation they asked for was granted:
+        # there is no «nueva versión» to refuse (operators' walk-through, 2026-12-06).
+        parts = [
+            "No autorizaste de nuevo el tratamiento de tus datos, así que no entraste a la Oficina "
+            "Virtual; te mostraremos la política otra vez la próxima vez que ingreses."
+        ]
+    elif reconsent:
         parts = [
             "No autorizaste la nueva versión de la política, así que no entraste a la Oficina Virtual; "
             "te la mostraremos de nuevo la próxima vez que ingreses."
@@ -521,7 +529,9 @@ def policy(request: HttpRequest) -> HttpResponse:
             confirm_refusal = True
         elif decision == "rechazar":
             refused = _refused_message(
-                member_id=flow.require_member_id(), reconsent=flow.get("kind") == "reconsent"
+                member_id=flow.require_member_id(),
+                reconsent=flow.get("kind") == "reconsent",
+                revoked=_asked_again_after_revocation(flow, current),
             )
             flow_end(request.session)
             messages.info(request, refused)
@@ -595,10 +605,18 @@ def policy(request: HttpRequest) -> HttpResponse:
             "error": error,
             "confirm_refusal": confirm_refusal,
             "reconsent": flow.get("kind") == "reconsent",
+            "revoked": _asked_again_after_revocation(flow, current),
             "has_requests": DataRequest.objects.filter(member_id=flow.require_member_id()).exists(),
             "flow_time": flow.time_warning(),
         },
     )
+
+
+def _asked_again_after_revocation(flow: Flow, current: PolicyVersion) -> bool:
+    """At a sign-in's policy step, for a text the member had accepted: their authorisation was revoked
+    (the data officer granted their request), the policy did not change. The page said «Actualizamos
+    nuestra política», which was not so (operators' walk-through, 2026-12-06)."""
+    return flow.get("kind") == "reconsent" and member_accepted_text(flow.require_member_id(), current)
 
 
 def _proven_member(flow: Flow) -> Member | None:
