@@ -350,3 +350,43 @@ def test_only_a_verified_operators_refusals_are_audit_events(rf):
         request.user = user
         assert permission_denied(request).status_code == 403
     assert Event.objects.filter(kind="operator_permission_denied").count() == 1
+
+
+def test_a_refused_code_does_not_tell_that_the_password_was_right(client):
+    """django-otp, after a wrong code, wrote the password back into the field and showed the device
+    list («Dispositivo: ---------»), only when the password was right: the same message above two
+    different pages told an attacker which passwords were right (operators' walk-through, 2026-12-06)."""
+    user, device = make_operator()
+    wrong_code = f"{(int(current_code(device)) + 1) % 1_000_000:06d}"
+    right_password = operator_login(client, user, device, code=wrong_code).content.decode()
+    wrong_password = client.post(
+        LOGIN_URL,
+        {"username": user.username, "password": "otra-cosa-larga-123", "otp_token": current_code(device)},
+    ).content.decode()
+
+    for page in (right_password, wrong_password):
+        assert GENERIC in page
+        assert PASSWORD not in page and "otra-cosa-larga-123" not in page
+        assert 'name="otp_device"' not in page and "Dispositivo" not in page
+
+
+def test_an_operator_with_two_devices_is_shown_the_list_and_signs_in_with_the_one_chosen(client):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    user, first = make_operator()
+    second = TOTPDevice.objects.create(user=user, name="Teléfono nuevo", confirmed=True)
+
+    asked = operator_login(client, user, second).content.decode()
+
+    assert 'name="otp_device"' in asked and "Teléfono nuevo" in asked and PASSWORD not in asked
+    signed_in = client.post(
+        LOGIN_URL,
+        {
+            "username": user.username,
+            "password": PASSWORD,
+            "otp_device": second.persistent_id,
+            "otp_token": current_code(second),
+            "next": "/operadores/",
+        },
+    )
+    assert signed_in.url == "/operadores/" and first.pk != second.pk

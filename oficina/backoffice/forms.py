@@ -65,6 +65,16 @@ class OperatorAuthenticationForm(OTPAdminAuthenticationForm):
             raise ValidationError(self.GENERIC_ERROR, code="invalid_login") from exc
         return cleaned
 
+    def _update_form(self, user: Any) -> None:
+        """django-otp, after a refused code, writes the password back into the page and shows the
+        operator's device list («Dispositivo: ---------»), both only when the password was right: the
+        page told whoever typed it that it was (operators' walk-through, 2026-12-06). The password is
+        never shown again; the list only to an operator with several devices, who must choose
+        (`staff_create` enrols one, and the back office adds none)."""
+        choices = self.device_choices(user)
+        if len(choices) > 2:  # the blank choice and more than one device
+            self.fields["otp_device"].widget.choices = choices
+
     def _refusal_after_the_password_record(self, exc: ValidationError) -> None:
         """A sign-in refused after the password was right is a `staff_login_failed` event too.
 
