@@ -390,3 +390,37 @@ def test_an_operator_with_two_devices_is_shown_the_list_and_signs_in_with_the_on
         },
     )
     assert signed_in.url == "/operadores/" and first.pk != second.pk
+
+
+def test_an_operator_who_may_only_see_members_is_not_offered_the_import_and_a_refusal_leads_back(client):
+    """A role that may see members but not change them (a data officer's) was offered «Importar
+    asociados (CSV)» on the list, and clicking it gave «Acceso no permitido» with the members' «Ir a
+    ingresar usuario» as the way on (operators' walk-through, 2026-12-06)."""
+    from django.contrib.auth.models import Group, Permission
+
+    user, device = make_operator("oficial", superuser=False)
+    viewers = Group.objects.create(name="Oficial de datos")
+    viewers.permissions.add(Permission.objects.get(codename="view_member"))
+    user.groups.add(viewers)
+    assert operator_login(client, user, device).url == "/operadores/"
+
+    listing = client.get("/operadores/members/member/").content.decode()
+    refused = client.get("/operadores/members/member/importar/")
+
+    assert listing.count("/operadores/members/member/importar/") == 0
+    assert refused.status_code == 403
+    page = refused.content.decode()
+    assert 'href="/operadores/"' in page and "Volver al inicio de operadores" in page
+    assert "Ir a ingresar usuario" not in page
+
+
+def test_an_operator_who_may_change_members_is_offered_the_import(client):
+    from oficina.backoffice.management.commands.staff_create import operators_group
+
+    user, device = make_operator("ventanilla", superuser=False)
+    user.groups.add(operators_group())
+    assert operator_login(client, user, device).url == "/operadores/"
+
+    assert (
+        "/operadores/members/member/importar/" in client.get("/operadores/members/member/").content.decode()
+    )

@@ -153,6 +153,12 @@ class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
         if changed:
             messages.info(request, "Avisamos del cambio al celular y correo anteriores del asociado.")
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """«Importar asociados (CSV)» only for who may import: an operator who may only see members was
+        offered it and refused («Acceso no permitido») on clicking it."""
+        extra = {**(extra_context or {}), "can_import": self.has_change_permission(request)}
+        return super().changelist_view(request, extra_context=extra)
+
     def change_view(
         self,
         request: HttpRequest,
