@@ -608,3 +608,21 @@ def test_after_a_granted_revocation_the_policy_page_says_so_and_not_that_the_pol
     client.post("/", {"usuario": member.document})
     assert type_on_keypad(client, "/clave/", DEFAULT_PIN).url == "/politica-de-datos/"
     assert "Actualizamos nuestra política" in client.get("/politica-de-datos/").content.decode()
+
+
+def test_the_officers_filters_name_each_kind_and_state_as_the_member_chose_it(client, member):
+    """They listed the stored codes of the requests present («consulta», «recibida»): «consulta», the
+    law's word for knowing one's data and for the proof of the authorisation, filtered by the first
+    alone (operators' walk-through, 2026-12-06)."""
+    client.post(PAGE, {"solicitud": "consulta"})
+    client.post(PAGE, {"solicitud": "prueba"})
+    operator = Client()
+    signed_in_operator(operator)
+
+    listing = operator.get(ADMIN).content.decode()
+
+    for value, label in DataRequest.Kind.choices + DataRequest.Status.choices:
+        field = "kind" if value in DataRequest.Kind.values else "status"
+        assert re.search(rf'href="\?{field}__exact={value}"[^>]*>\s*{re.escape(label)}\s*<', listing), label
+    proofs = operator.get(ADMIN, {"kind__exact": "prueba"}).context["cl"].result_list
+    assert [request.kind for request in proofs] == ["prueba"]

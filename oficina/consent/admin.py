@@ -258,9 +258,13 @@ class DataRequestAdmin(CedulaSearch, admin.ModelAdmin):
     answered once (the member sees the answer in the office), never edited or deleted."""
 
     list_display = ["number", "request_member", "request_kind", "received", "due", "request_status"]
+    # By what each value means («Recibir prueba de la autorización que di»), every one offered: Django's
+    # filter by the values in the table listed the codes («consulta», «recibida»), only those found,
+    # and «consulta», the law's word for two kinds, filtered by one of them (operators' walk-through,
+    # 2026-12-06).
     list_filter = [
-        ("status", filter_titled("estado")),
-        ("kind", filter_titled("solicitud")),
+        ("status", filter_titled("estado", admin.ChoicesFieldListFilter)),
+        ("kind", filter_titled("solicitud", admin.ChoicesFieldListFilter)),
     ]
     list_select_related = ["member"]
     search_fields = ["=member__document", "member__name"]
