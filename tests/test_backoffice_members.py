@@ -517,3 +517,49 @@ def test_the_member_page_shows_its_times_in_colombia_as_the_list_does_and_nothin
     assert "+00:00" not in page and "2026-12-07" not in page
     assert "None" not in page
     assert page.count("6 de Diciembre de 2026 a las 21:30") == 3  # PIN changed, registered, consent
+
+
+@pytest.mark.parametrize(
+    "action", ["disable_selected", "enable_selected", "unlock_selected", "reset_help_selected"]
+)
+def test_a_list_action_on_several_members_is_asked_once_more_before_it_runs(
+    client, operator, action, sms_outbox, mailoutbox
+):
+    """It ran at once on the whole selection («Seleccionar todos»: every member): one slip of the
+    action menu disabled everyone, texted everyone, or undid every member's own «Bloquear mi acceso»
+    (operators' walk-through, 2026-12-06)."""
+    now = timezone.now()
+    members = [
+        make_member(returning=True, name=name, self_blocked_at=now) for name in ("Ana Gómez", "Luis Pérez")
+    ]
+    chosen = {"action": action, "_selected_action": [m.pk for m in members], "index": "0"}
+    before = Event.objects.count()
+
+    asked = client.post(MEMBERS + "?acceso=self_blocked", chosen)
+
+    assert asked.status_code == 200
+    page = " ".join(asked.content.decode().split())
+    assert "2 asociados?" in page and "Ana Gómez" in page and "Luis Pérez" in page
+    assert 'name="post" value="yes"' in page and f'value="{action}"' in page
+    assert 'action="/operadores/members/member/?acceso=self_blocked"' in page  # the list's filter kept
+    assert Event.objects.count() == before and sms_outbox == [] and mailoutbox == []
+    assert [member_state(m) for m in members] == [("active", True)] * 2
+
+    done = client.post(MEMBERS + "?acceso=self_blocked", {**chosen, "post": "yes"})
+
+    assert done.status_code == 302
+    assert Event.objects.count() > before
+
+
+def member_state(member: Member) -> tuple[str, bool]:
+    member.refresh_from_db()
+    return member.status, member.locked_at is not None or member.self_blocked_at is not None
+
+
+def test_a_list_action_on_one_member_runs_at_once(client, operator):
+    member = make_member(returning=True, locked_at=timezone.now())
+
+    response = client.post(MEMBERS, {"action": "unlock_selected", "_selected_action": [member.pk]})
+
+    assert response.status_code == 302
+    assert member_state(member) == ("active", False)

@@ -7,8 +7,10 @@ from functools import partial
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
 from oficina.backoffice import services, views
@@ -85,6 +87,39 @@ SECURITY_FIELDS = (
     "created",
     "updated",
 )
+
+
+# A list action on several members is asked once more (MemberAdmin._confirmation): its verb and what
+# it does to each of them.
+BULK_CONFIRMATIONS = {
+    "desbloquear": (
+        "Desbloquear",
+        "Se abre el acceso de cada uno, bloqueado por intentos fallidos o por él mismo con «Bloquear mi "
+        "acceso», y cada uno a quien se le abra recibe un aviso por SMS y correo.",
+    ),
+    "enviar-clave-temporal": (
+        "Enviar instrucciones a",
+        "Cada uno recibe un SMS (o un correo si no tiene celular) con cómo pedir su clave temporal en "
+        "la Oficina Virtual. Los deshabilitados no reciben nada.",
+    ),
+    "deshabilitar": (
+        "Deshabilitar",
+        "Ninguno podrá ingresar a la Oficina Virtual y su sesión abierta se cerrará ahora. Para "
+        "deshacerlo hay que habilitarlos de nuevo, uno a uno o con «Habilitar».",
+    ),
+    "habilitar": (
+        "Habilitar",
+        "Todos podrán volver a ingresar a la Oficina Virtual, también los que se deshabilitaron antes "
+        "por otra razón.",
+    ),
+}
+BULK_ACTIONS = {
+    "desbloquear": "unlock_selected",
+    "enviar-clave-temporal": "reset_help_selected",
+    "deshabilitar": "disable_selected",
+    "habilitar": "enable_selected",
+}
+BULK_SHOWN = 20  # members named on the confirmation; the rest are counted
 
 
 @admin.register(Member)
@@ -205,7 +240,13 @@ class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
         ]
         return own + super().get_urls()
 
-    def _each(self, request: HttpRequest, queryset: QuerySet[Member], operation: str) -> None:
+    def _each(
+        self, request: HttpRequest, queryset: QuerySet[Member], operation: str
+    ) -> TemplateResponse | None:
+        if request.POST.get("post") != "yes":
+            chosen = queryset.count()
+            if chosen > 1:
+                return self._confirmation(request, queryset, operation, chosen)
         done = refused = 0
         for member in queryset:
             try:
@@ -219,24 +260,54 @@ class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
             self.message_user(
                 request, f"{refused} asociado(s) deshabilitado(s) no recibieron nada.", messages.WARNING
             )
+        return None
+
+    def _confirmation(
+        self, request: HttpRequest, queryset: QuerySet[Member], operation: str, chosen: int
+    ) -> TemplateResponse:
+        """Several members: the action is asked once more, saying what it does to them. It ran at once
+        on the whole selection («Seleccionar todos»: every member): a slip of the action menu disabled
+        everyone, sent everyone an SMS, or undid every member's own «Bloquear mi acceso»; and
+        «Habilitar» to undo a mass disabling would also open those disabled before for a reason
+        (operators' walk-through, 2026-12-06)."""
+        verb, consequence = BULK_CONFIRMATIONS[operation]
+        shown = list(queryset.order_by("document")[:BULK_SHOWN])
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"¿{verb} {chosen} asociados?",
+            "consequence": consequence,
+            "chosen": chosen,
+            "shown": shown,
+            "more": chosen - len(shown),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "action": BULK_ACTIONS[operation],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "confirm_label": f"Sí, {verb.lower()} los {chosen} asociados",
+            "back_url": request.get_full_path(),
+        }
+        return TemplateResponse(request, "admin/members/member/action_confirmation.html", context)
 
     @admin.action(description="Desbloquear los asociados seleccionados", permissions=["change"])
-    def unlock_selected(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
-        self._each(request, queryset, "desbloquear")
+    def unlock_selected(self, request: HttpRequest, queryset: QuerySet[Member]) -> TemplateResponse | None:
+        return self._each(request, queryset, "desbloquear")
 
     @admin.action(
         description="Enviar instrucciones de clave temporal («Olvidé mi clave»)", permissions=["change"]
     )
-    def reset_help_selected(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
-        self._each(request, queryset, "enviar-clave-temporal")
+    def reset_help_selected(
+        self, request: HttpRequest, queryset: QuerySet[Member]
+    ) -> TemplateResponse | None:
+        return self._each(request, queryset, "enviar-clave-temporal")
 
     @admin.action(description="Deshabilitar los asociados seleccionados", permissions=["change"])
-    def disable_selected(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
-        self._each(request, queryset, "deshabilitar")
+    def disable_selected(self, request: HttpRequest, queryset: QuerySet[Member]) -> TemplateResponse | None:
+        return self._each(request, queryset, "deshabilitar")
 
     @admin.action(description="Habilitar los asociados seleccionados", permissions=["change"])
-    def enable_selected(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
-        self._each(request, queryset, "habilitar")
+    def enable_selected(self, request: HttpRequest, queryset: QuerySet[Member]) -> TemplateResponse | None:
+        return self._each(request, queryset, "habilitar")
 
     @admin.action(
         description="Cerrar la sesión de los asociados seleccionados (no toca su acceso)",
