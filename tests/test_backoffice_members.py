@@ -506,11 +506,15 @@ def test_the_member_page_shows_its_times_in_colombia_as_the_list_does_and_nothin
     walk-through, 2026-12-06)."""
     from datetime import UTC, datetime
 
+    from oficina.consent.models import Consent
+    from oficina.consent.services import policy_current_or_default, policy_ensure_published
+
     signed_in_operator(client)
-    member = make_member(returning=True)
+    member = make_member(pin=DEFAULT_PIN)
     at = datetime(2026, 12, 7, 2, 30, tzinfo=UTC)  # 6 December, 21:30 in Bogotá
     Member.objects.filter(pk=member.pk).update(pin_changed_at=at, created_at=at)
-    member.consents.update(accepted_at=at, ip_address=None)
+    policy = policy_ensure_published(policy_current_or_default())
+    Consent.objects.create(member=member, policy=policy, text_sha256=policy.text_sha256, accepted_at=at)
 
     page = " ".join(client.get(change_url(member)).content.decode().split())
 
