@@ -567,3 +567,35 @@ def test_a_list_action_on_one_member_runs_at_once(client, operator):
 
     assert response.status_code == 302
     assert member_state(member) == ("active", False)
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_a_member_unlocked_by_an_operator_signs_in_at_once_though_the_pin_limit_counted_the_lock(
+    client, operator
+):
+    """Five wrong PINs lock the access and fill the cédula's PIN limit (5 in 5 minutes) alike: the
+    operator, on the phone with the member, unlocked («puede ingresar con su clave») and the member's
+    right PIN met «Demasiados intentos … espera …» for the rest of those minutes (operators'
+    walk-through, 2026-12-06). The operator's unlock also forgets what that limit counted."""
+    member = make_member(returning=True)
+    for _ in range(5):
+        member_signs_in(member, pin="135792")
+    member.refresh_from_db()
+    assert member.locked_at is not None
+    assert member_signs_in(member).status_code == 429  # the limit, before the lock
+
+    operation(client, member, "desbloquear")
+
+    assert member_signs_in(member).url == "/oficina/"
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_an_unlock_of_an_access_that_was_open_forgets_nothing(client, operator):
+    member = make_member(returning=True)
+    for _ in range(5):
+        member_signs_in(member, pin="135792")
+    Member.objects.filter(pk=member.pk).update(locked_at=None, failed_pin_attempts=0)
+
+    operation(client, member, "desbloquear")
+
+    assert member_signs_in(member).status_code == 429

@@ -18,6 +18,7 @@ from oficina.audit.models import Event
 from oficina.audit.services import event_record
 from oficina.consent.models import PolicyVersion
 from oficina.consent.services import policy_publish, text_sha256
+from oficina.lib.ratelimit import ratelimit_forget
 from oficina.members.models import Member
 from oficina.notify.models import OutboxMessage
 from oficina.notify.outbox import message_queue, notice_queue, outbox_dispatch, outbox_retry
@@ -80,9 +81,15 @@ def member_unlock(*, request: HttpRequest, member: Member) -> None:
             was_self_blocked=held.self_blocked_at is not None,
             failed_pin_attempts=held.failed_pin_attempts,
         )
-        if held.locked_at is not None or held.self_blocked_at is not None:
+        opened = held.locked_at is not None or held.self_blocked_at is not None
+        if opened:
             notices = notice_queue(member=held, template=UNLOCK_NOTICE_TEMPLATE)
     outbox_dispatch(notices)
+    if opened:
+        # The wrong PINs that locked it also filled the cédula's PIN limit (`pin`, 5 in 5 minutes): the
+        # member, told they may sign in, met «Demasiados intentos» (operators' walk-through, 2026-12-06).
+        # The lock allows 5 wrong PINs again as it is; the per-address limits keep counting.
+        ratelimit_forget(action="pin", key=held.document)
 
 
 def member_disable(*, request: HttpRequest, member: Member) -> None:

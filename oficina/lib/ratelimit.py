@@ -114,6 +114,20 @@ def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = No
             raise Throttled(action, retry_after, first=hits == rule.limit + 1, per=rule.what)
 
 
+def ratelimit_forget(*, action: str, key: str) -> None:
+    """Forgets what `action`'s per-key rules counted for `key` (a cédula) in their current windows; its
+    per-address rules keep counting. For an operator's unlock (backoffice/services.py::member_unlock):
+    the wrong PINs that locked an access had also filled the cédula's PIN limit, so that the member,
+    told «puede ingresar con su clave», met «Demasiados intentos» for up to five minutes."""
+    spec = settings.RATE_LIMITS.get(action)
+    if not spec:
+        return
+    now = time.time()
+    buckets = [_bucket(action, rule, key, now)[0] for rule in parse_rules(spec) if rule.what == "key"]
+    if buckets:
+        caches["default"].delete_many(buckets)
+
+
 def _hits_cache(backend: BaseCache, windows: list[tuple[Rule, str, int]]) -> list[int]:
     """Any other cache (the in-process one of the demo and the tests)."""
     counts = []
