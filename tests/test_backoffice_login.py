@@ -424,3 +424,21 @@ def test_an_operator_who_may_change_members_is_offered_the_import(client):
     assert (
         "/operadores/members/member/importar/" in client.get("/operadores/members/member/").content.decode()
     )
+
+
+def test_a_code_refused_because_verification_is_suspended_is_recorded_as_such(client):
+    """django-otp suspends a device's verification for a while after wrong codes and says so without a
+    code: the event recorded `"error": ""` (operators' walk-through, 2026-12-06), so the audit log
+    could not tell a guesser held back by the throttle from any other failure."""
+    from django.utils import timezone
+
+    user, device = make_operator()
+    device.throttling_failure_count = 3  # 4 s before the next try is even checked
+    device.throttling_failure_timestamp = timezone.now()
+    device.save()
+
+    response = operator_login(client, user, device)  # the right code, too soon
+
+    assert GENERIC in response.content.decode()
+    event = Event.objects.filter(kind="staff_login_failed").latest("id")
+    assert event.data == {"operator": user.username, "stage": "totp", "error": "verification_not_allowed"}

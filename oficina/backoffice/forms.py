@@ -91,7 +91,9 @@ class OperatorAuthenticationForm(OTPAdminAuthenticationForm):
             request=self.request,
             operator=user.get_username(),
             stage="totp" if user.is_staff else "staff",
-            error=str(getattr(exc, "code", "") or ""),
+            # django-otp raises its refusals of a suspended verification (too many wrong codes, a
+            # device's own reason) without a code: named here, not left empty.
+            error=str(getattr(exc, "code", "") or "verification_not_allowed"),
         )
 
 
