@@ -527,3 +527,17 @@ def test_the_current_text_sent_back_by_a_browser_is_not_published_as_a_new_versi
     assert "Publicamos la versión 2 de la política: cada asociado la leerá" in page
     assert "agregado" not in page
     assert PolicyVersion.objects.get(version="2").text == current.text + "\n<p>Nuevo párrafo.</p>"
+
+
+def test_a_version_published_with_cr_lf_before_is_still_caught_when_sent_back_unchanged(client, operator):
+    """Versions published from a browser before the form ended lines with LF kept CR LF: the same text
+    sent back (normalised) had another hash and was published again (operators' walk-through)."""
+    from oficina.consent.services import policy_publish
+
+    crlf = "<p>Política publicada desde un navegador.</p>\r\n<p>Segunda línea.</p>"
+    policy_publish(version="2", text=crlf)
+
+    same = client.post(f"{POLICIES}add/", {"version": "3", "text": crlf})
+
+    assert same.status_code == 200 and "idéntico" in same.content.decode()
+    assert PolicyVersion.objects.count() == 2

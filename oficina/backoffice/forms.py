@@ -181,6 +181,10 @@ class MemberImportForm(forms.Form):
         return upload
 
 
+def _lines_lf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 class PolicyVersionForm(forms.ModelForm):
     """Publishing a new version: once saved, a version is never edited (PolicyVersionAdmin is view-only)."""
 
@@ -212,7 +216,7 @@ class PolicyVersionForm(forms.ModelForm):
         # form showed it, the current version's, came back with another hash, so «idéntico al de la
         # versión vigente» never caught it, and every member was asked to authorise an unchanged text
         # (operators' walk-through, 2026-12-06). Lines end with LF, as the published text's do.
-        text = (self.cleaned_data.get("text") or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+        text = _lines_lf(self.cleaned_data.get("text") or "").strip()
         if not text:
             raise ValidationError("Escribe el texto de la política.")
         StorableText(multiline=True)(text)
@@ -227,7 +231,10 @@ class PolicyVersionForm(forms.ModelForm):
                 )
             position = markup.end()
         current = policy_current()
-        if current is not None and text_sha256(text) == current.text_sha256:
+        # A version published from a browser before this check kept its CR LF: compared as lines too.
+        if current is not None and (
+            text_sha256(text) == current.text_sha256 or text == _lines_lf(current.text).strip()
+        ):
             raise ValidationError(
                 "El texto es idéntico al de la versión vigente: cámbialo antes de publicar."
             )
