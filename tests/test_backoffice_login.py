@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.test import Client
 
 from oficina.audit.models import Event
 from tests.test_backoffice import LOGIN_URL, PASSWORD, current_code, make_operator, operator_login
@@ -21,6 +24,29 @@ def test_a_wrong_password_and_a_wrong_code_get_the_same_message(client):
         {"username": user.username, "password": "otra-cosa-larga-123", "otp_token": current_code(device)},
     ).content.decode()
     assert GENERIC in right_password_wrong_code and GENERIC in wrong_password
+
+
+def _login_page(response) -> str:
+    """The login page as an attacker reads it, without its per-response CSRF token."""
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", response.content.decode())
+
+
+def test_the_right_password_with_a_wrong_or_missing_code_gets_the_page_a_wrong_password_gets(client):
+    """django-otp, once the password is right and the code is refused, writes the password back into
+    the page (`value="…"`) and adds a «Dispositivo» list of the operator's devices: the page told
+    whoever guesses passwords which one was right, without the code, and held the password in clear."""
+    user, device = make_operator()
+    wrong_code = f"{(int(current_code(device)) + 1) % 1_000_000:06d}"
+
+    def attempt(password: str, code: str) -> str:
+        fields = {"username": user.username, "password": password, "otp_token": code, "next": "/operadores/"}
+        return _login_page(Client().post(LOGIN_URL, fields))
+
+    wrong_password = attempt("otra-cosa-larga-123", wrong_code)
+    for right_password in (attempt(PASSWORD, wrong_code), attempt(PASSWORD, "")):
+        assert GENERIC in right_password and PASSWORD not in right_password
+        assert "otp_device" not in right_password
+        assert right_password == wrong_password
 
 
 @pytest.mark.usefixtures("frozen_window")

@@ -35,7 +35,9 @@ class OperatorAuthenticationForm(OTPAdminAuthenticationForm):
     """Username, password and the authenticator's code in one form, with Spanish messages.
 
     django-otp asks for an explicit device; an operator enrolled by `staff_create` has exactly one,
-    so it is chosen for them (with several, the page shows the device list)."""
+    so it is chosen for them. An account with several devices (none of this project's tools makes
+    one: `staff_create --new-device` replaces the device) is refused, its `staff_login_failed` event
+    saying `device_required`: the page never lists an operator's devices (_update_form)."""
 
     otp_error_messages = {
         **OTPAdminAuthenticationForm.otp_error_messages,
@@ -66,14 +68,11 @@ class OperatorAuthenticationForm(OTPAdminAuthenticationForm):
         return cleaned
 
     def _update_form(self, user: Any) -> None:
-        """django-otp, after a refused code, writes the password back into the page and shows the
-        operator's device list («Dispositivo: ---------»), both only when the password was right: the
-        page told whoever typed it that it was (operators' walk-through, 2026-12-06). The password is
-        never shown again; the list only to an operator with several devices, who must choose
-        (`staff_create` enrols one, and the back office adds none)."""
-        choices = self.device_choices(user)
-        if len(choices) > 2:  # the blank choice and more than one device
-            self.fields["otp_device"].widget.choices = choices
+        """Nothing. django-otp, once the password is right and the code refused, writes the password
+        back into the page (`render_value`) and fills a list of the operator's devices: the page then
+        differed from a wrong password's, so whoever guessed passwords learnt which one was right
+        without the code, and the page held the password in clear (review of the operators' side,
+        2026-12-06). The operator types both again, as after a wrong password."""
 
     def _refusal_after_the_password_record(self, exc: ValidationError) -> None:
         """A sign-in refused after the password was right is a `staff_login_failed` event too.
