@@ -523,6 +523,28 @@ def test_a_channel_added_where_there_was_none_is_audited_and_the_changed_one_tol
     assert mailoutbox == []
 
 
+@pytest.mark.parametrize(
+    ("had", "row", "told"),
+    [
+        ({"mobile": "+573111234567", "email": ""}, "311 123 4567,otra@mail.com", ("sms", "+573111234567")),
+        ({"mobile": "", "email": "ana@mail.com"}, "300 765 4321,ana@mail.com", ("email", "ana@mail.com")),
+    ],
+)
+def test_a_channel_added_beside_the_only_one_the_member_had_is_told_on_that_one(
+    db, tmp_path, sms_outbox, mailoutbox, had, row, told
+):
+    """An e-mail added to a member who had only a mobile (or the reverse) changes no old channel, and
+    nobody was told: a new channel for «Olvidé mi clave» came in silently, the step before a reset
+    through it. The channel the member already had is told."""
+    member = make_member(document="1234567", **had)
+
+    run_import(write_csv(tmp_path, HEADER + f"1234567,María Fernanda Rojas,{row}\n"))
+
+    assert len(contact_events()) == 1 and contact_events()[0][0] == member.pk
+    assert notices() == [(member.pk, *told)]
+    assert len(sms_outbox) + len(mailoutbox) == 1
+
+
 def test_an_unchanged_or_renamed_member_and_a_created_one_record_and_send_nothing(
     db, tmp_path, sms_outbox, mailoutbox
 ):

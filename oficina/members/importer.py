@@ -13,8 +13,9 @@ phrase, locks and status belong to the portal, not to the core system.
 The mobile and the e-mail are where "Olvidé mi clave" sends temporary codes, so a change to them is
 treated as at the counter (oficina/backoffice/services.py): in the same transaction, each existing
 member whose mobile or e-mail changes gets an `import_contact_changed` event naming who imported,
-and every OLD channel that changed is told: a batch's events in one statement, its notices in
-another. The notices are dispatched once the import commits.
+and every OLD channel that changed is told (the channel the member already had, when the change only
+adds one): a batch's events in one statement, its notices in another. The notices are dispatched
+once the import commits.
 """
 
 from __future__ import annotations
@@ -346,13 +347,15 @@ def _contact_change_build(change: _ContactChange, *, actor: str) -> tuple[Event,
         )
         if old != new
     ]
-    # The member as the notices see them: only the old channels that changed (and had a value).
+    # The member as the notices see them: only the old channels that changed (and had a value). A
+    # change that only adds a channel where there was none changes no old one; then the channel the
+    # member already had is told, or a new channel for «Olvidé mi clave» came in unseen.
+    mobile = change.old_mobile if "mobile" in fields else ""
+    email = change.old_email if "email" in fields else ""
+    if not mobile and not email:
+        mobile, email = change.old_mobile, change.old_email
     before = Member(
-        pk=change.member_id,
-        document=change.document,
-        name=change.name,
-        mobile=change.old_mobile if "mobile" in fields else "",
-        email=change.old_email if "email" in fields else "",
+        pk=change.member_id, document=change.document, name=change.name, mobile=mobile, email=email
     )
     event = event_build("import_contact_changed", member=before, operator=actor, fields=fields)
     return event, notice_build(member=before, template=CONTACT_NOTICE_TEMPLATE)
