@@ -123,6 +123,57 @@ def test_an_export_searched_by_cedula_keeps_only_its_fingerprint_in_the_audit_ev
     assert "kind=signin_ok" in export.data["filters"]
 
 
+def latest_export() -> dict[str, object]:
+    return Event.objects.filter(kind="operator_audit_export").latest("id").data
+
+
+def test_an_export_records_whose_events_it_holds_however_its_address_is_padded(client, operator):
+    """The export's event recorded the address's parameters in their order, cut at 300 characters: an
+    ordering of 300 characters that sorts nothing (`?o=1.1.1…`), or a first `?q=` the list ignores
+    (it searches by the last one), put ahead of the search left out whose events were exported."""
+    from oficina.audit.services import document_hmac
+
+    ana = make_member(document="1020304050")
+    event_record("signin_ok", member=ana)
+    event_record("signin_ok", member=make_member())
+    searched = f"q=huella%3A{document_hmac('1020304050')[:16]}"
+
+    for query in ({"o": "1." * 200, "q": "1020304050"}, {"q": ["x" * 300, "1020304050"]}):
+        rows = csv_rows(client.get(f"{EVENTS}exportar.csv", query))
+
+        assert [row["member_id"] for row in rows] == [str(ana.pk)]
+        assert latest_export()["filters"] == searched
+
+
+def test_an_export_whose_filters_are_too_long_to_record_is_refused(client, operator):
+    event_record("signin_ok", member=make_member())
+
+    response = client.get(f"{EVENTS}exportar.csv", {"kind": ["x" * 300, "signin_ok"]})
+
+    assert response.status_code == 302 and response.url.startswith(EVENTS)
+    assert "demasiado largos" in client.get(response.url).content.decode()
+    assert not Event.objects.filter(kind="operator_audit_export").exists()
+
+
+def test_an_export_of_chosen_events_records_which_ones_and_the_lists_search(client, operator):
+    """«Exportar los eventos seleccionados» recorded only how many («seleccion:2»): not whose."""
+    from oficina.audit.services import document_hmac
+
+    ana = make_member(document="1020304050")
+    first, second = event_record("signin_ok", member=ana), event_record("signin_failed", member=ana)
+    event_record("signin_ok", member=make_member())
+    listed = f"{EVENTS}?q=1020304050"
+    searched = f"q=huella%3A{document_hmac('1020304050')[:16]}"
+
+    chosen = {"action": "export_selected", "_selected_action": [second.pk, first.pk]}
+    assert len(csv_rows(client.post(listed, chosen))) == 2
+    assert latest_export()["filters"] == searched and latest_export()["ids"] == [first.pk, second.pk]
+
+    every = {**chosen, "_selected_action": [first.pk], "select_across": "1"}
+    assert len(csv_rows(client.post(listed, every))) == 2
+    assert latest_export()["filters"] == searched and "ids" not in latest_export()
+
+
 def test_an_unfiltered_export_holds_as_many_rows_as_its_event_says(client, operator):
     """The export's own event is written before the file streams: unfiltered, the file held it too, and
     its last line counted one row more than the event's `rows`, which an auditor compares."""

@@ -131,7 +131,7 @@ class EventAdmin(EstimatedCount, admin.ModelAdmin):
 
     @admin.action(description="Exportar los eventos seleccionados (CSV)", permissions=["view"])
     def export_selected(self, request: HttpRequest, queryset: QuerySet[Event]) -> HttpResponseBase:
-        return views.events_csv(request, events=queryset, filters=f"seleccion:{queryset.count()}")
+        return views.audit_export_selected(request, events=queryset)
 
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view

@@ -8,8 +8,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.views.main import SEARCH_VAR
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import IS_FACETS_VAR, IS_POPUP_VAR, TO_FIELD_VAR, IncorrectLookupParameters
+from django.contrib.admin.views.main import ALL_VAR, ERROR_FLAG, ORDER_VAR, PAGE_VAR, SEARCH_VAR
 from django.core.exceptions import PermissionDenied
 from django.db.models import Max
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, QueryDict
@@ -268,29 +269,50 @@ def _event_row(event: Event) -> list[Any]:
     ]
 
 
-def _filters_recorded(filters: str) -> str:
-    """The export's filters as its own event keeps them. The log is searched by cédula (`?q=`, through
-    its keyed fingerprint) and never stores one in clear: a search term that reads as a cédula is
-    recorded as the start of that fingerprint (`huella:…`), as the member's own events carry it
-    (`document_hmac`)."""
-    query = QueryDict(filters, mutable=True)
-    terms = query.getlist(SEARCH_VAR)
-    if not terms:
-        return filters
-    recorded = []
-    for term in terms:
-        try:
-            recorded.append(f"huella:{document_hmac(normalise_document(term))[:16]}")
-        except InvalidDocument:
-            recorded.append(term)
-    query.setlist(SEARCH_VAR, recorded)
-    return query.urlencode()
+# Parameters of the list's address that choose no event: its order, page and display.
+NOT_A_FILTER = {ALL_VAR, ERROR_FLAG, IS_FACETS_VAR, IS_POPUP_VAR, ORDER_VAR, PAGE_VAR, TO_FIELD_VAR}
+FILTERS_RECORDED_MAX = 300
+FILTERS_TOO_LONG = (
+    "Los filtros de la exportación son demasiado largos para quedar en el registro de auditoría: "
+    "quita filtros y exporta de nuevo."
+)
 
 
-def events_csv(request: HttpRequest, *, events: Any, filters: str) -> HttpResponseBase:
+def _filters_recorded(query: QueryDict) -> str:
+    """What chose an export's events, as its own event keeps it: the list's filters and its search,
+    in full, and nothing else. The address used to be recorded as it came, cut at 300 characters, so
+    an ordering of 300 characters that sorts nothing (`?o=1.1.1…`), or a first `?q=` the list ignores
+    (it searches by the last one), put ahead of the search left out whose events were exported
+    (second review of the operators' side, 2026-12-06).
+
+    The log is searched by cédula (`?q=`, through its keyed fingerprint) and never stores one in
+    clear: a search term that reads as a cédula is recorded as the start of that fingerprint
+    (`huella:…`), as the member's own events carry it (`document_hmac`)."""
+    recorded = QueryDict(mutable=True)
+    for key, values in query.lists():
+        if key in NOT_A_FILTER:
+            continue
+        if key == SEARCH_VAR:
+            term = values[-1]
+            try:
+                values = [f"huella:{document_hmac(normalise_document(term))[:16]}"]
+            except InvalidDocument:
+                values = [term]
+        recorded.setlist(key, values)
+    return recorded.urlencode()
+
+
+def events_csv(request: HttpRequest, *, events: Any, filters: QueryDict, **chosen: Any) -> HttpResponseBase:
     """The events as CSV; a selection too large to stream before the worker's timeout (docs/security.md
-    G20) is refused with a message instead of a file that would end early."""
+    G20) is refused with a message instead of a file that would end early. `filters` is the query of
+    the list the events were chosen on; `chosen` says more of them to the export's event (the ids of
+    a selection)."""
     _require(request, "audit.view_event")
+    recorded = _filters_recorded(filters)
+    back = reverse("admin:audit_event_changelist") + (f"?{filters.urlencode()}" if filters else "")
+    if len(recorded) > FILTERS_RECORDED_MAX:
+        messages.error(request, FILTERS_TOO_LONG)
+        return redirect(reverse("admin:audit_event_changelist"))
     # The file holds what was there when it was asked for: not this export's own event, written below,
     # nor events appended while it streams. Unbounded, its last line counted one row more than the
     # event's `rows`, which an auditor compares (operator's runbook walk-through, 2026-12-06).
@@ -307,13 +329,11 @@ def events_csv(request: HttpRequest, *, events: Any, filters: str) -> HttpRespon
             f"La exportación tendría {asked} eventos y un archivo admite hasta {most}: filtra por fecha "
             "o por tipo de evento y exporta por partes.",
         )
-        return redirect(reverse("admin:audit_event_changelist") + (f"?{filters}" if "=" in filters else ""))
+        return redirect(back)
     filename = f"eventos-{timezone.now().strftime('%Y%m%d-%H%M%S')}.csv"
     if not _transfers_data(request):
         return csv_response(filename=filename, header=EVENT_CSV_HEADER, rows=())
-    services.operator_event(
-        "operator_audit_export", request=request, filters=_filters_recorded(filters)[:300], rows=count
-    )
+    services.operator_event("operator_audit_export", request=request, filters=recorded, rows=count, **chosen)
     rows = (_event_row(event) for event in events.order_by("id").iterator(chunk_size=2000))
     return csv_response(filename=filename, header=EVENT_CSV_HEADER, rows=rows)
 
@@ -326,7 +346,18 @@ def audit_export(request: HttpRequest, *, model_admin: admin.ModelAdmin[Any]) ->
     except IncorrectLookupParameters:
         messages.error(request, "Los filtros de la exportación no son válidos.")
         return redirect("admin:audit_event_changelist")
-    return events_csv(request, events=changelist.queryset, filters=request.GET.urlencode())
+    return events_csv(request, events=changelist.queryset, filters=request.GET)
+
+
+def audit_export_selected(request: HttpRequest, *, events: Any) -> HttpResponseBase:
+    """«Exportar los eventos seleccionados»: the list's own search and filters (the action is posted to
+    the list's address), and which events were ticked, unless «Seleccionar todos» chose every event
+    the list holds. It recorded only how many («seleccion:2»), not whose."""
+    chosen = {}
+    if request.POST.get("select_across") != "1":
+        # Ids already checked by ValidSelectionOnly; at most DATA_UPLOAD_MAX_NUMBER_FIELDS of them.
+        chosen["ids"] = sorted({int(value) for value in request.POST.getlist(ACTION_CHECKBOX_NAME)})
+    return events_csv(request, events=events, filters=request.GET, **chosen)
 
 
 def chain_verify_page(request: HttpRequest, *, model_admin: admin.ModelAdmin[Any]) -> HttpResponse:
