@@ -198,6 +198,34 @@ def test_staff_create_refuses_a_weak_password(monkeypatch):
     assert not TOTPDevice.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "username",
+    ["", " cajero ", "caje ro", "cajero\u202e", "caje\u200bro", "c" * 151],
+    ids=["empty", "spaces-around", "space-inside", "bidi-override", "zero-width", "too-long"],
+)
+def test_staff_create_refuses_a_username_the_login_cannot_find_or_that_reads_otherwise(monkeypatch, username):
+    """Django's own forms and `createsuperuser` check a username; `staff_create` saved any: an empty
+    one, one with spaces around (the login form strips them, so the operator never signed in), or one
+    with a right-to-left override or a zero-width character, which reads in the audit chain as
+    another operator's name."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    with pytest.raises(CommandError, match="nombre de usuario"):
+        call_command("staff_create", username, "--password-stdin", stdout=io.StringIO())
+    assert not get_user_model().objects.exists() and not TOTPDevice.objects.exists()
+
+
+def test_staff_create_saves_a_username_as_the_login_reads_it(client, monkeypatch):
+    """The login form reads the name in NFKC: a name typed in full-width letters is saved as plain
+    letters, or that operator could never sign in."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    full_width = "".join(chr(ord(letter) + 0xFEE0) for letter in "cajero")
+    call_command("staff_create", full_width, "--password-stdin", stdout=io.StringIO())
+
+    user = get_user_model().objects.get()
+    assert user.username == "cajero"
+    assert operator_login(client, user, TOTPDevice.objects.get(user=user)).url == "/operadores/"
+
+
 def test_changes_to_who_may_operate_are_events_of_the_audit_chain(client):
     """A superuser who makes an operator a superuser, gives a group more permissions, resets an
     operator's password or deletes their TOTP device leaves a trace in the hash chain, not only in

@@ -17,6 +17,7 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models import Field
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from oficina.backoffice.services import staff_change_record
@@ -84,6 +85,7 @@ class Command(BaseCommand):
         **options: Any,
     ) -> None:
         User = get_user_model()
+        username = _username_checked(username)
         if new_device:
             if email or password_stdin or superuser:
                 raise CommandError(
@@ -141,6 +143,27 @@ class Command(BaseCommand):
         if not password:
             raise CommandError("La contraseña está vacía.")
         return password
+
+
+def _username_checked(raw: str) -> str:
+    """The name as the login form reads it (NFKC, as Django's create_user saves it), refused unless
+    it passes the user model's own checks (not empty, at most 150 characters, letters, digits and
+    @.+-_ only), as Django's forms and `createsuperuser` refuse it. Saved as typed, a name with spaces
+    around it or in full-width letters could never sign in, and one with a right-to-left override or
+    a zero-width character reads in the audit chain as another operator's name (review of the
+    operators' side, 2026-12-06)."""
+    User = get_user_model()
+    username = User.normalize_username(raw)
+    field = User._meta.get_field(User.USERNAME_FIELD)
+    assert isinstance(field, Field)
+    try:
+        field.clean(username, None)
+    except ValidationError as exc:
+        raise CommandError(
+            f"El nombre de usuario {raw!r} no es válido: usa solo letras, números y los signos @ . + - _ "
+            "(máximo 150)."
+        ) from exc
+    return username
 
 
 def _device_enrolled(user: Any, *, action: str, fields: list[str]) -> TOTPDevice:
