@@ -343,3 +343,53 @@ def test_on_the_server_a_row_made_up_under_a_seq_from_before_signatures_is_not_p
     printed = _output("audit_verify", "--csv", str(forged))
 
     assert "evento 999999: su hash no es el de ese n.º en la cadena del servidor" in printed
+
+
+def _hostile(text: str, how: str) -> str:
+    import csv
+    import io
+
+    body, _, last = text.removeprefix("\ufeff").rstrip("\r\n").rpartition("\n")
+    header, *rows = list(csv.reader(io.StringIO(body)))
+    if how == "a cell past the csv module's limit":
+        rows[0][header.index("user_agent")] = "a" * 200_000
+    else:  # a seq past any database integer
+        rows[0][header.index("seq")] = "9" * 25
+    out = io.StringIO()
+    csv.writer(out).writerows([header, *rows])
+    return out.getvalue() + last + "\n"
+
+
+@pytest.mark.parametrize("how", ["a cell past the csv module's limit", "a seq past any database integer"])
+def test_a_hostile_file_gets_a_verdict_not_a_traceback(client, operator, events, tmp_path, how):
+    """A file handed to the auditor is not to be trusted: a cell of 200,000 characters (Python's csv
+    refuses past 131,072) or a `seq` no database integer holds ended the check, offline and on the
+    server, in a traceback (csv.Error, or SQLite's OverflowError) instead of «El archivo NO es
+    íntegro»."""
+    path = tmp_path / "eventos.csv"
+    path.write_text(_hostile(exported(client), how), encoding="utf-8")
+
+    result = csv_check(path.read_text(encoding="utf-8").splitlines(keepends=True))
+
+    assert not result.sound and result.problems
+    assert "El archivo NO es íntegro." in _output("audit_verify", "--csv", str(path))
+
+
+def test_the_checker_says_so_when_it_cannot_read_the_file(tmp_path):
+    """A file that is not UTF-8 (opened and saved again by a spreadsheet) or is not there: a sentence
+    and exit code 2, not a traceback."""
+    latin1 = tmp_path / "guardado-en-excel.csv"
+    latin1.write_bytes("id,seq\n1,contraseña\n".encode("latin-1"))
+
+    for path in (latin1, tmp_path / "no-existe.csv"):
+        done = subprocess.run(
+            [sys.executable, "-m", "oficina.audit.offline", str(path)],
+            capture_output=True,
+            text=True,
+            cwd=Path(settings.BASE_DIR),
+            env={"PATH": "/usr/bin:/bin"},
+            timeout=60,
+        )
+
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert f"No se pudo leer {path}" in done.stderr

@@ -22,12 +22,15 @@ import io
 import itertools
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 END_OF_FILE = "# fin del archivo: "  # as oficina.backoffice.csvexport writes it
+# The largest `seq` the database holds (a 64-bit integer): a larger one is no event's, and the server's
+# check of the file against its chain failed on it (OverflowError on SQLite) instead of saying so.
+SEQ_MAX = 2**63 - 1
 # Longer than any event waits for its seal with the worker running (AUDIT_SEAL_MAX_DELAY_SECONDS is 300).
 UNSEALED_AT_MOST = timedelta(hours=1)
 # Whether `mac` is the application's signature of an event's content (audit/services.py, with the key).
@@ -114,7 +117,7 @@ def csv_check(
     macs: set[str] = set()
     sealed: list[tuple[int, dict[str, str]]] = []
     unsealed: list[dict[str, str]] = []
-    for row in reader:
+    for row in _rows(reader, result):
         result.rows += 1
         if signed is not None:
             problem = _signature_problem(row, signed, signed_from_seq, macs)
@@ -128,6 +131,8 @@ def csv_check(
             continue
         try:
             seq = int(row["seq"])
+            if not 0 <= seq <= SEQ_MAX:
+                raise ValueError("seq")
             computed = event_hash(row["prev_hash"], _body(row))
         except (ValueError, KeyError, TypeError) as exc:
             result.problems.append(f"evento {row.get('id')}: fila ilegible ({exc.__class__.__name__})")
@@ -159,6 +164,15 @@ def csv_check(
     if not result.complete:
         result.problems.append("el archivo está incompleto: le falta la última línea con el número de filas")
     return result
+
+
+def _rows(reader: csv.DictReader[str], result: CsvCheck) -> Iterator[dict[str, str]]:
+    """The file's rows until one the csv module cannot read (a cell past its 131,072 characters):
+    a file handed to the auditor is not to be trusted, and it ended the check in a traceback."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        result.problems.append(f"el archivo no es un CSV válido desde su línea {reader.line_num} ({exc})")
 
 
 def _signature_problem(row: dict[str, str], signed: Signed, signed_from_seq: int, macs: set[str]) -> str:
@@ -251,8 +265,12 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("Uso: python -m oficina.audit.offline ARCHIVO.csv", file=sys.stderr)
         return 2
-    with open(argv[0], encoding="utf-8", newline="") as handle:
-        result = csv_check(handle)
+    try:
+        with open(argv[0], encoding="utf-8", newline="") as handle:
+            result = csv_check(handle)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"No se pudo leer {argv[0]}: {exc}", file=sys.stderr)
+        return 2
     print(report(result))
     return 0 if result.sound else 1
 
