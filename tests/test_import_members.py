@@ -364,6 +364,44 @@ def test_it_fails_with_a_clear_message_for_a_missing_file(db, tmp_path):
         call_command("import_members", str(tmp_path / "no-existe.csv"))
 
 
+def test_an_import_from_the_command_is_an_event_of_the_audit_chain(db, tmp_path):
+    """Uploaded in the back office, an import is an `operator_import` event with its counts; run as the
+    command it was none: members created from a file (each can then ask a first temporary code at the
+    contacts the file gave) left no trace in the chain unless an existing member's contact changed.
+    A file that imports nothing is recorded too, as from the back office."""
+    make_member(document="1234567", name="María Fernanda Rojas", mobile="+573009998877", email="ana@mail.com")
+    run_import(write_csv(tmp_path, HEADER + GOOD_ROWS))
+    failed_import(write_csv(tmp_path, HEADER + "12AB,Juan Pérez,3007654321,\n"))
+
+    events = list(Event.objects.filter(kind="operator_import").order_by("id").values_list("data", flat=True))
+    assert events == [
+        {
+            "operator": ACTOR,
+            "file": "asociados.csv",
+            "imported": True,
+            "created": 2,
+            "updated": 1,
+            "unchanged": 0,
+            "contacts_changed": 1,
+            "errors": 0,
+            "aborted": False,
+            "skip_invalid": False,
+        },
+        {
+            "operator": ACTOR,
+            "file": "asociados.csv",
+            "imported": False,
+            "created": 0,
+            "updated": 0,
+            "unchanged": 0,
+            "contacts_changed": 0,
+            "errors": 1,
+            "aborted": False,
+            "skip_invalid": False,
+        },
+    ]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_it_exits_non_zero_when_nothing_was_imported(tmp_path, capsys):
     path = write_csv(tmp_path, HEADER + "12AB,Juan Pérez,3007654321,\n")

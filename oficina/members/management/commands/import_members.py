@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from oficina.audit.services import event_record
 from oficina.members.importer import members_import
 
 # Who imported, in the audit events of the contacts an import changes: whoever runs the command.
@@ -36,6 +37,21 @@ class Command(BaseCommand):
             raise CommandError(f"No se pudo abrir el archivo {path}: {exc.strerror}.") from exc
         with csv_file:
             report = members_import(lines=csv_file, actor=ACTOR, skip_invalid=skip_invalid)
+        # As an upload in the back office records it (backoffice/imports.py): without it, members
+        # created from a file left no trace in the audit chain unless an existing contact changed.
+        event_record(
+            "operator_import",
+            operator=ACTOR,
+            file=path.name[:200],
+            imported=not report.aborted and (skip_invalid or not report.errors),
+            created=report.created,
+            updated=report.updated,
+            unchanged=report.unchanged,
+            contacts_changed=report.contacts_changed,
+            errors=len(report.errors),
+            aborted=report.aborted,
+            skip_invalid=skip_invalid,
+        )
 
         for error in report.errors:
             self.stdout.write(str(error))
