@@ -227,6 +227,29 @@ def test_unlock_also_opens_a_self_blocked_access(client, operator):
     assert member_signs_in(member).url == "/oficina/"
 
 
+@pytest.mark.parametrize(
+    "action", ["unlock_selected", "reset_help_selected", "disable_selected", "enable_selected"]
+)
+def test_an_operation_from_the_list_takes_one_pages_worth_of_members_at_most(
+    client, operator, sms_outbox, mailoutbox, action
+):
+    """«Seleccionar todos» ran the operation on every member the list holds, one by one inside one
+    request: any counter operator, or a script in their browser, could text the whole registry or
+    disable every access in two clicks, and past the worker's timeout it stopped halfway behind an
+    error page. At most a page's worth now; ending sessions (one UPDATE) still takes them all."""
+    members = [make_member(locked_at=timezone.now(), failed_pin_attempts=5) for _ in range(51)]
+    before = list(Member.objects.order_by("pk").values_list("locked_at", "status", "updated_at"))
+
+    response = client.post(
+        MEMBERS, {"action": action, "select_across": "1", "_selected_action": [members[0].pk]}, follow=True
+    )
+
+    assert "como máximo a 50 asociados" in response.content.decode()
+    assert list(Member.objects.order_by("pk").values_list("locked_at", "status", "updated_at")) == before
+    assert not Event.objects.filter(member_id__isnull=False).exists()
+    assert sms_outbox == [] and mailoutbox == []
+
+
 def test_send_temporary_code_texts_the_member_how_to_ask_for_it_without_any_code(
     client, operator, sms_outbox
 ):

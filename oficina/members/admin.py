@@ -243,6 +243,20 @@ class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
     def _each(
         self, request: HttpRequest, queryset: QuerySet[Member], operation: str
     ) -> TemplateResponse | None:
+        """One member's operation for each member chosen: at most a page's worth. «Seleccionar todos»
+        ran it on every member the list holds, one by one in one request: any counter operator, or a
+        script in their browser, could text the whole registry or disable every access in two clicks,
+        and past the worker's timeout it stopped halfway behind an error page (second review of the
+        operators' side, 2026-12-06). More than one member is asked once more (the confirmation)."""
+        most = self.list_per_page
+        if queryset[: most + 1].count() > most:
+            self.message_user(
+                request,
+                f"Esta operación se hace como máximo a {most} asociados a la vez (una página de la lista). "
+                "No se hizo nada: elige menos asociados.",
+                messages.ERROR,
+            )
+            return None
         if request.POST.get("post") != "yes":
             chosen = queryset.count()
             if chosen > 1:
