@@ -402,6 +402,25 @@ def test_an_import_from_the_command_is_an_event_of_the_audit_chain(db, tmp_path)
     ]
 
 
+def test_the_demo_is_not_loaded_over_a_real_members_cedula_outside_debug(db, settings):
+    """`load_demo_members --force` (DEBUG off) on a database that already holds a member under one of
+    the demo's cédulas gave that member the demo's PIN, printed in the README, and the demo's name and
+    contacts: a real member whose access anyone could open. Nothing is loaded then."""
+    settings.DEBUG = False
+    real = make_member(document="1020304050", name="Persona Real", mobile="+573001112233", email="")
+    out, err = io.StringIO(), io.StringIO()
+
+    with pytest.raises(CommandError, match="1020304050"):
+        call_command("load_demo_members", "--force", stdout=out, stderr=err)
+
+    real.refresh_from_db()
+    assert (real.name, real.mobile, real.email, real.pin_hash) == ("Persona Real", "+573001112233", "", "")
+    assert Member.objects.count() == 1
+    real.delete()  # a registry without the demo's cédulas: the demo loads, as before
+    call_command("load_demo_members", "--force", stdout=io.StringIO(), stderr=io.StringIO())
+    assert Member.objects.count() == 5 and Member.objects.get(document="1020304050").pin_hash
+
+
 @pytest.mark.django_db(transaction=True)
 def test_it_exits_non_zero_when_nothing_was_imported(tmp_path, capsys):
     path = write_csv(tmp_path, HEADER + "12AB,Juan Pérez,3007654321,\n")

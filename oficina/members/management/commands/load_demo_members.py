@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from oficina.consent.models import Consent
 from oficina.consent.services import policy_current_or_default, policy_ensure_published
+from oficina.lib.national_id import normalise_document
 from oficina.members.models import Member, PinHistory
 from oficina.signin.pin import secret_hash
 
@@ -24,6 +26,11 @@ RETURNING = [
     ("1020304050", "480263", "buho", "La peor experiencia es la mejor maestra"),
     ("43210987", "592817", "girasol", "Mi huerta da buenos frutos"),
 ]
+
+
+def _demo_documents() -> list[str]:
+    with DEMO_FILE.open(encoding="utf-8-sig", newline="") as demo:
+        return [normalise_document(row["documento"]) for row in csv.DictReader(demo)]
 
 
 class Command(BaseCommand):
@@ -37,6 +44,18 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG and not options["force"]:
             raise CommandError("Los asociados de demostración solo se cargan con DEBUG=1 (o con --force).")
+        if not settings.DEBUG:
+            # With --force, on what may be a real registry: a member already there under a demo cédula
+            # is a real person, whom the demo gave its name, its contacts and (without a PIN yet) the
+            # PIN printed in the README (review of the operators' side, 2026-12-06).
+            taken = sorted(
+                Member.objects.filter(document__in=_demo_documents()).values_list("document", flat=True)
+            )
+            if taken:
+                raise CommandError(
+                    f"Ya hay asociados con cédulas de la demostración ({', '.join(taken)}): la demostración "
+                    "no se carga sobre un registro real. No se cargó nada."
+                )
         call_command("import_members", str(DEMO_FILE), stdout=self.stdout, stderr=self.stderr)
         policy = policy_ensure_published(policy_current_or_default())
         with transaction.atomic():
