@@ -537,6 +537,23 @@ def test_audit_seal_loop_keeps_sealing_until_sigterm(monkeypatch, restore_signal
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("command", "arguments"),
+    [
+        ("outbox_worker", ["--interval", "-1", "--max-seconds", "0.5"]),
+        ("outbox_worker", ["--interval", "nan", "--max-seconds", "0.5"]),
+        ("outbox_sweep", ["--loop", "-5"]),
+    ],
+)
+def test_the_workers_refuse_a_negative_wait_before_they_start(restore_signals, command, arguments):
+    """A typo at the IT admin's prompt: `--interval -1` (or nan) stopped the worker that delivers the
+    codes and seals the audit chain at its first idle round, and `outbox_sweep --loop -5` after its
+    first sweep, each with a traceback (time.sleep refuses them). Refused before they start now."""
+    with pytest.raises(CommandError, match=arguments[0]):
+        call_command(command, *arguments, stdout=io.StringIO())
+
+
+@pytest.mark.django_db(transaction=True)
 @deferred
 def test_the_outbox_worker_seals_the_chain_every_round(restore_signals):
     record(2)

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from oficina.notify.management.commands.outbox_worker import seconds
 from oficina.notify.outbox import outbox_sweep
 
 
@@ -13,9 +14,11 @@ class Command(BaseCommand):
     help = "Reencola los mensajes pendientes, los reintentos vencidos y los envíos interrumpidos."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--loop", type=int, default=0, help="Repite cada N segundos (0: una sola vez).")
+        parser.add_argument(
+            "--loop", type=seconds, default=0, help="Repite cada N segundos (0: una sola vez)."
+        )
 
-    def handle(self, *args: Any, loop: int, **options: Any) -> None:
+    def handle(self, *args: Any, loop: float, **options: Any) -> None:
         while True:
             count = outbox_sweep()
             if count or not loop:

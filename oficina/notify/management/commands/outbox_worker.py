@@ -16,7 +16,7 @@ import logging
 import signal
 import threading
 import time
-from argparse import ArgumentParser
+from argparse import ArgumentParser, ArgumentTypeError
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -52,6 +52,15 @@ def _worker(queue_names: list[str], *, max_tasks: int | None = None) -> Worker:
         worker_id=get_random_string(32),
         excluded_queue_names=[],
     )
+
+
+def seconds(text: str) -> float:
+    """A command's number of seconds to wait: 0 or more. A negative one (or nan), a typo at the
+    prompt, stopped the worker at its first idle round with a traceback (time.sleep refuses it)."""
+    value = float(text)
+    if not value >= 0:  # nan too
+        raise ArgumentTypeError("debe ser un número de segundos mayor o igual que 0")
+    return value
 
 
 def _backoff(failures: int) -> float:
@@ -98,9 +107,13 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--interval", type=float, default=1.0, help="Segundos entre rondas sin trabajo.")
-        parser.add_argument("--sweep-every", type=float, default=15.0, help="Segundos entre barridos.")
-        parser.add_argument("--max-seconds", type=float, default=0, help="Termina tras N segundos (pruebas).")
+        parser.add_argument(
+            "--interval", type=seconds, default=1.0, help="Segundos entre rondas sin trabajo."
+        )
+        parser.add_argument("--sweep-every", type=seconds, default=15.0, help="Segundos entre barridos.")
+        parser.add_argument(
+            "--max-seconds", type=seconds, default=0, help="Termina tras N segundos (pruebas)."
+        )
 
     def handle(
         self, *args: Any, interval: float, sweep_every: float, max_seconds: float, **options: Any
