@@ -314,9 +314,12 @@ def test_an_operator_created_by_staff_create_is_an_event_of_the_audit_chain(monk
         ("/operadores/notify/outboxmessage/", "retry_selected"),
     ],
 )
-@pytest.mark.parametrize("selected", ["abc", "\x00", "99999999999999999999999"])
+@pytest.mark.parametrize("selected", ["abc", "\x00", "99999999999999999999999", "-0", "+7", " 7", "07"])
 def test_an_action_on_a_selection_that_is_no_row_changes_nothing_and_says_so(client, page, action, selected):
-    """A forged list selection (not an id) was a 500; it is a Spanish message and nothing runs."""
+    """A forged list selection (not an id) was a 500; it is a Spanish message and nothing runs. Nor
+    does a number the list never writes as an id («-0», «+7», « 7», «07»: int() reads them, and the
+    action ran on the rest of the selection: the fuzz test of the member list failed on «-0» now and
+    then, review of the operators' side, 2026-12-06)."""
     from oficina.audit.models import Event
 
     signed_in_operator(client)

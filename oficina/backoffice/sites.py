@@ -149,14 +149,19 @@ def _words_in(queryset: QuerySet[Any], lookup: str, search_term: str) -> QuerySe
 class ValidSelectionOnly(ModelAdmin):
     """A list action runs only on a selection of real ids. Django filters `pk__in` by whatever the
     form posted, and a value that is no id ("abc", a NUL, a number past the column's range) was a
-    500; here it is a Spanish message on the list and the action does not run."""
+    500; here it is a Spanish message on the list and the action does not run. So is a number the
+    list never writes as an id ("-0", "+7", " 7", "07"), which int() reads: the action ran on the
+    rest of the selection."""
 
     def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
         pk = self.model._meta.pk
         assert pk is not None
         try:
             for value in request.POST.getlist(ACTION_CHECKBOX_NAME):
-                pk.run_validators(pk.to_python(value))
+                python = pk.to_python(value)
+                pk.run_validators(python)
+                if str(python) != value:
+                    raise ValidationError(INVALID_SELECTION)
         except ValidationError:
             self.message_user(request, INVALID_SELECTION, messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
