@@ -11,9 +11,9 @@ no DROP TRIGGER (ACCESS EXCLUSIVE: it would queue every append behind a running 
 Instances on the previous version keep working: they only append, and their sealer's UPDATE is the
 one allowed."""
 
-from typing import Any
-
 from django.db import migrations
+
+from oficina.lib.triggers import on_postgresql
 
 FORWARD = [
     # The sealer's UPDATE is the one allowed: once (the event was unsealed), all three seal columns
@@ -68,23 +68,11 @@ BACKWARD = [
 ]
 
 
-def _run(statements: list[str]) -> Any:
-    def run(apps: Any, schema_editor: Any) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        # Without parameters, so that the `%` of RAISE's format reaches PostgreSQL as written.
-        with schema_editor.connection.cursor() as cursor:
-            for sql in statements:
-                cursor.execute(sql)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("audit", "0004_signatures"),
     ]
 
     operations = [
-        migrations.RunPython(_run(FORWARD), _run(BACKWARD)),
+        migrations.RunPython(on_postgresql(FORWARD), on_postgresql(BACKWARD)),
     ]

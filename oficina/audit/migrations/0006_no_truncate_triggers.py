@@ -11,9 +11,9 @@ the test suite, which connects as a superuser, flushes with `session_replication
 Quick, like 0005: CREATE TRIGGER holds the tables' lock (SHARE ROW EXCLUSIVE) for milliseconds, and
 instances on the previous version never truncate."""
 
-from typing import Any
-
 from django.db import migrations
+
+from oficina.lib.triggers import on_postgresql
 
 FORWARD = [
     """
@@ -36,23 +36,11 @@ BACKWARD = [
 ]
 
 
-def _run(statements: list[str]) -> Any:
-    def run(apps: Any, schema_editor: Any) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        # Without parameters, so that the `%` of RAISE's format reaches PostgreSQL as written.
-        with schema_editor.connection.cursor() as cursor:
-            for sql in statements:
-                cursor.execute(sql)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("audit", "0005_append_only_triggers"),
     ]
 
     operations = [
-        migrations.RunPython(_run(FORWARD), _run(BACKWARD)),
+        migrations.RunPython(on_postgresql(FORWARD), on_postgresql(BACKWARD)),
     ]

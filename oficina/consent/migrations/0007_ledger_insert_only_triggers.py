@@ -15,9 +15,9 @@ Quick, and one instance at a time is fine: CREATE TRIGGER waits for the transact
 tables (sign-ins recording a consent) and holds their lock (SHARE ROW EXCLUSIVE: reads go on) for
 milliseconds; nothing is rewritten. Instances on the previous version only insert, as this one."""
 
-from typing import Any
-
 from django.db import migrations
+
+from oficina.lib.triggers import on_postgresql
 
 LEDGER = ("consent_policyversion", "consent_consent", "consent_consentrevocation")
 
@@ -56,23 +56,11 @@ BACKWARD = [
 ]
 
 
-def _run(statements: list[str]) -> Any:
-    def run(apps: Any, schema_editor: Any) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        # Without parameters, so that the `%` of RAISE's format reaches PostgreSQL as written.
-        with schema_editor.connection.cursor() as cursor:
-            for sql in statements:
-                cursor.execute(sql)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("consent", "0006_consent_accepted_at_index"),
     ]
 
     operations = [
-        migrations.RunPython(_run(FORWARD), _run(BACKWARD)),
+        migrations.RunPython(on_postgresql(FORWARD), on_postgresql(BACKWARD)),
     ]
