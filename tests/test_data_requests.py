@@ -145,6 +145,24 @@ def test_the_text_a_member_writes_is_escaped(client, member):
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
 
 
+def test_the_officers_list_shows_the_due_date_and_status_before_the_members_name(client, member):
+    """At 1024 px beside the filters, the member's name pushed the due date and the status, what the
+    officer works by, behind the table's scroll (operators' walk-through, 2026-12-06)."""
+    client.post(PAGE, {"solicitud": "prueba"})
+    operator = Client()
+    signed_in_operator(operator)
+    listing = operator.get(ADMIN).content.decode()
+    columns = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', listing)
+    assert columns[columns.index("number") :] == [
+        "number",
+        "due",
+        "request_status",
+        "request_kind",
+        "request_member",
+        "received",
+    ]
+
+
 def test_the_officer_answers_once_and_the_member_reads_it(client, member, sms_outbox):
     client.post(PAGE, {"solicitud": "prueba"})
     filed = DataRequest.objects.get()

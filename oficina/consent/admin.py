@@ -257,7 +257,9 @@ class DataRequestAdmin(CedulaSearch, admin.ModelAdmin):
     """Ley 1581 requests filed in the office, for the data officer: the oldest due first; a request is
     answered once (the member sees the answer in the office), never edited or deleted."""
 
-    list_display = ["number", "request_member", "request_kind", "received", "due", "request_status"]
+    # What the officer works by first: at 1024 px beside the filters, the member's name pushed the due
+    # date and the status behind the table's scroll (operators' walk-through, 2026-12-06).
+    list_display = ["number", "due", "request_status", "request_kind", "request_member", "received"]
     # By what each value means («Recibir prueba de la autorización que di»), every one offered: Django's
     # filter by the values in the table listed the codes («consulta», «recibida»), only those found,
     # and «consulta», the law's word for two kinds, filtered by one of them (operators' walk-through,
