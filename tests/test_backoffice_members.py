@@ -622,3 +622,14 @@ def test_an_unlock_of_an_access_that_was_open_forgets_nothing(client, operator):
     operation(client, member, "desbloquear")
 
     assert member_signs_in(member).status_code == 429
+
+
+def test_an_import_sent_without_any_field_asks_for_the_file_in_spanish(client, operator):
+    """Found by fuzzing (tests/security/test_fuzz_office.py, 2026-12-06), failed before its fix: a POST
+    that brought no field at all (no file, the CSRF token in its header; or a file whose name Django
+    drops, such as "/") left the form unbound, and the page came back with no message."""
+    response = client.post(f"{MEMBERS}importar/", {})
+
+    assert response.status_code == 200
+    assert "Este campo es obligatorio." in response.content.decode()
+    assert not MemberImport.objects.exists()

@@ -138,7 +138,10 @@ def member_operation(request: HttpRequest, *, member_id: int, operation: str) ->
 
 def member_import(request: HttpRequest, *, model_admin: admin.ModelAdmin[Any]) -> HttpResponse:
     _require(request, "members.change_member")
-    form = MemberImportForm(request.POST or None, request.FILES or None)
+    # Bound on every POST: `request.POST or None` left a POST that brought no field (no file, the CSRF
+    # token in its header; or a file whose name Django drops, such as "/") an unbound form, the page
+    # shown again with no message.
+    form = MemberImportForm(request.POST, request.FILES) if request.method == "POST" else MemberImportForm()
     if request.method == "POST" and form.is_valid():
         job = member_import_start(
             request=request,
