@@ -74,13 +74,13 @@ def _fail_without_postgres():
 
 @pytest.fixture(autouse=True, scope="session")
 def _flush_past_the_truncate_triggers():
-    """On PostgreSQL the audit trail and the consent ledger refuse TRUNCATE to every role in an ordinary
-    session (audit migration 0006, consent 0007), and Django empties the database after a transactional
-    test (transaction=True, the live servers) with one TRUNCATE of every table. The suite connects as a
-    superuser: its flush runs with `session_replication_role = replica`, in which PostgreSQL fires no
-    ordinary trigger, for the flush's own transaction only (SET LOCAL). Only the tests' flush: a
-    `manage.py flush` stays refused, and a role that is not a superuser cannot enter that mode
-    (docs/security.md §2.10)."""
+    """On PostgreSQL the audit trail, the consent ledger and the data requests refuse TRUNCATE to every
+    role in an ordinary session (audit migration 0006, consent 0007 and 0008), and Django empties the
+    database after a transactional test (transaction=True, the live servers) with one TRUNCATE of every
+    table. The suite connects as a superuser: its flush runs with `session_replication_role = replica`,
+    in which PostgreSQL fires no ordinary trigger, for the flush's own transaction only (SET LOCAL).
+    Only the tests' flush: a `manage.py flush` stays refused, and a role that is not a superuser cannot
+    enter that mode (docs/security.md §2.10)."""
     from django.db import connection
 
     if connection.vendor != "postgresql":

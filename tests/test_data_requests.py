@@ -495,11 +495,17 @@ def test_an_extension_needs_reasons_and_time_left_and_is_not_an_answer(client, m
     assert "Responde o prorroga el plazo, no las dos cosas a la vez." in both.content.decode()
     assert "Escribe un motivo de al menos 10 caracteres." in short
 
-    DataRequest.objects.filter(pk=filed.pk).update(due_on=date(2020, 1, 6))  # the term is over
-    late = operator.post(url, {"extension_reason": "Necesitamos más tiempo para revisar."}).content.decode()
+    # A request whose term is over (on PostgreSQL its term cannot be moved: consent migration 0008).
+    overdue = DataRequest.objects.create(
+        member=member, kind="consulta", received_at=timezone.now(), due_on=date(2020, 1, 6)
+    )
+    late = operator.post(
+        f"{ADMIN}{overdue.pk}/change/", {"extension_reason": "Necesitamos más tiempo para revisar."}
+    ).content.decode()
     assert "El plazo ya venció" in late
-    filed.refresh_from_db()
-    assert filed.extended_at is None and filed.status == "recibida"
+    for request in (filed, overdue):
+        request.refresh_from_db()
+        assert request.extended_at is None and request.status == "recibida"
     assert not Event.objects.filter(kind="operator_data_request_extended").exists()
 
 

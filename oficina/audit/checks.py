@@ -1,5 +1,6 @@
 """`manage.py check --deploy`: the audit trail's signing key must not move with another key, and the
-portal's database role must not be able to edit or delete the trail or the consent ledger."""
+portal's database role must not be able to edit or delete the trail, the consent ledger or the data
+requests."""
 
 from __future__ import annotations
 
@@ -43,11 +44,11 @@ def check_audit_role(
         found.append(
             Warning(
                 f"Con el rol «{powers.role}» ({alias}), quien ejecute el código del portal (o le inyecte "
-                "SQL) puede alterar la auditoría o el registro de autorizaciones en la base de datos. "
-                + " ".join(powers.findings),
+                "SQL) puede alterar la auditoría, el registro de autorizaciones o las solicitudes sobre "
+                "datos personales en la base de datos. " + " ".join(powers.findings),
                 hint="Conecta la web y el worker con un rol que tenga solo los permisos que imprime "
                 "`manage.py audit_db_grants`, corre `migrate` con el rol dueño de las tablas y conserva "
-                "los disparadores de las migraciones 0005 y 0006 de audit y 0007 de consent "
+                "los disparadores de las migraciones 0005 y 0006 de audit y 0007 y 0008 de consent "
                 "(docs/operations.md, «Database roles»).",
                 id="oficina.W003",
             )

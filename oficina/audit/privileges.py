@@ -1,5 +1,5 @@
-"""Who may write the evidence, on PostgreSQL: the audit trail and the consent ledger (docs/operations.md,
-"Database roles"; docs/security.md §2.10, G14).
+"""Who may write the evidence, on PostgreSQL: the audit trail, the consent ledger and the members' data
+requests (docs/operations.md, "Database roles"; docs/security.md §2.10, §2.12, G14).
 
 What the application runs on those tables, and nothing more is granted to its role:
 - `audit_event`: INSERT (every request, `event_record`; the import), SELECT (the sealer, verification,
@@ -10,13 +10,18 @@ What the application runs on those tables, and nothing more is granted to its ro
 - The consent ledger, `consent_policyversion`, `consent_consent` and `consent_consentrevocation`: INSERT
   (a version published, a member's «Permitir», a revocation granted) and SELECT. Never UPDATE, DELETE
   nor TRUNCATE (consent migration 0007 says what writes them).
+- The data requests, `consent_datarequest`: INSERT (a member files one), SELECT, and UPDATE of the
+  columns the data officer's answer and the extension set (`data_request_answer`,
+  `data_request_extend`). Never DELETE nor TRUNCATE, nor UPDATE of who filed it, what, or when
+  (consent migration 0008 says what writes them).
 - Schema changes (`migrate`, and the migration that sets `signed_from_seq`) belong to the tables'
   owner, a role the web and worker processes do not use.
 
 Column privileges cannot say "only while the event is unsealed", and the owner holds every privilege:
-the triggers of `audit` migrations 0005 and 0006 and `consent` migration 0007 refuse the rest for every
-role in an ordinary session, the owner included. A superuser, or a role granted SET on
-`session_replication_role`, can turn them off for its own session (`replica`): `--check` reports both."""
+the triggers of `audit` migrations 0005 and 0006 and `consent` migrations 0007 and 0008 refuse the rest
+(an answer or an extension given twice, or changed) for every role in an ordinary session, the owner
+included. A superuser, or a role granted SET on `session_replication_role`, can turn them off for its
+own session (`replica`): `--check` reports both."""
 
 from __future__ import annotations
 
@@ -26,10 +31,14 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 
 from oficina.audit.models import ChainHead, Event
-from oficina.consent.models import Consent, ConsentRevocation, PolicyVersion
+from oficina.consent.models import Consent, ConsentRevocation, DataRequest, PolicyVersion
 
 EVENT_SEAL_COLUMNS = ("seq", "prev_hash", "hash")
 HEAD_COLUMNS = ("last_seq", "last_hash", "mac")
+# The data officer's answer (`data_request_answer`) and the extension of the term (`data_request_extend`).
+DATA_REQUEST_ANSWER_COLUMNS = ("status", "answer", "answered_at", "answered_by")
+DATA_REQUEST_EXTENSION_COLUMNS = ("due_on", "first_due_on", "extension_reason", "extended_at", "extended_by")
+DATA_REQUEST_COLUMNS = DATA_REQUEST_ANSWER_COLUMNS + DATA_REQUEST_EXTENSION_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -48,13 +57,18 @@ class Guarded:
 
 LEDGER_MODELS = (PolicyVersion, Consent, ConsentRevocation)
 LEDGER = tuple(model._meta.db_table for model in LEDGER_MODELS)
-# The triggers of `audit` migrations 0005 (rows) and 0006 (TRUNCATE), and of `consent` 0007.
+# The triggers of `audit` migrations 0005 (rows) and 0006 (TRUNCATE), and of `consent` 0007 and 0008.
 GUARDED = (
     Guarded(Event, EVENT_SEAL_COLUMNS, ("audit_event_append_only", "audit_event_no_truncate")),
     Guarded(ChainHead, HEAD_COLUMNS, ("audit_chainhead_forward_only", "audit_chainhead_no_truncate")),
     *(
         Guarded(model, (), (f"{model._meta.db_table}_insert_only", f"{model._meta.db_table}_no_truncate"))
         for model in LEDGER_MODELS
+    ),
+    Guarded(
+        DataRequest,
+        DATA_REQUEST_COLUMNS,
+        ("consent_datarequest_write_once", "consent_datarequest_no_truncate"),
     ),
 )
 
@@ -65,14 +79,16 @@ def _name(identifier: str) -> str:
 
 
 def grants_sql(*, app_role: str, owner_role: str, schema: str = "public") -> str:
-    """The statements that give `app_role` what the portal needs and no more on the audit trail and the
-    consent ledger. To be run by `owner_role` (who owns the tables: it ran `migrate`) or a superuser, in
-    the portal's database, after every `migrate`: they can be run again."""
+    """The statements that give `app_role` what the portal needs and no more on the audit trail, the
+    consent ledger and the data requests. To be run by `owner_role` (who owns the tables: it ran
+    `migrate`) or a superuser, in the portal's database, after every `migrate`: they can be run again."""
     app, owner, where = _name(app_role), _name(owner_role), _name(schema)
     event, head = _name(Event._meta.db_table), _name(ChainHead._meta.db_table)
     seal = ", ".join(_name(column) for column in EVENT_SEAL_COLUMNS)
     moves = ", ".join(_name(column) for column in HEAD_COLUMNS)
     ledger = ", ".join(f"{where}.{_name(table)}" for table in LEDGER)
+    requests = f"{where}.{_name(DataRequest._meta.db_table)}"
+    answer_or_extension = ", ".join(_name(column) for column in DATA_REQUEST_COLUMNS)
     return "\n".join(
         [
             f"-- Oficina Virtual: the application's role {app}, the tables' owner {owner}.",
@@ -98,6 +114,10 @@ def grants_sql(*, app_role: str, owner_role: str, schema: str = "public") -> str
             "-- The consent ledger: add and read policy versions, consents and revocations; never edit one.",
             f"REVOKE ALL ON {ledger} FROM {app};",
             f"GRANT SELECT, INSERT ON {ledger} TO {app};",
+            "-- The data requests: file and read them, answer or extend one; never delete or rewrite one.",
+            f"REVOKE ALL ON {requests} FROM {app};",
+            f"GRANT SELECT, INSERT ON {requests} TO {app};",
+            f"GRANT UPDATE ({answer_or_extension}) ON {requests} TO {app};",
             "COMMIT;",
             "",
         ]
@@ -106,8 +126,8 @@ def grants_sql(*, app_role: str, owner_role: str, schema: str = "public") -> str
 
 @dataclass(frozen=True)
 class AuditPowers:
-    """What the connected role can do to the evidence (the audit trail and the consent ledger) beyond
-    what the portal needs."""
+    """What the connected role can do to the evidence (the audit trail, the consent ledger and the data
+    requests) beyond what the portal needs."""
 
     role: str
     superuser: bool

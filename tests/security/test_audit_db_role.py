@@ -213,13 +213,15 @@ def test_the_check_reports_a_role_that_can_edit_or_delete_the_trail():
 
     assert not sound
     assert "es superusuario" in out and "es dueño de tablas de la auditoría o del registro" in out
-    ledger = "consent_policyversion, consent_consent, consent_consentrevocation"
+    ledger = "consent_policyversion, consent_consent, consent_consentrevocation, consent_datarequest"
     assert f"Puede borrar filas (DELETE) de: audit_event, audit_chainhead, {ledger}." in out
     assert f"Puede vaciar (TRUNCATE): audit_event, audit_chainhead, {ledger}." in out
     assert (
         "audit_event.kind" in out and "audit_event.data" in out and "audit_chainhead.signed_from_seq" in out
     )
     assert "consent_consent.accepted_at" in out and "consent_policyversion.text" in out
+    assert "consent_datarequest.detail" in out and "consent_datarequest.received_at" in out
+    assert "consent_datarequest.answer" not in out and "consent_datarequest.due_on" not in out
     assert "audit_event.seq" not in out
     assert "session_replication_role" not in out  # a superuser's power, told as such
     [warning] = w003(["default"])
@@ -235,8 +237,9 @@ def test_the_check_passes_the_role_the_grants_make(app_role):
         assert w003(["default"]) == []
 
     assert sound and (
-        f"El rol «{app_role}» solo agrega, lee y sella eventos de auditoría, y solo agrega y lee el "
-        "registro de autorizaciones; los disparadores están activos." in out
+        f"El rol «{app_role}» solo agrega, lee y sella eventos de auditoría, solo agrega y lee el "
+        "registro de autorizaciones, y solo radica, lee, responde una vez y prorroga una vez las "
+        "solicitudes sobre datos personales; los disparadores están activos." in out
     )
 
 
@@ -342,6 +345,12 @@ def test_the_command_prints_the_grants_for_the_app_role_and_the_owner():
     ledger = ", ".join(f'"public"."{table}"' for table in tables)
     assert f'REVOKE ALL ON {ledger} FROM "oficina_app";' in lines
     assert f'GRANT SELECT, INSERT ON {ledger} TO "oficina_app";' in lines
+    requests = '"public"."consent_datarequest"'
+    assert f'REVOKE ALL ON {requests} FROM "oficina_app";' in lines
+    assert f'GRANT SELECT, INSERT ON {requests} TO "oficina_app";' in lines
+    answer = '"status", "answer", "answered_at", "answered_by"'
+    extension = '"due_on", "first_due_on", "extension_reason", "extended_at", "extended_by"'
+    assert f'GRANT UPDATE ({answer}, {extension}) ON {requests} TO "oficina_app";' in lines
     assert 'ALTER DEFAULT PRIVILEGES FOR ROLE "oficina" IN SCHEMA "public"' in lines
     assert "TRUNCATE" not in "\n".join(line for line in lines if not line.startswith("--"))
 

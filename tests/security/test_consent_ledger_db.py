@@ -220,7 +220,10 @@ def test_the_check_reports_a_ledger_trigger_the_owner_disabled(app_role):
     execute("ALTER TABLE consent_policyversion DISABLE TRIGGER consent_policyversion_no_truncate")
     with acting_as(app_role):
         out = io.StringIO()
-        with pytest.raises(CommandError, match="registro de autorizaciones: averigua quién los quitó"):
+        with pytest.raises(
+            CommandError,
+            match="registro de autorizaciones o las solicitudes sobre datos personales: averigua quién",
+        ):
             call_command("audit_db_grants", "--check", stdout=out)
         [warning] = [
             m.msg

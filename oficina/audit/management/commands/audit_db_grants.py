@@ -1,7 +1,8 @@
-"""The PostgreSQL privileges of the evidence, the audit trail and the consent ledger (docs/operations.md,
-"Database roles"): prints the GRANT and REVOKE statements for the application's role, or, with --check,
-says what the role this portal connects with can do to them beyond appending, reading and sealing
-events and adding and reading the ledger, and whether their triggers are there and firing."""
+"""The PostgreSQL privileges of the evidence, the audit trail, the consent ledger and the members' data
+requests (docs/operations.md, "Database roles"): prints the GRANT and REVOKE statements for the
+application's role, or, with --check, says what the role this portal connects with can do to them beyond
+appending, reading and sealing events, adding and reading the ledger, and filing, answering and extending
+data requests, and whether their triggers are there and firing."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from oficina.audit.privileges import audit_powers, grants_sql
 class Command(BaseCommand):
     help = (
         "Imprime el SQL (GRANT/REVOKE) que deja al rol de la aplicación agregar, leer y sellar eventos de "
-        "auditoría, y agregar y leer el registro de autorizaciones, nunca editarlos ni borrarlos; con "
-        "--check, revisa el rol con el que se conecta el portal y los disparadores que los protegen."
+        "auditoría, agregar y leer el registro de autorizaciones, y radicar, responder y prorrogar "
+        "solicitudes sobre datos personales, nunca editarlos ni borrarlos; con --check, revisa el rol con "
+        "el que se conecta el portal y los disparadores que los protegen."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -60,19 +62,20 @@ class Command(BaseCommand):
             self.stdout.write(line)
         if powers.too_powerful:
             raise CommandError(
-                f"El rol «{powers.role}» puede editar o borrar la auditoría o el registro de autorizaciones: "
-                "conecta la web y el worker con un rol que tenga solo los permisos que imprime "
-                "`audit_db_grants` (docs/operations.md, «Database roles»)."
+                f"El rol «{powers.role}» puede editar o borrar la auditoría, el registro de autorizaciones o "
+                "las solicitudes sobre datos personales: conecta la web y el worker con un rol que tenga "
+                "solo los permisos que imprime `audit_db_grants` (docs/operations.md, «Database roles»)."
             )
         if powers.triggers_off:
             raise CommandError(
-                "Faltan o están desactivados los disparadores que protegen la auditoría o el registro de "
-                "autorizaciones: averigua quién los quitó y restitúyelos como el rol dueño "
-                "(docs/operations.md, «Database roles»)."
+                "Faltan o están desactivados los disparadores que protegen la auditoría, el registro de "
+                "autorizaciones o las solicitudes sobre datos personales: averigua quién los quitó y "
+                "restitúyelos como el rol dueño (docs/operations.md, «Database roles»)."
             )
         self.stdout.write(
             self.style.SUCCESS(
-                f"El rol «{powers.role}» solo agrega, lee y sella eventos de auditoría, y solo agrega y lee "
-                "el registro de autorizaciones; los disparadores están activos."
+                f"El rol «{powers.role}» solo agrega, lee y sella eventos de auditoría, solo agrega y lee el "
+                "registro de autorizaciones, y solo radica, lee, responde una vez y prorroga una vez las "
+                "solicitudes sobre datos personales; los disparadores están activos."
             )
         )
