@@ -1,6 +1,7 @@
-"""The migrations' SQL that only PostgreSQL runs: the triggers that keep the audit trail append-only
-and the consent ledger insert-only (audit 0005 and 0006, consent 0007). SQLite has no roles to guard
-against, and these migrations do nothing there. Imported by migrations: keep its behaviour stable."""
+"""The migrations' SQL that only PostgreSQL runs: the triggers that keep the audit trail append-only,
+the consent ledger insert-only and the data requests written once (audit 0005 and 0006, consent 0007
+and 0008). SQLite has no roles to guard against, and these migrations do nothing there. Imported by
+migrations: keep its behaviour stable."""
 
 from __future__ import annotations
 

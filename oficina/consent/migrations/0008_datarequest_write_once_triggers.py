@@ -29,9 +29,9 @@ Quick, and one instance at a time is fine: CREATE TRIGGER waits for the transact
 (a request being filed or answered) and holds its lock (SHARE ROW EXCLUSIVE: reads go on) for
 milliseconds; nothing is rewritten. Instances on the previous version write the same three statements."""
 
-from typing import Any
-
 from django.db import migrations
+
+from oficina.lib.triggers import on_postgresql
 
 # Written out, as the model says at the time of this migration: the answer's columns, the extension's,
 # the reclamos (art. 15: «actualizar», «revocar», «suprimir») with 8 more business days, the consultas 5.
@@ -94,23 +94,11 @@ BACKWARD = [
 ]
 
 
-def _run(statements: list[str]) -> Any:
-    def run(apps: Any, schema_editor: Any) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        # Without parameters, so that the `%` of RAISE's format reaches PostgreSQL as written.
-        with schema_editor.connection.cursor() as cursor:
-            for sql in statements:
-                cursor.execute(sql)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("consent", "0007_ledger_insert_only_triggers"),
     ]
 
     operations = [
-        migrations.RunPython(_run(FORWARD), _run(BACKWARD)),
+        migrations.RunPython(on_postgresql(FORWARD), on_postgresql(BACKWARD)),
     ]
