@@ -187,12 +187,7 @@ def _member_import_run(import_id: int) -> str:
         operator=operator,
         import_id=job.pk,
         imported=imported,
-        created=report.created,
-        updated=report.updated,
-        unchanged=report.unchanged,
-        contacts_changed=report.contacts_changed,
-        errors=len(report.errors),
-        aborted=report.aborted,
+        **report.event_counts(),
         skip_invalid=job.skip_invalid,
     )
     return MemberImport.Status.DONE

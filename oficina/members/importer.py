@@ -78,6 +78,18 @@ class ImportReport:
     def summary(self) -> str:
         return import_summary(self.created, self.updated, self.unchanged, len(self.errors))
 
+    def event_counts(self) -> dict[str, Any]:
+        """The counts of the `operator_import` audit event, the same from the back office's upload
+        (backoffice/imports.py) and from `manage.py import_members`."""
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "contacts_changed": self.contacts_changed,
+            "errors": len(self.errors),
+            "aborted": self.aborted,
+        }
+
 
 def import_summary(created: int, updated: int, unchanged: int, errors: int) -> str:
     """An import's counts, as the command, the back office and its status page write them: grouped as

@@ -44,12 +44,7 @@ class Command(BaseCommand):
             operator=ACTOR,
             file=path.name[:200],
             imported=not report.aborted and (skip_invalid or not report.errors),
-            created=report.created,
-            updated=report.updated,
-            unchanged=report.unchanged,
-            contacts_changed=report.contacts_changed,
-            errors=len(report.errors),
-            aborted=report.aborted,
+            **report.event_counts(),
             skip_invalid=skip_invalid,
         )
 
