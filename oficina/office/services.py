@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -153,29 +154,28 @@ def stepup_spend(request: HttpRequest, member: Member) -> bool:
     copies of the cookie) one change wins; and only while this session is still the member's, so that
     a change waiting on the row while a reset (or an operator) ended it cannot undo that reset. The
     session's own copy, which each parallel request reads as it was, is only the page's clock."""
-    token = stepup_forget(request)
-    if not isinstance(token, str) or not token or not request.session.session_key:
-        return False
-    spent = Member.objects.filter(
-        pk=member.pk,
-        session_digest=session_digest(request.session.session_key),
-        stepup_digest=session_digest(token),
-    ).update(stepup_digest="")
-    return spent == 1
+    row = _stepup_row(request, member, stepup_forget(request))
+    return row is not None and row.update(stepup_digest="") == 1
 
 
 def stepup_unspent(request: HttpRequest, member: Member) -> bool:
     """Whether this session's step-up is still there to spend: no parallel twin of this request (a
     double tap) spent it on a change a moment ago. A read, for a change's page sent with nothing
     changed, which must tell "nothing changed" from "the twin already saved this"."""
-    token = (request.session.get(MEMBER_SESSION_KEY) or {}).get(STEPUP_TOKEN_KEY)
+    row = _stepup_row(request, member, (request.session.get(MEMBER_SESSION_KEY) or {}).get(STEPUP_TOKEN_KEY))
+    return row is not None and row.exists()
+
+
+def _stepup_row(request: HttpRequest, member: Member, token: object) -> QuerySet[Member] | None:
+    """The member's row while `token` is its unspent step-up and this session is still the member's;
+    None when the session holds no step-up to match."""
     if not isinstance(token, str) or not token or not request.session.session_key:
-        return False
+        return None
     return Member.objects.filter(
         pk=member.pk,
         session_digest=session_digest(request.session.session_key),
         stepup_digest=session_digest(token),
-    ).exists()
+    )
 
 
 def stepup_forget(request: HttpRequest) -> object:
