@@ -89,35 +89,33 @@ SECURITY_FIELDS = (
 )
 
 
-# A list action on several members is asked once more (MemberAdmin._confirmation): its verb and what
-# it does to each of them.
+# A list action on several members is asked once more (MemberAdmin._confirmation): its verb, what it
+# does to each of them, and the list action the confirmation posts again.
 BULK_CONFIRMATIONS = {
     "desbloquear": (
         "Desbloquear",
         "Se abre el acceso de cada uno, bloqueado por intentos fallidos o por él mismo con «Bloquear mi "
         "acceso», y cada uno a quien se le abra recibe un aviso por SMS y correo.",
+        "unlock_selected",
     ),
     "enviar-clave-temporal": (
         "Enviar instrucciones a",
         "Cada uno recibe un SMS (o un correo si no tiene celular) con cómo pedir su clave temporal en "
         "la Oficina Virtual. Los deshabilitados no reciben nada.",
+        "reset_help_selected",
     ),
     "deshabilitar": (
         "Deshabilitar",
         "Ninguno podrá ingresar a la Oficina Virtual y su sesión abierta se cerrará ahora. Para "
         "deshacerlo hay que habilitarlos de nuevo, uno a uno o con «Habilitar».",
+        "disable_selected",
     ),
     "habilitar": (
         "Habilitar",
         "Todos podrán volver a ingresar a la Oficina Virtual, también los que se deshabilitaron antes "
         "por otra razón.",
+        "enable_selected",
     ),
-}
-BULK_ACTIONS = {
-    "desbloquear": "unlock_selected",
-    "enviar-clave-temporal": "reset_help_selected",
-    "deshabilitar": "disable_selected",
-    "habilitar": "enable_selected",
 }
 BULK_SHOWN = 20  # members named on the confirmation; the rest are counted
 
@@ -249,7 +247,8 @@ class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
         and past the worker's timeout it stopped halfway behind an error page (second review of the
         operators' side, 2026-12-06). More than one member is asked once more (the confirmation)."""
         most = self.list_per_page
-        if queryset[: most + 1].count() > most:
+        chosen = queryset[: most + 1].count()  # exact up to the bound: one count for both questions
+        if chosen > most:
             self.message_user(
                 request,
                 f"Esta operación se hace como máximo a {most} asociados a la vez (una página de la lista). "
@@ -257,10 +256,8 @@ class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
                 messages.ERROR,
             )
             return None
-        if request.POST.get("post") != "yes":
-            chosen = queryset.count()
-            if chosen > 1:
-                return self._confirmation(request, queryset, operation, chosen)
+        if request.POST.get("post") != "yes" and chosen > 1:
+            return self._confirmation(request, queryset, operation, chosen)
         done = refused = 0
         for member in queryset:
             try:
@@ -284,7 +281,7 @@ class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
         everyone, sent everyone an SMS, or undid every member's own «Bloquear mi acceso»; and
         «Habilitar» to undo a mass disabling would also open those disabled before for a reason
         (operators' walk-through, 2026-12-06)."""
-        verb, consequence = BULK_CONFIRMATIONS[operation]
+        verb, consequence, action = BULK_CONFIRMATIONS[operation]
         shown = list(queryset.order_by("document")[:BULK_SHOWN])
         context = {
             **self.admin_site.each_context(request),
@@ -296,7 +293,7 @@ class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
             "more": chosen - len(shown),
             "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),
-            "action": BULK_ACTIONS[operation],
+            "action": action,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "confirm_label": f"Sí, {verb.lower()} los {chosen} asociados",
             "back_url": request.get_full_path(),
