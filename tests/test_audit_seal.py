@@ -542,15 +542,23 @@ def test_audit_seal_loop_keeps_sealing_until_sigterm(monkeypatch, restore_signal
     [
         ("outbox_worker", ["--interval", "-1", "--max-seconds", "0.5"]),
         ("outbox_worker", ["--interval", "nan", "--max-seconds", "0.5"]),
+        ("outbox_worker", ["--sweep-every", "inf", "--max-seconds", "0.5"]),
+        ("outbox_worker", ["--interval", "1e12", "--max-seconds", "0.5"]),
+        ("outbox_worker", ["--interval", "uno", "--max-seconds", "0.5"]),
         ("outbox_sweep", ["--loop", "-5"]),
+        ("audit_seal", ["--loop", "nan"]),
+        ("audit_seal", ["--loop", "-1"]),
+        ("audit_seal", ["--loop", "inf"]),
     ],
 )
 def test_the_workers_refuse_a_negative_wait_before_they_start(restore_signals, command, arguments):
     """A typo at the IT admin's prompt: `--interval -1` (or nan) stopped the worker that delivers the
     codes and seals the audit chain at its first idle round, and `outbox_sweep --loop -5` after its
-    first sweep, each with a traceback (time.sleep refuses them). Refused before they start now."""
-    with pytest.raises(CommandError, match=arguments[0]):
+    first sweep, each with a traceback (time.sleep refuses them); `audit_seal --loop nan` sealed
+    nothing, forever, and `--loop -1` sealed once and left. Refused before they start now, in Spanish."""
+    with pytest.raises(CommandError, match=arguments[0]) as refused:
         call_command(command, *arguments, stdout=io.StringIO())
+    assert "segundos" in str(refused.value)
 
 
 @pytest.mark.django_db(transaction=True)

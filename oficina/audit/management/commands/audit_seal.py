@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from oficina.audit.services import audit_seal
+from oficina.lib.commands import seconds
 from oficina.lib.db import DATABASE_DOWN, database_outage_pause
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
             "--loop",
-            type=float,
+            type=seconds,
             default=0,
             metavar="SECONDS",
             help="Sigue sellando cada N segundos hasta recibir SIGTERM o SIGINT.",

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from oficina.notify.management.commands.outbox_worker import seconds
+from oficina.lib.commands import seconds
 from oficina.notify.outbox import outbox_sweep
 
 

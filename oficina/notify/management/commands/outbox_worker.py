@@ -16,7 +16,7 @@ import logging
 import signal
 import threading
 import time
-from argparse import ArgumentParser, ArgumentTypeError
+from argparse import ArgumentParser
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -26,6 +26,7 @@ from django_tasks_db.management.commands.db_worker import Worker
 
 from oficina.audit.services import audit_seal
 from oficina.backoffice.imports import member_imports_abandoned_close
+from oficina.lib.commands import seconds
 from oficina.lib.db import DATABASE_DOWN, database_outage_pause
 from oficina.notify.outbox import outbox_stop, outbox_sweep
 
@@ -52,15 +53,6 @@ def _worker(queue_names: list[str], *, max_tasks: int | None = None) -> Worker:
         worker_id=get_random_string(32),
         excluded_queue_names=[],
     )
-
-
-def seconds(text: str) -> float:
-    """A command's number of seconds to wait: 0 or more. A negative one (or nan), a typo at the
-    prompt, stopped the worker at its first idle round with a traceback (time.sleep refuses it)."""
-    value = float(text)
-    if not value >= 0:  # nan too
-        raise ArgumentTypeError("debe ser un número de segundos mayor o igual que 0")
-    return value
 
 
 def _backoff(failures: int) -> float:
