@@ -15,7 +15,8 @@ from django.shortcuts import render
 from psycopg.errors import LockNotAvailable
 
 from oficina.lib.bare import bare_page, escaped_for_log, logged_here, path_for_log
-from oficina.lib.ratelimit import Throttled, first_in_window
+from oficina.lib.cache import WRITE_REFUSALS, server_reply, write_refusal
+from oficina.lib.ratelimit import NotCounted, Throttled, first_in_window
 from oficina.signin.pin import HasherBusy
 
 logger = logging.getLogger(__name__)
@@ -82,10 +83,10 @@ def wait_in_words(seconds: int) -> str:
 
 
 class FriendlyErrorsMiddleware:
-    """Turns rate limits (429), a saturated hasher (503), a database or Redis fault (503) and Django's
-    blank 405 (an address opened that only a button posts to, such as «Cerrar sesión») into pages a
-    member understands. A fault met before the view (a middleware reading the member's row) reaches
-    `server_error` instead, which answers it with the same page."""
+    """Turns rate limits (429), a saturated hasher (503), a database or Redis fault (503), Redis
+    refusing writes (503) and Django's blank 405 (an address opened that only a button posts to, such
+    as «Cerrar sesión») into pages a member understands. A fault met before the view (a middleware
+    reading the member's row) reaches `server_error` instead, which answers it with the same page."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -127,6 +128,8 @@ class FriendlyErrorsMiddleware:
             return logged_here(response)
         if is_service_fault(exception):
             return service_unavailable(request, exception)
+        if isinstance(exception, NotCounted) or write_refusal(exception) is not None:
+            return redis_refused(request, exception)
         return None
 
 
@@ -189,6 +192,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
     exception = sys.exc_info()[1]
     if exception is not None and is_service_fault(exception):
         return service_unavailable(request, exception)
+    if isinstance(exception, NotCounted) or (exception is not None and write_refusal(exception)):
+        return redis_refused(request, exception)  # the CSP reports' count; a middleware's session write
     return bare_page(request, "errors/500.html", status=500)
 
 
@@ -218,6 +223,48 @@ def service_unavailable(request: HttpRequest, exception: BaseException) -> HttpR
     # Logged above: Django's request logger would add an ERROR line («Service Unavailable: /path»),
     # with the whole traceback when the fault came before the view.
     return logged_here(response)
+
+
+def redis_refused(request: HttpRequest, exception: BaseException) -> HttpResponse:
+    """Redis answers but refuses writes (oficina.lib.cache.WRITE_REFUSALS) under the request: 503,
+    «El servicio no está disponible por un momento», rendered as the 500 page (the session is not
+    saved). When the refusal was a rate limit's count (NotCounted), which every view makes before it
+    changes anything, the page says «No se hizo ningún cambio». Met anywhere else (a session moved to
+    a new id after a temporary code was spent, an operator's unlock forgetting the PIN's counts after
+    it is saved, a session ended for idleness by the office's middleware) a change may stand, and the
+    page is the service faults' own, «puede que haya quedado guardado o no». After the view, a session
+    that cannot be saved has its own pages (oficina/lib/sessions.py)."""
+    if isinstance(exception, NotCounted):
+        template, consequence = "errors/503_unchanged.html", f"rate limit {exception.action} not counted"
+        exception = exception.__cause__ or exception
+    else:
+        template, consequence = "errors/503_unavailable.html", "a change may or may not be saved"
+    redis_refused_log(request, exception, consequence)
+    response = bare_page(request, template, status=503, retry_after=SERVICE_FAULT_RETRY_AFTER)
+    return logged_here(response)  # logged: not Django's «Service Unavailable» line as well
+
+
+def redis_refused_log(request: HttpRequest, exception: BaseException, consequence: str) -> None:
+    """One ERROR line, without a traceback, naming the refusal for the operators, e.g. «Redis refuses
+    writes (OOM: used memory at maxmemory and nothing to evict), answered 503 to POST /: rate limit
+    identify not counted; Redis says: command not allowed when used memory > 'maxmemory'.». Only
+    Redis's reply: what redis-py puts before it in a pipeline names the command's key, a session's id.
+
+    ERROR, where Redis unreachable is a WARNING: it does not pass on its own, as a failover or a
+    restart does. A full Redis stays full while members keep signing in (maxmemory is too small for
+    the sessions and counters, which expire on their own), a demoted primary keeps refusing while this
+    application's connections stay on it, and meanwhile no member can sign in: someone must act.
+    No traceback: not a bug (docs/operations.md, «Redis reads but refuses writes»)."""
+    code = write_refusal(exception) or "?"
+    logger.error(
+        "Redis refuses writes (%s: %s), answered 503 to %s %s: %s; Redis says: %s",
+        code,
+        WRITE_REFUSALS.get(code, type(exception).__name__),
+        request.method,
+        path_for_log(request),
+        consequence,
+        escaped_for_log(server_reply(exception).strip()[:200]),
+    )
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

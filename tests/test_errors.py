@@ -226,19 +226,113 @@ def test_a_session_redis_drops_after_the_page_answers_503(redis_caches, settings
     """The session is written after the view, in SessionMiddleware: a GET whose write meets Redis gone
     reaches handler500 (a POST keeps its own page, «No pudimos terminar tu solicitud»)."""
     browser, _member = redis_signed_in(settings)
-    real = AbstractConnection.send_packed_command
-
-    def send(connection, command, *args, **kwargs):
-        chunks = [command] if isinstance(command, bytes | str) else command
-        packed = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
-        if b"\r\nSET\r\n" in packed:
-            raise redis.ConnectionError("Connection closed by server.")
-        return real(connection, command, *args, **kwargs)
-
-    with mock.patch.object(AbstractConnection, "send_packed_command", autospec=True, side_effect=send):
+    with redis_drops(b"\r\nSET\r\n"):
         response = browser.get("/oficina/cambiar-clave/")  # keeps the step-up's next page in the session
 
     assert_service_unavailable(response)
+
+
+@contextmanager
+def redis_drops(command: bytes) -> Iterator[None]:
+    """Redis drops the connection when sent `command` (as packed: b"\\r\\nSET\\r\\n")."""
+    real = AbstractConnection.send_packed_command
+
+    def send(connection, packed_command, *args, **kwargs):
+        chunks = [packed_command] if isinstance(packed_command, bytes | str) else packed_command
+        packed = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
+        if command in packed:
+            raise redis.ConnectionError("Connection closed by server.")
+        return real(connection, packed_command, *args, **kwargs)
+
+    with mock.patch.object(AbstractConnection, "send_packed_command", autospec=True, side_effect=send):
+        yield
+
+
+# --- Redis refusing writes, met before the view (handler500) ------------------------------------------
+
+
+def _a_csp_report(settings) -> tuple[Client, Callable[[Client], Any], str, str]:
+    """Browsers' CSP reports are counted (`csp_report`) by a middleware above the session."""
+    browser = Client(raise_request_exception=False)
+    body = '{"csp-report": {"violated-directive": "img-src", "blocked-uri": "https://otro.example/x.png"}}'
+
+    def send(b: Client) -> Any:
+        return b.post("/csp-report", body, content_type="application/csp-report")
+
+    return browser, send, "No se hizo ningún cambio.", "POST /csp-report: rate limit csp_report not counted"
+
+
+def _an_idle_office_session(settings) -> tuple[Client, Callable[[Client], Any], str, str]:
+    """The office middleware ends a session idle too long (flush: a DELETE) before any view."""
+    from tests.test_service_faults import idle_for
+
+    browser, _ = redis_signed_in(settings)
+    idle_for(browser, settings, settings.MEMBER_IDLE_SECONDS + 1)
+    return (
+        browser,
+        lambda b: b.get("/oficina/"),
+        CHECK_FIRST,
+        "GET /oficina/: a change may or may not be saved",
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("where", [_a_csp_report, _an_idle_office_session])
+def test_redis_refusing_a_write_before_the_view_is_the_503_not_the_500(
+    where,
+    redis_caches,  # noqa: F811
+    settings,
+    caplog,
+):
+    """A middleware's write (a count, a session's deletion) refused reaches handler500, which gave the
+    500 page and Django's ERROR with the traceback of a bug. Now the 503 of the refusal: «No se hizo
+    ningún cambio» after a count, which comes before any change, else «puede que haya quedado guardado
+    o no»; one ERROR line without a traceback."""
+    from tests.test_service_faults import READONLY, redis_refuses_writes
+
+    settings.SESSION_ENGINE = "oficina.lib.sessions"
+    browser, send, words, consequence = where(settings)
+    caplog.clear()
+
+    with redis_refuses_writes(READONLY):
+        response = send(browser)
+
+    page = response.content.decode()
+    assert response.status_code == 503 and response["Retry-After"] == "30", page[:300]
+    assert TITLE in page and words in page
+    [line] = fault_lines(caplog)
+    assert (line.name, line.levelname, line.exc_info) == ("oficina.errors", "ERROR", None)
+    assert line.getMessage().startswith("Redis refuses writes (READONLY: ")
+    assert consequence in line.getMessage()
+
+
+def test_the_refusal_line_has_redis_reply_not_the_session_id_a_pipeline_sent(caplog):
+    """redis-py puts the command before Redis's reply in a pipeline's error («Command # 1 (SET key
+    payload) of pipeline caused error: …»), and a session's key is its id: the line keeps the reply
+    only, escaped, as every line naming a request."""
+    from django.test import RequestFactory
+    from redis._parsers import BaseParser
+
+    from oficina.errors import redis_refused_log
+
+    session_id = "k7q2m4x9z8w6v5t3r1p0n2b4c6d8f0h2"
+    refusal = BaseParser.parse_error("OOM command not allowed when used memory > 'maxmemory'.")
+    redis.client.Pipeline.annotate_exception(
+        None, refusal, 1, ("SET", f":1:django.contrib.sessions.cache{session_id}", b"payload", "NX")
+    )
+    assert session_id in str(refusal)  # as redis-py raises it
+    caplog.clear()
+
+    redis_refused_log(RequestFactory().post("/clave/%0Aforged"), refusal, "rate limit pin not counted")
+
+    [line] = [r for r in caplog.records if r.name == "oficina.errors"]
+    message = line.getMessage()
+    assert session_id not in message and "\n" not in message
+    assert message == (
+        "Redis refuses writes (OOM: used memory at maxmemory and nothing to evict), answered 503 to POST "
+        "/clave/\\nforged: rate limit pin not counted; Redis says: command not allowed when used memory > "
+        "'maxmemory'."
+    )
 
 
 # --- Not every OperationalError is an outage (review, 2026-12-06, second session) --------------------
@@ -327,11 +421,13 @@ def _lock_timeout(settings) -> Any:
 
 
 def _session_unsaved(settings) -> Any:
-    from tests.test_service_faults import idle_for, redis_refuses_writes
+    """Redis gone between the session's load and its save (a refusal to write is an ERROR instead:
+    tests/test_service_faults.py)."""
+    from tests.test_service_faults import idle_for
 
     browser, _ = redis_signed_in(settings)
     idle_for(browser, settings, 30)
-    with redis_refuses_writes():
+    with redis_drops(b"\r\nSET\r\n"):
         return browser.post("/oficina/mis-datos/", {"solicitud": "consulta", "descripcion": "Quiero saber"})
 
 
@@ -339,7 +435,7 @@ def _session_unsaved(settings) -> Any:
 @pytest.mark.parametrize("cause", [_shed, _hasher_busy, _lock_timeout, _session_unsaved])
 def test_every_503_is_one_warning_line_and_no_error(cause, request, settings, caplog):
     """Each 503 the portal answers on purpose (a request shed from the queue, the hasher busy, a row
-    lock held by an import, a session Redis would not save) wrote its own warning and then Django's
+    lock held by an import, a session Redis dropped before its save) wrote its own warning and then Django's
     «Service Unavailable: /path» at ERROR, the level an operator's alert wakes someone for: a busy
     minute looked like a failing application. The service faults' 503 already wrote one line."""
     if cause is _session_unsaved:

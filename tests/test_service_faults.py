@@ -6,18 +6,24 @@ skip without one, except under CI=true or REQUIRE_SERVICES=1."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 from unittest import mock
 
 import pytest
 import redis
 from django.test import Client
+from django.utils import timezone
+from redis._parsers import BaseParser
 from redis.connection import AbstractConnection
 
 from oficina.audit.models import Event
 from oficina.consent.models import DataRequest
 from oficina.members.models import Member
+from oficina.notify.models import OutboxMessage
+from oficina.signin.models import TemporaryCode
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import keypad_body, type_on_keypad
 from tests.security import sign_in
@@ -27,20 +33,32 @@ from tests.test_redis_paths import redis_caches  # noqa: F401  (a fixture)
 MSG_NOTHING_CHANGED = "no se hizo ningún cambio"
 MSG_MAY_BE_SAVED = "puede que lo que hiciste sí haya quedado guardado"
 
-# What Redis answers a write when it reached maxmemory (its default policy, noeviction), or to an
-# instance demoted to a replica by a failover: reads still work, writes do not.
+# What Redis answers a write when it reached maxmemory (its default policy, noeviction), to an
+# instance demoted to a replica by a failover, after a failed RDB snapshot (stop-writes-on-bgsave-error)
+# and without the replicas min-replicas-to-write asks for: reads still work, writes do not.
+OOM = "OOM command not allowed when used memory > 'maxmemory'."
+READONLY = "READONLY You can't write against a read only replica."
+MISCONF = (
+    "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. "
+    "Commands that may modify the data set are disabled, because this instance is configured to report "
+    "errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check "
+    "the Redis logs for details about the RDB error."
+)
+NOREPLICAS = "NOREPLICAS Not enough good replicas to write."
+REFUSALS = {"OOM": OOM, "READONLY": READONLY, "MISCONF": MISCONF, "NOREPLICAS": NOREPLICAS}
 WRITES = (b"SET", b"INCR", b"DEL", b"EXPIRE")
 
 
 @contextmanager
-def redis_refuses_writes() -> Iterator[None]:
+def redis_refuses_writes(reply: str = OOM) -> Iterator[None]:
+    """Every write to Redis fails with the exception redis-py makes of Redis's error `reply`."""
     real = AbstractConnection.send_packed_command
 
     def send(connection, command, *args, **kwargs):
         chunks = [command] if isinstance(command, bytes | str) else command
         packed = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
         if any(b"\r\n" + verb + b"\r\n" in packed for verb in WRITES):
-            raise redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
+            raise BaseParser.parse_error(reply)
         return real(connection, command, *args, **kwargs)
 
     with mock.patch.object(AbstractConnection, "send_packed_command", autospec=True, side_effect=send):
@@ -119,18 +137,244 @@ def test_a_pin_changed_when_redis_then_refuses_the_session_write_is_not_called_u
     assert "Cambiaste tu clave de acceso" in browser.get("/").content.decode()
 
 
+TITLE = "El servicio no está disponible por un momento"
+MSG_UNCHANGED = "No se hizo ningún cambio."
+MSG_MAY_OR_NOT = "puede que haya quedado guardado o no"
+
+
+def warnings_and_errors(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.WARNING and r.name != "django.server"]
+
+
+def assert_refused_and_unchanged(response, caplog, code: str, consequence: str) -> None:
+    """The 503 that says nothing changed, and the operators' one ERROR line naming Redis's refusal
+    (not Django's «Internal Server Error» with a traceback, as a bug)."""
+    page = response.content.decode()
+    assert response.status_code == 503, page[:500]
+    assert response["Retry-After"] == "30" and "no-store" in response["Cache-Control"]
+    assert TITLE in page and MSG_UNCHANGED in page and "puede que" not in page
+    assert "csrfmiddlewaretoken" not in page and "Cerrar sesión" not in page  # rendered bare, as the 500
+    [line] = warnings_and_errors(caplog)
+    assert (line.name, line.levelname, line.exc_info) == ("oficina.errors", "ERROR", None)
+    message = line.getMessage()
+    assert message.startswith(f"Redis refuses writes ({code}: "), message
+    assert consequence in message and "Traceback" not in message
+
+
 @pytest.mark.django_db
-def test_a_page_that_changes_nothing_still_gets_the_plain_error_page_when_redis_refuses_writes(
+def test_a_change_whose_session_redis_refuses_to_save_is_one_error_line_naming_the_refusal(
     redis_caches,  # noqa: F811
     settings,
+    caplog,
 ):
-    """A GET changes nothing: when its session write fails, «no se hizo ningún cambio» is true."""
+    """The page after the view («No pudimos terminar tu solicitud») is unchanged; the log said «could
+    not save the session after a POST to … (ReadOnlyError)» at WARNING, the level of a moment's outage.
+    A demoted primary does not come back by itself: one ERROR line names Redis's refusal, without a
+    traceback."""
+    browser, member = redis_signed_in(settings)
+    idle_for(browser, settings, 30)
+    caplog.clear()
+
+    with redis_refuses_writes(READONLY):
+        response = browser.post(
+            "/oficina/mis-datos/", {"solicitud": "consulta", "descripcion": "Quiero saber qué datos tienen"}
+        )
+
+    assert DataRequest.objects.filter(member=member).exists()
+    assert response.status_code == 503 and MSG_MAY_BE_SAVED in response.content.decode()
+    [line] = warnings_and_errors(caplog)
+    assert (line.name, line.levelname, line.exc_info) == ("oficina.errors", "ERROR", None)
+    assert line.getMessage().startswith("Redis refuses writes (READONLY: ")
+    assert (
+        "POST /oficina/mis-datos/: session not saved after the view, whose changes stand" in line.getMessage()
+    )
+
+
+# --- Redis refusing writes before anything changed: «No se hizo ningún cambio» -----------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("code", list(REFUSALS))
+def test_a_sign_in_while_redis_refuses_writes_is_a_503_that_says_nothing_changed(
+    code,
+    redis_caches,  # noqa: F811
+    settings,
+    caplog,
+):
+    """«Ingresa tu usuario» counts its rate limit first: Redis refusing the count (full, a demoted
+    primary, a failed snapshot, too few replicas) was the 500 page and Django's ERROR with the
+    traceback of a bug. Nothing was counted or changed, and the page says so."""
+    settings.SESSION_ENGINE = "oficina.lib.sessions"
+    member = make_member(returning=True)
+    browser = Client(raise_request_exception=False)
+    events = Event.objects.count()
+    caplog.clear()
+
+    with redis_refuses_writes(REFUSALS[code]):
+        response = browser.post("/", {"usuario": member.document})
+
+    assert_refused_and_unchanged(response, caplog, code, "POST /: rate limit identify not counted")
+    assert Event.objects.count() == events
+    assert browser.post("/", {"usuario": member.document}).url == "/clave/"  # Redis writes again
+
+
+def _the_pin(settings) -> tuple[Client, Callable[[Client], Any], str]:
+    """«Clave de Acceso»: the PIN typed on the keypad (`pin`, before the PIN is checked or counted)."""
+    member = make_member(returning=True)
+    browser = Client(raise_request_exception=False)
+    assert browser.post("/", {"usuario": member.document}).url == "/clave/"
+    page = browser.get("/clave/").content.decode()
+    return browser, lambda b: b.post("/clave/", keypad_body(page, DEFAULT_PIN)), "pin"
+
+
+def _a_code_request(settings) -> tuple[Client, Callable[[Client], Any], str]:
+    """«Olvidé mi clave»: a code by SMS (`code_request`, before the code is drawn and queued)."""
+    member = make_member(returning=True)
+    browser = Client(raise_request_exception=False)
+    assert browser.post("/", {"usuario": member.document}).url == "/clave/"
+    assert browser.get("/olvide-mi-clave/").status_code == 200
+    return (
+        browser,
+        lambda b: b.post("/olvide-mi-clave/", {"canal": "sms", "action": "continuar"}),
+        "code_request",
+    )
+
+
+def _the_step_up(settings) -> tuple[Client, Callable[[Client], Any], str]:
+    """The office's «Confirma tu clave» before a PIN change (`pin`, before the PIN is checked)."""
     browser, _member = redis_signed_in(settings)
+    assert browser.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
+    page = browser.get("/oficina/confirmar-clave/").content.decode()
+    return browser, lambda b: b.post("/oficina/confirmar-clave/", keypad_body(page, DEFAULT_PIN)), "pin"
+
+
+def _an_operator_sign_in(settings) -> tuple[Client, Callable[[Client], Any], str]:
+    """The back office's login (`staff_login`, before the password is checked)."""
+    from tests.test_backoffice import make_operator, operator_login
+
+    user, device = make_operator()
+    browser = Client(raise_request_exception=False)
+    return browser, lambda b: operator_login(b, user, device), "staff_login"
+
+
+def _what_could_change() -> tuple[Any, ...]:
+    rows = Member.objects.order_by("pk").values_list(
+        "failed_pin_attempts", "locked_at", "last_login_at", "session_digest", "pin_hash"
+    )
+    return (
+        list(rows),
+        Event.objects.count(),
+        TemporaryCode.objects.count(),
+        OutboxMessage.objects.count(),
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("step", [_the_pin, _a_code_request, _the_step_up, _an_operator_sign_in])
+def test_each_step_that_counts_a_rate_limit_says_nothing_changed_when_redis_refuses_writes(
+    step,
+    redis_caches,  # noqa: F811
+    settings,
+    caplog,
+):
+    """Each counts its rate limit before it changes anything (docs/operations.md): with the count
+    refused, no PIN was checked or counted, no code drawn or queued, no sign-in recorded, and the
+    page says so. It was the 500 page, whose words were true, and Django's ERROR with a traceback."""
+    settings.SESSION_ENGINE = "oficina.lib.sessions"
+    browser, send, action = step(settings)
+    before = _what_could_change()
+    caplog.clear()
+
+    with redis_refuses_writes(READONLY):
+        response = send(browser)
+
+    assert_refused_and_unchanged(response, caplog, "READONLY", f": rate limit {action} not counted")
+    assert _what_could_change() == before
+
+
+@pytest.mark.django_db
+def test_a_page_that_changes_nothing_says_so_when_redis_refuses_its_session_write(
+    redis_caches,  # noqa: F811
+    settings,
+    caplog,
+):
+    """A GET changes nothing: when Redis refuses its session write, «no se hizo ningún cambio» is true.
+    It was the 500 page (true words, but Django's ERROR with a traceback, as a bug): now the 503 of a
+    refusal, which says the same."""
+    browser, _member = redis_signed_in(settings)
+    caplog.clear()
     with redis_refuses_writes():
         response = browser.get("/oficina/cambiar-clave/")  # keeps the step-up's next page in the session
 
-    assert response.status_code == 500
+    assert_refused_and_unchanged(
+        response, caplog, "OOM", "GET /oficina/cambiar-clave/: session not saved after a safe method"
+    )
+    assert browser.get("/oficina/").status_code == 200  # Redis writes again: still signed in
+
+
+@pytest.mark.django_db
+def test_an_unlock_redis_refuses_to_finish_is_not_called_unchanged(
+    redis_caches,  # noqa: F811
+    settings,
+    caplog,
+):
+    """Met after a change, a refusal cannot say nothing changed. The back office's «Desbloquear»
+    commits the unlock, then forgets the PIN's counts in Redis: a demoted primary refused the DELETE,
+    and the operator read «no se hizo ningún cambio» on the 500 page of a member unlocked. Now the
+    service faults' page: it may have been saved, check before repeating it."""
+    from tests.test_backoffice import signed_in_operator
+
+    settings.SESSION_ENGINE = "oficina.lib.sessions"
+    browser = Client(raise_request_exception=False)
+    signed_in_operator(browser)
+    member = make_member(returning=True, locked_at=timezone.now(), failed_pin_attempts=5)
+    caplog.clear()
+
+    with redis_refuses_writes(READONLY):
+        response = browser.post(f"/operadores/members/member/{member.pk}/operacion/desbloquear/")
+
+    member.refresh_from_db()
+    assert member.locked_at is None  # committed before Redis was asked
+    page = response.content.decode()
+    assert response.status_code == 503 and response["Retry-After"] == "30"
+    assert TITLE in page and MSG_MAY_OR_NOT in page and MSG_NOTHING_CHANGED not in page
+    [line] = warnings_and_errors(caplog)
+    assert (line.name, line.levelname, line.exc_info) == ("oficina.errors", "ERROR", None)
+    assert line.getMessage().startswith("Redis refuses writes (READONLY: ")
+    assert "a change may or may not be saved" in line.getMessage()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "WRONGTYPE Operation against a key holding the wrong kind of value",
+        "ERR Error running script (call to f_0123): @user_script:1: oops",
+        "NOPERM User oficina has no permissions to run the 'set' command",
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+    ],
+    ids=["WRONGTYPE", "script error", "NOPERM", "BUSY"],
+)
+def test_other_redis_error_replies_keep_the_500_page_and_the_traceback(
+    reply,
+    redis_caches,  # noqa: F811
+    settings,
+    caplog,
+):
+    """Only a refusal to write is an operational state: any other error Redis answers is a bug, a
+    configuration or another client's script, and keeps the 500 page with Django's ERROR and its
+    traceback. (A guard: it passed before the refusals were told apart, and must keep passing.)"""
+    settings.SESSION_ENGINE = "oficina.lib.sessions"
+    browser = Client(raise_request_exception=False)
+    caplog.clear()
+
+    with redis_refuses_writes(reply):
+        response = browser.post("/", {"usuario": "1020304050"})
+
+    assert response.status_code == 500 and "Retry-After" not in response
     assert MSG_NOTHING_CHANGED in response.content.decode()
+    errors = [r for r in caplog.records if r.name == "django.request" and r.levelname == "ERROR"]
+    assert errors and errors[0].exc_info is not None
 
 
 @pytest.mark.django_db

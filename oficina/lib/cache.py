@@ -11,9 +11,48 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient as DjangoRedisCacheClient
+
+# Redis answering but refusing to write: reads (a session's load) still work, every write (a rate
+# limit's count, a session's save) is refused, and it does not pass on its own. By the code that
+# starts Redis's reply:
+WRITE_REFUSALS = {
+    "OOM": "used memory at maxmemory and nothing to evict",  # redis.exceptions.OutOfMemoryError
+    "READONLY": "a replica now, demoted by a failover",  # redis.exceptions.ReadOnlyError
+    "MISCONF": "its last snapshot to disk failed, stop-writes-on-bgsave-error",
+    "NOREPLICAS": "fewer good replicas than min-replicas-to-write",
+}
+# Not here: LOADING (redis.exceptions.BusyLoadingError, a ConnectionError: a restart, reads refused
+# too, passes on its own: oficina/errors.py's service faults); BUSY and MASTERDOWN (every command is
+# refused, not only writes: a script of another client of the server, a replica without its primary,
+# neither of which this application causes or talks to); NOPERM (an ACL: configuration, as a wrong
+# password); and every other error reply (WRONGTYPE, a script's error, a syntax error): bugs, the 500
+# page with Django's ERROR and its traceback. (docs/operations.md, «Redis reads but refuses writes».)
+
+
+def server_reply(exception: BaseException) -> str:
+    """Redis's error reply, without what redis-py puts before it in a pipeline («Command # 1 (SET key
+    value) of pipeline caused error: …»): the command's key may be a session's id, never logged."""
+    text = str(exception.args[0]) if exception.args else ""
+    return text.rpartition(" caused error: ")[2]
+
+
+def write_refusal(exception: BaseException) -> str | None:
+    """The code of Redis's reply (a key of WRITE_REFUSALS) when `exception` is Redis refusing a write,
+    else None."""
+    if isinstance(exception, redis.exceptions.OutOfMemoryError):
+        return "OOM"
+    if isinstance(exception, redis.exceptions.ReadOnlyError):
+        return "READONLY"
+    if not isinstance(exception, redis.exceptions.ResponseError):
+        return None
+    # MISCONF, NOREPLICAS: redis-py has no class for them, a ResponseError whose reply starts with the
+    # code (kept in status_code by redis-py 8; read from the reply itself by older ones).
+    code = getattr(exception, "status_code", None) or server_reply(exception).partition(" ")[0]
+    return code if code in WRITE_REFUSALS else None
 
 
 class RedisCacheClient(DjangoRedisCacheClient):

@@ -26,6 +26,7 @@ from django.core.cache.backends.base import BaseCache
 from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
 
+from oficina.lib.cache import write_refusal
 from oficina.lib.client import client_address
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -50,6 +51,17 @@ class Throttled(Exception):
         self.retry_after = retry_after
         self.first = first
         self.per = per
+
+
+class NotCounted(Exception):
+    """Redis refused to count a hit of `action`: it answers but refuses writes (full at maxmemory, a
+    replica after a failover: oficina.lib.cache.WRITE_REFUSALS), the refusal is the __cause__. Every
+    view counts its rate limit before it changes anything, so the request stops here with nothing
+    counted and nothing changed, and the member is told so (oficina/errors.py::redis_refused)."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(action)
+        self.action = action
 
 
 @cache
@@ -88,7 +100,9 @@ def client_network(request: HttpRequest) -> str:
 
 
 def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = None) -> None:
-    """Counts one hit of `action`; raises Throttled when any of its rules is over its limit."""
+    """Counts one hit of `action`; raises Throttled when any of its rules is over its limit, and
+    NotCounted when Redis refuses to write. Called before the view changes anything: a refusal's page
+    says «No se hizo ningún cambio»."""
     spec = settings.RATE_LIMITS.get(action)
     if not spec:
         return
@@ -105,7 +119,12 @@ def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = No
     backend = caches["default"]
     count_hits = getattr(backend, "count_hits", None)  # oficina.lib.cache.RedisCache: one round trip
     if count_hits is not None:
-        counts = count_hits([(bucket, rule.period + 1) for rule, bucket, _retry in windows])
+        try:
+            counts = count_hits([(bucket, rule.period + 1) for rule, bucket, _retry in windows])
+        except Exception as exc:
+            if write_refusal(exc) is None:
+                raise  # Redis unreachable (a service fault) or a bug: as they are
+            raise NotCounted(action) from exc
     else:
         counts = _hits_cache(backend, windows)
     for (rule, _bucket_key, retry_after), hits in zip(windows, counts, strict=True):

@@ -22,7 +22,8 @@ With another cache (never in production: sessions need the shared Redis) it beha
 
 `SessionMiddleware` is Django's, with one more page: when the session cannot be saved at the end of a
 POST (Redis refusing writes at maxmemory or as a replica after a failover, or gone since the load),
-the view has already done its work, and the 500 page's «no se hizo ningún cambio» may be false.
+the view has already done its work, and the 500 page's «no se hizo ningún cambio» may be false. After
+a GET, Redis refusing the write is a 503 that says nothing changed (not the 500 page of a bug).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpRequest, HttpResponse
 
+from oficina.errors import SERVICE_FAULT_RETRY_AFTER, redis_refused_log
 from oficina.lib.bare import bare_page, logged_here, path_for_log
+from oficina.lib.cache import write_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +132,10 @@ class SessionMiddleware(DjangoSessionMiddleware):
     so the 500 page's «no se hizo ningún cambio» would be false, and a member who believed it sent the
     same request again. The page says the change may be saved, and keeps the view's own cookies: its
     message («Recibimos tu solicitud n.º …», «Cambiaste tu clave…») shows on the next page. The
-    session is not saved, as on a 500. A GET changes nothing, and keeps the 500 page. (Review,
-    2026-12-06; tests/test_service_faults.py)"""
+    session is not saved, as on a 500. A GET changes nothing: with Redis refusing writes (its reads
+    work) it gets the 503 that says so, «No se hizo ningún cambio»; any other fault there is raised
+    (handler500: the 500 page, or the 503 of Redis gone). (Review, 2026-12-06;
+    tests/test_service_faults.py)"""
 
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         try:
@@ -138,14 +143,26 @@ class SessionMiddleware(DjangoSessionMiddleware):
         except SessionInterrupted:  # deleted meanwhile (a sign-out in another tab): Django's 400
             raise
         except Exception as exc:
+            refused = write_refusal(exc) is not None
             if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
-                raise
-            logger.warning(
-                "could not save the session after a %s to %s (%s); the view's changes stand",
-                request.method,
-                path_for_log(request),
-                type(exc).__name__,
-            )
+                if not refused:
+                    raise  # the 500 page, or handler500's 503 when Redis is gone
+                # A GET changed nothing, and Redis still refuses writes: said so (Redis answering
+                # «OOM» or «READONLY» was the 500 page, and Django's ERROR with a traceback).
+                redis_refused_log(request, exc, "session not saved after a safe method, nothing changed")
+                page = bare_page(
+                    request, "errors/503_unchanged.html", status=503, retry_after=SERVICE_FAULT_RETRY_AFTER
+                )
+                return logged_here(page)  # without the view's cookies, as the 500 page
+            if refused:  # not a moment's outage: ERROR, as every refusal (oficina/errors.py)
+                redis_refused_log(request, exc, "session not saved after the view, whose changes stand")
+            else:
+                logger.warning(
+                    "could not save the session after a %s to %s (%s); the view's changes stand",
+                    request.method,
+                    path_for_log(request),
+                    type(exc).__name__,
+                )
             # Rendered without the request's context, as the 500 page: the session is what failed.
             page = bare_page(request, "errors/503_session.html", status=503, retry_after=60)
             for name, cookie in response.cookies.items():
