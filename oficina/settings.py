@@ -245,7 +245,8 @@ CODE_VALIDITY_SECONDS = envint("CODE_VALIDITY_SECONDS", 10 * 60, minimum=60)
 CODE_MAX_ATTEMPTS = envint("CODE_MAX_ATTEMPTS", 5, minimum=1)
 SIGNIN_FLOW_SECONDS = envint("SIGNIN_FLOW_SECONDS", 15 * 60, minimum=60)
 
-# Rate limits per action (allauth notation; see oficina/lib/ratelimit.py). "key" is the cédula.
+# Rate limits per action (allauth notation; see oficina/lib/ratelimit.py). "key" is the cédula unless
+# said otherwise.
 RATE_LIMITS = {
     "identify": envstr("RATE_LIMIT_IDENTIFY", "20/m/ip,300/h/ip,10/m/key"),
     "pin": envstr("RATE_LIMIT_PIN", "20/m/ip,200/h/ip,5/5m/key"),
@@ -253,7 +254,12 @@ RATE_LIMITS = {
     "code_entry": envstr("RATE_LIMIT_CODE_ENTRY", "20/m/ip,10/5m/key"),
     # New PINs checked against the member's mobile and last PINs (signin/flows/new_credentials.py).
     "new_pin": envstr("RATE_LIMIT_NEW_PIN", "5/h/key,10/d/key"),
-    "staff_login": envstr("RATE_LIMIT_STAFF_LOGIN", "10/m/ip,5/5m/key"),  # key = operator's username
+    # Operators' login (backoffice/sites.py; docs/security.md §2.13), key = the username: the tight limit
+    # counts one address on one username, so a stranger who knows the name holds back only their own
+    # tries; the per-username backstop counts only tries that passed it (a single address adds at most
+    # 5 to it every five minutes, so six at once are needed to reach 30).
+    "staff_login": envstr("RATE_LIMIT_STAFF_LOGIN", "10/m/ip,5/5m/ip+key"),
+    "staff_login_user": envstr("RATE_LIMIT_STAFF_LOGIN_USER", "30/5m/key"),
     # Browsers' CSP violation reports (oficina/csp_report.py): a page sends a few, a flood is refused.
     "csp_report": envstr("RATE_LIMIT_CSP_REPORT", "30/m/ip,300/h/ip"),
 }

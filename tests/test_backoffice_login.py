@@ -62,6 +62,54 @@ def test_the_operators_login_is_throttled_per_username(client):
     assert operator_login(client, user, device).status_code == 429  # even the right one, until it cools
 
 
+ATTACKER, OFFICE = "203.0.113.7", "198.51.100.20"
+
+
+def _hammer(username: str, *, address: str, times: int) -> list[int]:
+    attacker = Client(REMOTE_ADDR=address)
+    fields = {"username": username, "password": "x" * 12, "otp_token": "000000"}
+    return [attacker.post(LOGIN_URL, fields).status_code for _ in range(times)]
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_one_address_gets_five_tries_on_a_username_even_with_the_right_password_and_code():
+    """The brute-force limit from one source is what it was: five tries on one operator's username
+    every five minutes, the right password and code refused too once they are spent."""
+    user, device = make_operator()
+    assert _hammer(user.username, address=ATTACKER, times=6) == [200] * 5 + [429]
+    assert operator_login(Client(REMOTE_ADDR=ATTACKER), user, device).status_code == 429
+    assert Event.objects.filter(kind="throttled", data__action="staff_login", data__per="ip+key").count() == 1
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_a_stranger_hammering_an_operators_username_does_not_hold_back_the_operators_own_sign_in():
+    """OWASP: a lockout must not let whoever knows a username deny that account. The tight limit
+    counted the username from every address: five posts with it every five minutes, from anywhere,
+    kept the operator out (429 on the right password and code). Now it counts one address on one
+    username; the per-username backstop counts only the tries that passed it."""
+    user, device = make_operator()
+    assert _hammer(user.username, address=ATTACKER, times=20).count(429) == 15
+
+    response = operator_login(Client(REMOTE_ADDR=OFFICE), user, device)
+
+    assert response.status_code == 302 and response.url == "/operadores/"
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_many_addresses_on_one_username_meet_the_per_username_backstop():
+    """Six addresses together reach RATE_LIMIT_STAFF_LOGIN_USER (30 tries in five minutes): the
+    seventh address, and the operator, wait. Tries an address's own limit refused are not counted."""
+    user, device = make_operator()
+    for n in range(6):
+        assert _hammer(user.username, address=f"203.0.113.{10 + n}", times=8) == [200] * 5 + [429] * 3
+
+    assert _hammer(user.username, address="203.0.113.99", times=1) == [429]
+    assert operator_login(Client(REMOTE_ADDR=OFFICE), user, device).status_code == 429
+    assert (
+        Event.objects.filter(kind="throttled", data__action="staff_login_user", data__per="key").count() == 1
+    )
+
+
 @pytest.mark.usefixtures("frozen_window")
 def test_the_per_username_limit_counts_every_spelling_that_signs_in_as_that_operator(client):
     """Django's login form reads the username in NFKC (full-width letters, U+FF41 on, and

@@ -145,6 +145,24 @@ def test_each_unit_is_its_period_and_retry_after_is_what_is_left_of_the_window(s
     assert again.value.first is False and again.value.retry_after == 91
 
 
+@pytest.mark.usefixtures("frozen_window")
+def test_an_ip_and_key_rule_counts_one_address_on_one_key(redis_caches, settings):
+    """ "ip+key": an address over its limit on one key holds back neither that key from another address
+    nor another key from itself (the operators' login, docs/security.md §2.13)."""
+    settings.RATE_LIMITS = {"staff_login": "2/5m/ip+key"}
+    attacker = request_from("10.0.0.7")
+    for _ in range(2):
+        ratelimit_consume(attacker, action="staff_login", key="operadora")
+    with pytest.raises(Throttled) as refused:
+        ratelimit_consume(attacker, action="staff_login", key="operadora")
+    assert refused.value.per == "ip+key"
+    ratelimit_consume(request_from("10.0.0.8"), action="staff_login", key="operadora")
+    ratelimit_consume(attacker, action="staff_login", key="auditora")
+    ratelimit_consume(attacker, action="staff_login")  # no key: nothing to count
+    client = redis_caches._cache.get_client(write=True)
+    assert len(client.keys("test-rl:*rl:staff_login:ip+key:*")) == 3
+
+
 def test_the_cache_reuses_one_client_per_pool(redis_caches):
     import redis as redis_lib
 

@@ -44,7 +44,15 @@ def run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("name", ["RATE_LIMIT_PIN", "RATE_LIMIT_IDENTIFY", "RATE_LIMIT_STAFF_LOGIN"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "RATE_LIMIT_PIN",
+        "RATE_LIMIT_IDENTIFY",
+        "RATE_LIMIT_STAFF_LOGIN",
+        "RATE_LIMIT_STAFF_LOGIN_USER",
+    ],
+)
 def test_a_typo_in_a_rate_limit_stops_the_start_with_the_variable_name(name):
     started = run("import django; django.setup()", **{name: "20/m/ip,5/5min/key"})
 

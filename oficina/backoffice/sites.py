@@ -239,7 +239,11 @@ class OperatorAdminSite(OTPAdminSite):
             # full-width or mathematical letters sign in as the same operator, so they count as one.
             username = unicodedata.normalize("NFKC", request.POST.get("username", ""))
             key = username.strip().lower()[:150]
+            # One address on one username first, then the username from every address: a try refused by
+            # the first is not counted by the second, so that whoever knows an operator's username holds
+            # back their own tries, not the operator's from elsewhere (RATE_LIMITS, docs/security.md §2.13).
             ratelimit_consume(request, action="staff_login", key=key or None)
+            ratelimit_consume(request, action="staff_login_user", key=key or None)
         elif request.method == "HEAD" and self.has_permission(request):
             # As Django's AdminSite.login answers the GET of an operator already signed in (it tests
             # for GET only, and a HEAD got the login form, 200, where the GET is sent to the index).

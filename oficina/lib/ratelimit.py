@@ -1,8 +1,10 @@
 """Rate limits named per action, in django-allauth's notation: "20/m/ip,5/5m/key".
 
 Each rule is "<count>/<period>/<what>": period is s, m, h or d with an optional multiplier (5m),
-and what is "ip" (the client address, an IPv6 client by its /64: `client_network`) or "key" (the
-normalised cédula). Counters are fixed windows in the shared cache (Redis with REDIS_URL), so they
+and what is "ip" (the client address, an IPv6 client by its /64: `client_network`), "key" (what the
+caller counts: the normalised cédula, an operator's username or id) or "ip+key" (the pair: one client
+on one key, so that a client over its limit does not hold the key back for every other client).
+Counters are fixed windows in the shared cache (Redis with REDIS_URL), so they
 hold across every instance; INCR is atomic there. Values are keyed-hashed before they become cache
 keys, so no cédula or address is stored in Redis.
 
@@ -30,7 +32,7 @@ from oficina.lib.cache import write_refusal
 from oficina.lib.client import client_address
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_RULE = re.compile(r"^(\d+)/(\d*)([smhd])/(ip|key)$")
+_RULE = re.compile(r"^(\d+)/(\d*)([smhd])/(ip\+key|ip|key)$")
 
 
 @dataclass(frozen=True)
@@ -109,9 +111,9 @@ def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = No
     now = time.time()
     windows: list[tuple[Rule, str, int]] = []
     rules = parse_rules(spec)
-    network = client_network(request) if any(rule.what == "ip" for rule in rules) else None
+    network = client_network(request) if any(rule.what != "key" for rule in rules) else None
     for rule in rules:
-        value = network if rule.what == "ip" else key
+        value = _value(rule.what, network, key)
         if value:
             windows.append((rule, *_bucket(action, rule, value, now)))
     if not windows:
@@ -131,6 +133,15 @@ def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = No
         if hits > rule.limit:
             # The count is atomic (INCR): exactly one request of the window sees limit + 1.
             raise Throttled(action, retry_after, first=hits == rule.limit + 1, per=rule.what)
+
+
+def _value(what: str, network: str | None, key: str | None) -> str | None:
+    """What a rule counts for this request: the client's network, the key, or both (none without a key)."""
+    if what == "ip":
+        return network
+    if what == "key":
+        return key
+    return f"{network}\n{key}" if key else None
 
 
 def ratelimit_forget(*, action: str, key: str) -> None:
