@@ -260,6 +260,8 @@ RATE_LIMITS = {
     # 5 to it every five minutes, so six at once are needed to reach 30).
     "staff_login": envstr("RATE_LIMIT_STAFF_LOGIN", "10/m/ip,5/5m/ip+key"),
     "staff_login_user": envstr("RATE_LIMIT_STAFF_LOGIN_USER", "30/5m/key"),
+    # «Verificar la cadena» in the back office, key = the operator (backoffice/views.py).
+    "audit_verify": envstr("RATE_LIMIT_AUDIT_VERIFY", "3/h/key,10/d/key"),
     # Browsers' CSP violation reports (oficina/csp_report.py): a page sends a few, a flood is refused.
     "csp_report": envstr("RATE_LIMIT_CSP_REPORT", "30/m/ip,300/h/ip"),
 }

@@ -8,6 +8,7 @@ import json
 import re
 import zoneinfo
 from datetime import datetime
+from unittest import mock
 
 import pytest
 from django.db import connection
@@ -17,12 +18,15 @@ from django.utils import timezone
 
 from oficina.audit.models import Event
 from oficina.audit.services import audit_seal, event_record
+from oficina.backoffice.views import CHAIN_VERIFY_SLOT, CHAIN_VERIFY_SLOT_SECONDS
 from oficina.consent.models import Consent, PolicyVersion
 from oficina.consent.services import policy_current, text_sha256
+from oficina.lib.ratelimit import running_alone
 from oficina.notify.models import OutboxMessage
 from oficina.notify.outbox import message_queue, outbox_deliver
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import type_on_keypad
+from tests.test_backoffice import signed_in_operator
 from tests.test_outbox import deliver_until_final, outbox_clock, queued_code, use_gateway
 
 pytestmark = pytest.mark.django_db
@@ -342,6 +346,52 @@ def test_a_chain_too_long_to_walk_in_a_request_is_sent_to_the_server_command(cli
     assert not Event.objects.filter(kind="operator_chain_verify").exists()
     settings.AUDIT_VERIFY_WEB_MAX_EVENTS = Event.objects.count()
     assert "Cadena íntegra" in client.post(f"{EVENTS}verificar-cadena/").content.decode()
+
+
+def _verifications() -> int:
+    return Event.objects.filter(kind="operator_chain_verify").count()
+
+
+def test_one_chain_verification_runs_at_a_time_across_the_instances(client, operator):
+    """Each walk rehashes every sealed event (seconds of a web worker and of the database): a second
+    one asked while one runs, here or on another instance (the hold is in the shared cache), is refused
+    with a message and walks nothing. It ran as many at once as there were workers."""
+    event_record("signin_ok", member=make_member())
+    audit_seal()
+    with running_alone(CHAIN_VERIFY_SLOT, seconds=CHAIN_VERIFY_SLOT_SECONDS) as alone:
+        assert alone
+        with mock.patch("oficina.backoffice.views.chain_verify") as walk:
+            page = client.post(f"{EVENTS}verificar-cadena/", follow=True).content.decode()
+    walk.assert_not_called()
+    assert "Ya hay una verificación de la cadena en curso" in page and "Cadena íntegra" not in page
+    assert _verifications() == 0
+
+    assert "Cadena íntegra" in client.post(f"{EVENTS}verificar-cadena/").content.decode()  # once it ended
+    assert _verifications() == 1
+    assert "Cadena íntegra" in client.post(f"{EVENTS}verificar-cadena/").content.decode()  # freed again
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_an_operator_verifies_the_chain_at_most_three_times_an_hour(client, operator):
+    """RATE_LIMIT_AUDIT_VERIFY (3/h per operator): the fourth walk in the hour is refused with a Spanish
+    message naming the wait and the server command, audited once as `throttled`; another operator
+    still verifies."""
+    event_record("signin_ok", member=make_member())
+    audit_seal()
+    for _ in range(3):
+        assert "Cadena íntegra" in client.post(f"{EVENTS}verificar-cadena/").content.decode()
+
+    for _ in range(2):
+        page = client.post(f"{EVENTS}verificar-cadena/", follow=True).content.decode()
+        assert "Verificaste la cadena demasiadas veces en poco tiempo" in page
+        assert "manage.py audit_verify" in page and "Cadena íntegra" not in page
+    assert _verifications() == 3
+    throttled = Event.objects.filter(kind="throttled").get()
+    assert throttled.data == {"action": "audit_verify", "per": "key"}
+
+    other = Client()
+    signed_in_operator(other, "auditora")
+    assert "Cadena íntegra" in other.post(f"{EVENTS}verificar-cadena/").content.decode()
 
 
 def test_the_member_page_lists_each_consent_read_only(client, operator):

@@ -163,6 +163,20 @@ def test_an_ip_and_key_rule_counts_one_address_on_one_key(redis_caches, settings
     assert len(client.keys("test-rl:*rl:staff_login:ip+key:*")) == 3
 
 
+def test_running_alone_lets_one_run_at_a_time_and_frees_it_only_for_its_own_hold(redis_caches):
+    """SET NX in the shared cache: a second run, from any instance, is told no while the first runs;
+    the first's end frees it, and a run whose hold expired meanwhile does not end a newer one's."""
+    with ratelimit.running_alone("prueba", seconds=60) as first:
+        with ratelimit.running_alone("prueba", seconds=60) as second:
+            assert (first, second) == (True, False)
+        assert redis_caches.get("alone:prueba") is not None  # the refused one freed nothing
+        assert 0 < redis_caches._cache.get_client(write=True).ttl("test-rl:1:alone:prueba") <= 60
+    with ratelimit.running_alone("prueba", seconds=60) as again:
+        assert again
+        redis_caches.set("alone:prueba", "otra", 60)  # its hold expired and another run took it
+    assert redis_caches.get("alone:prueba") == "otra"
+
+
 def test_the_cache_reuses_one_client_per_pool(redis_caches):
     import redis as redis_lib
 

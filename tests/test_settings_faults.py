@@ -51,6 +51,7 @@ def run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
         "RATE_LIMIT_IDENTIFY",
         "RATE_LIMIT_STAFF_LOGIN",
         "RATE_LIMIT_STAFF_LOGIN_USER",
+        "RATE_LIMIT_AUDIT_VERIFY",
     ],
 )
 def test_a_typo_in_a_rate_limit_stops_the_start_with_the_variable_name(name):

@@ -22,7 +22,7 @@ from django.utils.formats import number_format  # es-co: 200.000
 from django.views.decorators.http import require_POST
 
 from oficina.audit.models import ChainHead, Event
-from oficina.audit.services import chain_counts, chain_verify, document_hmac
+from oficina.audit.services import chain_counts, chain_verify, document_hmac, event_record
 from oficina.backoffice import services
 from oficina.backoffice.csvexport import cell_exact, cell_json, cell_text, csv_response, utc_iso
 from oficina.backoffice.forms import MemberImportForm
@@ -31,10 +31,17 @@ from oficina.backoffice.models import MemberImport
 from oficina.backoffice.selectors import member_consents
 from oficina.consent.models import ConsentRevocation
 from oficina.consent.services import text_sha256
+from oficina.errors import wait_in_words
 from oficina.lib.national_id import InvalidDocument, normalise_document
+from oficina.lib.ratelimit import Throttled, ratelimit_consume, running_alone
 from oficina.members.models import Member
 
 CHANNEL_NAMES = {"sms": "SMS al celular", "email": "correo electrónico"}
+# «Verificar la cadena»: one walk at a time across every instance. The hold outlasts any web request
+# (gunicorn ends one at GUNICORN_TIMEOUT, 30 s, and the walk's end frees it); it only bounds how long a
+# worker killed outright mid-walk keeps the others out.
+CHAIN_VERIFY_SLOT = "audit_chain_verify"
+CHAIN_VERIFY_SLOT_SECONDS = 300
 IMPORT_REFRESH_SECONDS = 2
 
 EVENT_CSV_HEADER = [
@@ -382,8 +389,31 @@ def chain_verify_page(request: HttpRequest, *, model_admin: admin.ModelAdmin[Any
                 "(unos minutos por cada millón de eventos).",
             )
             return redirect("admin:audit_event_verify")
-        breaks = list(chain_verify())
-        sealed, pending = chain_counts()
+        # Each walk is seconds of a web worker and of the database (~57 µs of CPU an event, up to the
+        # cap above): one at a time across every instance, and a few per operator (RATE_LIMITS), so
+        # that an operator, or a stolen operator's session, cannot start them over and over.
+        with running_alone(CHAIN_VERIFY_SLOT, seconds=CHAIN_VERIFY_SLOT_SECONDS) as alone:
+            if not alone:
+                messages.error(
+                    request,
+                    "Ya hay una verificación de la cadena en curso, pedida por otro operador o por esta "
+                    "misma sesión: espera un minuto a que termine e intenta de nuevo.",
+                )
+                return redirect("admin:audit_event_verify")
+            try:
+                ratelimit_consume(request, action="audit_verify", key=str(request.user.pk))
+            except Throttled as exc:
+                if exc.first:  # one event per window, as for every other limit (oficina/errors.py)
+                    event_record("throttled", request=request, action=exc.action, per=exc.per)
+                messages.error(
+                    request,
+                    "Verificaste la cadena demasiadas veces en poco tiempo (cada verificación recorre "
+                    f"todos los eventos): espera {wait_in_words(exc.retry_after)} e intenta de nuevo, o "
+                    "verifícala en el servidor con «manage.py audit_verify».",
+                )
+                return redirect("admin:audit_event_verify")
+            breaks = list(chain_verify())
+            sealed, pending = chain_counts()
         services.operator_event(
             "operator_chain_verify",
             request=request,

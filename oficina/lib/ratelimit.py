@@ -19,6 +19,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
@@ -26,7 +28,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.http import HttpRequest
-from django.utils.crypto import salted_hmac
+from django.utils.crypto import get_random_string, salted_hmac
 
 from oficina.lib.cache import write_refusal
 from oficina.lib.client import client_address
@@ -185,3 +187,22 @@ def first_in_window(kind: str, request: HttpRequest, *, seconds: int = EVENT_WIN
         return bool(caches["default"].add(key, 1, timeout=seconds + 1))
     except Exception:  # the audit rather than nothing when Redis is down
         return True
+
+
+@contextmanager
+def running_alone(name: str, *, seconds: int) -> Iterator[bool]:
+    """Whether this is the only run of `name` in progress across every instance: a key added to the
+    shared cache (`SET … NX EX` in Redis), deleted when the run ends. `seconds` bounds how long a
+    process that dies without ending the run (SIGKILL, the host lost) keeps the others out; gunicorn's
+    timeout ends a request with an exception (SIGABRT), which deletes the key here. A run that
+    outlives `seconds` may meet a second one; the check before the delete keeps it from ending that
+    second one's hold."""
+    backend = caches["default"]
+    key = f"alone:{name}"
+    token = get_random_string(22)
+    held = bool(backend.add(key, token, timeout=seconds))
+    try:
+        yield held
+    finally:
+        if held and backend.get(key) == token:
+            backend.delete(key)
