@@ -394,6 +394,9 @@ AUDIT_VERIFY_WEB_MAX_EVENTS = envint("AUDIT_VERIFY_WEB_MAX_EVENTS", 200_000, min
 RETENTION_CODES_DAYS = envint("RETENTION_CODES_DAYS", 30, minimum=1)
 RETENTION_OUTBOX_DAYS = envint("RETENTION_OUTBOX_DAYS", 90, minimum=1)
 RETENTION_TASKS_DAYS = envint("RETENTION_TASKS_DAYS", 14, minimum=1)
+# A registry file uploaded in the back office that no worker imported (queued, or left «Importando» by
+# a process that died) within this many hours: purge_expired erases it and marks the import failed.
+RETENTION_IMPORT_FILE_HOURS = envint("RETENTION_IMPORT_FILE_HOURS", 24, minimum=1)
 
 # Branding: any cooperative can put its own name, contact and colour.
 COOPERATIVE_NAME = envstr("COOPERATIVE_NAME", "Cooperativa Progressa")

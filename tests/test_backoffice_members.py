@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib import admin
@@ -444,6 +446,100 @@ def test_an_upload_the_database_drops_midway_leaves_no_import_queued_for_ever(
     assert response.status_code == 503 and "no está disponible por un momento" in response.content.decode()
     assert not MemberImport.objects.exists()
     assert not Event.objects.filter(kind="operator_import_started").exists()
+
+
+def test_a_queued_import_no_worker_takes_loses_its_file_after_a_day_and_says_why(
+    client, operator, database_tasks
+):
+    """Ley 1581, data minimisation: an upload's file (cédulas, mobiles, e-mails) is erased when its import
+    ends, but one no worker ever took (the worker down, its task lost or failed before it read the
+    file) kept it in the database for ever. purge_expired now erases it past RETENTION_IMPORT_FILE_HOURS,
+    ends the import «Falló» with a reason the back office shows, and audits it; a newer one waits."""
+    from django.core.management import call_command
+
+    from oficina.backoffice.imports import member_import_run
+
+    client.post(f"{MEMBERS}importar/", {"archivo": csv_upload(GOOD_CSV)})
+    old = MemberImport.objects.get()
+    recent = MemberImport.objects.create(file_name="nuevo.csv", content=b"x", total_lines=1)
+    assert old.status == MemberImport.Status.QUEUED and bytes(old.content) == GOOD_CSV.encode()
+    MemberImport.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=25))
+
+    said = io.StringIO()
+    call_command("purge_expired", "--dry-run", stdout=said)
+    assert "1 archivos de importaciones vencidas sin importar" in said.getvalue()
+    assert MemberImport.objects.get(pk=old.pk).status == MemberImport.Status.QUEUED
+
+    said = io.StringIO()
+    call_command("purge_expired", stdout=said)
+
+    assert "Borrados:" in said.getvalue()
+    assert "1 archivos de importaciones vencidas sin importar" in said.getvalue()
+    old.refresh_from_db()
+    assert (old.status, bytes(old.content)) == (MemberImport.Status.FAILED, b"") and old.finished_at
+    assert "esperó en cola más de 24 horas" in old.reason and "Ley 1581" in old.reason
+    assert last_event("operator_import").data == {
+        "import_id": old.pk,
+        "failed": True,
+        "expired": True,
+        "was": "queued",
+    }
+    recent.refresh_from_db()
+    assert recent.status == MemberImport.Status.QUEUED and bytes(recent.content) == b"x"
+    page = client.get(f"{MEMBERS}importar/{old.pk}/").content.decode()
+    assert old.reason in page and 'http-equiv="refresh"' not in page
+    assert "error inesperado" not in page
+    assert old.reason in client.get(f"/operadores/backoffice/memberimport/{old.pk}/change/").content.decode()
+    # The task, if a worker ever takes it, finds nothing to import.
+    assert member_import_run(import_id=old.pk) == "skipped"
+    assert not Member.objects.exists()
+
+
+def test_an_import_left_running_past_the_age_by_a_dead_process_loses_its_file(settings):
+    """On SQLite nothing tells a dead importer from a live one but the age; on PostgreSQL its running
+    lock is free (nobody holds it): either way, past RETENTION_IMPORT_FILE_HOURS it is erased too."""
+    from oficina.backoffice.imports import member_imports_stale_expire
+
+    settings.RETENTION_IMPORT_FILE_HOURS = 2
+    started = timezone.now() - timedelta(hours=3)
+    job = MemberImport.objects.create(
+        file_name="a.csv", content=b"x", status=MemberImport.Status.RUNNING, started_at=started
+    )
+    MemberImport.objects.filter(pk=job.pk).update(created_at=started)
+    fresh = MemberImport.objects.create(
+        file_name="b.csv", content=b"y", status=MemberImport.Status.RUNNING, started_at=timezone.now()
+    )
+
+    assert member_imports_stale_expire() == 1
+
+    job.refresh_from_db()
+    assert job.status == MemberImport.Status.FAILED and bytes(job.content) == b""
+    assert "quedó «Importando» más de 2 horas" in job.reason
+    assert last_event("operator_import").data["was"] == "running"
+    assert MemberImport.objects.get(pk=fresh.pk).status == MemberImport.Status.RUNNING
+
+
+@pytest.mark.postgres
+def test_an_import_still_running_past_the_age_keeps_its_file_while_its_process_lives(settings):
+    """PostgreSQL: the importer holds its advisory lock for as long as it runs (imports.py); an import
+    slower than the age is left alone, not erased under it."""
+    import psycopg
+
+    from oficina.backoffice.imports import RUNNING_LOCK_SPACE, member_imports_stale_expire
+    from tests.multi.conftest import suite_database_url
+
+    job = MemberImport.objects.create(
+        file_name="a.csv",
+        content=b"x",
+        status=MemberImport.Status.RUNNING,
+        started_at=timezone.now() - timedelta(hours=settings.RETENTION_IMPORT_FILE_HOURS + 1),
+    )
+    with psycopg.connect(suite_database_url(settings), autocommit=True) as importer:
+        importer.execute("SELECT pg_advisory_lock(%s, %s)", [RUNNING_LOCK_SPACE, job.pk])
+        assert member_imports_stale_expire() == 0
+    job.refresh_from_db()
+    assert job.status == MemberImport.Status.RUNNING and bytes(job.content) == b"x"
+    assert member_imports_stale_expire() == 1  # its process ended without finishing it
 
 
 def test_a_queued_import_page_refreshes_itself_without_script(client, operator):

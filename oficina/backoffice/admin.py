@@ -86,6 +86,7 @@ IMPORT_FIELDS: tuple[str, ...] = (
     "file_name",
     "operator",
     "status",
+    "reason",
     "skip_invalid",
     "total_lines",
     "created_at",

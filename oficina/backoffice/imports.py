@@ -15,7 +15,9 @@ import io
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DatabaseError, connection, transaction
@@ -140,6 +142,75 @@ def member_imports_abandoned_close() -> int:
         finally:
             _advisory("pg_advisory_unlock", import_id)
     return closed
+
+
+STALE_REASONS: dict[str, str] = {
+    MemberImport.Status.QUEUED: "esperó en cola más de {hours} horas sin que el proceso de tareas la tomara",
+    MemberImport.Status.RUNNING: "quedó «Importando» más de {hours} horas: el proceso que la importaba se "
+    "detuvo",
+}
+STALE_REASON = (
+    "No se importó nada: la importación {why}, y su archivo se borró (Ley 1581: los datos personales "
+    "no se guardan más de lo necesario). Pide a quien administra el servidor que revise el proceso de "
+    "tareas y vuelve a cargar el archivo."
+)
+
+
+def member_imports_stale_expire(*, now: datetime | None = None) -> int:
+    """Imports whose file, the registry's cédulas, mobiles and e-mails, no worker imported within
+    RETENTION_IMPORT_FILE_HOURS: still "En cola" (the worker down, its task lost or failed before it
+    took the import) or left "Importando" by a process that died (SQLite, or PostgreSQL while no
+    worker runs member_imports_abandoned_close). A finished import erases its file; these kept it for
+    ever. Each is marked failed with a Spanish `reason` the back office shows, its file erased, and
+    audited (`operator_import` with `expired`); returns how many. `purge_expired` runs it daily.
+
+    A running import is left alone while its process lives (on PostgreSQL, its advisory lock);
+    a worker that takes a queued import meanwhile wins or loses the same conditional UPDATE."""
+    hours = settings.RETENTION_IMPORT_FILE_HOURS
+    cutoff = (now or timezone.now()) - timedelta(hours=hours)
+    queued = _ids(status=MemberImport.Status.QUEUED, created_at__lt=cutoff)
+    running = _ids(status=MemberImport.Status.RUNNING, started_at__lt=cutoff)
+    expired = 0
+    for status, ids in ((MemberImport.Status.QUEUED, queued), (MemberImport.Status.RUNNING, running)):
+        for import_id in ids:
+            with _not_running(import_id, status) as idle:
+                if idle:
+                    expired += _stale_expire(import_id, status, hours=hours)
+    return expired
+
+
+def _ids(**lookups: object) -> list[int]:
+    return list(MemberImport.objects.filter(**lookups).order_by("pk").values_list("pk", flat=True))
+
+
+@contextmanager
+def _not_running(import_id: int, status: str) -> Iterator[bool]:
+    """Whether no live process is importing it: a queued import, or (PostgreSQL) one whose running lock
+    nobody holds, held here while it is marked. SQLite cannot tell: past the age, it is not running."""
+    if status != MemberImport.Status.RUNNING or connection.vendor != "postgresql":
+        yield True
+        return
+    if not _advisory("pg_try_advisory_lock", import_id):
+        yield False  # its importer is alive
+        return
+    try:
+        yield True
+    finally:
+        _advisory("pg_advisory_unlock", import_id)
+
+
+def _stale_expire(import_id: int, status: str, *, hours: int) -> int:
+    reason = STALE_REASON.format(why=STALE_REASONS[status].format(hours=hours))
+    with transaction.atomic():
+        ended = MemberImport.objects.filter(pk=import_id, status=status).update(
+            status=MemberImport.Status.FAILED, content=b"", finished_at=timezone.now(), reason=reason
+        )
+        if ended:
+            event_record("operator_import", import_id=import_id, failed=True, expired=True, was=status)
+            logger.warning(
+                "import %s: its file waited more than %s hours (%s): erased", import_id, hours, status
+            )
+    return ended
 
 
 def member_import_run(*, import_id: int) -> str:

@@ -9,7 +9,9 @@ class MemberImport(models.Model):
 
     The file waits here until the background task imports it (the request does not: a big file would
     outlive the web worker's timeout); its content is erased as soon as the import ends, and only
-    the report (counts and per-line errors, which never echo a row) is kept."""
+    the report (counts and per-line errors, which never echo a row) is kept. A file no task imported
+    within RETENTION_IMPORT_FILE_HOURS is erased too, by `purge_expired` (Ley 1581: personal data
+    kept only as long as needed), and the import ends «Falló» with its `reason`."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "En cola"
@@ -38,6 +40,9 @@ class MemberImport(models.Model):
     error_count = models.PositiveIntegerField("con errores", default=0)
     errors = models.JSONField("errores", default=list, blank=True)
     aborted = models.BooleanField("archivo rechazado", default=False)
+    # Why an import ended without running, for the operator: its file waited past
+    # RETENTION_IMPORT_FILE_HOURS and was erased (imports.py::member_imports_stale_expire).
+    reason = models.CharField("motivo", max_length=400, blank=True, default="")
 
     class Meta:
         verbose_name = "importación de asociados"

@@ -3,7 +3,9 @@
 Kept: members, consents and the audit chain (evidence). Deleted after their retention period:
 temporary codes and contact-confirmation codes (with the contact they would have saved),
 delivered/failed/expired outbox rows (they hold phone numbers and e-mail addresses),
-finished background task results, expired sessions. Run daily (cron or a systemd timer).
+finished background task results, expired sessions, and the file of a registry import no worker
+imported within RETENTION_IMPORT_FILE_HOURS (the import ends «Falló», with its reason, audited).
+Run daily (cron or a systemd timer).
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.db.models import Q
 from django.utils import timezone
 
+from oficina.backoffice.imports import member_imports_stale_expire
+from oficina.backoffice.models import MemberImport
 from oficina.notify.models import OutboxMessage
 from oficina.office.models import ContactCode
 from oficina.signin.models import TemporaryCode, UnknownAttempt
@@ -43,11 +48,17 @@ class Command(BaseCommand):
         unknown = UnknownAttempt.objects.filter(
             updated_at__lt=now - timedelta(days=settings.RETENTION_CODES_DAYS)
         )
+        stale = now - timedelta(hours=settings.RETENTION_IMPORT_FILE_HOURS)
         counts = {
             "claves temporales": codes.count(),
             "códigos de confirmación de contacto": contact_codes.count(),
             "mensajes": messages.count(),
             "contadores de cédulas no habilitadas": unknown.count(),
+            # An estimate for --dry-run: a running import whose process still lives is left alone.
+            "archivos de importaciones vencidas sin importar": MemberImport.objects.filter(
+                Q(status=MemberImport.Status.QUEUED, created_at__lt=stale)
+                | Q(status=MemberImport.Status.RUNNING, started_at__lt=stale)
+            ).count(),
         }
         # What clearsessions and prune_db_task_results below delete, counted here too so that --dry-run
         # shows everything a run deletes (it named four kinds of six). Sessions in Redis expire there.
@@ -65,6 +76,7 @@ class Command(BaseCommand):
                 .count()
             )
         if not dry_run:
+            counts["archivos de importaciones vencidas sin importar"] = member_imports_stale_expire(now=now)
             codes.delete()
             contact_codes.delete()
             messages.delete()
