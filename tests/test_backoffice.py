@@ -287,6 +287,84 @@ def test_changes_to_who_may_operate_are_events_of_the_audit_chain(client):
     assert new_password not in str(events) and cajero.password not in str(events)
 
 
+def _user_form(user: AbstractUser, **changes: object) -> dict[str, object]:
+    """The user change form as the page posts it, with `changes` (groups, user_permissions, …)."""
+    return {
+        "username": user.get_username(),
+        "is_active": "on",
+        "is_staff": "on",
+        "groups": list(user.groups.values_list("pk", flat=True)),
+        "user_permissions": list(user.user_permissions.values_list("pk", flat=True)),
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "08:00:00",
+        **changes,
+    }
+
+
+def test_a_staff_change_names_the_groups_and_permissions_granted_and_taken_away(client):
+    """The event said only which fields changed («Groups»): an auditor could not tell that an
+    operator was moved to «Supervisores» or given a permission. It names them now, added and removed,
+    read around the admin's save of the many-to-many fields (after save_model); the event page shows
+    them and the CSV export still verifies offline."""
+    from django.contrib.auth.models import Group, Permission
+
+    from oficina.audit.models import Event
+    from oficina.audit.offline import csv_check
+    from oficina.backoffice.management.commands.staff_create import operators_group
+
+    signed_in_operator(client, "jefa")
+    cajero, _ = make_operator("cajero", superuser=False)
+    operadores = operators_group()
+    cajero.groups.add(operadores)
+    supervisores = Group.objects.create(name="Supervisores")
+    change_member = Permission.objects.get(content_type__app_label="members", codename="change_member")
+    view_event = Permission.objects.get(content_type__app_label="audit", codename="view_event")
+    supervisores.permissions.add(view_event)
+    url = f"/operadores/auth/user/{cajero.pk}/change/"
+
+    moved = client.post(
+        url, _user_form(cajero, groups=[supervisores.pk], user_permissions=[change_member.pk])
+    )
+    unchanged = client.post(url, _user_form(cajero))
+    regrouped = client.post(
+        f"/operadores/auth/group/{supervisores.pk}/change/",
+        {"name": "Supervisores", "permissions": [change_member.pk]},
+    )
+    created = client.post(
+        "/operadores/auth/group/add/", {"name": "Auditores", "permissions": [view_event.pk]}
+    )
+
+    assert [moved.status_code, unchanged.status_code, regrouped.status_code, created.status_code] == [302] * 4
+    assert list(cajero.groups.all()) == [supervisores]
+    events = list(Event.objects.filter(kind="operator_staff_changed").order_by("id"))
+    assert [(event.data["model"], event.data["action"]) for event in events] == [
+        ("auth.user", "changed"),
+        ("auth.user", "changed"),
+        ("auth.group", "changed"),
+        ("auth.group", "added"),
+    ]
+    first, second, third, fourth = (event.data for event in events)
+    assert {key: value for key, value in first.items() if key.endswith(("_added", "_removed"))} == {
+        "groups_added": ["Supervisores"],
+        "groups_removed": ["Operadores"],
+        "user_permissions_added": ["members.change_member"],
+    }
+    assert not any(key.endswith(("_added", "_removed")) for key in second)  # nothing granted, nothing named
+    assert third["permissions_added"] == ["members.change_member"]
+    assert third["permissions_removed"] == ["audit.view_event"]
+    assert (fourth["object"], fourth["permissions_added"]) == ("Auditores", ["audit.view_event"])
+
+    page = client.get(f"/operadores/audit/event/{events[0].pk}/change/").content.decode()
+    assert "&#x27;groups_added&#x27;: [&#x27;Supervisores&#x27;]" in page
+    assert "&#x27;groups_removed&#x27;: [&#x27;Operadores&#x27;]" in page
+
+    response = client.get("/operadores/audit/event/exportar.csv", {"kind": "operator_staff_changed"})
+    text = b"".join(response.streaming_content).decode("utf-8")
+    assert '""groups_added"":[""Supervisores""]' in text
+    result = csv_check(text.splitlines(keepends=True))
+    assert result.problems == [] and result.sound and result.complete
+
+
 def test_an_operator_created_by_staff_create_is_an_event_of_the_audit_chain(monkeypatch):
     from oficina.audit.models import Event
 

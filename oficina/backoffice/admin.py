@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.db import router, transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -25,16 +25,42 @@ class StaffChangesAudited(admin.ModelAdmin):
     set, a group's permissions, a TOTP device deleted. Each change is also an
     `operator_staff_changed` event of the audit chain (who, which model and object, added, changed
     or deleted, and the names of the fields changed; never a value: no password hash, no device
-    key). Django's own admin log is an ordinary table, and deleting a user deletes their entries."""
+    key), with the groups and permissions granted or taken away by name (`save_related`). Django's
+    own admin log is an ordinary table, and deleting a user deletes their entries."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """The groups and permissions this save grants and takes away, for its event (`_GRANTED`).
+
+        Django's admin saves the many-to-many fields here, after save_model and before log_change or
+        log_addition, so the rows read just before and just after are exactly this save's change. Its
+        change message names only the field («Groups»): an auditor could not tell that the operator
+        was added to «Supervisores». The object's row was updated by save_model in this transaction,
+        so a second superuser saving the same user or group waits for this one to commit and reads
+        its rows as they were left (PostgreSQL, READ COMMITTED): neither records the other's change."""
+        watched = _access_fields(form)
+        before = {field.name: _access_names(form.instance, field) for field in watched}
+        super().save_related(request, form, formsets, change)
+        granted: dict[str, list[str]] = {}
+        for field in watched:
+            after = _access_names(form.instance, field)
+            if added := sorted(after - before[field.name]):
+                granted[f"{field.name}_added"] = added
+            if removed := sorted(before[field.name] - after):
+                granted[f"{field.name}_removed"] = removed
+        setattr(form.instance, _GRANTED, granted)  # the object log_change / log_addition receive
 
     def log_addition(self, request: HttpRequest, obj: Model, message: Any) -> Any:
         entry = super().log_addition(request, obj, message)
-        staff_change_record(obj, action="added", fields=_changed_fields(message), request=request)
+        staff_change_record(
+            obj, action="added", fields=_changed_fields(message), request=request, granted=_granted(obj)
+        )
         return entry
 
     def log_change(self, request: HttpRequest, obj: Model, message: Any) -> Any:
         entry = super().log_change(request, obj, message)
-        staff_change_record(obj, action="changed", fields=_changed_fields(message), request=request)
+        staff_change_record(
+            obj, action="changed", fields=_changed_fields(message), request=request, granted=_granted(obj)
+        )
         return entry
 
     def log_deletions(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
@@ -47,6 +73,33 @@ class StaffChangesAudited(admin.ModelAdmin):
         transaction (its single-object delete view has one): here both are one."""
         with transaction.atomic(using=router.db_for_write(self.model)):
             return super().response_action(request, queryset)
+
+
+_GRANTED = "_oficina_staff_granted"
+
+
+def _access_fields(form: Any) -> list[Any]:
+    """The many-to-many fields of the form's object that grant access (groups, permissions) and that
+    this form edits."""
+    return [
+        field
+        for field in form.instance._meta.many_to_many
+        if field.name in form.fields and field.related_model in (Group, Permission)
+    ]
+
+
+def _access_names(obj: Model, field: Any) -> set[str]:
+    """What `obj` holds through `field` now, in the database: groups by name, permissions as
+    `app_label.codename` (what has_perm and staff_create name them by; the same in every language)."""
+    related = getattr(obj, field.name)
+    if field.related_model is Group:
+        return set(related.values_list("name", flat=True))
+    pairs = related.values_list("content_type__app_label", "codename")
+    return {f"{app_label}.{codename}" for app_label, codename in pairs}
+
+
+def _granted(obj: Model) -> dict[str, list[str]]:
+    return getattr(obj, _GRANTED, None) or {}
 
 
 def _changed_fields(message: Any) -> list[str]:

@@ -41,11 +41,20 @@ def operator_event(kind: str, *, request: HttpRequest, member: Member | None = N
 
 
 def staff_change_record(
-    obj: Any, *, action: str, fields: list[str], request: HttpRequest | None = None, operator: str = ""
+    obj: Any,
+    *,
+    action: str,
+    fields: list[str],
+    request: HttpRequest | None = None,
+    operator: str = "",
+    granted: dict[str, Any] | None = None,
 ) -> Event:
     """`operator_staff_changed`: who may operate changed (a user, a group, a TOTP device): the model,
-    the object, added, changed or deleted, and the labels of the fields changed, never a value. By the
-    operator of `request`, or by `operator` (a command)."""
+    the object, added, changed or deleted, and the labels of the fields changed, never a value (no
+    password hash, no device key). What was granted or taken away is named, though: `granted` holds the
+    groups (by name) and permissions (as `app.codename`) added and removed, e.g. ``{"groups_added":
+    ["Supervisores"]}`` (backoffice/admin.py::StaffChangesAudited.save_related). By the operator of
+    `request`, or by `operator` (a command)."""
     return event_record(
         "operator_staff_changed",
         request=request,
@@ -55,6 +64,7 @@ def staff_change_record(
         object=str(obj)[:150],
         action=action,
         fields=fields,
+        **(granted or {}),
     )
 
 
