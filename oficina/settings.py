@@ -62,9 +62,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_tasks",
-    "django_tasks_db",
+    "oficina.backoffice.apps.BackgroundTasksConfig",  # django_tasks_db, under a Spanish name
     "django_otp",
-    "django_otp.plugins.otp_totp",
+    "oficina.backoffice.apps.OperatorDevicesConfig",  # django_otp.plugins.otp_totp, likewise
     "oficina.members",
     "oficina.antiphishing",
     "oficina.consent",
@@ -295,6 +295,10 @@ except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         f"TIME_ZONE must be an IANA time zone such as America/Bogota, not {TIME_ZONE!r}"
     ) from None
 USE_I18N = True
+# Spanish for what the libraries mark for translation and their catalogues leave in English (the task
+# results of django-tasks-db, the user fields Django's admin history names): locale/es, its .mo
+# compiled and committed (no gettext needed to run or test; after editing the .po see its header).
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"

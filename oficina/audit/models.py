@@ -176,5 +176,9 @@ class ChainHead(models.Model):
     # the sealer gives the `seq`, after every one sealed before.
     signed_from_seq = models.BigIntegerField(default=1)
 
+    class Meta:
+        verbose_name = "cabeza de la cadena"  # named in the permissions a superuser gives («chain head»)
+        verbose_name_plural = "cabezas de la cadena"
+
     def __str__(self) -> str:
         return self.last_hash

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -15,7 +16,10 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_tasks_db.admin import DBTaskResultAdmin
+from django_tasks_db.models import DBTaskResult
 
+from oficina.backoffice.labels import filter_titled, permission_label, shown_as, yes_no_shown_as
 from oficina.backoffice.models import MemberImport
 from oficina.backoffice.services import staff_change_record
 
@@ -49,6 +53,12 @@ class StaffChangesAudited(admin.ModelAdmin):
                 granted[f"{field.name}_removed"] = removed
         setattr(form.instance, _GRANTED, granted)  # the object log_change / log_addition receive
 
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        """Permissions listed by their Spanish names (labels.permission_label), not Django's «Can add …»."""
+        if db_field.related_model is Permission:
+            kwargs.setdefault("form_class", SpanishPermissions)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
     def log_addition(self, request: HttpRequest, obj: Model, message: Any) -> Any:
         entry = super().log_addition(request, obj, message)
         staff_change_record(
@@ -73,6 +83,11 @@ class StaffChangesAudited(admin.ModelAdmin):
         transaction (its single-object delete view has one): here both are one."""
         with transaction.atomic(using=router.db_for_write(self.model)):
             return super().response_action(request, queryset)
+
+
+class SpanishPermissions(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return permission_label(obj)
 
 
 _GRANTED = "_oficina_staff_granted"
@@ -118,6 +133,10 @@ def _changed_fields(message: Any) -> list[str]:
 
 
 class AuditedUserAdmin(StaffChangesAudited, UserAdmin):
+    list_display = ("username", "email", "first_name", "last_name", "staff")
+
+    staff = yes_no_shown_as("is_staff", "es staff")  # Django's column said «True» to a screen reader
+
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
         """Django saves the password, then logs it, with no transaction around them: here they are one,
         so a refused event leaves the old password (never a reset the audit chain does not show)."""
@@ -192,25 +211,71 @@ if admin.site.is_registered(TOTPDevice):
     admin.site.unregister(TOTPDevice)
 
 
-DEVICE_FIELDS: tuple[str, ...] = (
-    "user",
-    "name",
-    "confirmed",
-    "created_at",
-    "last_used_at",
-    "throttling_failure_count",
-)
+# django-otp leaves its fields without a Spanish name («Created at», «Is this device ready for use?»).
+DEVICE_FIELDS: tuple[str, ...] = ("operator", "device_name", "ready", "created", "last_used", "failures")
 
 
 @admin.register(TOTPDevice)
 class TOTPDeviceAdmin(StaffChangesAudited):
-    list_display = ["user", "name", "confirmed", "created_at", "last_used_at"]
+    list_display = DEVICE_FIELDS[:-1]
     list_select_related = ["user"]
     fields = DEVICE_FIELDS
     readonly_fields = DEVICE_FIELDS
+
+    operator = shown_as("user", "operador")
+    device_name = shown_as("name", "nombre")
+    ready = yes_no_shown_as("confirmed", "confirmado")
+    created = shown_as("created_at", "creado")
+    last_used = shown_as("last_used_at", "último uso")
+    failures = shown_as("throttling_failure_count", "códigos errados seguidos")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: TOTPDevice | None = None) -> bool:
         return False
+
+
+# django-tasks-db's results (superusers only): its model and fields are named in Spanish by the
+# project's catalogue (locale/); these are the admin's own columns, which it names in English.
+if admin.site.is_registered(DBTaskResult):
+    admin.site.unregister(DBTaskResult)
+
+
+@admin.register(DBTaskResult)
+class TaskResultAdmin(DBTaskResultAdmin):
+    list_display = (
+        "task_id",
+        "task",
+        "status",
+        "enqueued_at",
+        "started_at",
+        "finished_at",
+        "priority",
+        "queue_name",
+    )
+    list_filter = (
+        "status",
+        ("priority", filter_titled("prioridad", admin.AllValuesFieldListFilter)),
+        ("queue_name", filter_titled("cola", admin.AllValuesFieldListFilter)),
+    )  # type: ignore[assignment]  # the library's is a tuple of names
+
+    task_id = shown_as("id", "ID")
+
+    @admin.display(description="tarea", ordering="task_path")
+    def task(self, result: DBTaskResult) -> str:
+        """The task's name from its path: django-tasks-db's task_name imports the task, and fails on a
+        backend that cannot run it later (the demo's immediate backend)."""
+        return result.task_path.rsplit(".", 1)[-1]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: DBTaskResult | None = None) -> list[str]:
+        fields = super().get_readonly_fields(request, obj)
+        return ["task_id" if name == "id" else name for name in fields]
+
+    @admin.display(description="traza del error")
+    def formatted_traceback(self, obj: DBTaskResult) -> str:
+        return super().formatted_traceback(obj)
+
+    @admin.display(description="no antes de")
+    def display_run_after(self, obj: DBTaskResult) -> Any:
+        return super().display_run_after(obj)

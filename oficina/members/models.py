@@ -81,6 +81,8 @@ class PinHistory(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        verbose_name = "clave anterior"  # named in the permissions a superuser gives («pin history»)
+        verbose_name_plural = "claves anteriores"
 
     def __str__(self) -> str:
         return f"Clave anterior de {self.member_id} ({self.created_at:%Y-%m-%d})"

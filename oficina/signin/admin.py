@@ -15,7 +15,10 @@ CODE_FIELDS = ("code_member", "code_channel", "created", "expires", "tries", "co
 @admin.register(TemporaryCode)
 class TemporaryCodeAdmin(admin.ModelAdmin):
     list_display = CODE_FIELDS
-    list_filter = ["channel", ("created_at", filter_titled("creada", admin.DateFieldListFilter))]
+    list_filter = [
+        ("channel", filter_titled("canal", admin.ChoicesFieldListFilter)),  # the field has no Spanish name
+        ("created_at", filter_titled("creada", admin.DateFieldListFilter)),
+    ]
     list_select_related = ["member"]
     search_fields = ["=member__document"]
     search_help_text = "Busca por cédula exacta."
