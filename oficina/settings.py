@@ -392,7 +392,7 @@ AUDIT_EXPORT_MAX_ROWS = envint("AUDIT_EXPORT_MAX_ROWS", 200_000, minimum=1)
 # Sealed events «Verificar la cadena» may walk in the back office: it hashes and checks the signature of
 # each one inside a web worker (~57 µs of CPU an event was measured: 3,000,000 took 171 s of CPU); a
 # longer chain is verified on the server (`manage.py audit_verify`), the page says so.
-AUDIT_VERIFY_WEB_MAX_EVENTS = envint("AUDIT_VERIFY_WEB_MAX_EVENTS", 200_000, minimum=1)
+AUDIT_VERIFY_WEB_MAX_EVENTS = envint("AUDIT_VERIFY_WEB_MAX_EVENTS", 100_000, minimum=1)
 
 # Retention (manage.py purge_expired, daily): days before deleting what is no longer needed.
 RETENTION_CODES_DAYS = envint("RETENTION_CODES_DAYS", 30, minimum=1)
