@@ -365,6 +365,41 @@ def test_a_staff_change_names_the_groups_and_permissions_granted_and_taken_away(
     assert result.problems == [] and result.sound and result.complete
 
 
+def test_deleting_a_user_or_a_group_names_the_access_it_takes_away(client):
+    """A deleted group's event named only the group: an auditor could not tell which operators lost
+    it, nor what it granted; a deleted user's, not what they held. Both are named now, read before the
+    deletion, whether from the delete page or the list's «Eliminar … seleccionados»."""
+    from django.contrib.auth.models import Group, Permission
+
+    from oficina.audit.models import Event
+
+    signed_in_operator(client, "jefa")
+    cajero, _ = make_operator("cajero", superuser=False)
+    cajera, _ = make_operator("cajera", superuser=False)
+    supervisores = Group.objects.create(name="Supervisores")
+    supervisores.permissions.add(Permission.objects.get(codename="view_event"))
+    for user in (cajero, cajera):
+        user.groups.add(supervisores)
+    cajera.user_permissions.add(Permission.objects.get(codename="change_member"))
+
+    group_gone = client.post(f"/operadores/auth/group/{supervisores.pk}/delete/", {"post": "yes"})
+    user_gone = client.post(
+        "/operadores/auth/user/",
+        {"action": "delete_selected", "_selected_action": [cajera.pk], "post": "yes"},
+    )
+
+    assert [group_gone.status_code, user_gone.status_code] == [302, 302]
+    assert not Group.objects.filter(name="Supervisores").exists()
+    events = [event.data for event in Event.objects.filter(kind="operator_staff_changed").order_by("id")]
+    group_event, user_event = (data for data in events if data["action"] == "deleted")
+    assert (group_event["model"], group_event["object"]) == ("auth.group", "Supervisores")
+    assert group_event["users_removed"] == ["cajera", "cajero"]
+    assert group_event["permissions_removed"] == ["audit.view_event"]
+    assert (user_event["model"], user_event["object"]) == ("auth.user", "cajera")
+    assert user_event["user_permissions_removed"] == ["members.change_member"]
+    assert "groups_removed" not in user_event  # the group went first
+
+
 def test_an_operator_created_by_staff_create_is_an_event_of_the_audit_chain(monkeypatch):
     from oficina.audit.models import Event
 

@@ -75,7 +75,7 @@ class StaffChangesAudited(admin.ModelAdmin):
 
     def log_deletions(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
         for obj in queryset:  # before the deletion (the delete view passes a list of one)
-            staff_change_record(obj, action="deleted", fields=[], request=request)
+            staff_change_record(obj, action="deleted", fields=[], request=request, granted=_held(obj))
         return super().log_deletions(request, queryset)
 
     def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
@@ -111,6 +111,20 @@ def _access_names(obj: Model, field: Any) -> set[str]:
         return set(related.values_list("name", flat=True))
     pairs = related.values_list("content_type__app_label", "codename")
     return {f"{app_label}.{codename}" for app_label, codename in pairs}
+
+
+def _held(obj: Model) -> dict[str, list[str]]:
+    """What deleting `obj` takes away, for its event, read before the deletion: a user's groups and
+    permissions, a group's permissions and the users who lose it (`users_removed`, by username). The
+    event named only the object: an auditor could not tell whose access a deleted group ended."""
+    held = {
+        f"{field.name}_removed": names
+        for field in obj._meta.many_to_many
+        if field.related_model in (Group, Permission) and (names := sorted(_access_names(obj, field)))
+    }
+    if isinstance(obj, Group) and (users := sorted(obj.user_set.values_list("username", flat=True))):
+        held["users_removed"] = users
+    return held
 
 
 def _granted(obj: Model) -> dict[str, list[str]]:
