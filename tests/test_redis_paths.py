@@ -146,6 +146,26 @@ def test_each_unit_is_its_period_and_retry_after_is_what_is_left_of_the_window(s
 
 
 @pytest.mark.usefixtures("frozen_window")
+def test_over_two_limits_the_wait_told_is_the_longer_one(settings):
+    """No Redis needed. Over an hourly and a daily limit at once («Verificar la cadena»: 3/h, 10/d),
+    the wait told is until the daily window ends (6,391 s at 1_700_000_010), not the hour's 2,791 s:
+    an operator or a member who waited what the page said was refused again, with a longer wait."""
+    settings.RATE_LIMITS = {"audit_verify": "1/h/key,1/d/key"}
+    request = request_from("10.0.0.6")
+    ratelimit_consume(request, action="audit_verify", key="7")
+
+    with pytest.raises(Throttled) as refused:
+        ratelimit_consume(request, action="audit_verify", key="7")
+
+    assert (refused.value.retry_after, refused.value.first, refused.value.per) == (6391, True, "key")
+    settings.RATE_LIMITS = {"pin": "1/m/ip,1/5m/key"}  # a member's PIN: the address's minute first
+    ratelimit_consume(request, action="pin", key="1020304050")
+    with pytest.raises(Throttled) as refused:
+        ratelimit_consume(request, action="pin", key="1020304050")
+    assert (refused.value.retry_after, refused.value.per) == (91, "key")
+
+
+@pytest.mark.usefixtures("frozen_window")
 def test_an_ip_and_key_rule_counts_one_address_on_one_key(redis_caches, settings):
     """ "ip+key": an address over its limit on one key holds back neither that key from another address
     nor another key from itself (the operators' login, docs/security.md §2.13)."""

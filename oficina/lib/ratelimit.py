@@ -45,9 +45,10 @@ class Rule:
 
 
 class Throttled(Exception):
-    """`first`: this is the window's first refusal for that rule and that client or cédula (its
-    count just passed the limit). The audit records only those: a script hammering a throttled
-    address got one audit row per request, refused or not."""
+    """`first`: this is the window's first refusal for a rule and that client or cédula (its count
+    just passed the limit). The audit records only those: a script hammering a throttled address got
+    one audit row per request, refused or not. Over several rules at once, `retry_after` and `per`
+    are those of the rule whose window ends last (the wait the client is told)."""
 
     def __init__(self, action: str, retry_after: int, *, first: bool = True, per: str = "") -> None:
         super().__init__(action)
@@ -131,10 +132,19 @@ def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = No
             raise NotCounted(action) from exc
     else:
         counts = _hits_cache(backend, windows)
-    for (rule, _bucket_key, retry_after), hits in zip(windows, counts, strict=True):
-        if hits > rule.limit:
-            # The count is atomic (INCR): exactly one request of the window sees limit + 1.
-            raise Throttled(action, retry_after, first=hits == rule.limit + 1, per=rule.what)
+    over = [
+        (rule, retry_after, hits)
+        for (rule, _bucket_key, retry_after), hits in zip(windows, counts, strict=True)
+        if hits > rule.limit
+    ]
+    if over:
+        # The wait told is the longest of the rules over their limit: the first one's (the address's
+        # minute before the cédula's five, the hour before the day) sent back, after the wait the page
+        # said, a client that was refused again with a longer one.
+        rule, retry_after, _hits = max(over, key=lambda refused: refused[1])
+        # The count is atomic (INCR): exactly one request of a rule's window sees limit + 1.
+        first = any(hits == refused.limit + 1 for refused, _retry, hits in over)
+        raise Throttled(action, retry_after, first=first, per=rule.what)
 
 
 def _value(what: str, network: str | None, key: str | None) -> str | None:
