@@ -519,6 +519,20 @@ def test_an_import_left_running_past_the_age_by_a_dead_process_loses_its_file(se
     assert MemberImport.objects.get(pk=fresh.pk).status == MemberImport.Status.RUNNING
 
 
+def test_an_expired_imports_reason_says_one_hour_in_the_singular(settings):
+    """RETENTION_IMPORT_FILE_HOURS may be 1: the reason said «más de 1 horas»."""
+    from oficina.backoffice.imports import member_imports_stale_expire
+
+    settings.RETENTION_IMPORT_FILE_HOURS = 1
+    job = MemberImport.objects.create(file_name="a.csv", content=b"x")
+    MemberImport.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(hours=2))
+
+    assert member_imports_stale_expire() == 1
+
+    job.refresh_from_db()
+    assert "esperó en cola más de 1 hora sin que" in job.reason and "1 horas" not in job.reason
+
+
 @pytest.mark.postgres
 def test_an_import_still_running_past_the_age_keeps_its_file_while_its_process_lives(settings):
     """PostgreSQL: the importer holds its advisory lock for as long as it runs (imports.py); an import

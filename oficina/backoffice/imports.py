@@ -145,9 +145,8 @@ def member_imports_abandoned_close() -> int:
 
 
 STALE_REASONS: dict[str, str] = {
-    MemberImport.Status.QUEUED: "esperó en cola más de {hours} horas sin que el proceso de tareas la tomara",
-    MemberImport.Status.RUNNING: "quedó «Importando» más de {hours} horas: el proceso que la importaba se "
-    "detuvo",
+    MemberImport.Status.QUEUED: "esperó en cola más de {hours} sin que el proceso de tareas la tomara",
+    MemberImport.Status.RUNNING: "quedó «Importando» más de {hours}: el proceso que la importaba se detuvo",
 }
 STALE_REASON = (
     "No se importó nada: la importación {why}, y su archivo se borró (Ley 1581: los datos personales "
@@ -200,7 +199,8 @@ def _not_running(import_id: int, status: str) -> Iterator[bool]:
 
 
 def _stale_expire(import_id: int, status: str, *, hours: int) -> int:
-    reason = STALE_REASON.format(why=STALE_REASONS[status].format(hours=hours))
+    in_words = "1 hora" if hours == 1 else f"{hours} horas"  # RETENTION_IMPORT_FILE_HOURS may be 1
+    reason = STALE_REASON.format(why=STALE_REASONS[status].format(hours=in_words))
     with transaction.atomic():
         ended = MemberImport.objects.filter(pk=import_id, status=status).update(
             status=MemberImport.Status.FAILED, content=b"", finished_at=timezone.now(), reason=reason
