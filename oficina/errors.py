@@ -252,8 +252,10 @@ def redis_refused_log(request: HttpRequest, exception: BaseException, consequenc
 
     ERROR, where Redis unreachable is a WARNING: it does not pass on its own, as a failover or a
     restart does. A full Redis stays full while members keep signing in (maxmemory is too small for
-    the sessions and counters, which expire on their own), a demoted primary keeps refusing while this
-    application's connections stay on it, and meanwhile no member can sign in: someone must act.
+    the sessions and counters, which expire on their own), a demoted primary keeps refusing unless
+    REDIS_URL's name was moved to the new one (each process then closes its connections at the first
+    READONLY and connects again: oficina/lib/cache.py::connection_retry), and meanwhile no member can
+    sign in: someone must act.
     No traceback: not a bug (docs/operations.md, «Redis reads but refuses writes»)."""
     code = write_refusal(exception) or "?"
     logger.error(

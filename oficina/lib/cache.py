@@ -5,16 +5,23 @@ Django 5.2's RedisCacheClient.get_client() builds a new `redis.Redis` for every 
 redis-py 8 builds its table of ~170 response callbacks in each constructor: about 0.3 ms of CPU per
 cache call, a dozen calls per member sign-in (sessions, rate limits). A redis-py client is safe to
 share between threads (each command takes a connection from the pool), so one per pool is enough.
+
+A connection that meets READONLY (a primary demoted by a failover) is closed, with every idle one of
+this process's pools: `connection_retry`.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import Any
 
 import redis
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient as DjangoRedisCacheClient
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 # Redis answering but refusing to write: reads (a session's load) still work, every write (a rate
 # limit's count, a session's save) is refused, and it does not pass on its own. By the code that
@@ -55,8 +62,49 @@ def write_refusal(exception: BaseException) -> str | None:
     return code if code in WRITE_REFUSALS else None
 
 
+# Every pool this process's cache clients opened: one per cache alias ("default", "sessions") and
+# thread, as Django keeps a cache object per thread.
+_pools: weakref.WeakSet[Any] = weakref.WeakSet()
+_pools_lock = threading.Lock()
+
+
+def _demoted_primary_left(error: Exception) -> bool:
+    """redis-py calls this (the Retry's checker, below) when a command or a pipeline fails with one of
+    the Retry's errors, just before it closes the connection that failed. On READONLY it also closes
+    every idle connection of this process's pools: they are on the same demoted primary (the two
+    aliases' pools, other threads'). The next command on each connects again, resolving REDIS_URL's
+    name again: behind a DNS name or a virtual IP moved to the new primary, writes work again without a
+    restart. A connection in use by another thread is left to its own command (it closes itself if
+    that meets READONLY too). Never retried: answers True, the Retry allows no retries."""
+    if isinstance(error, redis.exceptions.ReadOnlyError):
+        with _pools_lock:
+            pools = list(_pools)
+        for pool in pools:
+            pool.disconnect(inuse_connections=False)
+    return True
+
+
+def connection_retry() -> Retry:
+    """What every connection of the cache's pools does when a command fails: redis-py's own default for
+    a connection given no retry options (no retries; a ConnectionError or TimeoutError closes the
+    connection), plus ReadOnlyError. redis-py closes a connection on READONLY only in its Sentinel
+    connection class: with a plain REDIS_URL the pool kept its connections to a primary demoted by a
+    failover, each refusing every write, until the instances were restarted. Not OOM, MISCONF or
+    NOREPLICAS: the same server answers them, and connecting again would not cure them, only add a
+    connection per refused write. No cost on a command that succeeds: redis-py runs every command
+    inside its connection's Retry already, and the checker only on a failure."""
+    retry = Retry(NoBackoff(), 0)
+    retry.update_supported_errors([redis.exceptions.ReadOnlyError])
+    # The checker is recent in redis-py (8.2 is installed); with an older one, only the connection that
+    # met READONLY is closed, and each other connection closes itself at its own first READONLY.
+    if hasattr(Retry, "is_retryable"):
+        retry.is_retryable = _demoted_primary_left
+    return retry
+
+
 class RedisCacheClient(DjangoRedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("retry", connection_retry())  # the pools' connections (deep-copied by each)
         super().__init__(*args, **kwargs)
         self._clients: dict[int, Any] = {}  # id(pool) -> client; the pools live as long as this object
 
@@ -65,6 +113,8 @@ class RedisCacheClient(DjangoRedisCacheClient):
         client = self._clients.get(id(pool))
         if client is None:
             client = self._clients[id(pool)] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
+            with _pools_lock:
+                _pools.add(pool)
         return client
 
 
