@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 from datetime import timedelta
 
@@ -24,6 +25,7 @@ from oficina.signin.models import TemporaryCode
 from tests.factories import DEFAULT_PIN, make_member
 from tests.keypad import type_on_keypad
 from tests.test_backoffice import signed_in_operator
+from tests.test_redis_paths import redis_caches  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -630,6 +632,100 @@ def test_the_import_page_groups_thousands_in_its_progress(client, monkeypatch):
 
     assert "(1.000.000 líneas)" in page
     assert "Importando… 250.000 de 1.000.000 líneas leídas (25 %)." in page
+
+
+# A registry import's progress is only shown: the import runs in the worker, its work in the database.
+
+
+@pytest.mark.parametrize("fault", ["refuses_writes", "gone"])
+def test_a_registry_import_completes_when_redis_cannot_keep_its_progress(
+    fault,
+    redis_caches,  # noqa: F811
+    monkeypatch,
+    caplog,
+):
+    """The worker wrote the import's progress (lines read) to Redis every PROGRESS_EVERY lines and
+    deleted it at the end, and either write failing failed the import: «Falló», nothing imported, the
+    file gone, on a Redis at maxmemory or a replica after a failover (reads still work), or Redis
+    unreachable. The import now completes, with one WARNING for the import, not one per batch."""
+    from oficina.backoffice import imports
+    from tests.test_redis_paths import redis_down
+    from tests.test_service_faults import OOM, redis_refuses_writes
+
+    monkeypatch.setattr(imports, "PROGRESS_EVERY", 1)  # a write for every line: three, and the last
+    job = MemberImport.objects.create(file_name="asociados.csv", content=GOOD_CSV.encode(), total_lines=3)
+    caplog.clear()
+
+    with redis_refuses_writes(OOM) if fault == "refuses_writes" else redis_down():
+        assert imports.member_import_run(import_id=job.pk) == MemberImport.Status.DONE
+
+    job.refresh_from_db()
+    assert (job.status, job.created, job.error_count, bytes(job.content)) == ("done", 2, 0, b"")
+    assert set(Member.objects.values_list("document", flat=True)) == {"79876543", "52123456"}
+    assert last_event("operator_import").data["imported"] is True
+    [line] = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name != "django.server"]
+    assert (line.name, line.levelname) == ("oficina.backoffice.imports", "WARNING")
+    assert line.getMessage().startswith(f"import {job.pk}: its progress could not be written to the cache (")
+    assert imports.member_import_progress(job) is None  # nothing left behind once Redis answers
+
+
+def test_a_count_of_lines_read_that_stopped_is_not_left_on_the_import_page(
+    redis_caches,  # noqa: F811
+    monkeypatch,
+):
+    """Redis fills up (maxmemory) during the import: the count it kept («1 de 3 líneas leídas») would
+    stay on the page while the import went on, as if it hung. It is taken back at the first refusal
+    (a full Redis still deletes), and the page shows «Importando…» without a count until the end."""
+    from redis._parsers import BaseParser
+
+    from oficina.backoffice import imports
+    from oficina.lib.cache import RedisCache
+    from tests.test_service_faults import OOM
+
+    monkeypatch.setattr(imports, "PROGRESS_EVERY", 1)
+    job = MemberImport.objects.create(file_name="asociados.csv", content=GOOD_CSV.encode(), total_lines=3)
+    real_set, real_end = RedisCache.set, imports._Progress.end
+    shown_before_the_end: list[int | None] = []
+
+    def fills_up(cache, key, value, *args, **kwargs):
+        if value > 1:
+            raise BaseParser.parse_error(OOM)
+        return real_set(cache, key, value, *args, **kwargs)
+
+    def end(progress):
+        shown_before_the_end.append(imports.member_import_progress(job))
+        real_end(progress)
+
+    monkeypatch.setattr(RedisCache, "set", fills_up)
+    monkeypatch.setattr(imports._Progress, "end", end)
+    assert imports.member_import_run(import_id=job.pk) == MemberImport.Status.DONE
+
+    assert shown_before_the_end == [None]
+
+
+def test_the_import_page_shows_a_running_import_when_redis_cannot_say_how_far_it_got(
+    client,
+    redis_caches,  # noqa: F811
+    settings,
+):
+    """With the sessions in the database (SESSION_STORE=db) and Redis unreachable, the page of a
+    running import was the 503 of a service fault: its status is in the database, only the count of
+    lines read was in Redis. It now shows «Importando…» without the count, and keeps refreshing."""
+    from tests.test_redis_paths import redis_down
+
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    signed_in_operator(client)
+    job = MemberImport.objects.create(
+        file_name="asociados.csv", total_lines=1000, status=MemberImport.Status.RUNNING, error_count=0
+    )
+
+    with redis_down():
+        response = client.get(f"{MEMBERS}importar/{job.pk}/")
+
+    page = " ".join(response.content.decode().split())
+    assert response.status_code == 200, page[:300]
+    assert "<p>Importando…</p>" in page and "líneas leídas" not in page
+    assert 'http-equiv="refresh"' in page
 
 
 def test_the_member_page_shows_its_times_in_colombia_as_the_list_does_and_nothing_as_a_dash(client):

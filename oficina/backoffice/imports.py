@@ -6,7 +6,9 @@ report. With the database task backend the import runs in `manage.py outbox_work
 its own thread, so deliveries go on meanwhile), and a big file does not outlive the web worker's
 timeout; with the immediate backend (demo, tests) it runs inline.
 Progress is the number of lines read so far, kept in the cache (shared through Redis in production):
-the importer writes every batch as it reads, so lines read is how far the import has got.
+the importer writes every batch as it reads, so lines read is how far the import has got. It is only
+shown: a cache that fails (Redis refusing writes, or gone) costs the page its count, never the import,
+whose work is in the database.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -27,6 +29,7 @@ from django.utils import timezone
 from oficina.audit.services import event_record
 from oficina.backoffice.models import MemberImport
 from oficina.backoffice.services import operator_event
+from oficina.lib.bare import escaped_for_log
 from oficina.members.importer import members_import
 
 logger = logging.getLogger(__name__)
@@ -72,20 +75,65 @@ def member_import_start(*, request: HttpRequest, upload: UploadedFile, skip_inva
 
 
 def member_import_progress(job: MemberImport) -> int | None:
-    """Lines read so far by a running import, when the cache can tell."""
-    value = cache.get(_progress_key(job.pk))
+    """Lines read so far by a running import, when the cache can tell: None before its first batch, when
+    its progress could not be written, or when the cache cannot be read (the page then shows the
+    import's status without the count, rather than a 503)."""
+    try:
+        value = cache.get(_progress_key(job.pk))
+    except Exception:  # Redis unreachable: the status is in the database, the count was only a hint
+        return None
     return int(value) if value is not None else None
 
 
-def _counted(lines: Iterable[str], import_id: int) -> Iterator[str]:
-    key = _progress_key(import_id)
+class _Progress:
+    """An import's progress in the cache, best-effort: a cache that refuses writes (Redis at maxmemory,
+    a replica after a failover) or is gone failed the registry import, in the worker, at its first
+    batch of PROGRESS_EVERY lines, though its work is in the database. The first failure is logged (one
+    WARNING an import, not one a batch), the count already written is taken back (a count that stops
+    would look like an import that hung), and no more is written for this import: with Redis gone,
+    every try could wait for a connection."""
+
+    def __init__(self, import_id: int) -> None:
+        self.import_id = import_id
+        self.key = _progress_key(import_id)
+        self.failed = False
+
+    def report(self, lines: int) -> None:
+        if self.failed:
+            return
+        try:
+            cache.set(self.key, lines, PROGRESS_SECONDS)
+        except Exception as exc:
+            self._failed(exc)
+            with suppress(Exception):
+                cache.delete(self.key)
+
+    def end(self) -> None:
+        try:
+            cache.delete(self.key)
+        except Exception as exc:  # it expires by itself (PROGRESS_SECONDS); a finished import shows none
+            if not self.failed:
+                self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        self.failed = True
+        logger.warning(
+            "import %s: its progress could not be written to the cache (%s: %s); the import goes on, "
+            "its page shows no count of lines read",
+            self.import_id,
+            type(exc).__name__,
+            escaped_for_log((str(exc).strip().splitlines() or [""])[0][:200]),
+        )
+
+
+def _counted(lines: Iterable[str], progress: _Progress) -> Iterator[str]:
     count = 0
     for line in lines:
         count += 1
         if count % PROGRESS_EVERY == 0:
-            cache.set(key, count, PROGRESS_SECONDS)
+            progress.report(count)
         yield line
-    cache.set(key, count, PROGRESS_SECONDS)
+    progress.report(count)
 
 
 # PostgreSQL advisory locks (this key space, the import's id): held by the connection running an import.
@@ -231,8 +279,10 @@ def _member_import_run(import_id: int) -> str:
     lines = io.TextIOWrapper(
         io.BytesIO(bytes(job.content)), encoding="utf-8-sig", errors="surrogateescape", newline=""
     )
+    progress = _Progress(job.pk)
+    counted = _counted(lines, progress)
     try:
-        report = members_import(lines=_counted(lines, job.pk), actor=operator, skip_invalid=job.skip_invalid)
+        report = members_import(lines=counted, actor=operator, skip_invalid=job.skip_invalid)
     except Exception:
         MemberImport.objects.filter(pk=job.pk).update(
             status=MemberImport.Status.FAILED, content=b"", finished_at=timezone.now()
@@ -240,7 +290,7 @@ def _member_import_run(import_id: int) -> str:
         event_record("operator_import", operator=operator, import_id=job.pk, failed=True)
         raise
     finally:
-        cache.delete(_progress_key(job.pk))
+        progress.end()
     imported = not report.aborted and (job.skip_invalid or not report.errors)
     MemberImport.objects.filter(pk=job.pk).update(
         status=MemberImport.Status.DONE,
