@@ -15,7 +15,7 @@ from django.shortcuts import render
 from psycopg.errors import LockNotAvailable
 
 from oficina.lib.bare import bare_page, escaped_for_log, logged_here, path_for_log
-from oficina.lib.cache import WRITE_REFUSALS, server_reply, write_refusal
+from oficina.lib.cache import WRITE_REFUSALS, server_reply, unreachable, write_refusal
 from oficina.lib.ratelimit import NotCounted, Throttled, first_in_window
 from oficina.signin.pin import HasherBusy
 
@@ -58,8 +58,8 @@ def is_service_fault(exception: BaseException) -> bool:
     rather than a bug that retrying never cures."""
     if not isinstance(exception, SERVICE_FAULTS):
         return False
-    if isinstance(exception, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError):
-        return False  # a wrong password or ACL is configuration, not a moment's outage
+    if not isinstance(exception, OperationalError | InterfaceError):
+        return unreachable(exception)  # Redis: not a wrong password or ACL, configuration
     if not isinstance(exception, OperationalError):
         return True
     cause = exception.__cause__
@@ -126,9 +126,11 @@ class FriendlyErrorsMiddleware:
             response = render(request, "errors/503.html", status=503)
             response["Retry-After"] = "2"
             return logged_here(response)
+        if isinstance(exception, NotCounted):
+            return not_counted(request, exception)
         if is_service_fault(exception):
             return service_unavailable(request, exception)
-        if isinstance(exception, NotCounted) or write_refusal(exception) is not None:
+        if write_refusal(exception) is not None:
             return redis_refused(request, exception)
         return None
 
@@ -190,17 +192,36 @@ def server_error(request: HttpRequest) -> HttpResponse:
     # process_exception answered): sys.exc_info() still holds it
     # (django/core/handlers/exception.py, response_for_exception -> handle_uncaught_exception).
     exception = sys.exc_info()[1]
+    if isinstance(exception, NotCounted):
+        return not_counted(request, exception)  # the CSP reports' count
     if exception is not None and is_service_fault(exception):
         return service_unavailable(request, exception)
-    if isinstance(exception, NotCounted) or (exception is not None and write_refusal(exception)):
-        return redis_refused(request, exception)  # the CSP reports' count; a middleware's session write
+    if exception is not None and write_refusal(exception):
+        return redis_refused(request, exception)  # a middleware's session write
     return bare_page(request, "errors/500.html", status=500)
 
 
-def service_unavailable(request: HttpRequest, exception: BaseException) -> HttpResponse:
+def not_counted(request: HttpRequest, exception: NotCounted) -> HttpResponse:
+    """A rate limit's count failed (oficina.lib.ratelimit.NotCounted). Every view counts before it
+    changes anything, so the page is the 503 that says «No se hizo ningún cambio», whether Redis refused
+    the write or could not be reached; the log line is each fault's own: the service faults' WARNING
+    for Redis unreachable (a moment's outage, `service_unavailable`), the refusal's ERROR otherwise
+    (`redis_refused`). Redis unreachable got the service faults' «puede que haya quedado guardado o
+    no», though nothing had changed."""
+    cause = exception.__cause__
+    if cause is not None and is_service_fault(cause):
+        return service_unavailable(request, cause, unchanged=True)
+    return redis_refused(request, exception)
+
+
+def service_unavailable(
+    request: HttpRequest, exception: BaseException, *, unchanged: bool = False
+) -> HttpResponse:
     """PostgreSQL or Redis failed under the request: «el servicio no está disponible por un momento»
     (503, Retry-After). A connection that drops may take a commit with it or not, so the page does not
-    say that nothing changed: it asks the member to check a change before repeating it.
+    say that nothing changed: it asks the member to check a change before repeating it. Unless the
+    caller knows that nothing changed (`unchanged`: Redis failed at a rate limit's count, `not_counted`),
+    where it says so («No se hizo ningún cambio», the page of a refused count).
 
     Rendered as the 500 page, without the request's context processors: neither the database nor the
     session is touched. One warning line per request names the fault for the operators (the exception,
@@ -217,9 +238,8 @@ def service_unavailable(request: HttpRequest, exception: BaseException) -> HttpR
         f" ({type(cause).__module__}.{type(cause).__name__})" if cause is not None else "",
         detail,
     )
-    response = bare_page(
-        request, "errors/503_unavailable.html", status=503, retry_after=SERVICE_FAULT_RETRY_AFTER
-    )
+    template = "errors/503_unchanged.html" if unchanged else "errors/503_unavailable.html"
+    response = bare_page(request, template, status=503, retry_after=SERVICE_FAULT_RETRY_AFTER)
     # Logged above: Django's request logger would add an ERROR line («Service Unavailable: /path»),
     # with the whole traceback when the fault came before the view.
     return logged_here(response)

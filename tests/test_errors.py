@@ -210,15 +210,37 @@ def test_a_bug_in_a_view_is_still_the_500_page():
 
 
 @pytest.mark.django_db
-def test_a_sign_in_while_redis_is_unreachable_answers_503(redis_caches, settings):  # noqa: F811
+@pytest.mark.parametrize(
+    "fault",
+    [redis.ConnectionError("Redis is down"), redis.TimeoutError("Timeout reading from socket")],
+    ids=["ConnectionError", "TimeoutError"],
+)
+def test_a_sign_in_while_redis_is_unreachable_answers_503(fault, redis_caches, settings, caplog):  # noqa: F811
     """The rate limits cannot be counted without Redis: the sign-in fails closed (the cédula is not
-    looked at), now with the 503 page instead of the 500 page."""
+    looked at), with the 503 page instead of the 500 page. Nothing changed, since the count comes
+    before anything else (tests/test_service_faults.py, for every step that counts), and the page says
+    so: «No se hizo ningún cambio», as for a count Redis refuses. This test asserted the service faults'
+    «puede que haya quedado guardado o no … revisa si ya aparece» until the count's fault was told
+    apart (NotCounted); its WARNING line and Retry-After are unchanged."""
     settings.SESSION_ENGINE = "oficina.lib.sessions"
     browser = Client(raise_request_exception=False)
-    with redis_down():
+    caplog.clear()
+    with mock.patch.object(AbstractConnection, "send_packed_command", side_effect=fault):
         response = identify(browser, "1020304050")
 
-    assert_service_unavailable(response)
+    page = response.content.decode()
+    assert response.status_code == 503, page[:500]
+    assert response["Retry-After"] == "30"
+    assert TITLE in page and "No se hizo ningún cambio." in page and TRY_AGAIN in page
+    assert CHECK_FIRST not in page and "puede que" not in page
+    assert not any(word in page for word in ("Traceback", "ConnectionError", "TimeoutError"))
+    assert "csrfmiddlewaretoken" not in page and "Cerrar sesión" not in page
+    assert_security_headers(response, "503 service unavailable")
+    [line] = fault_lines(caplog)
+    assert (line.name, line.levelname, line.exc_info) == ("oficina.errors", "WARNING", None)
+    assert line.getMessage() == (
+        f"a service failed under the request; answered 503 to POST /: {type(fault).__name__}: {fault}"
+    )
 
 
 @pytest.mark.django_db
@@ -304,6 +326,27 @@ def test_redis_refusing_a_write_before_the_view_is_the_503_not_the_500(
     assert (line.name, line.levelname, line.exc_info) == ("oficina.errors", "ERROR", None)
     assert line.getMessage().startswith("Redis refuses writes (READONLY: ")
     assert consequence in line.getMessage()
+
+
+@pytest.mark.django_db
+def test_a_csp_report_redis_cannot_count_says_nothing_changed(redis_caches, settings, caplog):  # noqa: F811
+    """The CSP reports' count, in a middleware (handler500), with Redis unreachable: the service faults'
+    «puede que haya quedado guardado o no» for a report nothing was done with. Now, as for a count Redis
+    refuses, «No se hizo ningún cambio»; the service faults' WARNING line, not the refusal's ERROR."""
+    browser, send, words, _consequence = _a_csp_report(settings)
+    caplog.clear()
+
+    with redis_down():
+        response = send(browser)
+
+    page = response.content.decode()
+    assert response.status_code == 503 and response["Retry-After"] == "30", page[:300]
+    assert TITLE in page and words in page and CHECK_FIRST not in page
+    [line] = fault_lines(caplog)
+    assert (line.name, line.levelname) == ("oficina.errors", "WARNING")
+    assert line.getMessage() == (
+        "a service failed under the request; answered 503 to POST /csp-report: ConnectionError: Redis is down"
+    )
 
 
 def test_the_refusal_line_has_redis_reply_not_the_session_id_a_pipeline_sent(caplog):

@@ -257,9 +257,67 @@ def _an_operator_sign_in(settings) -> tuple[Client, Callable[[Client], Any], str
     return browser, lambda b: operator_login(b, user, device), "staff_login"
 
 
+def _a_new_pin(settings) -> tuple[Client, Callable[[Client], Any], str]:
+    """The office's new PIN, its first entry (`new_pin`, before the rules on the member's own PINs)."""
+    browser, _member = redis_signed_in(settings)
+    assert browser.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
+    assert type_on_keypad(browser, "/oficina/confirmar-clave/", DEFAULT_PIN).url == "/oficina/cambiar-clave/"
+    page = browser.get("/oficina/cambiar-clave/").content.decode()
+    return browser, lambda b: b.post("/oficina/cambiar-clave/", keypad_body(page, "730519")), "new_pin"
+
+
+def _at_the_contact_page(settings) -> tuple[Client, Member]:
+    browser, member = redis_signed_in(settings)
+    assert browser.get("/oficina/datos-de-contacto/").url == "/oficina/confirmar-clave/"
+    confirmed = type_on_keypad(browser, "/oficina/confirmar-clave/", DEFAULT_PIN)
+    assert confirmed.url == "/oficina/datos-de-contacto/"
+    return browser, member
+
+
+def _a_contact_code(settings) -> tuple[Client, Callable[[Client], Any], str]:
+    """A code for a new mobile, in the office (`code_request`, before the code is drawn and queued)."""
+    browser, member = _at_the_contact_page(settings)
+    form = {"celular": "310 000 1122", "correo": member.email}
+    return browser, lambda b: b.post("/oficina/datos-de-contacto/", form), "code_request"
+
+
+def _the_contact_code_typed(settings) -> tuple[Client, Callable[[Client], Any], str]:
+    """The code for the new mobile typed on the keypad (`code_entry`, before it is checked)."""
+    browser, member = _at_the_contact_page(settings)
+    asked = browser.post("/oficina/datos-de-contacto/", {"celular": "310 000 1122", "correo": member.email})
+    assert asked.url == "/oficina/datos-de-contacto/confirmar/"
+    page = browser.get("/oficina/datos-de-contacto/confirmar/").content.decode()
+    return (
+        browser,
+        lambda b: b.post("/oficina/datos-de-contacto/confirmar/", keypad_body(page, "000000")),
+        "code_entry",
+    )
+
+
+def _a_chain_verify(settings) -> tuple[Client, Callable[[Client], Any], str]:
+    """The back office's «Verificar la cadena» (`audit_verify`, before the walk and its event). With
+    Redis refusing writes it stops earlier, at the hold that keeps walks one at a time: not here."""
+    from tests.test_backoffice import signed_in_operator
+
+    browser = Client(raise_request_exception=False)
+    signed_in_operator(browser)
+    return browser, lambda b: b.post("/operadores/audit/event/verificar-cadena/"), "audit_verify"
+
+
+COUNTING_STEPS = [
+    _the_pin,
+    _a_code_request,
+    _the_step_up,
+    _an_operator_sign_in,
+    _a_new_pin,
+    _a_contact_code,
+    _the_contact_code_typed,
+]
+
+
 def _what_could_change() -> tuple[Any, ...]:
     rows = Member.objects.order_by("pk").values_list(
-        "failed_pin_attempts", "locked_at", "last_login_at", "session_digest", "pin_hash"
+        "failed_pin_attempts", "locked_at", "last_login_at", "session_digest", "pin_hash", "mobile", "email"
     )
     return (
         list(rows),
@@ -270,7 +328,7 @@ def _what_could_change() -> tuple[Any, ...]:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("step", [_the_pin, _a_code_request, _the_step_up, _an_operator_sign_in])
+@pytest.mark.parametrize("step", COUNTING_STEPS)
 def test_each_step_that_counts_a_rate_limit_says_nothing_changed_when_redis_refuses_writes(
     step,
     redis_caches,  # noqa: F811
@@ -289,6 +347,40 @@ def test_each_step_that_counts_a_rate_limit_says_nothing_changed_when_redis_refu
         response = send(browser)
 
     assert_refused_and_unchanged(response, caplog, "READONLY", f": rate limit {action} not counted")
+    assert _what_could_change() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("step", [*COUNTING_STEPS, _a_chain_verify])
+def test_each_step_that_counts_a_rate_limit_says_nothing_changed_when_redis_is_lost_at_the_count(
+    step,
+    redis_caches,  # noqa: F811
+    settings,
+    caplog,
+):
+    """Redis unreachable at the count (gone since the session's load, or timing out) got the service
+    faults' «puede que haya quedado guardado o no», though nothing had changed: each step counts before
+    it changes anything, as above. Now the page of a refused count, «No se hizo ningún cambio», with
+    the service faults' own WARNING line (a moment's outage, not the refusal's ERROR) and Retry-After."""
+    from tests.test_errors import redis_drops
+
+    settings.SESSION_ENGINE = "oficina.lib.sessions"
+    browser, send, _action = step(settings)
+    before = _what_could_change()
+    caplog.clear()
+
+    with redis_drops(b"\r\nINCRBY\r\n"):  # the count's pipeline: SET NX, INCR (INCRBY, as redis-py sends it)
+        response = send(browser)
+
+    page = response.content.decode()
+    assert response.status_code == 503, page[:500]
+    assert response["Retry-After"] == "30" and "no-store" in response["Cache-Control"]
+    assert TITLE in page and MSG_UNCHANGED in page and "puede que" not in page
+    assert "csrfmiddlewaretoken" not in page and "Cerrar sesión" not in page
+    [line] = warnings_and_errors(caplog)
+    assert (line.name, line.levelname, line.exc_info) == ("oficina.errors", "WARNING", None)
+    assert line.getMessage().startswith("a service failed under the request; answered 503 to POST /")
+    assert line.getMessage().endswith(": ConnectionError: Connection closed by server.")
     assert _what_could_change() == before
 
 

@@ -47,6 +47,17 @@ def server_reply(exception: BaseException) -> str:
     return text.rpartition(" caused error: ")[2]
 
 
+def unreachable(exception: BaseException) -> bool:
+    """Whether `exception` is Redis unreachable, timing out or starting (LOADING): a moment's outage, as
+    a restart or a failover, not a wrong password or ACL (AuthenticationError, AuthorizationError: both
+    ConnectionErrors, but configuration, which waiting does not cure)."""
+    return isinstance(
+        exception, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError
+    ) and not isinstance(
+        exception, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError
+    )
+
+
 def write_refusal(exception: BaseException) -> str | None:
     """The code of Redis's reply (a key of WRITE_REFUSALS) when `exception` is Redis refusing a write,
     else None."""

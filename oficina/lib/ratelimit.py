@@ -30,7 +30,7 @@ from django.core.cache.backends.base import BaseCache
 from django.http import HttpRequest
 from django.utils.crypto import get_random_string, salted_hmac
 
-from oficina.lib.cache import write_refusal
+from oficina.lib.cache import unreachable, write_refusal
 from oficina.lib.client import client_address
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -59,10 +59,12 @@ class Throttled(Exception):
 
 
 class NotCounted(Exception):
-    """Redis refused to count a hit of `action`: it answers but refuses writes (full at maxmemory, a
-    replica after a failover: oficina.lib.cache.WRITE_REFUSALS), the refusal is the __cause__. Every
-    view counts its rate limit before it changes anything, so the request stops here with nothing
-    counted and nothing changed, and the member is told so (oficina/errors.py::redis_refused)."""
+    """A hit of `action` could not be counted, the Redis error is the __cause__: Redis answers but
+    refuses writes (full at maxmemory, a replica after a failover: oficina.lib.cache.WRITE_REFUSALS),
+    nothing counted; or it is unreachable or timing out (oficina.lib.cache.unreachable), the hit
+    counted or not. Every view counts its rate limit before it changes anything, so the request stops
+    here with nothing of the member's changed, and the member is told so (oficina/errors.py::
+    not_counted): «No se hizo ningún cambio»."""
 
     def __init__(self, action: str) -> None:
         super().__init__(action)
@@ -106,8 +108,8 @@ def client_network(request: HttpRequest) -> str:
 
 def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = None) -> None:
     """Counts one hit of `action`; raises Throttled when any of its rules is over its limit, and
-    NotCounted when Redis refuses to write. Called before the view changes anything: a refusal's page
-    says «No se hizo ningún cambio»."""
+    NotCounted when Redis refuses to write or cannot be reached. Called before the view changes
+    anything: that page says «No se hizo ningún cambio»."""
     spec = settings.RATE_LIMITS.get(action)
     if not spec:
         return
@@ -127,8 +129,8 @@ def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = No
         try:
             counts = count_hits([(bucket, rule.period + 1) for rule, bucket, _retry in windows])
         except Exception as exc:
-            if write_refusal(exc) is None:
-                raise  # Redis unreachable (a service fault) or a bug: as they are
+            if write_refusal(exc) is None and not unreachable(exc):
+                raise  # a bug, or a configuration (a wrong password, an ACL): as they are
             raise NotCounted(action) from exc
     else:
         counts = _hits_cache(backend, windows)
