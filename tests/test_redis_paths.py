@@ -197,6 +197,23 @@ def test_running_alone_lets_one_run_at_a_time_and_frees_it_only_for_its_own_hold
     assert redis_caches.get("alone:prueba") == "otra"
 
 
+def test_running_alone_ends_its_hold_in_one_step_not_a_read_then_a_delete(redis_caches):
+    """A run whose hold expired read its own token back, then another run took the key, then the first
+    deleted it: the second run's hold was gone and a third could start beside it. The delete is now
+    conditional inside Redis; here the read that would have seen the first run's token is forced to."""
+    with ratelimit.running_alone("prueba", seconds=60) as held:
+        assert held
+        token = redis_caches.get("alone:prueba")
+        redis_caches.set("alone:prueba", "otra", 60)  # expired, and another run took it
+        stale_read = mock.patch.object(redis_caches, "get", return_value=token)
+        stale_read.start()  # until the run has ended: what its read would have seen first
+    stale_read.stop()
+    assert redis_caches.get("alone:prueba") == "otra"
+    assert redis_caches.delete_if_holds("alone:prueba", "otra") is True
+    assert redis_caches.get("alone:prueba") is None
+    assert redis_caches.delete_if_holds("alone:prueba", "otra") is False
+
+
 def test_the_cache_reuses_one_client_per_pool(redis_caches):
     import redis as redis_lib
 

@@ -113,6 +113,12 @@ def connection_retry() -> Retry:
     return retry
 
 
+_DELETE_IF_HOLDS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class RedisCacheClient(DjangoRedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("retry", connection_retry())  # the pools' connections (deep-copied by each)
@@ -167,6 +173,13 @@ class RedisCache(DjangoRedisCache):
             pipe.delete(self.make_and_validate_key(replaced))
         answers = pipe.execute()
         return bool(answers[0]), replaced is not None and bool(answers[1])
+
+    def delete_if_holds(self, key: str, value: Any) -> bool:
+        """Deletes `key` only if it still holds `value` (as add() or set() stored it), in one atomic
+        step (a script: Redis runs it alone), where get() then delete() could delete what another
+        writer put there in between. True if it was deleted."""
+        redis_key = self.make_and_validate_key(key)
+        return bool(self._client().eval(_DELETE_IF_HOLDS, 1, redis_key, self.dumps(value)))
 
     def count_hits(self, buckets: list[tuple[str, int]]) -> list[int]:
         """One hit counted in each (key, seconds to live) bucket, all in one pipelined round trip:

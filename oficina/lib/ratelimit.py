@@ -207,8 +207,9 @@ def running_alone(name: str, *, seconds: int) -> Iterator[bool]:
     shared cache (`SET … NX EX` in Redis), deleted when the run ends. `seconds` bounds how long a
     process that dies without ending the run (SIGKILL, the host lost) keeps the others out; gunicorn's
     timeout ends a request with an exception (SIGABRT), which deletes the key here. A run that
-    outlives `seconds` may meet a second one; the check before the delete keeps it from ending that
-    second one's hold."""
+    outlives `seconds` may meet a second one; the key is deleted only while it holds this run's own
+    token, in one atomic step in Redis (a GET then a DEL could end a second run's hold taken between
+    them), so it cannot end that second one's hold."""
     backend = caches["default"]
     key = f"alone:{name}"
     token = get_random_string(22)
@@ -216,5 +217,9 @@ def running_alone(name: str, *, seconds: int) -> Iterator[bool]:
     try:
         yield held
     finally:
-        if held and backend.get(key) == token:
-            backend.delete(key)
+        if held:
+            delete_if_holds = getattr(backend, "delete_if_holds", None)  # oficina.lib.cache.RedisCache
+            if delete_if_holds is not None:
+                delete_if_holds(key, token)
+            elif backend.get(key) == token:  # another cache (tests, the demo): one process
+                backend.delete(key)
