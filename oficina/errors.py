@@ -255,7 +255,7 @@ def redis_refused(request: HttpRequest, exception: BaseException) -> HttpRespons
     page is the service faults' own, «puede que haya quedado guardado o no». After the view, a session
     that cannot be saved has its own pages (oficina/lib/sessions.py)."""
     if isinstance(exception, NotCounted):
-        template, consequence = "errors/503_unchanged.html", f"rate limit {exception.action} not counted"
+        template, consequence = "errors/503_unchanged.html", exception.consequence
         exception = exception.__cause__ or exception
     else:
         template, consequence = "errors/503_unavailable.html", "a change may or may not be saved"

@@ -295,13 +295,33 @@ def _the_contact_code_typed(settings) -> tuple[Client, Callable[[Client], Any], 
 
 
 def _a_chain_verify(settings) -> tuple[Client, Callable[[Client], Any], str]:
-    """The back office's «Verificar la cadena» (`audit_verify`, before the walk and its event). With
-    Redis refusing writes it stops earlier, at the hold that keeps walks one at a time: not here."""
+    """The back office's «Verificar la cadena» (`audit_verify`, before the walk and its event)."""
     from tests.test_backoffice import signed_in_operator
 
     browser = Client(raise_request_exception=False)
     signed_in_operator(browser)
     return browser, lambda b: b.post("/operadores/audit/event/verificar-cadena/"), "audit_verify"
+
+
+@pytest.mark.django_db
+def test_verifying_the_chain_says_nothing_changed_when_redis_refuses_its_hold(
+    redis_caches,  # noqa: F811
+    settings,
+    caplog,
+):
+    """«Verificar la cadena» takes its hold (one walk at a time) before its count and its walk: Redis
+    refusing the hold got the service faults' «puede que haya quedado guardado o no», though nothing
+    had happened yet. Now the page of a refused count, and a line that names the hold."""
+    settings.SESSION_ENGINE = "oficina.lib.sessions"
+    browser, send, _action = _a_chain_verify(settings)
+    before = _what_could_change()
+    caplog.clear()
+
+    with redis_refuses_writes(READONLY):
+        response = send(browser)
+
+    assert_refused_and_unchanged(response, caplog, "READONLY", ": hold audit_chain_verify not taken")
+    assert _what_could_change() == before
 
 
 COUNTING_STEPS = [

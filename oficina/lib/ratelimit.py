@@ -66,9 +66,11 @@ class NotCounted(Exception):
     here with nothing of the member's changed, and the member is told so (oficina/errors.py::
     not_counted): «No se hizo ningún cambio»."""
 
-    def __init__(self, action: str) -> None:
+    def __init__(self, action: str, *, consequence: str = "") -> None:
         super().__init__(action)
         self.action = action
+        # For the operators' log line: what did not happen («rate limit pin not counted»).
+        self.consequence = consequence or f"rate limit {action} not counted"
 
 
 @cache
@@ -209,11 +211,17 @@ def running_alone(name: str, *, seconds: int) -> Iterator[bool]:
     timeout ends a request with an exception (SIGABRT), which deletes the key here. A run that
     outlives `seconds` may meet a second one; the key is deleted only while it holds this run's own
     token, in one atomic step in Redis (a GET then a DEL could end a second run's hold taken between
-    them), so it cannot end that second one's hold."""
+    them), so it cannot end that second one's hold. Redis refusing the hold or out of reach raises
+    NotCounted, as a rate limit's count does: nothing has changed yet, and the page says so."""
     backend = caches["default"]
     key = f"alone:{name}"
     token = get_random_string(22)
-    held = bool(backend.add(key, token, timeout=seconds))
+    try:
+        held = bool(backend.add(key, token, timeout=seconds))
+    except Exception as exc:  # taken before the run changes anything, as a rate limit's count
+        if write_refusal(exc) is None and not unreachable(exc):
+            raise
+        raise NotCounted(name, consequence=f"hold {name} not taken") from exc
     try:
         yield held
     finally:
