@@ -207,6 +207,8 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Strict"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_AGE = envint("SESSION_ABSOLUTE_SECONDS", 60 * 60, minimum=60)
+# How long the device cookie an operator's browser gets at a sign-in lasts (backoffice/device_cookie.py).
+STAFF_DEVICE_COOKIE_DAYS = envint("STAFF_DEVICE_COOKIE_DAYS", 90, minimum=1)
 # An operator's session ends after this long without a request (oficina/backoffice/middleware.py).
 OPERATOR_IDLE_SECONDS = envint("OPERATOR_IDLE_SECONDS", 15 * 60, minimum=60)
 CSRF_COOKIE_HTTPONLY = True
@@ -260,6 +262,9 @@ RATE_LIMITS = {
     # 5 to it every five minutes, so six at once are needed to reach 30).
     "staff_login": envstr("RATE_LIMIT_STAFF_LOGIN", "10/m/ip,5/5m/ip+key"),
     "staff_login_user": envstr("RATE_LIMIT_STAFF_LOGIN_USER", "30/5m/key"),
+    # Instead of both, a try with a valid device cookie for the username typed, key = the cookie's nonce
+    # (backoffice/device_cookie.py); a cookie past it is ignored for its window (the two above apply).
+    "staff_login_device": envstr("RATE_LIMIT_STAFF_LOGIN_DEVICE", "5/5m/key"),
     # «Verificar la cadena» in the back office, key = the operator (backoffice/views.py).
     "audit_verify": envstr("RATE_LIMIT_AUDIT_VERIFY", "3/h/key,10/d/key"),
     # Browsers' CSP violation reports (oficina/csp_report.py): a page sends a few, a flood is refused.

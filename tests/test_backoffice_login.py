@@ -516,3 +516,205 @@ def test_a_code_refused_because_verification_is_suspended_is_recorded_as_such(cl
     assert GENERIC in response.content.decode()
     event = Event.objects.filter(kind="staff_login_failed").latest("id")
     assert event.data == {"operator": user.username, "stage": "totp", "error": "verification_not_allowed"}
+
+
+# Device cookies (OWASP, «Slow Down Online Guessing Attacks with Device Cookies»): device_cookie.py.
+
+WRONG_PASSWORD = {"password": "x" * 12, "otp_token": "000000"}
+
+
+def _device_cookie_name(user) -> str:
+    from oficina.backoffice import device_cookie
+
+    return device_cookie.cookie_name(user.get_username())
+
+
+def _next_code_step(device) -> None:
+    """django-otp takes each code once, and holds a device back for a while after a wrong one: a
+    second sign-in within the same 30 s step is let through as if it came at a later one."""
+    type(device).objects.filter(pk=device.pk).update(last_t=-1, throttling_failure_count=0)
+    device.refresh_from_db()
+
+
+def _spend_the_per_username_backstop(username: str) -> None:
+    for n in range(6):
+        _hammer(username, address=f"203.0.113.{10 + n}", times=8)
+    assert _hammer(username, address="203.0.113.99", times=1) == [429]
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_an_operator_with_a_device_cookie_signs_in_while_others_hold_the_username_back():
+    """Six addresses spending the per-username backstop, and someone behind the office's own address
+    (its NAT) spending that address's limits, held the operator back (429 on the right password and
+    code). The browser where the operator signed in before is counted on its own."""
+    user, device = make_operator()
+    operator = Client(REMOTE_ADDR=OFFICE)
+    assert operator_login(operator, user, device).status_code == 302
+    cookie = operator.cookies[_device_cookie_name(user)]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/"
+    assert cookie["max-age"] == 90 * 86400
+    operator.post("/operadores/logout/")
+
+    _spend_the_per_username_backstop(user.username)
+    assert _hammer(user.username, address=OFFICE, times=11)[-1] == 429  # the office's 10/m/ip and 5/5m/ip+key
+    _next_code_step(device)
+
+    response = operator_login(operator, user, device)
+
+    assert response.status_code == 302 and response.url == "/operadores/"
+    assert operator.get("/operadores/").status_code == 200
+    event = Event.objects.filter(kind="staff_login_ok").order_by("id").last()
+    assert event is not None and event.data == {"operator": user.username, "device_cookie": "valid"}
+    assert cookie.value not in str(list(Event.objects.values_list("data", flat=True)))
+    # Without the cookie, today's limits exactly: from the office and from anywhere else.
+    _next_code_step(device)
+    assert operator_login(Client(REMOTE_ADDR=OFFICE), user, device).status_code == 429
+    assert operator_login(Client(REMOTE_ADDR="192.0.2.44"), user, device).status_code == 429
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_a_forged_another_operators_or_expired_device_cookie_counts_as_none():
+    import time
+    from unittest import mock
+
+    from django.core import signing
+
+    from oficina.backoffice import device_cookie
+
+    user, device = make_operator()
+    other, other_device = make_operator("cajero")
+    name = _device_cookie_name(user)
+    browser = Client(REMOTE_ADDR="192.0.2.50")
+    assert operator_login(browser, other, other_device).status_code == 302
+    others = browser.cookies[_device_cookie_name(other)].value
+    genuine = signing.dumps({"u": user.username, "n": "n" * 32}, salt=device_cookie.SALT)
+    with mock.patch("django.core.signing.time.time", return_value=time.time() - 91 * 86400):
+        expired = signing.dumps({"u": user.username, "n": "n" * 32}, salt=device_cookie.SALT)
+    forged = signing.dumps({"u": user.username, "n": "n" * 32}, salt="otra-cosa")
+    # The content changed (another nonce), the timestamp and signature kept.
+    tampered = signing.b64_encode(b'{"u":"operadora","n":"' + b"m" * 32 + b'"}').decode()
+    tampered += genuine[genuine.index(":") :]
+    unsigned = signing.b64_encode(b'{"u":"operadora","n":"nnnn"}').decode()
+    bad = {"another operator's": others, "expired": expired, "forged": forged, "tampered": tampered}
+    bad["unsigned"] = unsigned
+
+    # Audited as presented but not valid (never its value), on a try that is not throttled.
+    attacker = Client(REMOTE_ADDR=ATTACKER)
+    attacker.cookies[name] = forged
+    attacker.post(LOGIN_URL, {"username": user.username, **WRONG_PASSWORD})
+    failed = Event.objects.filter(kind="staff_login_failed").order_by("id").last()
+    assert failed is not None and failed.data == {"operator": user.username, "device_cookie": "invalid"}
+
+    _spend_the_per_username_backstop(user.username)
+    for what, value in bad.items():
+        holder = Client(REMOTE_ADDR=OFFICE)
+        holder.cookies[name] = value
+        assert operator_login(holder, user, device).status_code == 429, what
+    # An operator's cookie under its own name does not count for another username either.
+    assert operator_login(browser, user, device).status_code == 429
+    # The same cookie, valid, is let through: what refused the others was their being invalid.
+    holder = Client(REMOTE_ADDR=OFFICE)
+    holder.cookies[name] = genuine
+    assert operator_login(holder, user, device).status_code == 302
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_a_stolen_device_cookie_gives_five_tries_every_five_minutes_then_counts_as_none():
+    """RATE_LIMIT_STAFF_LOGIN_DEVICE (5/5m per cookie): a stolen cookie alone opens nothing, and it
+    spares a guesser the other limits for five tries only; then it is ignored for its window, the
+    right password and code too, the operator's own browser's with it (OWASP's lockout of a cookie)."""
+    user, device = make_operator()
+    operator = Client(REMOTE_ADDR=OFFICE)
+    assert operator_login(operator, user, device).status_code == 302
+    name = _device_cookie_name(user)
+    stolen = operator.cookies[name].value
+    _spend_the_per_username_backstop(user.username)
+
+    thief = Client(REMOTE_ADDR=ATTACKER)
+    thief.cookies[name] = stolen
+    assert thief.get("/operadores/").status_code == 302  # the cookie is no session
+    statuses = [
+        thief.post(LOGIN_URL, {"username": user.username, **WRONG_PASSWORD}).status_code for _ in range(6)
+    ]
+
+    assert statuses == [200] * 5 + [429]
+    _next_code_step(device)
+    assert operator_login(thief, user, device).status_code == 429
+    assert operator_login(operator, user, device).status_code == 429
+    throttled = Event.objects.filter(kind="throttled", data__action="staff_login_device")
+    assert list(throttled.values_list("data", flat=True)) == [{"action": "staff_login_device", "per": "key"}]
+    assert (
+        Event.objects.filter(
+            kind="staff_login_failed", data__operator=user.username, data__device_cookie="valid"
+        ).count()
+        == 5
+    )
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_a_device_cookie_changes_nothing_on_the_page_and_comes_only_after_password_and_code():
+    """No oracle: the page after a wrong password (or a wrong code) is the same with a valid cookie,
+    a forged one or none, and a refusal never sets, changes or deletes the cookie."""
+    user, device = make_operator()
+    name = _device_cookie_name(user)
+    wrong_code = f"{(int(current_code(device)) + 1) % 1_000_000:06d}"
+    operator = Client()
+    assert name not in operator_login(operator, user, device, code=wrong_code).cookies
+    assert name not in operator.cookies
+    _next_code_step(device)
+    assert name in operator_login(operator, user, device).cookies
+    valid = operator.cookies[name].value
+
+    def page(cookie: str | None, password: str, code: str, address: str):
+        browser = Client(REMOTE_ADDR=address)  # each its own address: none is near its limits
+        if cookie is not None:
+            browser.cookies[name] = cookie
+        fields = {"username": user.username, "password": password, "otp_token": code, "next": "/operadores/"}
+        response = browser.post(LOGIN_URL, fields)
+        assert response.status_code == 200 and name not in response.cookies
+        return _login_page(response)
+
+    _next_code_step(device)
+    cookies = (None, valid, valid[:-1] + ("A" if valid[-1] != "A" else "B"))
+    passwords = ("otra-cosa-larga-123", PASSWORD)
+    pages = {
+        (cookie, password): page(cookie, password, wrong_code, f"192.0.2.{10 * c + p}")
+        for c, cookie in enumerate(cookies)
+        for p, password in enumerate(passwords)
+    }
+    assert len(set(pages.values())) == 1 and GENERIC in next(iter(pages.values()))
+    refused_at_the_code = Event.objects.filter(kind="staff_login_failed", data__stage="totp")
+    assert {data.get("device_cookie") for data in refused_at_the_code.values_list("data", flat=True)} == {
+        None,
+        "valid",
+        "invalid",
+    }
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_the_device_cookie_is_a_host_cookie_when_cookies_are_secure(settings):
+    settings.SECURE_COOKIES = True
+    user, device = make_operator()
+    response = operator_login(Client(), user, device)
+    assert response.status_code == 302
+    cookie = response.cookies[_device_cookie_name(user)]
+    assert cookie.key.startswith("__Host-") and cookie["secure"] and cookie["path"] == "/"
+    assert not cookie["domain"]
+
+
+def test_a_device_cookie_is_read_after_a_secret_key_rotation_while_the_old_key_is_a_fallback(settings, rf):
+    from django.http import HttpResponse
+
+    from oficina.backoffice import device_cookie
+
+    response = HttpResponse()
+    device_cookie.issue(response, "operadora")
+    request = rf.post(LOGIN_URL, {"username": "operadora"})
+    request.COOKIES = {name: morsel.value for name, morsel in response.cookies.items()}
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "otra-clave-secreta-larga-" * 3
+
+    found = device_cookie.presented(request, device_cookie.typed_username(request))
+    assert found is not None and found[0] == "valid"
+    settings.SECRET_KEY_FALLBACKS = []
+    assert device_cookie.presented(request, "operadora") == ("invalid", "")

@@ -10,6 +10,7 @@ from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm
 
 from oficina.audit.services import event_record
+from oficina.backoffice.signals import device_seen
 from oficina.consent.models import PolicyVersion
 from oficina.consent.services import policy_current, text_sha256
 from oficina.lib.email import InvalidEmail, normalise_email
@@ -93,6 +94,7 @@ class OperatorAuthenticationForm(OTPAdminAuthenticationForm):
             # django-otp raises its refusals of a suspended verification (too many wrong codes, a
             # device's own reason) without a code: named here, not left empty.
             error=str(getattr(exc, "code", "") or "verification_not_allowed"),
+            **device_seen(self.request),
         )
 
 

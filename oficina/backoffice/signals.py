@@ -16,11 +16,21 @@ from oficina.audit.services import event_record
 from oficina.backoffice.middleware import operator_session_started
 
 
+def device_seen(request: HttpRequest | None) -> dict[str, Any]:
+    """`device_cookie` for a login event when the browser presented one for the username typed:
+    "valid", "invalid" or "exhausted" (backoffice/device_cookie.py; set by sites.py's login). Never
+    the cookie's value or nonce. Nothing when none was presented, as before device cookies."""
+    state = getattr(request, "staff_device_cookie", None)
+    return {"device_cookie": state} if state else {}
+
+
 @receiver(user_logged_in)
 def _staff_logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     if request is not None and hasattr(request, "session"):
         operator_session_started(request)
-    event_record("staff_login_ok", request=request, operator=getattr(user, "username", ""))
+    event_record(
+        "staff_login_ok", request=request, operator=getattr(user, "username", ""), **device_seen(request)
+    )
 
 
 @receiver(user_login_failed)
@@ -32,10 +42,12 @@ def _staff_login_failed(
     enough to see the same unknown name tried again."""
     username = str(credentials.get("username", ""))[:150]
     if get_user_model()._default_manager.filter(username=username).exists():
-        event_record("staff_login_failed", request=request, operator=username)
+        event_record("staff_login_failed", request=request, operator=username, **device_seen(request))
         return
     digest = salted_hmac("oficina.staff_login_failed", username).hexdigest()[:16]
-    event_record("staff_login_failed", request=request, operator="", unknown_username=digest)
+    event_record(
+        "staff_login_failed", request=request, operator="", unknown_username=digest, **device_seen(request)
+    )
 
 
 @receiver(user_logged_out)

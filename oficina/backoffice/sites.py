@@ -21,10 +21,12 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.text import smart_split, unescape_string_literal
 from django_otp.admin import OTPAdminSite
 
+from oficina.audit.services import event_record
+from oficina.backoffice import device_cookie
 from oficina.backoffice.forms import OperatorAuthenticationForm
 from oficina.errors import bad_request
 from oficina.lib.national_id import InvalidDocument, normalise_document
-from oficina.lib.ratelimit import ratelimit_consume
+from oficina.lib.ratelimit import Throttled, ratelimit_consume
 
 INVALID_SELECTION = "La selección no es válida: vuelve a la lista y elige de nuevo."
 
@@ -239,15 +241,51 @@ class OperatorAdminSite(OTPAdminSite):
             # full-width or mathematical letters sign in as the same operator, so they count as one.
             username = unicodedata.normalize("NFKC", request.POST.get("username", ""))
             key = username.strip().lower()[:150]
-            # One address on one username first, then the username from every address: a try refused by
-            # the first is not counted by the second, so that whoever knows an operator's username holds
-            # back their own tries, not the operator's from elsewhere (RATE_LIMITS, docs/security.md §2.13).
-            ratelimit_consume(request, action="staff_login", key=key or None)
-            ratelimit_consume(request, action="staff_login_user", key=key or None)
+            if not self._counted_per_device(request):
+                # One address on one username first, then the username from every address: a try refused
+                # by the first is not counted by the second, so that whoever knows an operator's username
+                # holds back their own tries, not the operator's from elsewhere (RATE_LIMITS,
+                # docs/security.md §2.13).
+                ratelimit_consume(request, action="staff_login", key=key or None)
+                ratelimit_consume(request, action="staff_login_user", key=key or None)
         elif request.method == "HEAD" and self.has_permission(request):
             # As Django's AdminSite.login answers the GET of an operator already signed in (it tests
             # for GET only, and a HEAD got the login form, 200, where the GET is sent to the index).
             response = HttpResponseRedirect(reverse("admin:index", current_app=self.name))
             add_never_cache_headers(response)  # AdminSite.login is never_cache
             return response
-        return super().login(request, extra_context)
+        response = super().login(request, extra_context)
+        user = request.user
+        if (
+            request.method == "POST"
+            and response.status_code == 302
+            and user.is_authenticated
+            and user.is_active
+            and user.is_staff
+            # Set by django-otp on the user the form signed in once the code was accepted (the
+            # middleware's is_verified() is on the request's earlier, anonymous user).
+            and getattr(user, "otp_device", None) is not None
+        ):
+            device_cookie.issue(response, user.get_username())
+        return response
+
+    @staticmethod
+    def _counted_per_device(request: HttpRequest) -> bool:
+        """Whether this try presents a valid device cookie for the username typed and is counted in
+        that cookie's own bucket (RATE_LIMIT_STAFF_LOGIN_DEVICE) instead of the address's and the
+        username's limits (backoffice/device_cookie.py). A cookie whose bucket is spent is ignored for
+        its window (OWASP): the try is counted as one without a cookie. What was presented goes to the
+        login events (`device_cookie`, signals.py and forms.py), never the cookie itself."""
+        found = device_cookie.presented(request, device_cookie.typed_username(request))
+        if found is None:
+            return False
+        state, nonce = found
+        if state == "valid":
+            try:
+                ratelimit_consume(request, action="staff_login_device", key=nonce)
+            except Throttled as exc:
+                state = "exhausted"
+                if exc.first:  # once a window per cookie, as errors.py records a refusal
+                    event_record("throttled", request=request, action=exc.action, per=exc.per)
+        request.staff_device_cookie = state  # type: ignore[attr-defined]
+        return state == "valid"
