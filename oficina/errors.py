@@ -126,13 +126,7 @@ class FriendlyErrorsMiddleware:
             response = render(request, "errors/503.html", status=503)
             response["Retry-After"] = "2"
             return logged_here(response)
-        if isinstance(exception, NotCounted):
-            return not_counted(request, exception)
-        if is_service_fault(exception):
-            return service_unavailable(request, exception)
-        if write_refusal(exception) is not None:
-            return redis_refused(request, exception)
-        return None
+        return service_fault_page(request, exception)
 
 
 def method_not_allowed(request: HttpRequest, *, allow: str) -> HttpResponse:
@@ -192,13 +186,22 @@ def server_error(request: HttpRequest) -> HttpResponse:
     # process_exception answered): sys.exc_info() still holds it
     # (django/core/handlers/exception.py, response_for_exception -> handle_uncaught_exception).
     exception = sys.exc_info()[1]
+    # A fault met before a view: the CSP reports' count, the office's read of the member's row, a
+    # middleware's session write.
+    page = service_fault_page(request, exception) if exception is not None else None
+    return page or bare_page(request, "errors/500.html", status=500)
+
+
+def service_fault_page(request: HttpRequest, exception: BaseException) -> HttpResponse | None:
+    """The page of a database or Redis fault, whether a view met it (FriendlyErrorsMiddleware) or a
+    middleware before the view did (`server_error`); None for anything else (a bug: the 500 page)."""
     if isinstance(exception, NotCounted):
-        return not_counted(request, exception)  # the CSP reports' count
-    if exception is not None and is_service_fault(exception):
+        return not_counted(request, exception)
+    if is_service_fault(exception):
         return service_unavailable(request, exception)
-    if exception is not None and write_refusal(exception):
-        return redis_refused(request, exception)  # a middleware's session write
-    return bare_page(request, "errors/500.html", status=500)
+    if write_refusal(exception) is not None:
+        return redis_refused(request, exception, consequence="a change may or may not be saved")
+    return None
 
 
 def not_counted(request: HttpRequest, exception: NotCounted) -> HttpResponse:
@@ -211,7 +214,7 @@ def not_counted(request: HttpRequest, exception: NotCounted) -> HttpResponse:
     cause = exception.__cause__
     if cause is not None and is_service_fault(cause):
         return service_unavailable(request, cause, unchanged=True)
-    return redis_refused(request, exception)
+    return redis_refused(request, cause or exception, consequence=exception.consequence, unchanged=True)
 
 
 def service_unavailable(
@@ -245,21 +248,21 @@ def service_unavailable(
     return logged_here(response)
 
 
-def redis_refused(request: HttpRequest, exception: BaseException) -> HttpResponse:
+def redis_refused(
+    request: HttpRequest, exception: BaseException, *, consequence: str, unchanged: bool = False
+) -> HttpResponse:
     """Redis answers but refuses writes (oficina.lib.cache.WRITE_REFUSALS) under the request: 503,
     «El servicio no está disponible por un momento», rendered as the 500 page (the session is not
-    saved). When the refusal was a rate limit's count (NotCounted), which every view makes before it
-    changes anything, the page says «No se hizo ningún cambio». Met anywhere else (a session moved to
-    a new id after a temporary code was spent, an operator's unlock forgetting the PIN's counts after
-    it is saved, a session ended for idleness by the office's middleware) a change may stand, and the
-    page is the service faults' own, «puede que haya quedado guardado o no». After the view, a session
-    that cannot be saved has its own pages (oficina/lib/sessions.py)."""
-    if isinstance(exception, NotCounted):
-        template, consequence = "errors/503_unchanged.html", exception.consequence
-        exception = exception.__cause__ or exception
-    else:
-        template, consequence = "errors/503_unavailable.html", "a change may or may not be saved"
+    saved), and the operators' line (`redis_refused_log`, with `consequence`). When the caller knows
+    nothing changed (`unchanged`: a rate limit's count, which every view makes before it changes
+    anything, `not_counted`; a GET's session write, oficina/lib/sessions.py) the page says «No se hizo
+    ningún cambio». Met anywhere else (a session moved to a new id after a temporary code was spent, an
+    operator's unlock forgetting the PIN's counts after it is saved, a session ended for idleness by
+    the office's middleware) a change may stand, and the page is the service faults' own, «puede que
+    haya quedado guardado o no». After a POST's view, a session that cannot be saved has its own page
+    (oficina/lib/sessions.py)."""
     redis_refused_log(request, exception, consequence)
+    template = "errors/503_unchanged.html" if unchanged else "errors/503_unavailable.html"
     response = bare_page(request, template, status=503, retry_after=SERVICE_FAULT_RETRY_AFTER)
     return logged_here(response)  # logged: not Django's «Service Unavailable» line as well
 

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -213,21 +214,24 @@ def member_imports_stale_expire(*, now: datetime | None = None) -> int:
 
     A running import is left alone while its process lives (on PostgreSQL, its advisory lock);
     a worker that takes a queued import meanwhile wins or loses the same conditional UPDATE."""
-    hours = settings.RETENTION_IMPORT_FILE_HOURS
-    cutoff = (now or timezone.now()) - timedelta(hours=hours)
-    queued = _ids(status=MemberImport.Status.QUEUED, created_at__lt=cutoff)
-    running = _ids(status=MemberImport.Status.RUNNING, started_at__lt=cutoff)
+    stale = list(member_imports_stale(now=now).order_by("pk").values_list("pk", "status"))
     expired = 0
-    for status, ids in ((MemberImport.Status.QUEUED, queued), (MemberImport.Status.RUNNING, running)):
-        for import_id in ids:
-            with _not_running(import_id, status) as idle:
-                if idle:
-                    expired += _stale_expire(import_id, status, hours=hours)
+    for import_id, status in stale:
+        with _not_running(import_id, status) as idle:
+            if idle:
+                expired += _stale_expire(import_id, status, hours=settings.RETENTION_IMPORT_FILE_HOURS)
     return expired
 
 
-def _ids(**lookups: object) -> list[int]:
-    return list(MemberImport.objects.filter(**lookups).order_by("pk").values_list("pk", flat=True))
+def member_imports_stale(*, now: datetime | None = None) -> QuerySet[MemberImport]:
+    """The imports past RETENTION_IMPORT_FILE_HOURS still queued (since uploaded) or running (since
+    started): what `member_imports_stale_expire` looks at, and what `purge_expired --dry-run` counts
+    (a running one whose process still lives is left alone, so the count is at most what is expired)."""
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.RETENTION_IMPORT_FILE_HOURS)
+    return MemberImport.objects.filter(
+        Q(status=MemberImport.Status.QUEUED, created_at__lt=cutoff)
+        | Q(status=MemberImport.Status.RUNNING, started_at__lt=cutoff)
+    )
 
 
 @contextmanager

@@ -131,7 +131,7 @@ def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = No
         try:
             counts = count_hits([(bucket, rule.period + 1) for rule, bucket, _retry in windows])
         except Exception as exc:
-            if write_refusal(exc) is None and not unreachable(exc):
+            if not _not_written(exc):
                 raise  # a bug, or a configuration (a wrong password, an ACL): as they are
             raise NotCounted(action) from exc
     else:
@@ -149,6 +149,12 @@ def ratelimit_consume(request: HttpRequest, *, action: str, key: str | None = No
         # The count is atomic (INCR): exactly one request of a rule's window sees limit + 1.
         first = any(hits == refused.limit + 1 for refused, _retry, hits in over)
         raise Throttled(action, retry_after, first=first, per=rule.what)
+
+
+def _not_written(exception: BaseException) -> bool:
+    """Whether `exception` is Redis refusing the write or out of reach (NotCounted), rather than a bug or
+    a configuration (a wrong password, an ACL), which are raised as they are."""
+    return write_refusal(exception) is not None or unreachable(exception)
 
 
 def _value(what: str, network: str | None, key: str | None) -> str | None:
@@ -219,7 +225,7 @@ def running_alone(name: str, *, seconds: int) -> Iterator[bool]:
     try:
         held = bool(backend.add(key, token, timeout=seconds))
     except Exception as exc:  # taken before the run changes anything, as a rate limit's count
-        if write_refusal(exc) is None and not unreachable(exc):
+        if not _not_written(exc):
             raise
         raise NotCounted(name, consequence=f"hold {name} not taken") from exc
     try:

@@ -39,7 +39,7 @@ from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpRequest, HttpResponse
 
-from oficina.errors import SERVICE_FAULT_RETRY_AFTER, redis_refused_log
+from oficina.errors import redis_refused, redis_refused_log
 from oficina.lib.bare import bare_page, logged_here, path_for_log
 from oficina.lib.cache import write_refusal
 
@@ -149,11 +149,9 @@ class SessionMiddleware(DjangoSessionMiddleware):
                     raise  # the 500 page, or handler500's 503 when Redis is gone
                 # A GET changed nothing, and Redis still refuses writes: said so (Redis answering
                 # «OOM» or «READONLY» was the 500 page, and Django's ERROR with a traceback).
-                redis_refused_log(request, exc, "session not saved after a safe method, nothing changed")
-                page = bare_page(
-                    request, "errors/503_unchanged.html", status=503, retry_after=SERVICE_FAULT_RETRY_AFTER
-                )
-                return logged_here(page)  # without the view's cookies, as the 500 page
+                consequence = "session not saved after a safe method, nothing changed"
+                # Without the view's cookies, as the 500 page.
+                return redis_refused(request, exc, consequence=consequence, unchanged=True)
             if refused:  # not a moment's outage: ERROR, as every refusal (oficina/errors.py)
                 redis_refused_log(request, exc, "session not saved after the view, whose changes stand")
             else:

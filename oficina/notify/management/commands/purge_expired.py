@@ -17,11 +17,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
-from django.db.models import Q
 from django.utils import timezone
 
-from oficina.backoffice.imports import member_imports_stale_expire
-from oficina.backoffice.models import MemberImport
+from oficina.backoffice.imports import member_imports_stale, member_imports_stale_expire
 from oficina.notify.models import OutboxMessage
 from oficina.office.models import ContactCode
 from oficina.signin.models import TemporaryCode, UnknownAttempt
@@ -48,17 +46,13 @@ class Command(BaseCommand):
         unknown = UnknownAttempt.objects.filter(
             updated_at__lt=now - timedelta(days=settings.RETENTION_CODES_DAYS)
         )
-        stale = now - timedelta(hours=settings.RETENTION_IMPORT_FILE_HOURS)
         counts = {
             "claves temporales": codes.count(),
             "códigos de confirmación de contacto": contact_codes.count(),
             "mensajes": messages.count(),
             "contadores de cédulas no habilitadas": unknown.count(),
             # An estimate for --dry-run: a running import whose process still lives is left alone.
-            "archivos de importaciones vencidas sin importar": MemberImport.objects.filter(
-                Q(status=MemberImport.Status.QUEUED, created_at__lt=stale)
-                | Q(status=MemberImport.Status.RUNNING, started_at__lt=stale)
-            ).count(),
+            "archivos de importaciones vencidas sin importar": member_imports_stale(now=now).count(),
         }
         # What clearsessions and prune_db_task_results below delete, counted here too so that --dry-run
         # shows everything a run deletes (it named four kinds of six). Sessions in Redis expire there.
