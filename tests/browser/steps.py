@@ -16,11 +16,18 @@ def identify(page: Page, base_url: str, document: str) -> None:
         page.goto(base_url + "/")
     page.get_by_label("Ingresar tu usuario").fill(document)
     page.get_by_role("button", name="Continuar").click()
-    expect(page).to_have_url(base_url + "/clave/")
-    # The page's script (deferred) has run: its timers are set. A test that moves the page's clock
-    # right after could otherwise move it before they were, and wait for a warning that never came
-    # (CI, under load: test_after_the_last_extension_the_warning_says_no_more_time_can_be_given).
-    page.wait_for_load_state("domcontentloaded")
+    arrive(page, base_url + "/clave/")
+
+
+def arrive(page: Page, url: str) -> None:
+    """The page is at `url` and its script (deferred, armed at DOMContentLoaded) has run: its timers
+    are set. The address changes when the answer starts, before the script runs, and a test that moved
+    the page's clock right after could move it before the timers were set, then wait for a warning
+    that never came (CI, under load: test_after_the_last_extension_the_warning_says_no_more_time_can_be_given,
+    then test_seguir_conectado_after_the_session_ended_says_so). «load» comes after every
+    DOMContentLoaded listener has returned."""
+    expect(page).to_have_url(url)
+    page.wait_for_load_state("load")
 
 
 def press_digits(page: Page, digits: str) -> None:

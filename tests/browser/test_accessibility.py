@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.steps import (
     allow_policy,
+    arrive,
     choose_image_and_phrase,
     enter_on_keypad,
     identify,
@@ -559,7 +560,7 @@ def _signed_in_with_clock(new_context, base: str, document: str, pin: str) -> Pa
     page.clock.install()
     identify(page, base, document)
     enter_on_keypad(page, pin)
-    expect(page).to_have_url(base + "/oficina/")
+    arrive(page, base + "/oficina/")
     return page
 
 
@@ -728,7 +729,7 @@ def _on_the_contact_page(page: Page, base: str) -> None:
     page.get_by_role("link", name="Actualizar mis datos de contacto").click()
     expect(page).to_have_url(base + "/oficina/confirmar-clave/")
     enter_on_keypad(page, RETURNING[1])
-    expect(page).to_have_url(base + "/oficina/datos-de-contacto/")
+    arrive(page, base + "/oficina/datos-de-contacto/")
 
 
 def test_a_changes_page_warns_before_the_step_up_ends_and_gives_more_time(live_app, new_context):
