@@ -208,7 +208,10 @@ SESSION_COOKIE_SAMESITE = "Strict"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_AGE = envint("SESSION_ABSOLUTE_SECONDS", 60 * 60, minimum=60)
 # How long the device cookie an operator's browser gets at a sign-in lasts (backoffice/device_cookie.py).
-STAFF_DEVICE_COOKIE_DAYS = envint("STAFF_DEVICE_COOKIE_DAYS", 90, minimum=1)
+# At most 400 days, the longest browsers keep a cookie (RFC 6265bis caps Max-Age and Expires there): a
+# longer setting was a promise no browser keeps, and from about 2.9 million days on the cookie's Expires
+# fell past the year 9999, a 500 at every operator's sign-in (1e9 days: at every try with a cookie too).
+STAFF_DEVICE_COOKIE_DAYS = envint("STAFF_DEVICE_COOKIE_DAYS", 90, minimum=1, maximum=400)
 # An operator's session ends after this long without a request (oficina/backoffice/middleware.py).
 OPERATOR_IDLE_SECONDS = envint("OPERATOR_IDLE_SECONDS", 15 * 60, minimum=60)
 CSRF_COOKIE_HTTPONLY = True

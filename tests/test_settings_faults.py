@@ -200,3 +200,15 @@ def test_a_typo_in_the_log_level_or_the_time_zone_stops_the_start_with_the_varia
     assert started.returncode != 0
     assert f"ImproperlyConfigured: {message}" in started.stderr
     assert run("import django; django.setup()", LOG_LEVEL="warning", TIME_ZONE="UTC").returncode == 0
+
+
+def test_a_device_cookie_lifetime_past_what_browsers_keep_stops_the_start():
+    """STAFF_DEVICE_COOKIE_DAYS took any number from 1 on: from about 2.9 million days the cookie's
+    Expires is past the year 9999 and every operator's full sign-in was a 500 (Django's http_date), and
+    anything past 400 days is more than a browser keeps a cookie (RFC 6265bis). Review of the device
+    cookies, 2026-12-06."""
+    started = run("import django; django.setup()", STAFF_DEVICE_COOKIE_DAYS="3000000")
+
+    assert started.returncode != 0
+    assert "ImproperlyConfigured: STAFF_DEVICE_COOKIE_DAYS must be at most 400, not 3000000" in started.stderr
+    assert run("import django; django.setup()", STAFF_DEVICE_COOKIE_DAYS="400").returncode == 0
