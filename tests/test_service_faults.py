@@ -324,6 +324,58 @@ def test_verifying_the_chain_says_nothing_changed_when_redis_refuses_its_hold(
     assert _what_could_change() == before
 
 
+@contextmanager
+def redis_fails_at(fault: Callable[[], Exception], *commands: bytes) -> Iterator[None]:
+    """Redis answers `fault()` to any of `commands` (as packed: b"\\r\\nEVAL"), and the rest as usual."""
+    real = AbstractConnection.send_packed_command
+
+    def send(connection, command, *args, **kwargs):
+        chunks = [command] if isinstance(command, bytes | str) else command
+        packed = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
+        if any(failing in packed for failing in commands):
+            raise fault()
+        return real(connection, command, *args, **kwargs)
+
+    with mock.patch.object(AbstractConnection, "send_packed_command", autospec=True, side_effect=send):
+        yield
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "fault",
+    [lambda: redis.ConnectionError("Connection closed by server."), lambda: BaseParser.parse_error(READONLY)],
+    ids=["lost", "READONLY"],
+)
+def test_verifying_the_chain_says_nothing_changed_when_redis_also_fails_to_end_the_hold(
+    fault,
+    redis_caches,  # noqa: F811
+    settings,
+    caplog,
+):
+    """The hold taken, Redis fails at the count (nothing walked or recorded) and again at the hold's
+    deletion, as a Redis lost or demoted does to every command after it. The deletion's error took the
+    count's place: the page said «puede que haya quedado guardado o no» and the line named no count.
+    Now the count's page and line; the hold ends by itself (CHAIN_VERIFY_SLOT_SECONDS)."""
+    settings.SESSION_ENGINE = "oficina.lib.sessions"
+    browser, send, _action = _a_chain_verify(settings)
+    before = _what_could_change()
+    caplog.clear()
+
+    with redis_fails_at(fault, b"\r\nINCRBY\r\n", b"\r\nEVAL"):  # the count's pipeline, the hold's end
+        response = send(browser)
+
+    page = response.content.decode()
+    assert response.status_code == 503, page[:500]
+    assert TITLE in page and MSG_UNCHANGED in page and "puede que" not in page
+    [line] = warnings_and_errors(caplog)
+    assert line.name == "oficina.errors" and line.exc_info is None
+    if isinstance(fault(), redis.ConnectionError):
+        assert line.getMessage().endswith(": ConnectionError: Connection closed by server.")
+    else:
+        assert ": rate limit audit_verify not counted; Redis says: " in line.getMessage()
+    assert _what_could_change() == before
+
+
 COUNTING_STEPS = [
     _the_pin,
     _a_code_request,

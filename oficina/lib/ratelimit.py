@@ -218,7 +218,12 @@ def running_alone(name: str, *, seconds: int) -> Iterator[bool]:
     outlives `seconds` may meet a second one; the key is deleted only while it holds this run's own
     token, in one atomic step in Redis (a GET then a DEL could end a second run's hold taken between
     them), so it cannot end that second one's hold. Redis refusing the hold or out of reach raises
-    NotCounted, as a rate limit's count does: nothing has changed yet, and the page says so."""
+    NotCounted, as a rate limit's count does: nothing has changed yet, and the page says so. When the
+    run itself stops on an exception (its own count's NotCounted, above all) and Redis refuses the
+    hold's deletion too, or is out of reach by then, the run's exception is what the request answers
+    and its line names; the hold ends by itself within `seconds`. The deletion's ConnectionError took
+    its place: Redis lost between the hold and the count got «puede que haya quedado guardado o no»,
+    though nothing had changed."""
     backend = caches["default"]
     key = f"alone:{name}"
     token = get_random_string(22)
@@ -230,10 +235,22 @@ def running_alone(name: str, *, seconds: int) -> Iterator[bool]:
         raise NotCounted(name, consequence=f"hold {name} not taken") from exc
     try:
         yield held
-    finally:
+    except BaseException:
         if held:
-            delete_if_holds = getattr(backend, "delete_if_holds", None)  # oficina.lib.cache.RedisCache
-            if delete_if_holds is not None:
-                delete_if_holds(key, token)
-            elif backend.get(key) == token:  # another cache (tests, the demo): one process
-                backend.delete(key)
+            try:
+                _hold_end(backend, key, token)
+            except Exception as exc:
+                if not _not_written(exc):
+                    raise
+        raise
+    if held:
+        _hold_end(backend, key, token)
+
+
+def _hold_end(backend: BaseCache, key: str, token: str) -> None:
+    """Deletes running_alone's hold `key` while it still holds `token`."""
+    delete_if_holds = getattr(backend, "delete_if_holds", None)  # oficina.lib.cache.RedisCache
+    if delete_if_holds is not None:
+        delete_if_holds(key, token)
+    elif backend.get(key) == token:  # another cache (tests, the demo): one process
+        backend.delete(key)
