@@ -93,12 +93,14 @@ class LiveApp:
     log: Path
     process: subprocess.Popen | None = field(default=None, repr=False)
 
-    def manage(self, *args: str) -> str:
-        """Runs `manage.py <args>` against this server's database (same environment)."""
+    def manage(self, *args: str, stdin: str | None = None) -> str:
+        """Runs `manage.py <args>` against this server's database (same environment); `stdin` is what
+        the command reads (staff_create --password-stdin: a password never in the command line)."""
         done = subprocess.run(
             [str(VENV_BIN / "python"), "manage.py", *args],
             cwd=ROOT,
             env=self.env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=120,

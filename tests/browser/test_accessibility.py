@@ -33,15 +33,16 @@ RETURNING = ("1020304050", "480263")
 class Audit:
     """Runs axe on each state and keeps every report, so one run shows all the violations at once."""
 
-    def __init__(self, page: Page) -> None:
+    def __init__(self, page: Page, *, lang: str = "es-CO") -> None:
         self.page = page
+        self.lang = lang
         self.axe = Axe()
         self.states: list[str] = []
         self.reports: dict[str, str] = {}
 
     def check(self, state: str) -> None:
         self.states.append(state)
-        assert self.page.locator("html").get_attribute("lang") == "es-CO", state
+        assert self.page.locator("html").get_attribute("lang") == self.lang, state
         results = self.axe.run(self.page, options=AXE_OPTIONS)
         if results.violations_count:
             self.reports[state] = f"{self.page.url}\n{results.generate_report()}"
