@@ -57,6 +57,18 @@ def test_the_login_page_asks_for_the_authenticator_code(client):
     assert "Código de autenticación" in page
 
 
+def test_the_back_offices_pages_load_the_script_that_sends_its_forms_once(client):
+    """A double click on «Verificar cadena» sent the walk twice and showed the twin's «Ya hay una
+    verificación de la cadena en curso», never the result; on «Ingresar», the twin brought a code
+    already spent. static/js/backoffice.js sends a data-once form once (tests/browser/test_backoffice.py
+    clicks twice in Chromium); every page of the site loads it, the login's too."""
+    signed_in_operator(client)
+    for url in (LOGIN_URL, "/operadores/", "/operadores/audit/event/verificar-cadena/"):
+        page = (client if url != LOGIN_URL else Client()).get(url).content.decode()
+        assert '<script src="/static/js/backoffice.js" defer></script>' in page, url
+        assert url == "/operadores/" or "data-once>" in page, url
+
+
 def test_the_right_password_without_a_code_does_not_open_the_site(client):
     user, _device = make_operator()
     response = client.post(

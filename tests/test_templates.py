@@ -55,6 +55,22 @@ def test_what_identifies_a_control_and_the_focus_ring_stand_out_from_the_page():
         assert "solid var(--control)" in rule, selector
 
 
+def test_the_back_offices_own_forms_that_post_send_once():
+    """A twin of an operator's POST did the work twice (two SMS with the instructions, two imports) or
+    hid the first one's answer (the chain's walk: «Ya hay una verificación de la cadena en curso»).
+    static/js/backoffice.js sends a data-once form once; Django's own forms are left as they are (an
+    action's answer may be a download, after which the form must still send)."""
+    posting = [
+        (path.relative_to(ROOT).as_posix(), tag)
+        for path in TEMPLATES
+        if "admin" in path.parts
+        for tag in re.findall(r"<form\b[^>]*>", path.read_text(encoding="utf-8"))
+        if 'method="post"' in tag
+    ]
+    assert len(posting) >= 5
+    assert [(path, tag) for path, tag in posting if " data-once" not in tag] == []
+
+
 def test_every_page_url_a_template_links_to_exists():
     """The sign-in's pages link through page_urls (oficina/context_processors.py), not {% url %}: a
     name missing there renders as an empty link where {% url %} would have failed loudly."""

@@ -8,12 +8,14 @@ from __future__ import annotations
 import base64
 import os
 import re
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from django_otp.oath import totp
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, Route, expect
 
 from tests.browser.test_accessibility import Audit
 
@@ -64,6 +66,15 @@ def model_link(page: Page, name: str):
     return page.get_by_role("rowheader", name=name, exact=True).get_by_role("link", name=name, exact=True)
 
 
+def open_chain_verification(page: Page, base: str) -> None:
+    """From anywhere in the back office: «Eventos de seguridad», then its «Verificar cadena» link."""
+    page.goto(base + "/operadores/")
+    model_link(page, "Eventos de seguridad").click()
+    expect(page).to_have_url(base + "/operadores/audit/event/")
+    page.get_by_role("link", name="Verificar cadena").click()
+    expect(page).to_have_url(base + VERIFY_PATH)
+
+
 @pytest.mark.parametrize("viewport", ["desktop", "mobile"])
 def test_an_operator_signs_in_finds_a_member_and_verifies_the_chain_and_every_page_passes_axe(
     viewport, live_app, new_context, operator
@@ -110,3 +121,55 @@ def test_an_operator_signs_in_finds_a_member_and_verifies_the_chain_and_every_pa
     expect(page.locator("#resultado")).to_contain_text("Cadena íntegra")
     audit.check("Verificar la cadena, con el resultado")
     audit.assert_clean()
+
+
+def test_a_double_click_on_verificar_cadena_sends_one_walk_and_shows_its_result(
+    live_app, new_context, operator
+):
+    """The walk holds a one-at-a-time slot across every instance (backoffice/views.py::chain_verify_page).
+    A double click sent the form twice: the browser dropped the first answer (the walk's result) for
+    the second, which found the first still walking and said «Ya hay una verificación de la cadena en
+    curso» (tests/test_backoffice_audit.py has the server's side). The back office's own forms now
+    send once (static/js/backoffice.js), as the members' pages do.
+
+    Here the walk takes milliseconds, less than between two clicks: the first POST is held in the
+    browser until the second click has been made, as a chain of thousands of events holds it on the
+    server, and the test counts the POSTs the page sent."""
+    base = live_app.url
+    live_app.manage("audit_seal")  # as above: no event pending too long
+    page = new_context().new_page()
+    page.goto(base + "/operadores/")
+    sign_in(page, base, operator)
+    open_chain_verification(page, base)
+    page.wait_for_load_state("load")  # the deferred script has armed the form
+
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        if route.request.method == "POST":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(base + VERIFY_PATH, hold)
+    # The mouse itself, as a person's double click: a locator's click waits for the first
+    # submission's navigation to finish before clicking again.
+    box = page.get_by_role("button", name="Verificar cadena").bounding_box()
+    assert box
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.click(x, y)
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(20)
+    assert len(held) == 1, "the first click sent nothing"
+    page.mouse.click(x, y)
+    page.wait_for_timeout(500)  # what a second submission would need to reach the route
+    posts = len(held)
+    for route in held:
+        try:
+            route.continue_()
+        except PlaywrightError:  # a request the browser cancelled for the second one
+            pass
+    expect(page.locator("#resultado")).to_contain_text("Cadena íntegra")
+    expect(page.get_by_text("en curso")).to_have_count(0)
+    assert posts == 1, f"the double click sent {posts} POSTs"
