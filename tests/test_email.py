@@ -20,6 +20,16 @@ def test_it_refuses_an_address_longer_than_the_column():
         normalise_email("a" * 250 + "@x.co")
 
 
+@pytest.mark.parametrize("domain", ["İstanbul.com", "xİ.com"])
+def test_an_address_the_lowercasing_lengthens_past_the_column_is_refused(domain):
+    """«İ».lower() is two characters («i» and U+0307): a 254-character address came back with 255, and
+    PostgreSQL refused to save it (varchar(254)), a 500 on the page that sent it."""
+    raw = "a" * (254 - len(domain) - 1) + "@" + domain
+    assert len(raw) == 254
+    with pytest.raises(InvalidEmail, match="más de 254"):
+        normalise_email(raw)
+
+
 AGREEMENT = [
     "mynam.e@mail.com",
     "ana_maria+coop@correo.example",

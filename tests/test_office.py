@@ -305,6 +305,23 @@ def test_contact_data_change_tells_the_old_channels(client, sms_outbox):
     assert Event.objects.filter(kind="contact_changed", member_id=member.pk).exists()
 
 
+def test_an_email_that_outgrows_the_column_once_lowercased_is_refused(client):
+    """A 254-character address (what the field's maxlength lets through) whose domain holds «İ» came
+    back from its normalisation with 255 characters: the code's row could not be saved on PostgreSQL
+    (varchar(254)), a 500; on SQLite a code was sent to it. Now it is refused, and nothing is sent."""
+    member = make_member(returning=True)
+    signed_in(client, member)
+    client.get("/oficina/datos-de-contacto/")
+    type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN)
+    typed = "a" * (254 - len("@İstanbul.com")) + "@İstanbul.com"
+
+    answer = client.post("/oficina/datos-de-contacto/", {"celular": member.mobile, "correo": typed})
+
+    assert answer.status_code == 200
+    assert "Escribe un correo electrónico válido" in answer.content.decode()
+    assert not mail.outbox and not office_services.ContactCode.objects.exists()
+
+
 def test_five_wrong_contact_codes_cancel_the_change(client, settings, sms_outbox):
     settings.RATE_LIMITS = {}
     member = make_member(returning=True)

@@ -43,4 +43,10 @@ def normalise_email(raw: str) -> str:
         except ValidationError as exc:
             raise InvalidEmail("El correo no es válido.") from exc
     local, _, domain = email.rpartition("@")
-    return f"{local}@{domain.lower()}"
+    normalised = f"{local}@{domain.lower()}"
+    # Lowercasing can lengthen a domain: «İ» (U+0130) becomes «i» and a combining dot (U+0307), so an
+    # address that fitted before it no longer fits the column, and saving it was PostgreSQL's «value
+    # too long» (a 500 on the office's contact page, an operator's change at the counter, an import).
+    if len(normalised) > MAX_EMAIL_LENGTH:
+        raise InvalidEmail(f"El correo no puede tener más de {MAX_EMAIL_LENGTH} caracteres.")
+    return normalised
