@@ -323,6 +323,66 @@ def test_the_same_contact_sent_again_after_a_moment_gets_a_new_code(client, memb
     assert member.email == "nueva@correo.com"
 
 
+def _at_the_contact_code(client, member) -> dict[str, str]:
+    """Stepped up, a new e-mail sent: the code's keypad body, as both taps carry it."""
+    stepped_up(client, member, "/oficina/datos-de-contacto/")
+    form = {"celular": member.mobile.removeprefix("+57"), "correo": "nueva@correo.com"}
+    assert client.post("/oficina/datos-de-contacto/", form).url == "/oficina/datos-de-contacto/confirmar/"
+    (sent,) = [m for m in mail.outbox if "nueva@correo.com" in m.to]
+    code = re.search(r"\b(\d{6})\b", sent.body).group(1)
+    return keypad_body(client.get("/oficina/datos-de-contacto/confirmar/").content.decode(), code)
+
+
+def test_a_double_tap_on_the_contact_code_does_not_say_the_change_was_not_saved(client, member):
+    """Both taps claimed a try and checked the code before either saved. The first saved the new
+    e-mail; the twin, waiting on the member's row, found the contact no longer the one the change was
+    asked from and answered «Tus datos de contacto cambiaron mientras los confirmabas, así que no
+    guardamos el cambio»: untrue (its sibling saved this very change), and the page the browser shows."""
+    from oficina.office import services as office_services
+
+    body = _at_the_contact_code(client, member)
+    real_check = office_services.secret_check
+    siblings: list = []
+
+    def check_while_the_sibling_saves(digits, hashed):
+        if not siblings:  # the twin has claimed its try; its sibling runs to the end meanwhile
+            siblings.append(None)
+            siblings[0] = client.post("/oficina/datos-de-contacto/confirmar/", body)
+            _forget_messages(client)
+        return real_check(digits, hashed)
+
+    with mock.patch.object(office_services, "secret_check", check_while_the_sibling_saves):
+        twin = client.post("/oficina/datos-de-contacto/confirmar/", body)
+
+    assert siblings[0].url == "/oficina/"
+    assert twin.status_code == 302 and twin.url == "/oficina/"
+    office = client.get("/oficina/").content.decode()
+    assert "Confirmamos y guardamos tus datos de contacto" in office
+    assert "no guardamos el cambio" not in office
+    member.refresh_from_db()
+    assert member.email == "nueva@correo.com"
+    assert Event.objects.filter(kind="contact_changed", member_id=member.pk).count() == 1
+    # The step-up was spent by the one change: the next one asks for the PIN again.
+    assert client.get("/oficina/datos-de-contacto/").url == "/oficina/confirmar-clave/"
+
+
+def test_a_double_tap_on_the_contact_code_arriving_after_the_save_says_it_was_saved(client, member):
+    """The twin came after its sibling had saved the change: it went to the contact form without a
+    word, the new e-mail already in it, and the member did not know whether the change took."""
+    body = _at_the_contact_code(client, member)
+    stale = _stale_copy(client)
+
+    assert client.post("/oficina/datos-de-contacto/confirmar/", body).url == "/oficina/"
+    _forget_messages(client)
+    _write_session(client, stale)
+    twin = client.post("/oficina/datos-de-contacto/confirmar/", body)
+
+    assert twin.status_code == 302 and twin.url == "/oficina/"
+    assert "Confirmamos y guardamos tus datos de contacto" in client.get("/oficina/").content.decode()
+    assert Event.objects.filter(kind="contact_changed", member_id=member.pk).count() == 1
+    assert client.get("/oficina/datos-de-contacto/").url == "/oficina/confirmar-clave/"
+
+
 def test_a_double_tap_on_a_data_request_files_it_once(client, member):
     """Two «Enviar» of one request filed two: two numbers («Recibimos tu solicitud n.º 1 … n.º 2»), two
     `data_request_filed`, two entries for the data officer to answer within the legal term, and two of

@@ -75,6 +75,26 @@ def test_atras_after_changing_the_pin_stays_in_the_office_and_asks_for_no_pin(cl
     assert client.get("/oficina/cambiar-clave/").url == "/oficina/confirmar-clave/"
 
 
+def test_atras_after_confirming_a_new_contact_stays_in_the_office_and_asks_for_no_pin(client):
+    """As after a new PIN: «Atrás» from «Confirmamos y guardamos tus datos de contacto» opened the
+    code's page again, which asked «ingresa tu clave de acceso actual» on «Confirma tu clave» for no
+    change at all (the change done, the step-up spent by it)."""
+    member = make_member(returning=True)
+    signed_in(client, member)
+    client.get("/oficina/datos-de-contacto/")
+    type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN)
+    client.post("/oficina/datos-de-contacto/", {"celular": member.mobile, "correo": "nueva@correo.com"})
+    code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+    assert type_on_keypad(client, "/oficina/datos-de-contacto/confirmar/", code).url == "/oficina/"
+
+    back = client.get("/oficina/datos-de-contacto/confirmar/")
+
+    assert back.status_code == 302 and back.url == "/oficina/"
+    assert "stepup_next" not in client.session
+    # The menu's «Datos de contacto» still asks for the clave first.
+    assert client.get("/oficina/datos-de-contacto/").url == "/oficina/confirmar-clave/"
+
+
 def test_a_common_pin_is_refused_at_the_office_pin_change_with_the_plain_reason(client):
     member = make_member(returning=True)
     signed_in(client, member)

@@ -24,11 +24,13 @@ from oficina.lib.phone import InvalidMobile, normalise_mobile
 from oficina.lib.ratelimit import ratelimit_consume
 from oficina.members.models import Member
 from oficina.office.services import (
+    CONTACT_KEY,
     STEPUP_DRAFT_KEY,
     STEPUP_EXTENSIONS,
     contact_verification_cancel,
     contact_verification_check,
     contact_verification_pending,
+    contact_verification_saved,
     contact_verification_start,
     member_contact_change,
     member_pin_change,
@@ -387,7 +389,25 @@ def contact(request: HttpRequest) -> HttpResponse:
     return render(request, "office/contact.html", context)
 
 
+MSG_CONTACT_CONFIRMED = "Confirmamos y guardamos tus datos de contacto. Avisamos a tus medios anteriores."
+
+
+def _no_code_to_confirm_goes_home(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """«Atrás» from «Confirmamos y guardamos tus datos de contacto» opens the code's page again, with
+    no change pending and the step-up spent by it: stepup_required asked there for «tu clave de acceso
+    actual», for no change at all, as it did after a new PIN (_nothing_to_confirm_goes_home)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.session.get(CONTACT_KEY) and not stepup_is_fresh(request):
+            return redirect("office:home")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 @_guarded
+@_no_code_to_confirm_goes_home
 # Back to the code page, not the form: the step-up can lapse while the code is on its way, and the
 # code, still alive and bound to this session, is what the member holds. (Review, 2026-12-06)
 @stepup_required("office:contact_confirm")
@@ -397,6 +417,10 @@ def contact_confirm(request: HttpRequest) -> HttpResponse:
     member = _member(request)
     destination = contact_verification_pending(request, member)
     if destination is None:
+        if request.method == "POST" and contact_verification_saved(request, member):
+            # The twin of a double tap that arrived after its sibling saved the change: the browser
+            # shows this answer, which went to the form without a word.
+            return _contact_saved_by_twin(request)
         return redirect("office:contact")
     error = None
     tokens: list[str] = []
@@ -410,11 +434,10 @@ def contact_confirm(request: HttpRequest) -> HttpResponse:
             ratelimit_consume(request, action="code_entry", key=member.document)
             outcome = contact_verification_check(request=request, member=member, code=result.digits)
             if outcome == "ok":
-                messages.success(
-                    request,
-                    "Confirmamos y guardamos tus datos de contacto. Avisamos a tus medios anteriores.",
-                )
+                messages.success(request, MSG_CONTACT_CONFIRMED)
                 return redirect("office:home")
+            if outcome == "twin":
+                return _contact_saved_by_twin(request)
             if outcome == "used":  # the same code sent twice (a double tap): the first one saved it
                 stepup_forget(request)
                 return redirect("office:home")
@@ -435,3 +458,12 @@ def contact_confirm(request: HttpRequest) -> HttpResponse:
         **keypad_context(request, purpose="contact_code", tokens=tokens),
     }
     return render(request, "office/contact_confirm.html", context)
+
+
+def _contact_saved_by_twin(request: HttpRequest) -> HttpResponse:
+    """A parallel twin of this request saved the change: said here too, as for the PIN and the image;
+    this session's copy of the spent step-up is dropped with it."""
+    request.session.pop(CONTACT_KEY, None)
+    stepup_forget(request)
+    messages.success(request, MSG_CONTACT_CONFIRMED)
+    return redirect("office:home")

@@ -331,6 +331,21 @@ def contact_verification_pending(request: HttpRequest, member: Member) -> str | 
     return mask_mobile(live.mobile) if live.channel == ContactCode.Channel.SMS else mask_email(live.email)
 
 
+def contact_verification_saved(request: HttpRequest, member: Member) -> bool:
+    """Whether the change this session is confirming was saved already, by a parallel twin of this
+    request (a double tap on «Continuar» with the code): its code was used, and the member's contact
+    is the pair it confirmed. A read, for the twin to say what its sibling did."""
+    flow_id = request.session.get(CONTACT_KEY)
+    if not isinstance(flow_id, str) or not flow_id:
+        return False
+    used = (
+        ContactCode.objects.filter(member=member, flow_id=flow_id, consumed_at__isnull=False)
+        .values_list("mobile", "email")
+        .first()
+    )
+    return used is not None and Member.objects.filter(pk=member.pk, mobile=used[0], email=used[1]).exists()
+
+
 def contact_verification_cancel(request: HttpRequest, member: Member) -> None:
     """«Regresar»: the change is dropped and its code, and the code's message if still waiting, die."""
     with transaction.atomic():
@@ -347,9 +362,10 @@ def _contact_codes_end(member: Member, now: datetime, *, reason: str) -> None:
 def contact_verification_check(*, request: HttpRequest, member: Member, code: str) -> str:
     """ "ok" (the change is saved and the old channels told), "wrong", "exhausted" (expired, or
     CODE_MAX_ATTEMPTS wrong tries: start again), "changed" (the member's contact is no longer the one
-    the change was asked from: nothing saved, the step-up kept, start again) or "used" (a parallel
-    submission of the right code won, or the step-up was spent by another change, or this session
-    ended meanwhile: nothing saved here).
+    the change was asked from: nothing saved, the step-up kept, start again), "twin" (a parallel
+    submission of the right code saved this very change: nothing saved here, and the member is told
+    it was saved) or "used" (the step-up was spent by another change, or this session ended
+    meanwhile: nothing saved here).
 
     Each try is claimed by one conditional UPDATE before the hash is checked, as a temporary code's:
     any number of parallel submissions get CODE_MAX_ATTEMPTS checks in all, and one right answer saves
@@ -357,6 +373,9 @@ def contact_verification_check(*, request: HttpRequest, member: Member, code: st
     live = _live_contact_codes(request, member).first()
     claimed = live is not None and ContactCode.objects.try_claimed(live.pk, timezone.now())
     if live is None or not claimed:
+        if contact_verification_saved(request, member):
+            request.session.pop(CONTACT_KEY, None)
+            return "twin"
         if live is None or not ContactCode.objects.filter(pk=live.pk, consumed_at__isnull=False).exists():
             request.session.pop(CONTACT_KEY, None)
             return "exhausted"
@@ -375,6 +394,12 @@ def contact_verification_check(*, request: HttpRequest, member: Member, code: st
             Member.objects.select_for_update().filter(pk=member.pk).values_list("mobile", "email").first()
         )
         if current != (live.previous_mobile, live.previous_email):
+            # A double tap: both requests claimed a try and checked the code before either saved; the
+            # sibling saved it while this one waited on the row. What changed the contact is this very
+            # change, and the browser shows this answer: «no guardamos el cambio» was untrue.
+            if contact_verification_saved(request, member):
+                request.session.pop(CONTACT_KEY, None)
+                return "twin"
             _contact_codes_end(member, timezone.now(), reason="los datos de contacto cambiaron")
             request.session.pop(CONTACT_KEY, None)
             return "changed"
