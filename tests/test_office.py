@@ -415,6 +415,26 @@ def test_self_block_stops_the_pin_until_a_reset(client):
     assert "La clave no es correcta o tu acceso no está disponible" in refused.content.decode()
 
 
+def test_bloquear_mi_acceso_tells_the_member_on_every_channel(
+    client, sms_outbox, django_capture_on_commit_callbacks
+):
+    """A lock after wrong PINs, every change made in the office and an operator's unlock are told on
+    every channel; «Bloquear mi acceso» was not: made from a session that is not the member's (a
+    relay's), the member found the access closed with no word of why."""
+    member = make_member(returning=True)
+    signed_in(client, member)
+    mail.outbox.clear()
+    sms_outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post("/oficina/bloquear-mi-acceso/").url == "/"
+
+    assert [m.to for m in sms_outbox] == [member.mobile]
+    assert [m.to for m in mail.outbox] == [[member.email]]
+    assert 'se bloqueo tu acceso con "Bloquear mi acceso"' in sms_outbox[0].body  # the SMS's alphabet
+    assert "se bloqueó tu acceso con «Bloquear mi acceso»" in mail.outbox[0].body
+
+
 def test_the_step_up_gives_a_new_session_id_and_keeps_the_member_signed_in(client):
     member = make_member(returning=True)
     signed_in(client, member)
