@@ -431,8 +431,14 @@ def test_bloquear_mi_acceso_tells_the_member_on_every_channel(
 
     assert [m.to for m in sms_outbox] == [member.mobile]
     assert [m.to for m in mail.outbox] == [[member.email]]
-    assert 'se bloqueo tu acceso con "Bloquear mi acceso"' in sms_outbox[0].body  # the SMS's alphabet
-    assert "se bloqueó tu acceso con «Bloquear mi acceso»" in mail.outbox[0].body
+    sms = sms_outbox[0].body
+    assert 'se bloqueo tu acceso a la Oficina Virtual con "Bloquear mi acceso"' in sms  # GSM-7 drops «ó»
+    assert '"Olvidé mi clave"' in sms and "llamanos ya" in sms  # GSM-7 has «é»
+    (email,) = mail.outbox
+    assert email.subject == "Se bloqueó el acceso a tu Oficina Virtual"
+    assert 'elige "Olvidé mi clave"' in email.body and "comunícate con nosotros de inmediato" in email.body
+    html = email.alternatives[0][0]
+    assert "«Bloquear mi acceso»" in html and "«Olvidé mi clave»" in html
 
 
 def test_the_step_up_gives_a_new_session_id_and_keeps_the_member_signed_in(client):

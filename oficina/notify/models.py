@@ -9,6 +9,7 @@ KIND_NAMES = {
     "temporary_code": "Clave temporal",
     "pin_changed": "Aviso de cambio de clave",
     "access_locked": "Aviso de bloqueo",
+    "access_self_blocked": "Aviso de «Bloquear mi acceso»",
     "security_change": "Aviso de cambio de seguridad",
     "signin_after_failures": "Aviso de ingreso tras intentos fallidos",
     "contact_verify": "Código para confirmar contacto",

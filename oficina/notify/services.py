@@ -64,7 +64,6 @@ SECURITY_CHANGES = {
     "pin": "se cambió tu clave de acceso",
     "image": "se cambiaron tu imagen y tu frase de seguridad",
     "contact": "se cambiaron tus datos de contacto",
-    "block": "se bloqueó tu acceso con «Bloquear mi acceso»",
 }
 
 

@@ -19,7 +19,6 @@ from oficina.audit.services import document_hmac, event_record, event_record_wit
 from oficina.lib.sessions import cycle_key_found_gone
 from oficina.members.models import Member, session_digest
 from oficina.notify.outbox import notice_queue, outbox_dispatch
-from oficina.notify.services import SECURITY_CHANGES
 from oficina.signin.flows.identify import member_for_signin
 from oficina.signin.models import UnknownAttempt
 from oficina.signin.pin import hash_slot, secret_check_in_slot
@@ -317,9 +316,8 @@ def member_self_block(*, request: HttpRequest, member: Member) -> None:
         event_record("self_blocked", request=request, member=member)
         # On every channel, as a lock after wrong PINs and every change in the office: a block made from
         # a session that is not the member's (a relay's) left the member finding the access closed, with
-        # no word of why or that it was made in the office. (Review, 2026-12-06, fourth session)
-        notices = notice_queue(
-            member=member, template="security_change", context={"what": SECURITY_CHANGES["block"]}
-        )
+        # no word of why or that it was made in the office; the notice says how to open it again.
+        # (Review, 2026-12-07)
+        notices = notice_queue(member=member, template="access_self_blocked", context={})
         member_sign_out(request=request, member=member, reason="logout")
     outbox_dispatch(notices)
