@@ -15,6 +15,7 @@ from django.core import mail
 from django.test import Client
 
 from oficina.audit.models import Event
+from oficina.lib.email import normalise_email
 from oficina.members.models import Member, session_digest
 from oficina.office import services as office_services
 from oficina.signin.pin import secret_hash
@@ -323,6 +324,24 @@ def test_contact_data_change_tells_the_old_channels(client, sms_outbox):
     assert [m.to for m in mail.outbox] == [[old_email]]
     assert [m.to for m in sms_outbox] == [member.mobile]
     assert Event.objects.filter(kind="contact_changed", member_id=member.pk).exists()
+
+
+def test_an_email_one_character_past_the_column_is_refused_not_cut_into_another(client):
+    """The contact page cut what it was sent to 254 characters before checking it: «…@correo.com» one
+    character too long (a crafted POST; the field's maxlength stops a browser) became «…@correo.co», a
+    valid address the member never typed, and the code went there. It is refused now, nothing sent."""
+    member = make_member(returning=True)
+    signed_in(client, member)
+    client.get("/oficina/datos-de-contacto/")
+    type_on_keypad(client, "/oficina/confirmar-clave/", DEFAULT_PIN)
+    typed = "a" * (254 - len("@correo.co")) + "@correo.com"
+    assert len(typed) == 255 and normalise_email(typed[:254]).endswith("@correo.co")
+
+    answer = client.post("/oficina/datos-de-contacto/", {"celular": member.mobile, "correo": typed})
+
+    assert answer.status_code == 200
+    assert "Escribe un correo electrónico válido" in answer.content.decode()
+    assert not mail.outbox and not office_services.ContactCode.objects.exists()
 
 
 def test_an_email_that_outgrows_the_column_once_lowercased_is_refused(client):

@@ -337,17 +337,21 @@ def contact(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         raw_mobile = request.POST.get("celular", "")
         raw_email = request.POST.get("correo", "")
-        mobile_value = raw_mobile[:40] if isinstance(raw_mobile, str) else ""
-        email_value = raw_email[:254] if isinstance(raw_email, str) else ""
+        raw_mobile = raw_mobile if isinstance(raw_mobile, str) else ""
+        raw_email = raw_email if isinstance(raw_email, str) else ""
+        # What is shown again is cut to a sane length; what is checked is what was sent. Checked after
+        # the cut, «…@correo.com» one character too long became «…@correo.co», a valid address the
+        # member never typed, and the code went there (review, 2026-12-07).
+        mobile_value, email_value = raw_mobile[:40], raw_email[:254]
         mobile = email = ""
-        if mobile_value.strip():
+        if raw_mobile.strip():
             try:
-                mobile = normalise_mobile(mobile_value)
+                mobile = normalise_mobile(raw_mobile)
             except InvalidMobile as exc:
                 errors["celular"] = str(exc)
-        if email_value.strip():
+        if raw_email.strip():
             try:
-                email = normalise_email(email_value)
+                email = normalise_email(raw_email)
             except InvalidEmail:
                 errors["correo"] = "Escribe un correo electrónico válido, por ejemplo nombre@correo.com."
         if not errors and not mobile and not email:
