@@ -145,6 +145,22 @@ def test_the_text_a_member_writes_is_escaped(client, member):
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
 
 
+def test_the_description_keeps_the_members_lines(client, member):
+    """A correction written as a list of the data to correct, or in paragraphs, reached the officer as
+    one line: every line break was collapsed with the spaces. Each line's spaces are still collapsed,
+    and at most one empty line is kept in a row; the officer's page shows the lines, escaped."""
+    typed = "  Corregir:\r\nCelular:   311 123 4567\r\n\r\n\r\n\r\nDirección: <b>Calle 1</b>\n \n"
+
+    assert client.post(PAGE, {"solicitud": "actualizar", "descripcion": typed}).url == PAGE
+
+    filed = DataRequest.objects.get()
+    assert filed.detail == "Corregir:\nCelular: 311 123 4567\n\nDirección: <b>Calle 1</b>"
+    operator = Client()
+    signed_in_operator(operator)
+    page = operator.get(f"{ADMIN}{filed.pk}/change/").content.decode()
+    assert "Corregir:<br>Celular: 311 123 4567<br><br>Dirección: &lt;b&gt;Calle 1&lt;/b&gt;" in page
+
+
 def test_the_officers_list_shows_the_due_date_and_status_before_the_members_name(client, member):
     """At 1024 px beside the filters, the member's name pushed the due date and the status, what the
     officer works by, behind the table's scroll (operators' walk-through, 2026-12-06)."""

@@ -100,6 +100,19 @@ DETAIL_MAX = DataRequest.DETAIL_MAX
 LONG_DATE = r"j \d\e F \d\e Y"  # 11 de diciembre de 2026
 
 
+def _description(text: str) -> str:
+    """The member's description as the officer reads it: each line's spaces collapsed, its line breaks
+    kept (at most one empty line in a row), nothing around it. All of it was one line, a request
+    written in paragraphs or as a list of the data to correct («Celular: …», «Dirección: …») run
+    together in the back office (review, 2026-12-07)."""
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    kept: list[str] = []
+    for line in lines:
+        if line or (kept and kept[-1]):
+            kept.append(line)
+    return "\n".join(kept).strip("\n")
+
+
 @never_cache
 @csrf_protect
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -113,11 +126,11 @@ def data_requests(request: HttpRequest) -> HttpResponse:
     kind = request.POST.get("solicitud", "") if request.method == "POST" else ""
     detail = request.POST.get("descripcion", "") if request.method == "POST" else ""
     kind = kind if isinstance(kind, str) else ""
-    detail = " ".join(detail.split()) if isinstance(detail, str) else ""
+    detail = _description(detail) if isinstance(detail, str) else ""
     # Control characters (a NUL, which PostgreSQL cannot store, terminal escapes) and the bidirectional
     # overrides that make text read otherwise than it is stored never reach the officer: the text
     # comes back without them, for the member to look over and send again.
-    printable = without_unstorable(detail)
+    printable = without_unstorable(detail, multiline=True)
     if request.method == "POST":
         if kind not in DataRequest.Kind.values:
             errors["solicitud"] = "Selecciona qué quieres solicitar."
@@ -127,7 +140,7 @@ def data_requests(request: HttpRequest) -> HttpResponse:
             errors["descripcion"] = (
                 "Quitamos de tu descripción caracteres que no podemos guardar. Revísala y envíala de nuevo."
             )
-            detail = " ".join(printable.split())
+            detail = _description(printable)
         if len(detail) > DETAIL_MAX:
             errors["descripcion"] = f"Escribe máximo {DETAIL_MAX} caracteres (llevas {len(detail)})."
         if not errors:
