@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, Permission
@@ -15,6 +16,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tasks_db.admin import DBTaskResultAdmin
 from django_tasks_db.models import DBTaskResult
@@ -150,6 +152,19 @@ class AuditedUserAdmin(StaffChangesAudited, UserAdmin):
     list_display = ("username", "email", "first_name", "last_name", "staff")
 
     staff = yes_no_shown_as("is_staff", "es staff")  # Django's column said «True» to a screen reader
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        """«Último inicio de sesión» and «Fecha de alta» each name the pair of boxes, date and time,
+        that Django's AdminSplitDateTime writes after them: its <label> points at neither, and the
+        words before each box («Fecha:», «Hora:») are plain text, so a screen reader named both boxes
+        nothing (axe, tests/browser/test_backoffice.py). Each box is named by the field and its part."""
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None and isinstance(field.widget, AdminSplitDateTime):
+            name = capfirst(db_field.verbose_name)
+            date, time = field.widget.widgets
+            date.attrs["aria-label"] = f"{name}: fecha"
+            time.attrs["aria-label"] = f"{name}: hora"
+        return field
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
         """Django saves the password, then logs it, with no transaction around them: here they are one,
