@@ -134,6 +134,24 @@ def _restart(request: HttpRequest) -> HttpResponse:
     return redirect("signin:identify")
 
 
+def _office_left_open_ends(request: HttpRequest, flow: Flow, member: Member) -> None:
+    """Before a proof (the PIN of a reconsent, a temporary code) moves the flow on and cycles the id: an
+    office session open in this browser ends here, as at member_sign_in, and nothing of another
+    member's carries over; the flow stays as it is. Left in place, the cycled id no longer matched
+    that office's Member.session_digest, and the next page ended it with a flush that took this flow
+    with it: «Tu sesión de ingreso terminó», with this answer carrying no Clear-Site-Data (review,
+    2026-12-06, for the PIN). The temporary code was left out: spent, the member had to ask for
+    another (review, 2026-12-07)."""
+    signed_in = request.session.get(MEMBER_SESSION_KEY)
+    if not isinstance(signed_in, dict):
+        return
+    if signed_in.get("id") != member.pk:
+        request.session.flush()
+        flow_resume(request.session, flow)
+    else:
+        del request.session[MEMBER_SESSION_KEY]
+
+
 def _pending_reset(request: HttpRequest, flow: Flow) -> dict[str, Any] | None:
     reset = request.session.get(RESET_SESSION_KEY)
     if isinstance(reset, dict) and reset.get("document") == flow.document:
@@ -233,6 +251,7 @@ def password(request: HttpRequest) -> HttpResponse:
             else:
                 if member is not None:
                     request.session.pop(RESET_SESSION_KEY, None)
+                    _office_left_open_ends(request, flow, member)
                     # `auth`: the PIN (or its absence) the code replaces; "Permitir" saves nothing if
                     # it changed meanwhile, or if the member was disabled (credentials_complete).
                     flow.advance(
@@ -275,17 +294,7 @@ def password(request: HttpRequest) -> HttpResponse:
                     # come first, the policy step.
                     flow = flow_start(request.session, document=flow.document)
             if member is not None:
-                signed_in = request.session.get(MEMBER_SESSION_KEY)
-                if isinstance(signed_in, dict):
-                    # An office session open in this browser ends here (the id is cycled below): as at
-                    # member_sign_in, nothing of another member's carries over. Left in place, its data
-                    # made the next page (the policy) end it with a flush that took this flow with it,
-                    # and this answer carried no Clear-Site-Data. (Review, 2026-12-06.)
-                    if signed_in.get("id") != member.pk:
-                        request.session.flush()
-                        flow = flow_start(request.session, document=flow.document)
-                    else:
-                        del request.session[MEMBER_SESSION_KEY]
+                _office_left_open_ends(request, flow, member)
                 member_attempts_reset(member)
                 flow.advance(
                     Stage.POLICY, member_id=member.pk, kind="reconsent", auth=session_auth_hash(member)

@@ -174,6 +174,41 @@ def test_a_reconsent_sign_in_over_an_office_session_reaches_the_policy_and_clear
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("who", ["the_same_member", "another_member"])
+def test_a_temporary_code_typed_over_an_office_session_reaches_the_new_pin_and_clears_the_browser(
+    settings, sms_outbox, who
+):
+    """The reset's sibling of the test above: a browser with an office session open (the same member,
+    or another on a shared computer) types a temporary code on «Clave de Acceso». The code's acceptance
+    cycles the session id, which ends the office session, but it left the office's member data in the
+    session: «Nueva clave» found that stale session and ended it with a flush that took the flow with
+    it, «Tu sesión de ingreso terminó», and the code was spent (review, 2026-12-07)."""
+    import re
+
+    from oficina.signin.models import TemporaryCode
+
+    settings.RATE_LIMITS = {}
+    office_member = make_member(returning=True)
+    resetting = office_member if who == "the_same_member" else make_member()
+    browser = Client()
+    browser.post("/", {"usuario": office_member.document})
+    assert type_on_keypad(browser, "/clave/", DEFAULT_PIN).url == "/oficina/"
+
+    browser.post("/", {"usuario": resetting.document})
+    assert browser.post("/olvide-mi-clave/", {"canal": "sms"}).url == "/olvide-mi-clave/enviado/"
+    code = re.search(r"\b(\d{6})\b", sms_outbox[-1].body).group(1)  # type: ignore[union-attr]
+    browser.post("/", {"usuario": resetting.document})
+    accepted = type_on_keypad(browser, "/clave/", code)
+
+    assert accepted.url == "/nueva-clave/"
+    assert accepted.get("Clear-Site-Data") == CLEARED
+    assert login.MEMBER_SESSION_KEY not in browser.session
+    assert browser.get("/nueva-clave/").status_code == 200
+    assert TemporaryCode.objects.get(member=resetting).consumed_at is not None
+    assert type_on_keypad(browser, "/nueva-clave/", "730519").url == "/nueva-clave/confirmar/"
+
+
+@pytest.mark.django_db
 def test_the_page_for_a_session_that_could_not_be_saved_keeps_the_clear_site_data():
     """When the store refuses the save after a POST, SessionMiddleware answers its own 503 page in
     place of the view's response: a member's session that ended in that request must still tell the
