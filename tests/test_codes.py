@@ -390,3 +390,36 @@ def test_regresar_after_a_code_request_looks_the_same_for_every_cedula(settings)
     for kind, steps in views.items():
         for step, view in steps.items():
             assert view == views["unknown"][step], f"{kind}: {step} differs"
+
+
+def test_confirmacion_de_cuenta_shown_for_one_cedula_sends_nothing_after_another_was_typed(
+    client, sms_outbox
+):
+    """Tab 1 shows «Confirmación de cuenta» for A, with A's masked mobile; tab 2 of the same browser
+    types B. «Continuar» in tab 1 sent B's code to B's mobile, which tab 1 never showed (review,
+    2026-12-07). The page now says the cédula changed and shows B's channels; nothing is sent until
+    the member chooses on that page."""
+    first, second = (
+        make_member(document="1020304050"),
+        make_member(document="52000111", mobile="+573157654321"),
+    )
+    identify(client, first.document)
+    tab_one = client.get("/olvide-mi-clave/").content.decode()
+    (page_of,) = re.findall(r'name="cedula_de_la_pagina" value="([0-9a-f]+)"', tab_one)
+    identify(client, second.document)  # tab 2
+
+    again = client.post(
+        "/olvide-mi-clave/", {"canal": "sms", "action": "continuar", "cedula_de_la_pagina": page_of}
+    )
+
+    assert again.status_code == 200
+    page = again.content.decode()
+    assert "Ingresaste otra cédula en este navegador después de abrir esta página" in page
+    assert "315 76****" in page and "311 12****" not in page  # B's mobile, masked; not A's
+    assert sms_outbox == [] and not TemporaryCode.objects.exists()
+    (now_of,) = re.findall(r'name="cedula_de_la_pagina" value="([0-9a-f]+)"', page)
+    sent = client.post(
+        "/olvide-mi-clave/", {"canal": "sms", "action": "continuar", "cedula_de_la_pagina": now_of}
+    )
+    assert sent.url == "/olvide-mi-clave/enviado/"
+    assert [message.to for message in sms_outbox] == [second.mobile]

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
@@ -338,11 +339,22 @@ def forgot_pin(request: HttpRequest) -> HttpResponse:
         binding = secrets.token_urlsafe(24)
         flow.set(code_flow_id=binding)
     error = None
+    page_of = _forgot_pin_page_of(flow.document)
     if request.method == "POST":
         if request.POST.get("action") == "regresar":
             return redirect("signin:password")
         channel = request.POST.get("canal", "")
-        if channel not in CHANNELS or not channels.offers(channel):
+        sent_from = request.POST.get("cedula_de_la_pagina")
+        if isinstance(sent_from, str) and not constant_time_compare(sent_from, page_of):
+            # This page was shown for another cédula, typed since in another tab of this browser: its
+            # «Continuar» sent that cédula's code, to a mobile or e-mail this page did not show
+            # (review, 2026-12-07). Shown again, for the cédula the flow is at now. A page without the
+            # field (made before it existed) goes on as before.
+            error = (
+                "Ingresaste otra cédula en este navegador después de abrir esta página. Revisa a dónde "
+                "enviaremos la clave temporal y elige de nuevo."
+            )
+        elif channel not in CHANNELS or not channels.offers(channel):
             error = "Selecciona por dónde quieres recibir la clave temporal."
         else:
             ratelimit_consume(request, action="code_request", key=flow.document)
@@ -362,8 +374,14 @@ def forgot_pin(request: HttpRequest) -> HttpResponse:
             }
             flow_end(request.session)
             return redirect("signin:code_sent")
-    context = {"channels": channels, "error": error, "flow_time": flow.time_warning()}
+    context = {"channels": channels, "error": error, "flow_time": flow.time_warning(), "page_of": page_of}
     return render(request, "signin/forgot_pin.html", context)
+
+
+def _forgot_pin_page_of(document: str) -> str:
+    """Which cédula a «Confirmación de cuenta» page was shown for, as the page carries it (never the
+    cédula itself)."""
+    return salted_hmac("oficina.signin.forgot_pin.page", document).hexdigest()[:32]
 
 
 @_guarded

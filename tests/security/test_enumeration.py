@@ -44,6 +44,8 @@ MASKS = [
     (re.compile(r'<img class="security__image" src="[^"]*" alt="[^"]*"'), '<img class="security__image" …'),
     (re.compile(r'<p class="security__phrase">[^<]*</p>'), '<p class="security__phrase">…</p>'),
     (re.compile(r'<span class="masked">[^<]*</span>'), '<span class="masked">…</span>'),
+    # «Confirmación de cuenta»: a digest of the cédula typed (whether or not it is a member's).
+    (re.compile(r'name="cedula_de_la_pagina" value="[^"]*"'), 'name="cedula_de_la_pagina" value="…"'),
 ]
 
 
