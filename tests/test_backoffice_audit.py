@@ -127,6 +127,24 @@ def test_an_export_searched_by_cedula_keeps_only_its_fingerprint_in_the_audit_ev
     assert "kind=signin_ok" in export.data["filters"]
 
 
+def test_an_export_searched_by_a_cedula_padded_with_spaces_keeps_only_its_fingerprint(client, operator):
+    """The list strips its search before reading it as a cédula; the export's event read the term as it
+    came, and a cédula with spaces around it past 40 characters (what normalise_document reads) found
+    her events while its event kept the cédula in clear, in the append-only chain."""
+    from oficina.audit.services import document_hmac
+
+    ana = make_member(document="1020304050")
+    event_record("signin_ok", member=ana, document=ana.document)
+
+    padded = f"  1020304050{' ' * 35}"
+    rows = csv_rows(client.get(f"{EVENTS}exportar.csv", {"q": padded, "kind": "signin_ok"}))
+
+    assert [row["member_id"] for row in rows] == [str(ana.pk)]
+    export = Event.objects.get(kind="operator_audit_export")
+    assert "1020304050" not in json.dumps(export.data)
+    assert f"q=huella%3A{document_hmac('1020304050')[:16]}" in export.data["filters"]
+
+
 def latest_export() -> dict[str, object]:
     return Event.objects.filter(kind="operator_audit_export").latest("id").data
 

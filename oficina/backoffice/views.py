@@ -303,7 +303,10 @@ def _filters_recorded(query: QueryDict) -> str:
         if key in NOT_A_FILTER:
             continue
         if key == SEARCH_VAR:
-            term = values[-1]
+            # Read as EventAdmin.get_search_results reads it, stripped first: a cédula with spaces
+            # around it past normalise_document's 40 characters («1020304050» and 31 spaces) found her
+            # events, and was recorded as typed, the cédula in clear in the append-only chain.
+            term = values[-1].strip()
             try:
                 values = [f"huella:{document_hmac(normalise_document(term))[:16]}"]
             except InvalidDocument:
