@@ -335,6 +335,34 @@ def test_contact_data_is_validated_normalised_audited_and_the_old_channels_told(
     assert "datos de contacto" in sms_outbox[0].body
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "said"),
+    [
+        (
+            {"mobile": "+573111234567", "email": ""},
+            {"mobile": "320 987 6543", "email": ""},
+            "al celular anterior",
+        ),
+        (
+            {"mobile": "", "email": "viejo@mail.com"},
+            {"mobile": "", "email": "nuevo@mail.com"},
+            "al correo anterior",
+        ),
+    ],
+)
+def test_the_operator_is_told_which_old_channels_heard_of_a_contact_change(
+    client, operator, sms_outbox, mailoutbox, before, after, said
+):
+    """A member with one channel is told on that one: the page said «al celular y correo anteriores»."""
+    member = make_member(returning=True, **before)
+
+    page = client.get(save_contact(client, member, **after).url).content.decode()
+
+    assert f"Avisamos del cambio {said} del asociado" in page
+    assert "celular y correo anteriores" not in page
+    assert len(sms_outbox) + len(mailoutbox) == 1
+
+
 def test_saving_the_page_does_not_undo_a_contact_change_made_while_it_was_open(client, operator, sms_outbox):
     """The member proved a new mobile in the office (or an import brought one) after the operator
     opened the page; saving the page as it was shown would put the old number back as the

@@ -119,6 +119,14 @@ BULK_CONFIRMATIONS = {
 }
 BULK_SHOWN = 20  # members named on the confirmation; the rest are counted
 
+# Where a contact change was told (services.member_contact_update: every channel the member had before),
+# by (had a mobile, had an e-mail). It said «al celular y correo anteriores» to a member with one.
+_CONTACT_NOTICE_SENT = {
+    (True, True): "Avisamos del cambio al celular y correo anteriores del asociado.",
+    (True, False): "Avisamos del cambio al celular anterior del asociado (no tenía correo).",
+    (False, True): "Avisamos del cambio al correo anterior del asociado (no tenía celular).",
+}
+
 
 @admin.register(Member)
 class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
@@ -184,7 +192,7 @@ class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
             email=form.cleaned_data["email"],
         )
         if changed:
-            messages.info(request, "Avisamos del cambio al celular y correo anteriores del asociado.")
+            messages.info(request, _CONTACT_NOTICE_SENT[bool(current.mobile), bool(current.email)])
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         """«Importar asociados (CSV)» only for who may import: an operator who may only see members was
