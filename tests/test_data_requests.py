@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from oficina.audit.models import Event
-from oficina.consent.models import DataRequest
+from oficina.consent.models import ConsentRevocation, DataRequest
 from oficina.consent.services import DATA_REQUESTS_OPEN_MAX, business_days_after
 from oficina.members.models import Member
 from oficina.notify.services import sms_text_render
@@ -223,6 +223,25 @@ def test_an_operator_of_the_counter_may_answer_requests(client, member):
     response = operator.post(f"{ADMIN}{filed.pk}/change/", {"answer": "Le enviamos sus datos a su correo."})
     assert response.status_code == 302
     assert operator.post(f"{ADMIN}{filed.pk}/delete/").status_code == 403
+
+
+def test_an_answer_to_another_kind_never_says_a_revocation_was_recorded(client, member):
+    """«revocation» posted with a consulta's answer (the field is the form's for every kind, shown only
+    for a request to revoke): nothing is revoked, and the officer is not told that it was."""
+    client.post(PAGE, {"solicitud": "consulta", "descripcion": "Quiero saber mis datos."})
+    filed = DataRequest.objects.get()
+    operator = Client()
+    signed_in_operator(operator)
+
+    answered = operator.post(
+        f"{ADMIN}{filed.pk}/change/",
+        {"answer": "Le enviamos sus datos a su correo.", "revocation": "concedida"},
+        follow=True,
+    ).content.decode()
+
+    assert f"Respondimos la solicitud n.º {filed.pk}" in answered
+    assert "La revocación quedó registrada" not in answered
+    assert not ConsentRevocation.objects.exists()
 
 
 @pytest.mark.parametrize(

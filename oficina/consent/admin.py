@@ -378,7 +378,12 @@ class DataRequestAdmin(CedulaSearch, admin.ModelAdmin):
                     messages.ERROR,
                 )
             return
-        revocation = form.cleaned_data.get("revocation") or None
+        # Only a request to revoke carries a decision: the form class declares the field for every kind
+        # (it is shown only for those), and a «concedida» posted with another kind's answer was ignored
+        # by the service but said «La revocación quedó registrada…» to the officer.
+        revocation = (
+            (form.cleaned_data.get("revocation") or None) if obj.kind == DataRequest.Kind.REVOKE else None
+        )
         if not data_request_answer(
             request=request,
             data_request=obj,
