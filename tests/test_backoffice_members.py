@@ -348,6 +348,11 @@ def test_contact_data_is_validated_normalised_audited_and_the_old_channels_told(
             {"mobile": "", "email": "nuevo@mail.com"},
             "al correo anterior",
         ),
+        (  # an e-mail added: the old mobile alone was told (the words read the new pair before)
+            {"mobile": "+573111234567", "email": ""},
+            {"mobile": "311 123 4567", "email": "nuevo@mail.com"},
+            "al celular anterior",
+        ),
     ],
 )
 def test_the_operator_is_told_which_old_channels_heard_of_a_contact_change(

@@ -120,7 +120,8 @@ BULK_CONFIRMATIONS = {
 BULK_SHOWN = 20  # members named on the confirmation; the rest are counted
 
 # Where a contact change was told (services.member_contact_update: every channel the member had before),
-# by (had a mobile, had an e-mail). It said «al celular y correo anteriores» to a member with one.
+# by (had a mobile, had an e-mail); never neither (the member_has_a_channel constraint). It said «al
+# celular y correo anteriores» to a member with one.
 _CONTACT_NOTICE_SENT = {
     (True, True): "Avisamos del cambio al celular y correo anteriores del asociado.",
     (True, False): "Avisamos del cambio al celular anterior del asociado (no tenía correo).",
@@ -185,6 +186,7 @@ class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Member, form: Any, change: bool) -> None:
         current = Member.objects.get(pk=obj.pk)
+        had = bool(current.mobile), bool(current.email)  # the service sets the new ones on `current`
         changed = services.member_contact_update(
             request=request,
             member=current,
@@ -192,7 +194,7 @@ class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
             email=form.cleaned_data["email"],
         )
         if changed:
-            messages.info(request, _CONTACT_NOTICE_SENT[bool(current.mobile), bool(current.email)])
+            messages.info(request, _CONTACT_NOTICE_SENT[had])
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         """«Importar asociados (CSV)» only for who may import: an operator who may only see members was
