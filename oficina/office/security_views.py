@@ -225,23 +225,30 @@ def change_pin(request: HttpRequest) -> HttpResponse:
     return render(request, "signin/new_pin.html", context)
 
 
-def _nothing_to_confirm_goes_home(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """«Atrás» from «Cambiaste tu clave de acceso» opens the confirmation's address again, with no new
-    PIN pending and the step-up spent by the change. stepup_required asked there for «tu clave de
-    acceso actual», for no change at all, and the clave the member had just replaced, typed there,
-    was a wrong one counted towards the lock. No menu links here: only a change's own redirect."""
+def _home_when_nothing_pending(
+    pending_key: str,
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """A change's confirmation page, opened again by «Atrás» from the message that it was saved, with
+    nothing pending under `pending_key` and the step-up spent by the change, goes to the office.
+    stepup_required asked there for «tu clave de acceso actual», for no change at all: after
+    «Cambiaste tu clave de acceso» the clave the member had just replaced, typed there, was a wrong one
+    counted towards the lock; after «Confirmamos y guardamos tus datos de contacto» too (review,
+    2026-12-07). No menu links to these pages: only a change's own redirect."""
 
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.session.get(PENDING_PIN_KEY) and not stepup_is_fresh(request):
-            return redirect("office:home")
-        return view(request, *args, **kwargs)
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.session.get(pending_key) and not stepup_is_fresh(request):
+                return redirect("office:home")
+            return view(request, *args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorator
 
 
 @_guarded
-@_nothing_to_confirm_goes_home
+@_home_when_nothing_pending(PENDING_PIN_KEY)
 @stepup_required("office:change_pin")
 @sensitive_post_parameters()
 def change_pin_confirm(request: HttpRequest) -> HttpResponse:
@@ -396,22 +403,8 @@ def contact(request: HttpRequest) -> HttpResponse:
 MSG_CONTACT_CONFIRMED = "Confirmamos y guardamos tus datos de contacto. Avisamos a tus medios anteriores."
 
 
-def _no_code_to_confirm_goes_home(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """«Atrás» from «Confirmamos y guardamos tus datos de contacto» opens the code's page again, with
-    no change pending and the step-up spent by it: stepup_required asked there for «tu clave de acceso
-    actual», for no change at all, as it did after a new PIN (_nothing_to_confirm_goes_home)."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.session.get(CONTACT_KEY) and not stepup_is_fresh(request):
-            return redirect("office:home")
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
 @_guarded
-@_no_code_to_confirm_goes_home
+@_home_when_nothing_pending(CONTACT_KEY)
 # Back to the code page, not the form: the step-up can lapse while the code is on its way, and the
 # code, still alive and bound to this session, is what the member holds. (Review, 2026-12-06)
 @stepup_required("office:contact_confirm")
