@@ -448,6 +448,39 @@ def test_the_security_image_form_refuses_a_phrase_with_control_characters_or_htm
     assert "Tu frase de seguridad solo puede tener letras" in refused.content.decode()
 
 
+@pytest.mark.parametrize(
+    "phrase",
+    [
+        "Mi clave 480263",
+        "Luna 48 02 63",
+        "Sol 4-8-0-2 sol",
+        "Casa 4. 8. 0. 2",
+        "Mi perro ⁴⁸⁰²⁶³",
+        "Flores ①②③④",
+        "Río ٤٨٠٢",
+        "Mar \uff11\uff12\uff13\uff14",  # full-width
+    ],
+)
+def test_a_phrase_with_four_digits_in_a_row_is_refused_in_any_form(at_security_image, phrase):
+    """The phrase is shown to whoever types the cédula: no PIN in it. «480263» was refused, but the same
+    digits with spaces or dashes between them, as superscripts or circled, got through (review,
+    2026-12-07). Nothing is saved."""
+    refused = at_security_image.post("/imagen-y-frase/", {"imagen": "girasol", "frase": phrase})
+
+    assert refused.status_code == 200
+    assert "no puede tener 4 o más números seguidos, tampoco separados" in refused.content.decode()
+
+
+@pytest.mark.parametrize(
+    "phrase",
+    ["Tengo 2 perros y 3 gatos", "Piso 3, apto 402", "Nací el 12 de mayo del 99", "Mi número es 123"],
+)
+def test_a_phrase_with_a_few_numbers_among_its_words_is_accepted(phrase):
+    from oficina.signin.flows.new_credentials import phrase_clean
+
+    assert phrase_clean(phrase) == phrase
+
+
 @pytest.mark.parametrize("image", ["../../etc/passwd", "GATO", "", "girasol.svg", " girasol"])
 def test_the_security_image_form_accepts_only_gallery_ids(at_security_image, image):
     refused = at_security_image.post("/imagen-y-frase/", {"imagen": image, "frase": "Mi huerta da frutos"})

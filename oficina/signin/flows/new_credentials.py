@@ -40,6 +40,15 @@ def new_pin_accept(*, request: HttpRequest, member: Member, pin: str) -> str:
     return secret_hash(pin)
 
 
+def _digits_in_a_row(phrase: str) -> bool:
+    """Four digits or more, each after the last or one or two spaces or signs after it, in any form a
+    keyboard gives: «480263», «48 02 63», «4-8-0-2», «⁴⁸⁰²», «①②③④», «٤٨٠٢». Only the first and the
+    last were refused (`\\d` is neither a superscript nor a circled digit), so a PIN written in the
+    phrase with spaces or as superscripts was shown to whoever typed the cédula (review, 2026-12-07)."""
+    shape = "".join("0" if unicodedata.digit(char, None) is not None else char for char in phrase)
+    return re.search(r"0(?:\W{0,2}0){3,}", shape) is not None
+
+
 def phrase_clean(raw: object) -> str:
     """The security phrase: letters, digits, spaces and everyday punctuation; shown escaped always."""
     if not isinstance(raw, str):
@@ -53,10 +62,11 @@ def phrase_clean(raw: object) -> str:
         raise ValidationError(
             f"Tu frase de seguridad puede tener máximo {PHRASE_MAX} caracteres.", code="phrase_long"
         )
-    if re.search(r"\d{4,}", phrase):
+    if _digits_in_a_row(phrase):
         # A phrase is shown to anyone who types the cédula: it must never carry a PIN or a number.
         raise ValidationError(
-            "Tu frase de seguridad no puede tener 4 o más números seguidos. Nunca escribas tu clave en ella.",
+            "Tu frase de seguridad no puede tener 4 o más números seguidos, tampoco separados por "
+            "espacios o signos. Nunca escribas tu clave en ella.",
             code="phrase_digits",
         )
     allowed_punctuation = set(" .,;:¡!¿?-'\"()")
