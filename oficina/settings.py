@@ -268,6 +268,10 @@ RATE_LIMITS = {
     # Instead of both, a try with a valid device cookie for the username typed, key = the cookie's nonce
     # (backoffice/device_cookie.py); a cookie past it is ignored for its window (the two above apply).
     "staff_login_device": envstr("RATE_LIMIT_STAFF_LOGIN_DEVICE", "5/5m/key"),
+    # «Enviar instrucciones de clave temporal» in the back office (backoffice/services.py): per member
+    # (key = the cédula), and per operator (key = the operator) however many members a list action picks.
+    "operator_reset_help": envstr("RATE_LIMIT_OPERATOR_RESET_HELP", "3/h/key,6/d/key"),
+    "operator_reset_help_sent": envstr("RATE_LIMIT_OPERATOR_RESET_HELP_SENT", "100/h/key,300/d/key"),
     # «Verificar la cadena» in the back office, key = the operator (backoffice/views.py).
     "audit_verify": envstr("RATE_LIMIT_AUDIT_VERIFY", "3/h/key,10/d/key"),
     # Browsers' CSP violation reports (oficina/csp_report.py): a page sends a few, a flood is refused.

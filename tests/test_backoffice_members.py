@@ -280,6 +280,94 @@ def test_send_temporary_code_uses_e_mail_when_there_is_no_mobile(client, operato
     assert "Olvidé mi clave" in mailoutbox[0].body
 
 
+def test_instructions_to_one_member_are_limited_and_the_operator_told_why(client, operator, sms_outbox):
+    """Any counter operator, or a script in a stolen operator's session, could text one member over and
+    over (each message the cooperative's cost, each audited only once sent). RATE_LIMIT_OPERATOR_RESET_HELP:
+    3 an hour per member; the fourth sends nothing, says so in Spanish, and records one throttled event."""
+    member = make_member(returning=True)
+    for _ in range(3):
+        operation(client, member, "enviar-clave-temporal")
+    assert len(sms_outbox) == 3
+
+    refused = client.get(operation(client, member, "enviar-clave-temporal").url).content.decode()
+
+    assert len(sms_outbox) == 3
+    assert "Ya enviamos instrucciones a este asociado varias veces en poco tiempo: espera" in refused
+    assert Event.objects.filter(kind="operator_reset_help_sent").count() == 3
+    assert last_event("throttled").data == {"action": "operator_reset_help", "per": "key"}
+
+
+def test_instructions_from_one_operator_are_limited_however_many_members_a_list_action_picks(
+    client, operator, sms_outbox, settings
+):
+    """Fifty members a page, a page after another: the whole registry in minutes.
+    RATE_LIMIT_OPERATOR_RESET_HELP_SENT counts every message an operator sends (here 2 an hour): the list
+    action sends what it may and counts those it refused, with why."""
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "operator_reset_help_sent": "2/h/key"}
+    members = [make_member(returning=True) for _ in range(3)]
+
+    page = client.post(
+        MEMBERS,
+        {"action": "reset_help_selected", "_selected_action": [m.pk for m in members], "post": "yes"},
+        follow=True,
+    ).content.decode()
+
+    assert len(sms_outbox) == 2
+    assert "Listo para 2 asociado(s)." in page
+    assert (
+        "1 asociado(s) no recibieron nada: enviaste instrucciones a muchos asociados en poco tiempo." in page
+    )
+    assert Event.objects.filter(kind="operator_reset_help_sent").count() == 2
+
+
+def test_redis_lost_halfway_through_a_list_action_says_which_members_got_nothing(
+    client, operator, sms_outbox, monkeypatch
+):
+    """The instructions count a rate limit before each member's message; Redis lost at the second
+    member's count gave the page «No se hizo ningún cambio», though the first had been sent. Those
+    done stand; the operator is told how many got nothing, and why."""
+    from oficina.backoffice import services as backoffice_services
+    from oficina.lib.ratelimit import NotCounted
+
+    real = backoffice_services.ratelimit_consume
+    counted: list[str] = []
+
+    def lost_after_the_first_member(request, *, action, key=None):
+        if action == "operator_reset_help":
+            counted.append(key)
+            if len(counted) > 1:
+                raise NotCounted(action)
+        return real(request, action=action, key=key)
+
+    monkeypatch.setattr(backoffice_services, "ratelimit_consume", lost_after_the_first_member)
+    members = [make_member(returning=True) for _ in range(3)]
+
+    response = client.post(
+        MEMBERS,
+        {"action": "reset_help_selected", "_selected_action": [m.pk for m in members], "post": "yes"},
+        follow=True,
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 200 and len(sms_outbox) == 1
+    assert "Listo para 1 asociado(s)." in page
+    assert "2 asociado(s) no recibieron nada: el servicio no está disponible por un momento." in page
+
+
+def test_a_list_action_says_why_disabled_members_got_nothing(client, operator, sms_outbox):
+    members = [make_member(returning=True), make_member(status=Member.Status.DISABLED)]
+
+    page = client.post(
+        MEMBERS,
+        {"action": "reset_help_selected", "_selected_action": [m.pk for m in members], "post": "yes"},
+        follow=True,
+    ).content.decode()
+
+    assert len(sms_outbox) == 1
+    assert "Listo para 1 asociado(s)." in page
+    assert "1 asociado(s) no recibieron nada: están deshabilitados." in page
+
+
 def test_disable_refuses_the_right_pin_and_ends_the_open_session_then_enable_restores(client, operator):
     member = make_member(returning=True)
     browser = Client()

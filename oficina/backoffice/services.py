@@ -18,7 +18,8 @@ from oficina.audit.models import Event
 from oficina.audit.services import event_record
 from oficina.consent.models import PolicyVersion
 from oficina.consent.services import policy_publish, text_sha256
-from oficina.lib.ratelimit import ratelimit_forget
+from oficina.errors import wait_in_words
+from oficina.lib.ratelimit import Throttled, ratelimit_consume, ratelimit_forget
 from oficina.members.models import Member
 from oficina.notify.models import OutboxMessage
 from oficina.notify.outbox import message_queue, notice_queue, outbox_dispatch, outbox_retry
@@ -29,7 +30,20 @@ UNLOCK_NOTICE_TEMPLATE = "operator_unlocked"
 
 
 class OperatorActionRefused(Exception):
-    """The action does not apply to this member; ``str(error)`` is a Spanish sentence for the operator."""
+    """The action does not apply to this member; ``str(error)`` is a Spanish sentence for the operator,
+    and `bulk` why, as a list action counts the members it refused («… no recibieron nada: …»)."""
+
+    def __init__(self, message: str, *, bulk: str) -> None:
+        super().__init__(message)
+        self.bulk = bulk
+
+
+DISABLED = "están deshabilitados"
+
+
+def _throttled_record(request: HttpRequest, exc: Throttled) -> None:
+    if exc.first:  # one event per window, as for every other limit (oficina/errors.py)
+        event_record("throttled", request=request, action=exc.action, per=exc.per)
 
 
 def operator_name(request: HttpRequest) -> str:
@@ -173,8 +187,30 @@ def member_reset_help_send(*, request: HttpRequest, member: Member) -> str:
     """
     if not member.is_active:
         raise OperatorActionRefused(
-            "El asociado está deshabilitado: habilítalo antes de enviarle instrucciones."
+            "El asociado está deshabilitado: habilítalo antes de enviarle instrucciones.", bulk=DISABLED
         )
+    # Counted before anything is sent: any counter operator, or a script in a stolen operator's session,
+    # could text one member over and over, or the whole registry a page at a time (50 members per list
+    # action), each message the cooperative's cost and each one audited only after it went (review of
+    # the operators' side, 2026-12-07).
+    try:
+        ratelimit_consume(request, action="operator_reset_help", key=member.document)
+    except Throttled as exc:
+        _throttled_record(request, exc)
+        raise OperatorActionRefused(
+            "Ya enviamos instrucciones a este asociado varias veces en poco tiempo: espera "
+            f"{wait_in_words(exc.retry_after)} antes de enviarlas de nuevo.",
+            bulk="ya las había recibido varias veces en poco tiempo",
+        ) from exc
+    try:
+        ratelimit_consume(request, action="operator_reset_help_sent", key=str(request.user.pk))
+    except Throttled as exc:
+        _throttled_record(request, exc)
+        raise OperatorActionRefused(
+            "Enviaste instrucciones a muchos asociados en poco tiempo: espera "
+            f"{wait_in_words(exc.retry_after)} antes de enviar más.",
+            bulk="enviaste instrucciones a muchos asociados en poco tiempo",
+        ) from exc
     channel = "sms" if member.mobile else "email"
     with transaction.atomic():
         message = message_queue(member=member, channel=channel, template=RESET_HELP_TEMPLATE, context={})

@@ -3,6 +3,7 @@ unlock, disable, enable or send the temporary-code instructions (each an audited
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import partial
 from typing import Any
 
@@ -24,6 +25,7 @@ from oficina.backoffice.selectors import (
 )
 from oficina.backoffice.sites import CedulaSearch
 from oficina.consent.models import Consent
+from oficina.lib.ratelimit import NotCounted
 from oficina.members.models import Member
 
 
@@ -268,19 +270,36 @@ class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
             return None
         if request.POST.get("post") != "yes" and chosen > 1:
             return self._confirmation(request, queryset, operation, chosen)
-        done = refused = 0
+        done = 0
+        refused: Counter[str] = Counter()  # why, as OperatorActionRefused.bulk says it
+        left = 0
         for member in queryset:
+            if left:
+                left += 1
+                continue
             try:
                 views.MEMBER_OPERATIONS[operation](request, member)
-            except services.OperatorActionRefused:
-                refused += 1
+            except services.OperatorActionRefused as exc:
+                refused[exc.bulk] += 1
+            except NotCounted:
+                # Redis lost at a rate limit's count (the instructions count theirs): before the first
+                # member it is the page that says nothing changed; after, those done stand, and the
+                # operator is told which did not (the page would have said «No se hizo ningún cambio»).
+                if not done:
+                    raise
+                left = 1
             else:
                 done += 1
         self.message_user(request, f"Listo para {done} asociado(s).", messages.SUCCESS)
-        if refused:
+        if left:
             self.message_user(
-                request, f"{refused} asociado(s) deshabilitado(s) no recibieron nada.", messages.WARNING
+                request,
+                f"{left} asociado(s) no recibieron nada: el servicio no está disponible por un momento. "
+                "Intenta de nuevo con ellos en unos minutos.",
+                messages.ERROR,
             )
+        for why, count in refused.items():
+            self.message_user(request, f"{count} asociado(s) no recibieron nada: {why}.", messages.WARNING)
         return None
 
     def _confirmation(
