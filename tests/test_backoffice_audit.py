@@ -526,6 +526,47 @@ def test_an_operator_retries_a_failed_message(client, operator, settings, sms_ga
     assert {(event.data["operator"], event.member_id) for event in events} == {(operator.username, member.pk)}
 
 
+def test_reintentar_takes_a_batch_at_a_time_the_notices_before_the_codes(
+    client, operator, monkeypatch, sms_outbox
+):
+    """After a gateway's outage, «Seleccionar todos» on thousands of failed notices ran one transaction
+    each in one request, past gunicorn's 30 s: an error page halfway. At most RETRY_AT_ONCE (here 2),
+    the notices first (the oldest could be codes, never resent, and the action run again would never
+    get past them); the rest are counted for the action to be run again."""
+    from oficina.notify import admin as outbox_admin
+
+    monkeypatch.setattr(outbox_admin, "RETRY_AT_ONCE", 2)
+    member = make_member()
+    code = message_queue(member=member, channel="sms", template="temporary_code", context={"code": "987654"})
+    notices = [
+        message_queue(member=member, channel="sms", template="pin_changed", context={}) for _ in range(3)
+    ]
+    OutboxMessage.objects.update(status=OutboxMessage.Status.FAILED, last_error="gateway down")
+    select_all = {"action": "retry_selected", "select_across": "1", "_selected_action": [code.pk]}
+
+    first = client.post(OUTBOX, select_all, follow=True).content.decode()
+
+    assert "Reintentamos 2 mensaje(s)." in first
+    assert "Quedan 1 mensaje(s) fallidos por reintentar" in first
+    assert "1 mensaje(s) no se pueden reintentar" in first
+    assert len(sms_outbox) == 2
+    assert list(OutboxMessage.objects.order_by("id").values_list("status", flat=True)) == [
+        "failed",
+        "sent",
+        "sent",
+        "failed",
+    ]
+
+    second = client.post(OUTBOX, select_all, follow=True).content.decode()
+
+    assert "Reintentamos 1 mensaje(s)." in second and "Quedan" not in second
+    assert "3 mensaje(s) no se pueden reintentar" in second  # the two sent, and the code attempted now
+    assert len(sms_outbox) == 3 and all("987654" not in sms.body for sms in sms_outbox)
+    assert OutboxMessage.objects.get(pk=notices[2].pk).status == OutboxMessage.Status.SENT
+    refused = Event.objects.filter(kind="operator_outbox_retry", data__message_id=code.pk)
+    assert [event.data["retried"] for event in refused] == [False]
+
+
 def _event_at(kind: str, *, year: int, month: int, day: int, hour: int = 12, minute: int = 0) -> Event:
     bogota = zoneinfo.ZoneInfo("America/Bogota")
     event = Event(kind=kind, created_at=datetime(year, month, day, hour, minute, tzinfo=bogota))

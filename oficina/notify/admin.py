@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from oficina.backoffice.labels import shown_as
 from oficina.backoffice.services import outbox_message_retry
 from oficina.lib.masking import mask_email, mask_mobile
 from oficina.notify.models import KIND_NAMES, OutboxMessage
+from oficina.notify.outbox import CODE_KINDS
+
+RETRY_AT_ONCE = 500  # «Reintentar» per request: each is a transaction, and the request must end in time
 
 OUTBOX_FIELDS: tuple[str, ...] = (
     "kind_name",
@@ -78,15 +81,36 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     @admin.action(description="Reintentar los mensajes fallidos seleccionados", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        """At most RETRY_AT_ONCE, the oldest first: after a gateway's outage, «Seleccionar todos» on
+        thousands of failed notices ran one transaction each in one request, past gunicorn's 30 s, and
+        the operator got an error page halfway (those retried stood; review of the operators' side,
+        2026-12-07). The rest are counted, for the action to be run again."""
         retried = 0
         skipped = queryset.exclude(status=OutboxMessage.Status.FAILED).count()  # before any retry
-        for message in queryset.filter(status=OutboxMessage.Status.FAILED):
+        failed = queryset.filter(status=OutboxMessage.Status.FAILED)
+        never = Q(kind__in=CODE_KINDS) | Q(body="")  # a code, a body erased: refused (and audited so)
+        retryable = failed.exclude(never).count()
+        # The notices first: the oldest could be codes, and the action run again would never get past
+        # them. Then, in the room left, the codes, each refused and audited as before.
+        batch = list(failed.exclude(never).order_by("id")[:RETRY_AT_ONCE])
+        batch += list(failed.filter(never).order_by("id")[: RETRY_AT_ONCE - len(batch)])
+        left = max(retryable - RETRY_AT_ONCE, 0)
+        never_taken = len(batch) - min(retryable, RETRY_AT_ONCE)
+        skipped += failed.count() - retryable - never_taken  # not attempted; those attempted count below
+        for message in batch:
             if outbox_message_retry(request=request, message=message):
                 retried += 1
             else:
                 skipped += 1
         if retried:
             self.message_user(request, f"Reintentamos {retried} mensaje(s).", messages.SUCCESS)
+        if left:
+            self.message_user(
+                request,
+                f"Quedan {left} mensaje(s) fallidos por reintentar: se reintentan {RETRY_AT_ONCE} a la vez, "
+                "los más antiguos primero. Ejecuta la acción de nuevo para seguir.",
+                messages.WARNING,
+            )
         if skipped:
             self.message_user(
                 request,
