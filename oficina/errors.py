@@ -82,6 +82,15 @@ def wait_in_words(seconds: int) -> str:
     return f"{-(-seconds // 3600)} horas"  # more than 90 minutes: 2 or more
 
 
+def throttled_record(request: HttpRequest, exception: Throttled) -> None:
+    """The audit's `throttled` event for a refusal, only the window's first for its rule and client (or
+    cédula, operator, cookie): a script hammering a throttled address got one row per request."""
+    if exception.first:
+        from oficina.audit.services import event_record
+
+        event_record("throttled", request=request, action=exception.action, per=exception.per)
+
+
 class FriendlyErrorsMiddleware:
     """Turns rate limits (429), a saturated hasher (503), a database or Redis fault (503), Redis
     refusing writes (503) and Django's blank 405 (an address opened that only a button posts to, such
@@ -99,10 +108,7 @@ class FriendlyErrorsMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, Throttled):
-            from oficina.audit.services import event_record
-
-            if exception.first:  # one event per window and client (or cédula), not one per request
-                event_record("throttled", request=request, action=exception.action, per=exception.per)
+            throttled_record(request, exception)
             response = render(
                 request, "errors/429.html", {"wait": wait_in_words(exception.retry_after)}, status=429
             )

@@ -18,7 +18,7 @@ from oficina.audit.models import Event
 from oficina.audit.services import event_record
 from oficina.consent.models import PolicyVersion
 from oficina.consent.services import policy_publish, text_sha256
-from oficina.errors import wait_in_words
+from oficina.errors import throttled_record, wait_in_words
 from oficina.lib.ratelimit import Throttled, ratelimit_consume, ratelimit_forget
 from oficina.members.models import Member
 from oficina.notify.models import OutboxMessage
@@ -39,11 +39,6 @@ class OperatorActionRefused(Exception):
 
 
 DISABLED = "están deshabilitados"
-
-
-def _throttled_record(request: HttpRequest, exc: Throttled) -> None:
-    if exc.first:  # one event per window, as for every other limit (oficina/errors.py)
-        event_record("throttled", request=request, action=exc.action, per=exc.per)
 
 
 def operator_name(request: HttpRequest) -> str:
@@ -193,24 +188,27 @@ def member_reset_help_send(*, request: HttpRequest, member: Member) -> str:
     # could text one member over and over, or the whole registry a page at a time (50 members per list
     # action), each message the cooperative's cost and each one audited only after it went (review of
     # the operators' side, 2026-12-07).
-    try:
-        ratelimit_consume(request, action="operator_reset_help", key=member.document)
-    except Throttled as exc:
-        _throttled_record(request, exc)
-        raise OperatorActionRefused(
-            "Ya enviamos instrucciones a este asociado varias veces en poco tiempo: espera "
-            f"{wait_in_words(exc.retry_after)} antes de enviarlas de nuevo.",
-            bulk="ya las había recibido varias veces en poco tiempo",
-        ) from exc
-    try:
-        ratelimit_consume(request, action="operator_reset_help_sent", key=str(request.user.pk))
-    except Throttled as exc:
-        _throttled_record(request, exc)
-        raise OperatorActionRefused(
-            "Enviaste instrucciones a muchos asociados en poco tiempo: espera "
-            f"{wait_in_words(exc.retry_after)} antes de enviar más.",
-            bulk="enviaste instrucciones a muchos asociados en poco tiempo",
-        ) from exc
+    for action, key, refusal, bulk in (
+        (
+            "operator_reset_help",  # per member
+            member.document,
+            "Ya enviamos instrucciones a este asociado varias veces en poco tiempo: espera {wait} antes de "
+            "enviarlas de nuevo.",
+            "ya las había recibido varias veces en poco tiempo",
+        ),
+        (
+            "operator_reset_help_sent",  # per operator
+            str(request.user.pk),
+            "Enviaste instrucciones a muchos asociados en poco tiempo: espera {wait} antes de enviar más.",
+            "enviaste instrucciones a muchos asociados en poco tiempo",
+        ),
+    ):
+        try:
+            ratelimit_consume(request, action=action, key=key)
+        except Throttled as exc:
+            throttled_record(request, exc)
+            wait = wait_in_words(exc.retry_after)
+            raise OperatorActionRefused(refusal.format(wait=wait), bulk=bulk) from exc
     channel = "sms" if member.mobile else "email"
     with transaction.atomic():
         message = message_queue(member=member, channel=channel, template=RESET_HELP_TEMPLATE, context={})

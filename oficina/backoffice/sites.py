@@ -21,10 +21,9 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.text import smart_split, unescape_string_literal
 from django_otp.admin import OTPAdminSite
 
-from oficina.audit.services import event_record
 from oficina.backoffice import device_cookie
 from oficina.backoffice.forms import OperatorAuthenticationForm
-from oficina.errors import bad_request
+from oficina.errors import bad_request, throttled_record
 from oficina.lib.national_id import InvalidDocument, normalise_document
 from oficina.lib.ratelimit import Throttled, ratelimit_consume
 
@@ -285,7 +284,6 @@ class OperatorAdminSite(OTPAdminSite):
                 ratelimit_consume(request, action="staff_login_device", key=nonce)
             except Throttled as exc:
                 state = "exhausted"
-                if exc.first:  # once a window per cookie, as errors.py records a refusal
-                    event_record("throttled", request=request, action=exc.action, per=exc.per)
+                throttled_record(request, exc)  # once a window per cookie
         request.staff_device_cookie = state  # type: ignore[attr-defined]
         return state == "valid"

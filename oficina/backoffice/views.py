@@ -22,7 +22,7 @@ from django.utils.formats import number_format  # es-co: 200.000
 from django.views.decorators.http import require_POST
 
 from oficina.audit.models import ChainHead, Event
-from oficina.audit.services import chain_counts, chain_verify, document_hmac, event_record
+from oficina.audit.services import chain_counts, chain_verify, document_hmac
 from oficina.backoffice import services
 from oficina.backoffice.csvexport import cell_exact, cell_json, cell_text, csv_response, utc_iso
 from oficina.backoffice.forms import MemberImportForm
@@ -31,7 +31,7 @@ from oficina.backoffice.models import MemberImport
 from oficina.backoffice.selectors import member_consents
 from oficina.consent.models import ConsentRevocation
 from oficina.consent.services import text_sha256
-from oficina.errors import wait_in_words
+from oficina.errors import throttled_record, wait_in_words
 from oficina.lib.national_id import InvalidDocument, normalise_document
 from oficina.lib.ratelimit import Throttled, ratelimit_consume, running_alone
 from oficina.members.models import Member
@@ -406,8 +406,7 @@ def chain_verify_page(request: HttpRequest, *, model_admin: admin.ModelAdmin[Any
             try:
                 ratelimit_consume(request, action="audit_verify", key=str(request.user.pk))
             except Throttled as exc:
-                if exc.first:  # one event per window, as for every other limit (oficina/errors.py)
-                    event_record("throttled", request=request, action=exc.action, per=exc.per)
+                throttled_record(request, exc)
                 messages.error(
                     request,
                     "Verificaste la cadena demasiadas veces en poco tiempo (cada verificación recorre "
