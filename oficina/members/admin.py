@@ -274,9 +274,6 @@ class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
         refused: Counter[str] = Counter()  # why, as OperatorActionRefused.bulk says it
         left = 0
         for member in queryset:
-            if left:
-                left += 1
-                continue
             try:
                 views.MEMBER_OPERATIONS[operation](request, member)
             except services.OperatorActionRefused as exc:
@@ -284,10 +281,12 @@ class MemberAdmin(CedulaSearch, EstimatedCount, admin.ModelAdmin):
             except NotCounted:
                 # Redis lost at a rate limit's count (the instructions count theirs): before the first
                 # member it is the page that says nothing changed; after, those done stand, and the
-                # operator is told which did not (the page would have said «No se hizo ningún cambio»).
+                # operator is told how many were not (the page would have said «No se hizo ningún
+                # cambio»). `chosen` is exact here (at most a page).
                 if not done:
                     raise
-                left = 1
+                left = chosen - done - refused.total()
+                break
             else:
                 done += 1
         self.message_user(request, f"Listo para {done} asociado(s).", messages.SUCCESS)

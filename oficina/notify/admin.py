@@ -86,7 +86,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
         the operator got an error page halfway (those retried stood; review of the operators' side,
         2026-12-07). The rest are counted, for the action to be run again."""
         retried = 0
-        skipped = queryset.exclude(status=OutboxMessage.Status.FAILED).count()  # before any retry
+        chosen = queryset.count()  # before any retry (a list filtered on «Fallido» shrinks after)
         failed = queryset.filter(status=OutboxMessage.Status.FAILED)
         never = Q(kind__in=CODE_KINDS) | Q(body="")  # a code, a body erased: refused (and audited so)
         retryable = failed.exclude(never).count()
@@ -95,13 +95,10 @@ class OutboxMessageAdmin(admin.ModelAdmin):
         batch = list(failed.exclude(never).order_by("id")[:RETRY_AT_ONCE])
         batch += list(failed.filter(never).order_by("id")[: RETRY_AT_ONCE - len(batch)])
         left = max(retryable - RETRY_AT_ONCE, 0)
-        never_taken = len(batch) - min(retryable, RETRY_AT_ONCE)
-        skipped += failed.count() - retryable - never_taken  # not attempted; those attempted count below
         for message in batch:
             if outbox_message_retry(request=request, message=message):
                 retried += 1
-            else:
-                skipped += 1
+        skipped = chosen - retried - left  # not failed, a code or erased, or retried meanwhile by another
         if retried:
             self.message_user(request, f"Reintentamos {retried} mensaje(s).", messages.SUCCESS)
         if left:
