@@ -364,8 +364,9 @@ def contact_verification_check(*, request: HttpRequest, member: Member, code: st
     CODE_MAX_ATTEMPTS wrong tries: start again), "changed" (the member's contact is no longer the one
     the change was asked from: nothing saved, the step-up kept, start again), "twin" (a parallel
     submission of the right code saved this very change: nothing saved here, and the member is told
-    it was saved) or "used" (the step-up was spent by another change, or this session ended
-    meanwhile: nothing saved here).
+    it was saved; the view ends the change's session state, as it does for a twin it meets itself)
+    or "used" (the step-up was spent by another change, or this session ended meanwhile: nothing
+    saved here).
 
     Each try is claimed by one conditional UPDATE before the hash is checked, as a temporary code's:
     any number of parallel submissions get CODE_MAX_ATTEMPTS checks in all, and one right answer saves
@@ -374,7 +375,6 @@ def contact_verification_check(*, request: HttpRequest, member: Member, code: st
     claimed = live is not None and ContactCode.objects.try_claimed(live.pk, timezone.now())
     if live is None or not claimed:
         if contact_verification_saved(request, member):
-            request.session.pop(CONTACT_KEY, None)
             return "twin"
         if live is None or not ContactCode.objects.filter(pk=live.pk, consumed_at__isnull=False).exists():
             request.session.pop(CONTACT_KEY, None)
@@ -398,7 +398,6 @@ def contact_verification_check(*, request: HttpRequest, member: Member, code: st
             # sibling saved it while this one waited on the row. What changed the contact is this very
             # change, and the browser shows this answer: «no guardamos el cambio» was untrue.
             if contact_verification_saved(request, member):
-                request.session.pop(CONTACT_KEY, None)
                 return "twin"
             _contact_codes_end(member, timezone.now(), reason="los datos de contacto cambiaron")
             request.session.pop(CONTACT_KEY, None)
