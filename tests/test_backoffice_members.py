@@ -40,6 +40,15 @@ def operation(client: Client, member: Member, name: str):
     return client.post(f"{MEMBERS}{member.pk}/operacion/{name}/")
 
 
+def reset_help_confirmed(client: Client, members: list[Member]):
+    """«Enviar instrucciones de clave temporal» on `members` from the list, confirmed (the page followed)."""
+    return client.post(
+        MEMBERS,
+        {"action": "reset_help_selected", "_selected_action": [m.pk for m in members], "post": "yes"},
+        follow=True,
+    )
+
+
 def member_signs_in(member: Member, pin: str = DEFAULT_PIN):
     browser = Client()
     assert browser.post("/", {"usuario": member.document}).url == "/clave/"
@@ -306,11 +315,7 @@ def test_instructions_from_one_operator_are_limited_however_many_members_a_list_
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "operator_reset_help_sent": "2/h/key"}
     members = [make_member(returning=True) for _ in range(3)]
 
-    page = client.post(
-        MEMBERS,
-        {"action": "reset_help_selected", "_selected_action": [m.pk for m in members], "post": "yes"},
-        follow=True,
-    ).content.decode()
+    page = reset_help_confirmed(client, members).content.decode()
 
     assert len(sms_outbox) == 2
     assert "Listo para 2 asociado(s)." in page
@@ -342,11 +347,7 @@ def test_redis_lost_halfway_through_a_list_action_says_which_members_got_nothing
     monkeypatch.setattr(backoffice_services, "ratelimit_consume", lost_after_the_first_member)
     members = [make_member(returning=True) for _ in range(3)]
 
-    response = client.post(
-        MEMBERS,
-        {"action": "reset_help_selected", "_selected_action": [m.pk for m in members], "post": "yes"},
-        follow=True,
-    )
+    response = reset_help_confirmed(client, members)
 
     page = response.content.decode()
     assert response.status_code == 200 and len(sms_outbox) == 1
@@ -357,11 +358,7 @@ def test_redis_lost_halfway_through_a_list_action_says_which_members_got_nothing
 def test_a_list_action_says_why_disabled_members_got_nothing(client, operator, sms_outbox):
     members = [make_member(returning=True), make_member(status=Member.Status.DISABLED)]
 
-    page = client.post(
-        MEMBERS,
-        {"action": "reset_help_selected", "_selected_action": [m.pk for m in members], "post": "yes"},
-        follow=True,
-    ).content.decode()
+    page = reset_help_confirmed(client, members).content.decode()
 
     assert len(sms_outbox) == 1
     assert "Listo para 1 asociado(s)." in page
